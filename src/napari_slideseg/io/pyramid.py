@@ -1,0 +1,239 @@
+"""Pyramid building into a chunked OME-Zarr cache.
+
+Slides that come without a pyramid (a single-level tiled TIFF, a very large PNG
+or JPEG) are turned into one once, streaming block by block, and cached in a
+user cache directory keyed by the file's path, size and modification time. The
+cache is a valid OME-Zarr (NGFF 0.4, zarr format 2, axes ``c, y, x``) so the
+zarr backend of :func:`~napari_slideseg.io.slide.open_slide` opens it like any
+other OME-Zarr.
+
+The cache is written to a temporary directory and renamed into place when
+complete, so a cancelled or killed build never leaves something that looks
+like a finished pyramid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Generator
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+
+from ..progress import Progress
+
+#: Reduced levels are added until the smallest side is at most this many pixels.
+LOWEST_LEVEL_MAX = 1024
+#: Chunk edge of cached levels.
+CACHE_CHUNK = 512
+_FORMAT_VERSION = 1
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Folder holding cached pyramids.
+
+    ``cache_dir`` wins, then the ``SLIDESEG_CACHE_DIR`` environment variable, then
+    the platform's user cache directory (``~/.cache/napari-slideseg`` on Linux).
+    """
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("SLIDESEG_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("napari-slideseg")) / "pyramids"
+
+
+def cache_key(path: str | os.PathLike, extra: str = "") -> str:
+    """Key of a file's cached pyramid: absolute path + size + mtime (+ ``extra``)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    raw = f"{_FORMAT_VERSION}|{p}|{st.st_size}|{st.st_mtime_ns}|{extra}"
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:20]
+    return f"{p.name}-{digest}.ome.zarr"
+
+
+def n_reduced_levels(shape_yx: tuple[int, int], lowest_max: int = LOWEST_LEVEL_MAX) -> int:
+    """How many 2x reductions bring the longest side to ``lowest_max`` or below."""
+    longest = max(shape_yx)
+    if longest <= lowest_max:
+        return 0
+    return math.ceil(math.log2(longest / lowest_max))
+
+
+def downsample2(arr: da.Array) -> da.Array:
+    """Halve a ``(y, x[, c])`` dask array by 2x2 box averaging (edges: odd rows/cols dropped).
+
+    The mean is truncated towards zero for integer types, so a channel that is
+    constant at its maximum (opaque alpha) stays exactly at its maximum.
+    """
+    h, w = arr.shape[:2]
+    arr = arr[: h - h % 2, : w - w % 2]
+    if any(c % 2 for c in arr.chunks[0] + arr.chunks[1]):
+        arr = arr.rechunk({0: 2 * max(1, arr.chunksize[0] // 2), 1: 2 * max(1, arr.chunksize[1] // 2)})
+    axes = {0: 2, 1: 2}
+    if np.issubdtype(arr.dtype, np.integer):
+        out = da.coarsen(np.sum, arr.astype(np.uint32 if arr.dtype.itemsize <= 2 else np.uint64), axes)
+        return (out // 4).astype(arr.dtype)
+    return da.coarsen(np.mean, arr, axes).astype(arr.dtype)
+
+
+def _ngff_attrs(name: str, n_levels: int, mpp: tuple[float, float] | None, extra: dict) -> dict:
+    sy, sx = mpp if mpp else (1.0, 1.0)
+    unit = {"unit": "micrometer"} if mpp else {}
+    return {
+        "multiscales": [
+            {
+                "version": "0.4",
+                "name": name,
+                "axes": [
+                    {"name": "c", "type": "channel"},
+                    {"name": "y", "type": "space", **unit},
+                    {"name": "x", "type": "space", **unit},
+                ],
+                "datasets": [
+                    {
+                        "path": str(i),
+                        "coordinateTransformations": [
+                            {"type": "scale", "scale": [1.0, sy * 2**i, sx * 2**i]}
+                        ],
+                    }
+                    for i in range(n_levels)
+                ],
+                "type": "mean",
+            }
+        ],
+        "slideseg": extra,
+    }
+
+
+def build_pyramid_cache(
+    level0: da.Array,
+    out: str | os.PathLike,
+    *,
+    name: str,
+    mpp: tuple[float, float] | None = None,
+    source: dict | None = None,
+    lowest_max: int = LOWEST_LEVEL_MAX,
+    include_level0: bool = True,
+) -> Generator[Progress, None, Path]:
+    """Write ``level0`` and its 2x reductions as an OME-Zarr, block by block.
+
+    Parameters
+    ----------
+    level0
+        ``(y, x, c)`` dask array of the full-resolution image. It is read block
+        by block; memory stays bounded by a few chunks.
+    out
+        Final path of the ``.ome.zarr`` directory. Work happens in a temporary
+        sibling that is renamed to ``out`` only when every level is written.
+    name
+        Name recorded in the multiscales metadata.
+    mpp
+        Microns per pixel (y, x) of level 0, recorded as the scale.
+    source
+        JSON-able description of where the pixels came from.
+    lowest_max
+        Longest side of the smallest level.
+    include_level0
+        When false, level 0 is not copied (the source stays readable lazily
+        and only reduced levels are cached); the cache then starts at level 1
+        and records ``"first_level": 1``.
+
+    Yields
+    ------
+    Progress
+        One event per written chunk row, per level.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    import zarr
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    n_red = n_reduced_levels(level0.shape[:2], lowest_max)
+    first = 0 if include_level0 else 1
+    levels_to_write = list(range(first, n_red + 1))
+    extra = {
+        "format_version": _FORMAT_VERSION,
+        "first_level": first,
+        "source": source or {},
+        "complete": True,
+    }
+    try:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        root.attrs.update(_ngff_attrs(name, len(levels_to_write), _level_mpp(mpp, first), extra))
+        current = level0
+        out_idx = 0
+        for lvl in range(n_red + 1):
+            if lvl > 0:
+                # Reduce from what was just written (already on disk, chunked),
+                # not from the source: each level costs one read of the previous.
+                current = downsample2(current)
+            if lvl < first:
+                continue
+            h, w, c = current.shape
+            chunk = min(CACHE_CHUNK, max(h, w))
+            arr = root.create_array(
+                str(out_idx),
+                shape=(c, h, w),
+                chunks=(c, chunk, chunk),
+                dtype=current.dtype,
+                chunk_key_encoding={"name": "v2", "separator": "/"},
+            )
+            yield from _write_rows(current, arr, chunk, f"level {lvl}")
+            current = da.from_zarr(arr).transpose(1, 2, 0)
+            out_idx += 1
+        if out.exists():
+            shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _level_mpp(mpp, first):
+    if mpp is None:
+        return None
+    return (mpp[0] * 2**first, mpp[1] * 2**first)
+
+
+#: Blocks copied per step are at most this many chunks wide (memory bound per step).
+_BLOCK_CHUNKS = 8
+
+
+def _write_rows(src: da.Array, dst, chunk: int, stage: str) -> Generator[Progress, None, None]:
+    """Copy ``src`` (y, x, c) into zarr ``dst`` (c, y, x), one block of chunks at a time."""
+    h, w, _ = src.shape
+    step = chunk * _BLOCK_CHUNKS
+    blocks = [(y0, x0) for y0 in range(0, h, chunk) for x0 in range(0, w, step)]
+    for i, (y0, x0) in enumerate(blocks):
+        y1, x1 = min(h, y0 + chunk), min(w, x0 + step)
+        block = np.asarray(src[y0:y1, x0:x1].compute(scheduler="threads"))
+        dst[:, y0:y1, x0:x1] = np.moveaxis(block, -1, 0)
+        yield Progress(stage, i + 1, len(blocks), f"{stage}: block {i + 1}/{len(blocks)}")
+
+
+def read_cache_info(path: str | os.PathLike) -> dict | None:
+    """The ``slideseg`` attributes of a cached pyramid, or ``None`` if it is not one."""
+    p = Path(path) / ".zattrs"
+    if not p.exists():
+        return None
+    try:
+        attrs = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    info = attrs.get("slideseg")
+    return info if isinstance(info, dict) and info.get("complete") else None
