@@ -526,7 +526,11 @@ def _open_tiff(path: str, cache_dir: Any) -> Generator[Progress, None, Slide]:
         raise SlideError(path, f"is a TIFF whose structure is corrupt ({exc})") from exc
     if series is None or not series.levels:
         tif.close()
-        raise SlideError(path, "is a TIFF with no image data")
+        raise SlideError(
+            path,
+            "is a TIFF with no readable image (its directory is missing: the file is "
+            "truncated or corrupt)",
+        )
 
     levels: list[da.Array] = []
     compression = None

@@ -1,0 +1,97 @@
+"""npe2 reader glue for slides.
+
+napari calls :func:`napari_get_reader` for every file whose name matches the
+manifest's patterns, so this module imports only the standard library and the
+light :mod:`napari_slideseg.io.sniff`. Heavy imports happen in the returned
+reader function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .io.sniff import RASTER_SUFFIXES, TIFF_SUFFIXES, raster_header, sniff_kind
+
+#: PNG/JPEG files smaller than this are left to napari's builtin reader.
+RASTER_MIN_PIXELS = 4096 * 4096
+
+
+def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
+    """Return a slide reader for ``path`` or ``None`` (fast; nothing decoded).
+
+    Slides (TIFF family, zarr directories) and PNG/JPEG images larger than
+    4096 x 4096 are claimed. Files with a slide extension are claimed even when
+    their header is broken, so the user gets a clear message instead of
+    "no reader found".
+    """
+    if isinstance(path, list | tuple):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = os.fspath(path)
+    lower = path.lower().rstrip("/\\")
+    kind = sniff_kind(path)
+    if kind in ("tiff", "zarr"):
+        return read_slide
+    if kind in ("png", "jpeg"):
+        try:
+            header = raster_header(path)
+        except (OSError, ValueError):
+            return read_slide
+        return read_slide if header.pixels > RASTER_MIN_PIXELS else None
+    if lower.endswith(TIFF_SUFFIXES) or lower.endswith(".zarr"):
+        return read_slide  # broken or missing: read_slide reports why
+    if lower.endswith(RASTER_SUFFIXES) and not os.path.exists(path):
+        return None
+    return None
+
+
+def read_slide(path: str | list[str]) -> list[tuple[Any, ...]]:
+    """Open a slide as a multiscale Image layer; errors become notifications."""
+    from .io.errors import SlideError
+    from .io.slide import open_slide
+    from .layers import slide_layer
+
+    if isinstance(path, list | tuple):
+        path = path[0]
+    try:
+        slide = open_slide(path, progress=_napari_progress())
+    except SlideError as err:
+        _notify_error(str(err))
+        return [(None,)]
+    return [slide_layer(slide)]
+
+
+def _napari_progress():
+    """A progress callback that shows in napari's activity dock (if napari is there)."""
+    try:
+        from napari.utils import progress
+    except ImportError:  # pragma: no cover - napari is always there when napari calls us
+        return None
+    bars: dict[str, Any] = {}
+
+    def callback(event) -> None:
+        bar = bars.get(event.stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bars.clear()
+            bar = bars[event.stage] = progress(total=event.total or 0, desc=event.message)
+        bar.n = event.done
+        bar.set_description(event.message)
+        bar.refresh()
+        if event.total and event.done >= event.total:
+            bar.close()
+            bars.pop(event.stage, None)
+
+    return callback
+
+
+def _notify_error(message: str) -> None:
+    try:
+        from napari.utils.notifications import show_error
+    except ImportError:  # pragma: no cover
+        raise RuntimeError(message) from None
+    show_error(message)

@@ -1,0 +1,52 @@
+"""Shared fixtures: real test slides, a generated big pyramid, an isolated cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own pyramid cache directory (never the user's)."""
+    monkeypatch.setenv("SLIDESEG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def tcga_svs() -> Path:
+    """2-level Aperio SVS, JPEG 2000, no mpp."""
+    return DATA / "wsi" / "TCGA-CR-7395-01A-01-TS1.svs"
+
+
+@pytest.fixture(scope="session")
+def cmu_svs() -> Path:
+    """1-level Aperio SVS, JPEG 240x240 tiles, mpp 0.499."""
+    return DATA / "wsi" / "CMU-1-Small-Region.svs"
+
+
+@pytest.fixture(scope="session")
+def ome_pyramid() -> Path:
+    """The bundled 3-level JPEG OME-TIFF sample."""
+    from napari_slideseg._sample_data import sample_slide_path
+
+    return sample_slide_path()
+
+
+@pytest.fixture(scope="session")
+def big_pyramid(tmp_path_factory) -> Path:
+    """A generated 20000 x 24000 pyramidal JPEG BigTIFF (streamed; ~1 s)."""
+    from napari_slideseg.io.synthetic import write_synthetic_slide
+
+    path = tmp_path_factory.mktemp("synthetic") / "synthetic_20k.tif"
+    return write_synthetic_slide(path, 20000, 24000, tile=512, mpp=0.25)
