@@ -50,6 +50,50 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from ._sample_data import sample_slide_path
+    from .io.slide import open_slide
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
+    slide = open_slide(sample_slide_path())
+    timings.append(("open the bundled sample slide", time.perf_counter() - t0))
+
+    t0 = time.perf_counter()
+    info_path = out / "slide_info.json"
+    _atomic_write_text(info_path, json.dumps(slide.info(), indent=2))
+    thumb = slide.thumbnail(1024)
+    from PIL import Image
+
+    thumb_path = out / "thumbnail.png"
+    tmp = thumb_path.with_name(f".{thumb_path.name}.tmp")
+    Image.fromarray(thumb).save(tmp, format="PNG")
+    tmp.replace(thumb_path)
+    timings.append(("write slide info and thumbnail", time.perf_counter() - t0))
+
+    print(f"sample slide: {slide!r}")
+    for step, sec in timings:
+        print(f"  {step:<40} {sec:7.2f} s")
+    print(f"outputs in {out.resolve()}:")
+    for p in (info_path, thumb_path):
+        print(f"  {p.name}")
+    return 0
+
+
+def _atomic_write_text(path, text: str) -> None:
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``slideseg`` (subcommands register here)."""
     parser = argparse.ArgumentParser(
@@ -64,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("slide", help="slide file (SVS, TIFF, OME-TIFF, NDPI, OME-Zarr, PNG, JPEG)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("demo", help="run the main job on the bundled sample slide")
+    p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

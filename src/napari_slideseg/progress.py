@@ -65,7 +65,9 @@ def drain(gen: Generator[Progress, None, T], callback: ProgressCallback | None =
             callback(event)
 
 
-def tqdm_callback(desc: str = "", disable: bool = False) -> tuple[ProgressCallback, Callable[[], None]]:
+def tqdm_callback(
+    desc: str = "", disable: bool = False
+) -> tuple[ProgressCallback, Callable[[], None]]:
     """A callback that shows events on a terminal progress bar, and a closer."""
     from tqdm.auto import tqdm
 

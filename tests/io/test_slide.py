@@ -91,15 +91,15 @@ def test_generated_big_pyramid_is_lazy(big_pyramid):
 def test_ome_zarr_roundtrip(tmp_path, ome_pyramid):
     src = open_slide(ome_pyramid)
     out = tmp_path / "copy.ome.zarr"
-    drain(
-        pyr.build_pyramid_cache(src.levels[0], out, name="copy", mpp=src.mpp, lowest_max=750)
-    )
+    drain(pyr.build_pyramid_cache(src.levels[0], out, name="copy", mpp=src.mpp, lowest_max=750))
     z = open_slide(out)
     assert z.backend == "zarr"
     assert z.metadata["format"] == "ome-zarr"
     assert z.mpp == pytest.approx((0.499, 0.499))
     assert [lv.shape[:2] for lv in z.levels] == [(2967, 2220), (1483, 1110), (741, 555)]
-    np.testing.assert_array_equal(z.read_region(0, 5, 7, 100, 90), src.read_region(0, 5, 7, 100, 90))
+    np.testing.assert_array_equal(
+        z.read_region(0, 5, 7, 100, 90), src.read_region(0, 5, 7, 100, 90)
+    )
     # 2x2 box mean of level 0 (truncated).
     blk = src.read_region(0, 0, 0, 2, 2).astype(int).reshape(4, 3).sum(0) // 4
     np.testing.assert_array_equal(z.read_region(1, 0, 0, 1, 1)[0, 0], blk)
@@ -131,7 +131,10 @@ def test_single_level_tiled_tiff_gets_cached_reductions(tmp_path, big_pyramid, m
     assert s.backend == "tifffile"
     assert s.levels[0].shape == (5000, 6000, 3)
     assert [lv.shape[:2] for lv in s.levels] == [
-        (5000, 6000), (2500, 3000), (1250, 1500), (625, 750)
+        (5000, 6000),
+        (2500, 3000),
+        (1250, 1500),
+        (625, 750),
     ]
     assert events and events[-1].done == events[-1].total
     assert "cache" in s.metadata
@@ -178,7 +181,7 @@ def test_20k_png_opens_via_cache_without_touching_pil_limit(tmp_path):
         pass
     events = []
     s = open_slide(path, progress=events.append)
-    assert Image.MAX_IMAGE_PIXELS == default
+    assert default == Image.MAX_IMAGE_PIXELS
     assert s.levels[0].shape == (20000, 20000, 3)
     assert s.n_levels == 6 and max(s.levels[-1].shape[:2]) <= 1024
     assert {e.stage for e in events} >= {"decode", "level 0", "level 5"}
@@ -193,14 +196,14 @@ def test_20k_png_opens_via_cache_without_touching_pil_limit(tmp_path):
     events2 = []
     open_slide(path, progress=events2.append)
     assert events2 == []
-    assert Image.MAX_IMAGE_PIXELS == default
+    assert default == Image.MAX_IMAGE_PIXELS
 
 
 def test_pil_limit_is_scoped():
     default = Image.MAX_IMAGE_PIXELS
     with slide_mod.pil_pixel_limit(default * 10):
         assert default * 10 < Image.MAX_IMAGE_PIXELS
-    assert Image.MAX_IMAGE_PIXELS == default
+    assert default == Image.MAX_IMAGE_PIXELS
 
 
 def test_refuses_raster_too_big_for_memory(tmp_path, monkeypatch):

@@ -77,10 +77,14 @@ def downsample2(arr: da.Array) -> da.Array:
     h, w = arr.shape[:2]
     arr = arr[: h - h % 2, : w - w % 2]
     if any(c % 2 for c in arr.chunks[0] + arr.chunks[1]):
-        arr = arr.rechunk({0: 2 * max(1, arr.chunksize[0] // 2), 1: 2 * max(1, arr.chunksize[1] // 2)})
+        arr = arr.rechunk(
+            {0: 2 * max(1, arr.chunksize[0] // 2), 1: 2 * max(1, arr.chunksize[1] // 2)}
+        )
     axes = {0: 2, 1: 2}
     if np.issubdtype(arr.dtype, np.integer):
-        out = da.coarsen(np.sum, arr.astype(np.uint32 if arr.dtype.itemsize <= 2 else np.uint64), axes)
+        out = da.coarsen(
+            np.sum, arr.astype(np.uint32 if arr.dtype.itemsize <= 2 else np.uint64), axes
+        )
         return (out // 4).astype(arr.dtype)
     return da.coarsen(np.mean, arr, axes).astype(arr.dtype)
 

@@ -31,6 +31,7 @@ for 12-bit), never computed from the pixels.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -95,7 +96,7 @@ class Slide:
         if len(self.downsamples) != len(self.levels):
             raise ValueError("one downsample factor per level is required")
         shapes = [lvl.shape[:2] for lvl in self.levels]
-        if any(b[0] > a[0] or b[1] > a[1] for a, b in zip(shapes, shapes[1:], strict=False)):
+        if any(b[0] > a[0] or b[1] > a[1] for a, b in itertools.pairwise(shapes)):
             raise ValueError(f"levels must be in decreasing size, got {shapes}")
 
     # -- descriptive properties -------------------------------------------------
@@ -172,12 +173,10 @@ class Slide:
                 best = i
         return best
 
-    def read_region(
-        self, level: int, y: int, x: int, height: int, width: int
-    ) -> np.ndarray:
+    def read_region(self, level: int, y: int, x: int, height: int, width: int) -> np.ndarray:
         """Read a region of ``level`` as a NumPy array (clipped to the level's bounds)."""
         arr = self.levels[level]
-        return np.asarray(arr[y : y + height, x : x + width].compute())
+        return np.asarray(arr[y : y + height, x : x + width].compute(scheduler="threads"))
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
         """The smallest level that is at least ``max_size`` on its longest side, or level -1.
@@ -189,7 +188,7 @@ class Slide:
             if max(self.levels[i].shape[:2]) >= max_size:
                 chosen = i
                 break
-        return np.asarray(self.levels[chosen].compute())
+        return np.asarray(self.levels[chosen].compute(scheduler="threads"))
 
     def info(self) -> dict[str, Any]:
         """A JSON-able summary (what ``slideseg info --json`` prints)."""
@@ -282,7 +281,9 @@ def open_slide_steps(
     if kind in ("png", "jpeg"):
         return (yield from _open_raster(spath, cache_dir, memory_fraction))
     if os.path.isdir(spath):
-        raise SlideError(spath, "is a directory but not a zarr store (no zarr.json/.zgroup/.zarray)")
+        raise SlideError(
+            spath, "is a directory but not a zarr store (no zarr.json/.zgroup/.zarray)"
+        )
     raise SlideError(
         spath,
         "is not a supported slide image (expected TIFF/SVS/NDPI/OME-TIFF, OME-Zarr, PNG or JPEG; "
@@ -369,7 +370,7 @@ def _drop_opaque_alpha(levels: list[da.Array], path: str) -> tuple[list[da.Array
     small = levels[-1]
     if small.shape[0] * small.shape[1] > _ALPHA_CHECK_MAX_PIXELS:
         return levels, False
-    alpha = np.asarray(small[..., 3].compute())
+    alpha = np.asarray(small[..., 3].compute(scheduler="threads"))
     full = np.iinfo(alpha.dtype).max if np.issubdtype(alpha.dtype, np.integer) else 1.0
     if alpha.size and alpha.min() >= full:
         return [lv[..., :3] for lv in levels], True
@@ -458,10 +459,14 @@ def _tiff_mpp(tif: Any, page: Any) -> tuple[tuple[float, float] | None, str | No
             px = image["Pixels"]
             to_um = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
             if "PhysicalSizeX" in px:
-                fx = to_um.get(str(px.get("PhysicalSizeXUnit", "µm")), None)
-                fy = to_um.get(str(px.get("PhysicalSizeYUnit", "µm")), None)
+                fx = to_um.get(str(px.get("PhysicalSizeXUnit", "µm")))
+                fy = to_um.get(str(px.get("PhysicalSizeYUnit", "µm")))
                 x = _plausible_mpp(float(px["PhysicalSizeX"]) * fx) if fx else None
-                y = _plausible_mpp(float(px.get("PhysicalSizeY", px["PhysicalSizeX"])) * fy) if fy else None
+                y = (
+                    _plausible_mpp(float(px.get("PhysicalSizeY", px["PhysicalSizeX"])) * fy)
+                    if fy
+                    else None
+                )
                 if x and y:
                     return (y, x), "ome:PhysicalSize"
     except (KeyError, ValueError, TypeError, IndexError):
@@ -490,7 +495,10 @@ def _pick_series(tif: Any) -> Any:
         return None
     if tif.is_svs or tif.is_ome or tif.is_ndpi or tif.is_scn:
         return series[0]
-    return max(series, key=lambda s: int(np.prod([n for a, n in zip(s.axes, s.shape, strict=False) if a in "YX"])))
+    return max(
+        series,
+        key=lambda s: int(np.prod([n for a, n in zip(s.axes, s.shape, strict=False) if a in "YX"])),
+    )
 
 
 def _check_segments(path: str, page: Any, filesize: int) -> None:
@@ -565,11 +573,17 @@ def _open_tiff(path: str, cache_dir: Any) -> Generator[Progress, None, Slide]:
         raise
     except Exception as exc:
         tif.close()
-        raise SlideError(path, f"could not be read as a tiled TIFF series ({type(exc).__name__}: {exc})") from exc
+        raise SlideError(
+            path, f"could not be read as a tiled TIFF series ({type(exc).__name__}: {exc})"
+        ) from exc
 
     page0 = series.levels[0].keyframe
     mpp, mpp_source = _tiff_mpp(tif, page0)
-    kinds = [k for k in ("svs", "ome", "ndpi", "scn", "bigtiff", "qpi", "philips") if getattr(tif, f"is_{k}", False)]
+    kinds = [
+        k
+        for k in ("svs", "ome", "ndpi", "scn", "bigtiff", "qpi", "philips")
+        if getattr(tif, f"is_{k}", False)
+    ]
     metadata: dict[str, Any] = {
         "format": kinds[0] if kinds else "tiff",
         "flags": kinds,
@@ -586,7 +600,7 @@ def _open_tiff(path: str, cache_dir: Any) -> Generator[Progress, None, Slide]:
     # Check one tile of the smallest level decodes: catches broken codecs and
     # corrupt data at open time rather than at the first pan.
     small = levels[-1]
-    small[: min(64, small.shape[0]), : min(64, small.shape[1])].compute()
+    small[: min(64, small.shape[0]), : min(64, small.shape[1])].compute(scheduler="sync")
 
     if len(levels) == 1 and max(levels[0].shape[:2]) > _pyr.LOWEST_LEVEL_MAX * 4:
         reduced = yield from _cached_reductions(path, levels[0], mpp, cache_dir, metadata)
@@ -601,7 +615,9 @@ def _token(path: str) -> str:
     import hashlib
 
     st = os.stat(path)
-    return hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return hashlib.sha1(
+        f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()
+    ).hexdigest()[:12]
 
 
 def _cached_reductions(
@@ -631,7 +647,9 @@ def _zarr_levels(
     try:
         node = zarr.open(store_path, mode="r")
     except Exception as exc:
-        raise SlideError(report_path, f"is not a readable zarr store ({type(exc).__name__}: {exc})") from exc
+        raise SlideError(
+            report_path, f"is not a readable zarr store ({type(exc).__name__}: {exc})"
+        ) from exc
     meta: dict[str, Any] = {"format": "zarr"}
     mpp = None
     if isinstance(node, zarr.Array):
@@ -648,7 +666,9 @@ def _zarr_levels(
             try:
                 arrays = [node[d["path"]] for d in ms0["datasets"]]
             except KeyError as exc:
-                raise SlideError(report_path, f"OME-Zarr multiscales lists a missing dataset {exc}") from exc
+                raise SlideError(
+                    report_path, f"OME-Zarr multiscales lists a missing dataset {exc}"
+                ) from exc
             axes = "".join(n.upper() for n in names) if names else _guess_axes(arrays[0].shape)
             mpp = _ngff_mpp(ms0, names)
         else:
@@ -754,7 +774,9 @@ def _available_memory() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def _open_raster(path: str, cache_dir: Any, memory_fraction: float) -> Generator[Progress, None, Slide]:
+def _open_raster(
+    path: str, cache_dir: Any, memory_fraction: float
+) -> Generator[Progress, None, Slide]:
     try:
         header = raster_header(path)
     except (ValueError, OSError) as exc:
@@ -769,7 +791,9 @@ def _open_raster(path: str, cache_dir: Any, memory_fraction: float) -> Generator
     if header.pixels <= RASTER_IN_MEMORY_MAX_PIXELS:
         data = _decode_raster(path, header.pixels)
         chunk = min(1024, max(data.shape[:2]))
-        level0 = da.from_array(data, chunks=(chunk, chunk) + data.shape[2:], name=f"raster-{_token(path)}")
+        level0 = da.from_array(
+            data, chunks=(chunk, chunk, *data.shape[2:]), name=f"raster-{_token(path)}"
+        )
         meta["pyramid"] = "single level, in memory"
         meta["display_range"] = _display_range(data.dtype, header.bits)
         return _make_slide(path, [level0], None, "raster", meta)
@@ -786,7 +810,9 @@ def _open_raster(path: str, cache_dir: Any, memory_fraction: float) -> Generator
                 "convert it to a tiled pyramidal TIFF (e.g. `vips tiffsave in.png out.tif --tile "
                 "--pyramid --compression jpeg`) and open that instead",
             )
-        yield Progress("decode", 0, 1, f"decoding {Path(path).name} ({header.width} x {header.height})")
+        yield Progress(
+            "decode", 0, 1, f"decoding {Path(path).name} ({header.width} x {header.height})"
+        )
         data = _decode_raster(path, header.pixels)
         yield Progress("decode", 1, 1, "decoded")
         if data.ndim == 2:
@@ -801,7 +827,7 @@ def _open_raster(path: str, cache_dir: Any, memory_fraction: float) -> Generator
             )
         finally:
             del data, level0
-    levels, _, zmeta = _zarr_levels(str(out), path)
+    levels, _, _zmeta = _zarr_levels(str(out), path)
     meta["cache"] = str(out)
     meta["pyramid"] = "built into the cache"
     meta["display_range"] = _display_range(levels[0].dtype, header.bits)

@@ -1,0 +1,62 @@
+"""The slideseg console command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from napari_slideseg.cli import main
+
+
+def test_info_tcga_lists_two_levels(tcga_svs, capsys):
+    assert main(["info", str(tcga_svs)]) == 0
+    out = capsys.readouterr().out
+    assert "levels       2" in out
+    assert "4443 x 3567" in out and "2221 x 1783" in out
+    assert "mpp          unknown" in out
+
+
+def test_info_json_ome(ome_pyramid, capsys):
+    assert main(["info", str(ome_pyramid), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [(lv["width"], lv["height"]) for lv in info["levels"]] == [
+        (2220, 2967),
+        (1110, 1483),
+        (555, 741),
+    ]
+    assert info["backend"] == "tifffile"
+    assert info["tile_size"] == [256, 256]
+    assert info["mpp"] == [0.499, 0.499]
+
+
+def test_info_error_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.svs"
+    bad.write_text("nope")
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("slideseg: error: ") and "bad.svs" in err
+    assert "Traceback" not in err
+
+
+def test_console_script_installed(cmu_svs):
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_slideseg.cli", "info", str(cmu_svs), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout)["mpp"] == [0.499, 0.499]
+    exe = subprocess.run(["slideseg", "--version"], capture_output=True, text=True)
+    assert exe.returncode == 0 and "slideseg" in exe.stdout
+
+
+def test_demo_writes_outputs(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    info = json.loads((tmp_path / "demo" / "slide_info.json").read_text())
+    assert len(info["levels"]) == 3
+    from PIL import Image
+
+    with Image.open(tmp_path / "demo" / "thumbnail.png") as im:
+        assert im.size == (1110, 1483)
+    assert "outputs in" in capsys.readouterr().out

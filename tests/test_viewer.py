@@ -1,0 +1,56 @@
+"""Viewer tier: napari under Xvfb (pytest-xvfb) opens slides through the plugin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.viewer
+
+
+def test_open_svs_in_viewer(make_napari_viewer, tcga_svs):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(tcga_svs), plugin="napari-slideseg")
+    assert len(layers) == 1
+    layer = layers[0]
+    assert layer.multiscale and layer.rgb
+    np.testing.assert_array_equal(layer.level_shapes, [[3567, 4443], [1783, 2221]])
+    assert tuple(layer.contrast_limits) == (0, 255)
+
+
+def test_sample_data_in_viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-slideseg", "cmu1_small_region")
+    layer = viewer.layers[-1]
+    assert layer.multiscale
+    assert [tuple(s[:2]) for s in layer.level_shapes] == [(2967, 2220), (1483, 1110), (741, 555)]
+    assert tuple(layer.scale) == pytest.approx((0.499, 0.499))
+    assert str(layer.units[0]) == "micrometer"
+
+
+def test_corrupt_file_notifies(make_napari_viewer, tmp_path, monkeypatch):
+    from napari_slideseg import _reader
+
+    viewer = make_napari_viewer()
+    messages = []
+    monkeypatch.setattr(_reader, "_notify_error", messages.append)
+    bad = tmp_path / "broken.svs"
+    bad.write_bytes(b"II*\x00" + b"\x00" * 40)
+    layers = viewer.open(str(bad), plugin="napari-slideseg")
+    assert layers == []
+    assert len(viewer.layers) == 0
+    assert messages and "broken.svs" in messages[0]
+
+
+def test_corrupt_file_real_notification(make_napari_viewer, tmp_path):
+    """Without patching: napari gets an error notification, no exception escapes."""
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    bad = tmp_path / "empty.svs"
+    bad.write_bytes(b"")
+    before = len(notification_manager.records)
+    viewer.open(str(bad), plugin="napari-slideseg")
+    new = notification_manager.records[before:]
+    assert any("empty.svs" in str(n.message) and "empty" in str(n.message) for n in new)
+    assert len(viewer.layers) == 0
