@@ -47,7 +47,10 @@ def test_console_script_installed(cmu_svs):
         check=True,
     )
     assert json.loads(out.stdout)["mpp"] == [0.499, 0.499]
-    exe = subprocess.run(["slideseg", "--version"], capture_output=True, text=True)
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "slideseg"
+    exe = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert exe.returncode == 0 and "slideseg" in exe.stdout
 
 
