@@ -275,7 +275,7 @@ def test_dataset_from_manifest_and_slide(tmp_path, data_dir):
         assert m.shape == (256, 256) and m.dtype == torch.int64
         assert set(m.unique().tolist()) <= {0, 1}
     plain = PatchDataset.from_slide(slide, cfg, mask)
-    img, mk = plain.load_numpy(0)
+    img, _mk = plain.load_numpy(0)
     np.testing.assert_array_equal(img, slide.read_region(0, 0, 0, 256, 256))
     a = PatchDataset.from_manifest(tmp_path / "d", transform="standard", seed=7)
     b = PatchDataset.from_manifest(tmp_path / "d", transform="standard", seed=7)

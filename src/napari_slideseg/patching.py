@@ -326,7 +326,7 @@ def plan_patches(slide: Slide, config: PatchConfig) -> PatchPlan:
     if config.region is not None:
         y0, x0, y1, x1 = config.region
         ly0, lx0 = max(0, int(y0 / fy)), max(0, int(x0 / fx))
-        ly1, lx1 = min(h, int(math.ceil(y1 / fy))), min(w, int(math.ceil(x1 / fx)))
+        ly1, lx1 = min(h, math.ceil(y1 / fy)), min(w, math.ceil(x1 / fx))
         if ly1 <= ly0 or lx1 <= lx0:
             raise PatchError(f"{slide.path}: region {config.region} lies outside the slide")
         origin, extent = (ly0, lx0), (ly1 - ly0, lx1 - lx0)
@@ -346,8 +346,8 @@ def plan_patches(slide: Slide, config: PatchConfig) -> PatchPlan:
         frac = np.array(
             [
                 tmask[
-                    int(y / ty) : max(int(y / ty) + 1, int(math.ceil((y + config.size) / ty))),
-                    int(x / tx) : max(int(x / tx) + 1, int(math.ceil((x + config.size) / tx))),
+                    int(y / ty) : max(int(y / ty) + 1, math.ceil((y + config.size) / ty)),
+                    int(x / tx) : max(int(x / tx) + 1, math.ceil((x + config.size) / tx)),
                 ].mean()
                 if tmask.size
                 else 0.0
