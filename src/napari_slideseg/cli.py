@@ -50,6 +50,79 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drive(gen, desc: str = "", quiet: bool = False):
+    """Run a core progress generator with a terminal progress bar; return its result."""
+    from .progress import drain, tqdm_callback
+
+    callback, close = tqdm_callback(desc=desc, disable=quiet)
+    try:
+        return drain(gen, callback)
+    finally:
+        close()
+
+
+def _cmd_patch(args: argparse.Namespace) -> int:
+    from .patching import PatchConfig, extract_patches_steps
+
+    slide = _drive_open(args.slide, args.quiet)
+    mask = classmap = None
+    mask_id = None
+    if args.mask:
+        from .io.masks import read_labels
+
+        mask, classmap, _ = read_labels(
+            args.mask,
+            classmap=args.classmap,
+            rle_order=args.rle_order,
+            shape=tuple(slide.levels[0].shape[:2]),
+            tolerance=args.tolerance,
+        )
+        mask_id = str(args.mask)
+    elif args.classmap:
+        from .io.masks import resolve_classmap
+
+        classmap = resolve_classmap(args.classmap)
+    cfg = PatchConfig(
+        size=args.size,
+        stride=args.stride or args.size,
+        level=args.level,
+        mpp=args.mpp,
+        grid=args.grid,
+        pad_mode=args.pad_mode,
+        region=tuple(args.region) if args.region else None,
+        min_tissue=args.min_tissue,
+        max_black=args.max_black,
+        max_white=args.max_white,
+        drop_background=args.drop_background,
+        keep_background=args.keep_background,
+        seed=args.seed,
+    )
+    res = _drive(
+        extract_patches_steps(
+            slide,
+            args.out,
+            cfg,
+            mask=mask,
+            classmap=classmap,
+            mask_id=mask_id,
+            fmt=args.format,
+            overwrite=args.overwrite,
+            workers=args.workers,
+        ),
+        quiet=args.quiet,
+    )
+    print(f"{res.n_patches} patches in {res.out} (manifest: {res.manifest.name})")
+    for key, value in res.summary.items():
+        print(f"  {key:<16} {value}")
+    return 0
+
+
+def _drive_open(path: str, quiet: bool = False):
+    from .io.slide import open_slide_steps
+
+    return _drive(open_slide_steps(path), quiet=quiet)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
@@ -108,6 +181,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("slide", help="slide file (SVS, TIFF, OME-TIFF, NDPI, OME-Zarr, PNG, JPEG)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "patch",
+        help="cut image (and mask) patches on one grid into PNGs or zarr with a manifest",
+        description="Cut patches from SLIDE (and MASK, on exactly the same grid).",
+    )
+    p.add_argument("slide")
+    p.add_argument("--mask", help="colour mask, index mask, RLE CSV or zarr labels")
+    p.add_argument("--classmap", help="preset (biopsy6, wsi3, binary) or a classmap JSON")
+    p.add_argument(
+        "--rle-order",
+        choices=["col", "row"],
+        help="pixel order of an RLE mask without one recorded",
+    )
+    p.add_argument("--tolerance", type=float, help="nearest-colour tolerance for JPEG colour masks")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--stride", type=int, help="default: --size (no overlap)")
+    lv = p.add_mutually_exclusive_group()
+    lv.add_argument("--level", type=int, default=0)
+    lv.add_argument("--mpp", type=float, help="target microns per pixel (picks the level)")
+    p.add_argument("--grid", choices=["valid", "pad"], default="valid")
+    p.add_argument("--pad-mode", choices=["reflect", "constant"], default="reflect")
+    p.add_argument(
+        "--region", type=int, nargs=4, metavar=("Y0", "X0", "Y1", "X1"), help="level-0 box"
+    )
+    p.add_argument("--min-tissue", type=float, default=0.0, help="drop patches with less tissue")
+    p.add_argument("--max-black", type=float, default=1.0, help="drop patches with more near-black")
+    p.add_argument("--max-white", type=float, default=1.0, help="drop patches with more near-white")
+    p.add_argument(
+        "--drop-background", action="store_true", help="drop mask-background-only patches"
+    )
+    p.add_argument("--keep-background", type=float, default=0.0, help="...but keep this fraction")
+    p.add_argument("--format", choices=["png", "zarr"], default="png")
+    p.add_argument("--overwrite", choices=["error", "skip", "overwrite"], default="error")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_patch)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample slide")
     p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")

@@ -218,6 +218,37 @@ class Slide:
         return f"Slide({self.name!r}, {self.backend}, {dims}, {mpp})"
 
 
+def slide_from_arrays(
+    levels: Sequence[Any],
+    *,
+    name: str = "array",
+    mpp: tuple[float, float] | None = None,
+    chunk: int = 1024,
+) -> Slide:
+    """A :class:`Slide` over in-memory or dask arrays (e.g. a napari layer's data).
+
+    Parameters
+    ----------
+    levels
+        One array per level, largest first, ``(y, x[, c])``.
+    name
+        Used as the slide's path/name in messages and manifests.
+    mpp
+        Microns per pixel ``(y, x)`` of the first level, if known.
+    chunk
+        Chunk edge for NumPy inputs (dask inputs keep their chunks).
+    """
+    arrs = []
+    for lv in levels:
+        if isinstance(lv, da.Array):
+            arrs.append(lv)
+        else:
+            a = lv if hasattr(lv, "shape") and hasattr(lv, "__getitem__") else np.asarray(lv)
+            arrs.append(da.from_array(a, chunks=(chunk, chunk, *a.shape[2:])))
+    meta = {"format": "array", "display_range": _display_range(arrs[0].dtype, None)}
+    return _make_slide(name, arrs, mpp, "array", meta)
+
+
 # -----------------------------------------------------------------------------
 # entry point
 # -----------------------------------------------------------------------------
@@ -834,4 +865,4 @@ def _open_raster(
     return _make_slide(path, levels, None, "raster", meta)
 
 
-__all__ = ["Slide", "open_slide", "open_slide_steps", "pil_pixel_limit"]
+__all__ = ["Slide", "open_slide", "open_slide_steps", "pil_pixel_limit", "slide_from_arrays"]
