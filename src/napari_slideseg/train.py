@@ -1,0 +1,686 @@
+"""Training as a generator of progress events, with a resumable run directory.
+
+:func:`train` yields :class:`~napari_slideseg.progress.Progress` events
+(``stage="train"`` per batch, ``"val"`` per validation batch, ``"epoch"`` at
+the end of each epoch with the metrics row in ``info``) and returns a
+:class:`TrainResult`. The widget and the CLI drive the same generator;
+closing it cancels within one batch and keeps the ``last`` checkpoint of the
+previous epoch.
+
+Run directory::
+
+    run/
+      config.json       the TrainConfig
+      metrics.csv       one row per epoch: losses, per-class Dice/IoU, lr, time
+      curves.png        loss and mean-Dice curves
+      last/             checkpoint of the last finished epoch + training_state.*
+      best/             checkpoint with the best monitored metric
+      done.json         written when training ends (not on cancel)
+
+Reproducibility: each epoch re-seeds torch, the data order and the
+albumentations pipeline from ``(seed, epoch)``, so a run resumed from
+``last`` continues exactly as an uninterrupted one would (bit-identical on
+CPU in deterministic mode).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io.errors import SlideSegError
+from .progress import Progress, drain
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
+SCHEDULERS = ("cosine", "plateau", "onecycle", "none")
+MONITORS = ("val_loss", "val_dice")
+
+
+class TrainError(SlideSegError, ValueError):
+    """Invalid training configuration or data."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (JSON-serialisable).
+
+    Data: ``manifests`` (patch folders or manifest.csv files). Split:
+    ``val_manifests`` if given, else ``val_fraction`` of the slides
+    (``split_by="slide"``) or patches (``"patch"``), or fold ``fold`` of
+    ``folds`` (k-fold over the same groups). Model: smp ``arch`` + ``encoder``;
+    ``binary=True`` trains a 1-channel sigmoid model for a 2-class map.
+    Loss: names from :mod:`napari_slideseg.models.losses`, ``class_weights``
+    a list or ``"auto"`` (inverse sqrt of the manifest's class fractions).
+    ``device``: ``auto`` (cuda > mps > cpu) or explicit (``cuda:1``).
+    """
+
+    manifests: list[str] = field(default_factory=list)
+    out: str = "slideseg-run"
+    val_manifests: list[str] = field(default_factory=list)
+    val_fraction: float = 0.2
+    split_by: str = "slide"
+    fold: int | None = None
+    folds: int = 5
+    arch: str = "Unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
+    binary: bool = False
+    loss: str = "ce+dice"
+    class_weights: list[float] | str | None = None
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    epochs: int = 10
+    batch_size: int = 8
+    augment: str = "flips"
+    patience: int | None = None
+    monitor: str = "val_loss"
+    amp: bool = True
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    num_workers: int = 0
+    max_steps: int | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise TrainError(f"scheduler must be one of {SCHEDULERS}, not {self.scheduler!r}")
+        if self.monitor not in MONITORS:
+            raise TrainError(f"monitor must be one of {MONITORS}, not {self.monitor!r}")
+        if self.split_by not in ("slide", "patch"):
+            raise TrainError(f"split_by must be 'slide' or 'patch', not {self.split_by!r}")
+        if self.fold is not None and not 0 <= self.fold < self.folds:
+            raise TrainError(f"fold {self.fold} is outside 0..{self.folds - 1}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise TrainError("epochs and batch_size must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_epoch: int
+    best_value: float
+    history: list[dict[str, Any]]
+    stopped_early: bool = False
+
+
+# -----------------------------------------------------------------------------
+# devices
+# -----------------------------------------------------------------------------
+def resolve_device(name: str = "auto") -> Any:
+    """``auto`` -> cuda > mps > cpu; explicit names are checked and explained."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise TrainError(f"unknown device {name!r} ({exc})") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            hint = " (this torch is a CPU-only build)" if torch.version.cuda is None else ""
+            raise TrainError(f"device {name!r} asked for but CUDA is not available{hint}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise TrainError(
+                f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+    if dev.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise TrainError("device 'mps' asked for but MPS is not available")
+    return dev
+
+
+def list_devices() -> list[tuple[str, str]]:
+    """``(value, description)`` of every device torch sees (for a dropdown)."""
+    import torch
+
+    out = [("auto", "auto (cuda > mps > cpu)"), ("cpu", "cpu")]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            out.append(
+                (
+                    f"cuda:{i}",
+                    f"cuda:{i} {torch.cuda.get_device_name(i)} ({free / 2**30:.1f}/{total / 2**30:.1f} GiB free)",
+                )
+            )
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append(("mps", "mps (Apple GPU)"))
+    return out
+
+
+def cpu_only_build() -> bool:
+    import torch
+
+    return torch.version.cuda is None and not torch.cuda.is_available()
+
+
+# -----------------------------------------------------------------------------
+# data and splits
+# -----------------------------------------------------------------------------
+def split_groups(
+    groups: Sequence[str],
+    *,
+    val_fraction: float = 0.2,
+    fold: int | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[list[int], list[int]]:
+    """Train/validation indices keeping each group (slide or patch) on one side.
+
+    Groups are shuffled with ``seed``; for k-fold, group ``j`` (in shuffled
+    order) goes to fold ``j % folds`` and ``fold`` is the validation fold, so
+    the K validation sets are disjoint and together cover every item.
+    """
+    uniq = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    order = [uniq[i] for i in rng.permutation(len(uniq))]
+    if fold is not None:
+        val_groups = {g for j, g in enumerate(order) if j % folds == fold}
+    else:
+        n_val = (
+            max(1, round(val_fraction * len(order))) if len(order) > 1 and val_fraction > 0 else 0
+        )
+        val_groups = set(order[:n_val])
+    train = [i for i, g in enumerate(groups) if g not in val_groups]
+    val = [i for i, g in enumerate(groups) if g in val_groups]
+    return train, val
+
+
+def _read_rows(manifests: Sequence[str]) -> list[tuple[Path, dict[str, str]]]:
+    from .patching import read_manifest
+
+    rows = []
+    for m in manifests:
+        p = Path(m)
+        base = p if p.is_dir() else p.parent
+        rows += [(base, r) for r in read_manifest(p)]
+    return rows
+
+
+def _classmap_for(manifests: Sequence[str]) -> dict[str, Any]:
+    for m in manifests:
+        p = Path(m)
+        f = (p if p.is_dir() else p.parent) / "classmap.json"
+        if f.exists():
+            return json.loads(f.read_text())
+    rows = _read_rows(manifests[:1])
+    names = [k[5:] for k in rows[0][1] if k.startswith("frac_")]
+    return {
+        "name": "",
+        "names": names,
+        "colors": [[0, 0, 0]] + [[255, 255, 255]] * (len(names) - 1),
+        "background": 0,
+    }
+
+
+class _RowsDataset:
+    """PatchDataset over pre-read manifest rows (so splits need no re-reading)."""
+
+    def __new__(cls, rows: list[tuple[Path, dict[str, str]]], transform: Any, seed: int) -> Any:
+        from .dataset import PatchDataset, _load_ref
+
+        zcache: dict[Path, Any] = {}
+
+        def load(item: tuple[Path, dict[str, str]]) -> tuple[np.ndarray, np.ndarray | None]:
+            base, row = item
+            img = _load_ref(base, row["image"], zcache)
+            mask = _load_ref(base, row["mask"], zcache) if row.get("mask") else None
+            return img, mask
+
+        return PatchDataset(rows, load, transform=transform, seed=seed)
+
+
+# -----------------------------------------------------------------------------
+# metrics
+# -----------------------------------------------------------------------------
+def _stats(logits: Any, target: Any, n_classes: int, binary: bool) -> Any:
+    import segmentation_models_pytorch as smp
+    import torch
+
+    pred = (logits[:, 0] > 0).long() if binary else logits.argmax(1)
+    tp, fp, fn, tn = smp.metrics.get_stats(
+        pred, target.long(), mode="multiclass", num_classes=n_classes
+    )
+    return torch.stack([tp.sum(0), fp.sum(0), fn.sum(0), tn.sum(0)])
+
+
+def _scores(stats: Any, names: Sequence[str], background: int) -> dict[str, float]:
+    tp, fp, fn = (stats[i].double() for i in range(3))
+    dice = (2 * tp / (2 * tp + fp + fn)).nan_to_num(1.0)
+    iou = (tp / (tp + fp + fn)).nan_to_num(1.0)
+    out = {}
+    for i, n in enumerate(names):
+        out[f"dice_{n}"] = float(dice[i])
+        out[f"iou_{n}"] = float(iou[i])
+    fg = [i for i in range(len(names)) if i != background] or list(range(len(names)))
+    out["mean_dice"] = float(dice[fg].mean())
+    out["mean_iou"] = float(iou[fg].mean())
+    return out
+
+
+# -----------------------------------------------------------------------------
+# optimiser state without pickle
+# -----------------------------------------------------------------------------
+def _save_state(path: Path, optimizer: Any, scheduler: Any, extra: dict[str, Any]) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    sd = optimizer.state_dict()
+    tensors: dict[str, Any] = {}
+    meta_state: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        meta_state[str(pid)] = {}
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                meta_state[str(pid)][k] = v
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_file(tensors, str(path / "training_state.safetensors"))
+    doc = {
+        "param_groups": sd["param_groups"],
+        "state_scalars": meta_state,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        **extra,
+    }
+    (path / "training_state.json").write_text(json.dumps(doc, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def _load_state(path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path / "training_state.safetensors"))
+    doc = json.loads((path / "training_state.json").read_text())
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    for pid, scalars in doc["state_scalars"].items():
+        state.setdefault(int(pid), {}).update(scalars)
+    optimizer.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
+    if scheduler is not None and doc.get("scheduler") is not None:
+        scheduler.load_state_dict(doc["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return doc
+
+
+# -----------------------------------------------------------------------------
+# the loop
+# -----------------------------------------------------------------------------
+def _make_optimizer(cfg: TrainConfig, params: Any) -> Any:
+    import torch
+
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "radam":
+        return torch.optim.RAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True
+    )
+
+
+def _make_scheduler(cfg: TrainConfig, opt: Any, steps_per_epoch: int) -> Any:
+    import torch
+
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    if cfg.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=max(1, steps_per_epoch)
+        )
+    return None
+
+
+def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    if not history:
+        return
+    keys = list(history[0])
+    for row in history[1:]:
+        keys += [k for k in row if k not in keys]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    os.replace(tmp, path)
+
+
+def _plot(path: Path, history: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3.2), dpi=100)
+    ax1, ax2 = fig.subplots(1, 2)
+    ep = [h["epoch"] for h in history]
+    ax1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    ax1.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(ep, [h["mean_dice"] for h in history], "o-", color="tab:green")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation mean Dice")
+    ax2.set_ylim(0, 1)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, None, TrainResult]:
+    """Train a segmentation model; a generator of progress events returning a :class:`TrainResult`.
+
+    Parameters
+    ----------
+    config
+        The run's :class:`TrainConfig`.
+    resume
+        Continue from ``<out>/last`` (after a crash or cancel): weights,
+        optimiser, scheduler, epoch count, best value and history.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .augment import build_augmentation
+    from .models.checkpoint import make_card, save_checkpoint
+    from .models.factory import build_model
+    from .models.losses import build_loss, class_weights_from_fractions
+
+    cfg = config
+    if not cfg.manifests:
+        raise TrainError("no training data: give at least one patch folder or manifest.csv")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_dir, best_dir = out / "last", out / "best"
+    if not resume and (last_dir / "training_state.json").exists():
+        raise TrainError(
+            f"{out}: holds a previous run; resume it (resume=True / --resume) or use another folder"
+        )
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    device = resolve_device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+
+    # -- data ----------------------------------------------------------------------
+    rows = _read_rows(cfg.manifests)
+    if cfg.val_manifests:
+        train_rows, val_rows = rows, _read_rows(cfg.val_manifests)
+    else:
+        groups = (
+            [r["slide"] for _, r in rows]
+            if cfg.split_by == "slide"
+            else [f"{b}/{r['image']}" for b, r in rows]
+        )
+        if cfg.split_by == "slide" and len(set(groups)) < 2:
+            groups = [f"{b}/{r['image']}" for b, r in rows]  # one slide: split its patches
+        tr, va = split_groups(
+            groups, val_fraction=cfg.val_fraction, fold=cfg.fold, folds=cfg.folds, seed=cfg.seed
+        )
+        train_rows, val_rows = [rows[i] for i in tr], [rows[i] for i in va]
+    if not train_rows:
+        raise TrainError("the split left no training patches")
+    if any(not r.get("mask") for _, r in train_rows):
+        raise TrainError("every training patch needs a mask (the manifest has rows without one)")
+    cm = _classmap_for(cfg.manifests)
+    names = list(cm["names"])
+    n_classes = len(names)
+    background = int(cm.get("background", 0))
+    binary = cfg.binary and n_classes == 2
+    out_ch = 1 if binary else n_classes
+    weights = cfg.class_weights
+    if weights == "auto":
+        fr = np.array(
+            [[float(r.get(f"frac_{n}") or 0) for n in names] for _, r in train_rows]
+        ).mean(0)
+        weights = class_weights_from_fractions(fr)
+    aug = build_augmentation(cfg.augment, cfg.seed)
+    train_ds = _RowsDataset(train_rows, aug, cfg.seed)
+    val_ds = _RowsDataset(val_rows, None, cfg.seed) if val_rows else None
+    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
+    if cfg.max_steps:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
+
+    # -- model -----------------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    model = build_model(
+        cfg.arch, cfg.encoder, classes=out_ch, encoder_weights=cfg.encoder_weights
+    ).to(device)
+    loss_fn = build_loss(cfg.loss, classes=out_ch, class_weights=weights)
+    opt = _make_optimizer(cfg, model.parameters())
+    sched = _make_scheduler(cfg, opt, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    first = train_rows[0][1]
+    card_base = {
+        "kind": "semantic",
+        "arch": cfg.arch,
+        "encoder": cfg.encoder,
+        "in_channels": 3,
+        "classes": out_ch,
+        "classmap": cm,
+        "patch_size": int(first.get("size") or 0),
+        "level": int(first["level"]) if first.get("level") not in (None, "") else None,
+    }
+    history: list[dict[str, Any]] = []
+    start_epoch, best_value, best_epoch, bad_epochs = 0, math.inf, -1, 0
+    sign = 1.0 if cfg.monitor == "val_loss" else -1.0
+    if resume:
+        if not (last_dir / "training_state.json").exists():
+            raise TrainError(f"{out}: nothing to resume (no last/ checkpoint)")
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(last_dir / "model.safetensors"), device=str(device)))
+        doc = _load_state(last_dir, opt, sched)
+        start_epoch = doc["epoch"] + 1
+        best_value, best_epoch = doc["best_value"], doc["best_epoch"]
+        bad_epochs, history = doc["bad_epochs"], doc["history"]
+        yield Progress("resume", start_epoch, cfg.epochs, f"resumed at epoch {start_epoch}")
+
+    stopped = False
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        if hasattr(aug, "set_random_seed"):
+            aug.set_random_seed(cfg.seed * 1000 + epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        loader = DataLoader(
+            train_ds,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            generator=gen,
+            drop_last=len(train_ds) > cfg.batch_size,
+            num_workers=cfg.num_workers,
+        )
+        model.train()
+        total, seen = 0.0, 0
+        for step, (x, y) in enumerate(loader):
+            if cfg.max_steps and step >= cfg.max_steps:
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                logits = model(x)
+                loss = loss_fn(logits, y)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            if cfg.scheduler == "onecycle":
+                sched.step()
+            lv = float(loss.detach())
+            total += lv * len(x)
+            seen += len(x)
+            yield Progress(
+                "train",
+                step + 1,
+                steps_per_epoch,
+                f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps_per_epoch} loss {lv:.4f}",
+                {"epoch": epoch, "step": step, "loss": lv},
+            )
+        train_loss = total / max(seen, 1)
+
+        # -- validation --------------------------------------------------------------
+        model.eval()
+        vtotal, vseen, stats = 0.0, 0, None
+        if val_ds is not None and len(val_ds):
+            vloader = DataLoader(
+                val_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers
+            )
+            with torch.inference_mode():
+                for vstep, (x, y) in enumerate(vloader):
+                    x, y = x.to(device), y.to(device)
+                    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                        logits = model(x)
+                        vloss = loss_fn(logits, y)
+                    vtotal += float(vloss) * len(x)
+                    vseen += len(x)
+                    s = _stats(logits.float(), y, n_classes, binary)
+                    stats = s if stats is None else stats + s
+                    yield Progress(
+                        "val", vstep + 1, len(vloader), f"validating {vstep + 1}/{len(vloader)}"
+                    )
+        val_loss = vtotal / vseen if vseen else float("nan")
+        scores = (
+            _scores(stats, names, background)
+            if stats is not None
+            else {"mean_dice": float("nan"), "mean_iou": float("nan")}
+        )
+        if cfg.scheduler == "cosine":
+            sched.step()
+        elif cfg.scheduler == "plateau":
+            sched.step(val_loss if vseen else train_loss)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(train_loss, 6),
+            "val_loss": round(val_loss, 6),
+            **{k: round(v, 6) for k, v in scores.items()},
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        history.append(row)
+        monitored = val_loss if cfg.monitor == "val_loss" else scores["mean_dice"]
+        if not vseen:
+            monitored = train_loss if cfg.monitor == "val_loss" else -train_loss
+        improved = sign * monitored < sign * best_value if best_epoch >= 0 else True
+        card = make_card(**card_base, extra={"name": cfg.name or out.name})
+        card["training"] = {
+            "config": cfg.to_dict(),
+            "epoch": epoch + 1,
+            "train_patches": len(train_rows),
+            "val_patches": len(val_rows),
+            "slides": sorted({r["slide"] for _, r in rows}),
+        }
+        card["metrics"] = {k: v for k, v in row.items() if k != "seconds"}
+        if improved:
+            best_value, best_epoch, bad_epochs = monitored, epoch, 0
+            save_checkpoint(model, best_dir, card)
+        else:
+            bad_epochs += 1
+        save_checkpoint(model, last_dir, card)
+        _save_state(
+            last_dir,
+            opt,
+            sched,
+            {
+                "epoch": epoch,
+                "best_value": best_value,
+                "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs,
+                "history": history,
+            },
+        )
+        _write_metrics(out / "metrics.csv", history)
+        _plot(out / "curves.png", history)
+        yield Progress(
+            "epoch",
+            epoch + 1,
+            cfg.epochs,
+            f"epoch {epoch + 1}: train {train_loss:.4f} val {val_loss:.4f} dice {scores['mean_dice']:.3f}",
+            {"row": row, "best_epoch": best_epoch + 1, "best_value": best_value},
+        )
+        if cfg.patience is not None and bad_epochs >= cfg.patience:
+            stopped = True
+            break
+    result = TrainResult(out, best_epoch + 1, float(best_value), history, stopped)
+    (out / "done.json").write_text(
+        json.dumps(
+            {
+                "best_epoch": result.best_epoch,
+                "best_value": result.best_value,
+                "stopped_early": stopped,
+            }
+        )
+    )
+    return result
+
+
+def train_folds(config: TrainConfig, folds: int) -> Generator[Progress, None, list[TrainResult]]:
+    """Train ``folds`` runs (k-fold over slides or patches) into ``<out>/fold_<i>``."""
+    results = []
+    for k in range(folds):
+        d = config.to_dict()
+        d.update(
+            fold=k,
+            folds=folds,
+            out=str(Path(config.out) / f"fold_{k}"),
+            name=f"{config.name or Path(config.out).name}-fold{k}",
+        )
+        res = yield from train(TrainConfig.from_dict(d))
+        results.append(res)
+    return results
+
+
+def train_blocking(config: TrainConfig, **kwargs: Any) -> TrainResult:
+    """Run :func:`train` to the end (scripts and the napari console)."""
+    return drain(train(config, **kwargs))
