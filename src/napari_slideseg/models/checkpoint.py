@@ -268,6 +268,11 @@ def load_model(path: str | os.PathLike, *, device: str | Any = "cpu") -> tuple[A
         raise CheckpointError(
             f"{p}: card says architecture {card['arch']!r} but config.json says {config['_model_class']!r}"
         )
+    enc = config.get("encoder_name")
+    if enc is not None and enc != card["encoder"]:
+        raise CheckpointError(
+            f"{p}: card says encoder {card['encoder']!r} but config.json says {enc!r}"
+        )
     out_ch = config.get("classes")
     if out_ch is not None and int(out_ch) != int(card["classes"]):
         raise CheckpointError(
