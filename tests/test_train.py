@@ -77,7 +77,8 @@ def test_resume_continues_exactly(tmp_path, glas_binary):
         if ev.stage == "epoch" and ev.done == 1:
             gen.close()  # cancel after the first epoch
             break
-    rows = list(csv.DictReader(open(tmp_path / "cut" / "metrics.csv")))
+    with open(tmp_path / "cut" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 1
     with pytest.raises(TrainError, match="resume"):
         train_blocking(_cfg(glas_binary, tmp_path / "cut", epochs=2, deterministic=True))

@@ -109,7 +109,7 @@ def test_tampered_or_mismatched_cards_are_refused(tmp_path):
     # a card describing another encoder than the saved model
     other = build_model("Unet", "resnet34", classes=2)
     save_checkpoint(other, tmp_path / "o", card)
-    with pytest.raises(CheckpointError, match="encoder 'resnet18'.*resnet34"):
+    with pytest.raises(CheckpointError, match=r"encoder 'resnet18'.*resnet34"):
         load_model(tmp_path / "o")
     # weights from another model under a consistent card and config
     save_checkpoint(m, tmp_path / "w", card)
