@@ -117,6 +117,60 @@ def _cmd_patch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train, train_folds
+
+    weights: list[float] | str | None = None
+    if args.class_weights:
+        weights = (
+            "auto"
+            if args.class_weights == "auto"
+            else [float(v) for v in args.class_weights.split(",")]
+        )
+    cfg = TrainConfig(
+        manifests=[str(m) for m in args.manifests],
+        out=args.out,
+        val_manifests=[str(m) for m in args.val or []],
+        val_fraction=args.val_fraction,
+        split_by=args.split_by,
+        fold=args.fold,
+        folds=args.folds or 5,
+        arch=args.arch,
+        encoder=args.encoder,
+        encoder_weights=args.encoder_weights,
+        binary=args.binary,
+        loss=args.loss,
+        class_weights=weights,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        scheduler=args.scheduler,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        augment=args.augment,
+        patience=args.patience,
+        monitor=args.monitor,
+        amp=not args.no_amp,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        device=args.device,
+        threads=args.threads,
+        num_workers=args.workers,
+        max_steps=args.max_steps,
+    )
+    if args.folds and args.fold is None:
+        results = _drive(train_folds(cfg, args.folds), quiet=args.quiet)
+    else:
+        results = [_drive(train(cfg, resume=args.resume), quiet=args.quiet)]
+    for res in results:
+        last = res.history[-1] if res.history else {}
+        print(
+            f"{res.run_dir}: {len(res.history)} epochs, best epoch {res.best_epoch} "
+            f"({cfg.monitor} {res.best_value:.4f}); last mean Dice {last.get('mean_dice', float('nan')):.4f}"
+            + (" (stopped early)" if res.stopped_early else "")
+        )
+    return 0
+
+
 def _drive_open(path: str, quiet: bool = False):
     from .io.slide import open_slide_steps
 
@@ -220,6 +274,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_patch)
+
+    p = sub.add_parser(
+        "train",
+        help="train a segmentation model from patch manifests into a run folder",
+        description="Train an smp model on patch folders / manifest.csv files made by `slideseg patch`.",
+    )
+    p.add_argument("manifests", nargs="+", help="patch folders or manifest.csv files")
+    p.add_argument("--out", required=True, help="run folder (config, metrics.csv, last/, best/)")
+    p.add_argument("--val", nargs="*", help="explicit validation manifests")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--split-by", choices=["slide", "patch"], default="slide")
+    p.add_argument(
+        "--folds", type=int, help="train K folds into OUT/fold_<k> (or with --fold, one fold)"
+    )
+    p.add_argument("--fold", type=int, help="train only this fold of --folds")
+    p.add_argument("--arch", default="Unet")
+    p.add_argument("--encoder", default="resnet18")
+    p.add_argument("--encoder-weights", default=None, help="e.g. imagenet (only if cached locally)")
+    p.add_argument("--binary", action="store_true", help="1-channel sigmoid model for 2 classes")
+    p.add_argument(
+        "--loss",
+        default="ce+dice",
+        help="ce, bce, dice, focal, jaccard, lovasz, tversky; join with +",
+    )
+    p.add_argument(
+        "--class-weights", help="comma-separated weights, or 'auto' (from class fractions)"
+    )
+    p.add_argument("--optimizer", choices=["adamw", "adam", "sgd", "radam"], default="adamw")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--scheduler", choices=["cosine", "plateau", "onecycle", "none"], default="cosine"
+    )
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--augment", choices=["none", "flips", "standard", "strong"], default="flips")
+    p.add_argument("--patience", type=int, help="early stopping patience (epochs)")
+    p.add_argument("--monitor", choices=["val_loss", "val_dice"], default="val_loss")
+    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--max-steps", type=int, help="cap steps per epoch (quick runs)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue OUT/last after a crash or cancel"
+    )
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample slide")
     p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")
