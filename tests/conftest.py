@@ -50,3 +50,11 @@ def big_pyramid(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("synthetic") / "synthetic_20k.tif"
     return write_synthetic_slide(path, 20000, 24000, tile=512, mpp=0.25)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _npe2_discovered():
+    """npe2's plugin manager discovers installed manifests lazily; do it once up front."""
+    import npe2
+
+    npe2.PluginManager.instance().discover()

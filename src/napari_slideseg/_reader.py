@@ -95,3 +95,87 @@ def _notify_error(message: str) -> None:
     except ImportError:  # pragma: no cover
         raise RuntimeError(message) from None
     show_error(message)
+
+
+# -----------------------------------------------------------------------------
+# masks: colour-mask PNG/TIFF and RLE CSV -> Labels
+# -----------------------------------------------------------------------------
+#: Largest mask the sniffer decodes to check its palette.
+MASK_SNIFF_MAX_PIXELS = 50_000_000
+
+
+def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
+    """Return a Labels reader for colour masks in a known palette and RLE CSVs, else ``None``.
+
+    A PNG/TIFF is a mask when every colour in it belongs to one preset
+    palette (``biopsy6``, ``wsi3``, ``binary``); TIFFs with lossy
+    compression (JPEG, JPEG 2000: slides, never masks) are not read.
+    A CSV is claimed when its header has an RLE column.
+    """
+    if isinstance(path, list | tuple):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = os.fspath(path)
+    lower = path.lower()
+    if lower.endswith(".csv"):
+        return read_mask if _csv_has_rle(path) else None
+    kind = sniff_kind(path)
+    if kind == "png":
+        try:
+            if raster_header(path).pixels > MASK_SNIFF_MAX_PIXELS:
+                return None
+        except (OSError, ValueError):
+            return None
+    elif kind == "tiff":
+        if not _tiff_may_be_mask(path):
+            return None
+    else:
+        return None
+    from .io.palette import is_color_mask
+
+    return read_mask if is_color_mask(path, max_pixels=MASK_SNIFF_MAX_PIXELS) is not None else None
+
+
+def _csv_has_rle(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            header = fh.readline().lower()
+    except OSError:
+        return False
+    cols = {c.strip().strip('"') for c in header.split(",")}
+    return bool(cols & {"rle", "encodedpixels", "predicted", "annotation"})
+
+
+def _tiff_may_be_mask(path: str) -> bool:
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            lossy = int(page.compression) in (6, 7, 33003, 33004, 33005, 34712, 50001, 50002)
+            return not lossy and page.imagewidth * page.imagelength <= MASK_SNIFF_MAX_PIXELS
+    except Exception:
+        return False
+
+
+def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
+    """Open a colour mask or RLE CSV as a Labels layer coloured by its class map."""
+    from pathlib import Path
+
+    from .io.errors import SlideSegError
+    from .io.masks import read_labels
+    from .layers import labels_layer
+
+    if isinstance(path, list | tuple):
+        path = path[0]
+    try:
+        labels, classmap, info = read_labels(path)
+    except SlideSegError as err:
+        _notify_error(str(err))
+        return [(None,)]
+    meta = {
+        "path": os.fspath(path),
+        "slideseg": {"source": {k: v for k, v in info.items() if k != "attrs"}},
+    }
+    return [labels_layer(labels, classmap, name=Path(path).stem, metadata=meta)]

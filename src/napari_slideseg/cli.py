@@ -54,7 +54,7 @@ def _drive(gen, desc: str = "", quiet: bool = False):
     """Run a core progress generator with a terminal progress bar; return its result."""
     from .progress import drain, tqdm_callback
 
-    callback, close = tqdm_callback(desc=desc, disable=quiet)
+    callback, close = tqdm_callback(desc=desc, disable=quiet or not sys.stderr.isatty())
     try:
         return drain(gen, callback)
     finally:
@@ -169,6 +169,61 @@ def _cmd_train(args: argparse.Namespace) -> int:
             + (" (stopped early)" if res.stopped_early else "")
         )
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .io.export import write_color_png_steps, write_geojson_steps, write_ome_zarr_labels_steps
+    from .io.masks import read_labels
+
+    labels, classmap, info = read_labels(
+        args.labels,
+        classmap=args.classmap,
+        rle_order=args.in_rle_order,
+        shape=tuple(args.shape) if args.shape else None,
+        tolerance=args.tolerance,
+    )
+    out = args.to
+    name = str(out).lower()
+    if classmap is None:
+        from .io.palette import ClassMap
+
+        top = labels.max()
+        classmap = ClassMap.default(int(top.compute() if hasattr(top, "compute") else top) + 1)
+    if name.endswith(".png"):
+        _drive(write_color_png_steps(out, labels, classmap, indexed=args.indexed), quiet=args.quiet)
+    elif name.endswith(".csv"):
+        from .io.rle import write_rle_csv
+
+        write_rle_csv(
+            out,
+            labels,
+            layout=args.rle_layout,
+            order=args.rle_order,
+            base=args.rle_base,
+            image_id=args.image_id or _stem(args.labels),
+            class_names=list(classmap.names),
+        )
+    elif name.endswith(".zarr"):
+        _drive(write_ome_zarr_labels_steps(out, labels, classmap=classmap), quiet=args.quiet)
+    elif name.endswith((".geojson", ".geojson.gz", ".json")):
+        mode = "instances" if args.instances else "semantic"
+        _drive(write_geojson_steps(out, labels, mode=mode, classmap=classmap), quiet=args.quiet)
+    else:
+        from .io.palette import MaskError
+
+        raise MaskError(
+            f"{out}: unknown export format (use .png, .csv, .ome.zarr or .geojson[.gz])"
+        )
+    print(
+        f"wrote {out} ({info.get('format', 'labels')} -> {name.rsplit('.', 1)[-1]}, classes: {', '.join(classmap.names)})"
+    )
+    return 0
+
+
+def _stem(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path.rstrip("/")).name.split(".")[0]
 
 
 def _drive_open(path: str, quiet: bool = False):
@@ -323,6 +378,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+    for cmd, help_text in (
+        (
+            "export",
+            "write a label image (zarr, index/colour mask, RLE CSV) as PNG, RLE CSV, OME-Zarr or GeoJSON",
+        ),
+        ("convert", "convert a colour mask or RLE CSV to another mask format (same as export)"),
+    ):
+        p = sub.add_parser(cmd, help=help_text, description=help_text)
+        p.add_argument("labels", metavar="LABELS" if cmd == "export" else "MASK")
+        p.add_argument("--to", required=True, help="output: .png, .csv, .ome.zarr, .geojson[.gz]")
+        p.add_argument("--classmap", help="preset (biopsy6, wsi3, binary) or class map JSON")
+        p.add_argument(
+            "--rle-order",
+            choices=["col", "row"],
+            default="col",
+            help="pixel order of RLE written (default col, Kaggle/HuBMAP)",
+        )
+        p.add_argument(
+            "--rle-base",
+            type=int,
+            choices=[0, 1],
+            default=1,
+            help="index of the first pixel in RLE written (default 1)",
+        )
+        p.add_argument("--rle-layout", choices=["semantic", "instance"], default="semantic")
+        p.add_argument(
+            "--in-rle-order",
+            choices=["col", "row"],
+            help="pixel order of an input RLE that does not record it",
+        )
+        p.add_argument(
+            "--shape",
+            type=int,
+            nargs=2,
+            metavar=("H", "W"),
+            help="shape of an input RLE without shape columns",
+        )
+        p.add_argument(
+            "--tolerance", type=float, help="nearest-colour tolerance for JPEG colour masks"
+        )
+        p.add_argument(
+            "--indexed", action="store_true", help="palette (indexed) PNG instead of RGB"
+        )
+        p.add_argument("--instances", action="store_true", help="GeoJSON: one polygon per label id")
+        p.add_argument("--image-id", help="image id written in RLE CSV rows")
+        p.add_argument("--quiet", action="store_true")
+        p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample slide")
     p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")

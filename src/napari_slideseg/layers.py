@@ -60,3 +60,33 @@ def slide_layer(slide: Slide, name: str | None = None) -> tuple[list, dict[str, 
             kwargs.pop("rgb")
             kwargs["contrast_limits"] = [kwargs["contrast_limits"]] * slide.channels
     return list(slide.levels), kwargs, "image"
+
+
+def labels_layer(
+    labels: Any,
+    classmap: Any | None = None,
+    *,
+    name: str = "labels",
+    scale: tuple[float, float] | None = None,
+    metadata: dict[str, Any] | None = None,
+    features: Any | None = None,
+) -> tuple[Any, dict[str, Any], str]:
+    """A Labels layer tuple whose colours are the class map's (background transparent).
+
+    The class map travels in ``metadata["slideseg"]["classmap"]`` so writers
+    and widgets get it back from the layer.
+    """
+    meta = dict(metadata or {})
+    slideseg = dict(meta.get("slideseg") or {})
+    kwargs: dict[str, Any] = {"name": name}
+    if classmap is not None:
+        slideseg["classmap"] = classmap.to_dict()
+        # napari turns a {label: rgba} dict (None = default) into a DirectLabelColormap.
+        kwargs["colormap"] = classmap.to_napari_colormap_dict()
+    meta["slideseg"] = slideseg
+    kwargs["metadata"] = meta
+    if scale is not None:
+        kwargs["scale"] = tuple(scale)
+    if features is not None:
+        kwargs["features"] = features
+    return labels, kwargs, "labels"

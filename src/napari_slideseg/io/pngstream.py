@@ -92,7 +92,9 @@ class PngStreamWriter:
             _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0))
         )
         for key, value in (text or {}).items():
-            self._fh.write(_chunk(b"tEXt", key.encode("latin-1") + b"\x00" + value.encode("latin-1")))
+            self._fh.write(
+                _chunk(b"tEXt", key.encode("latin-1") + b"\x00" + value.encode("latin-1"))
+            )
         if mode == "P":
             if palette is None:
                 raise ValueError("mode 'P' needs a palette")
@@ -110,7 +112,9 @@ class PngStreamWriter:
         band = np.asarray(band)
         expected = (self.width, self._channels) if self._channels == 3 else (self.width,)
         if band.shape[1:] != expected:
-            raise ValueError(f"band shape {band.shape} does not match a {self.mode} PNG of width {self.width}")
+            raise ValueError(
+                f"band shape {band.shape} does not match a {self.mode} PNG of width {self.width}"
+            )
         if self._rows + band.shape[0] > self.height:
             raise ValueError(f"more than {self.height} rows written")
         rows = np.ascontiguousarray(band.astype(self._dtype, copy=False)).reshape(band.shape[0], -1)
@@ -133,7 +137,9 @@ class PngStreamWriter:
             return self.path
         if self._rows != self.height:
             self.abort()
-            raise ValueError(f"PNG closed after {self._rows} of {self.height} rows; nothing written")
+            raise ValueError(
+                f"PNG closed after {self._rows} of {self.height} rows; nothing written"
+            )
         self._buf += self._zlib.flush()
         self._flush()
         self._fh.write(_chunk(b"IEND", b""))

@@ -1,0 +1,197 @@
+"""Shared pieces of the dock widgets: layer adapters and a generator runner.
+
+Widgets stay thin: they build one config object from their fields, call one
+core generator, and map its :class:`~napari_slideseg.progress.Progress`
+events to a progress bar. :class:`GeneratorRunner` owns the worker thread,
+the Run/Cancel toggle and error notifications, so no widget repeats that.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from typing import Any
+
+from magicgui.widgets import ComboBox, Label, ProgressBar, PushButton
+
+from ..io.errors import SlideSegError
+from ..progress import Progress
+
+
+def layer_to_slide(layer: Any) -> Any:
+    """The :class:`~napari_slideseg.io.slide.Slide` behind an Image layer.
+
+    Layers opened by this plugin carry their file path and are reopened
+    lazily; any other image layer is wrapped as an in-memory slide.
+    """
+    from ..io.slide import open_slide, slide_from_arrays
+
+    meta = (layer.metadata or {}).get("slideseg") or {}
+    path = meta.get("path")
+    if path and os.path.exists(path):
+        return open_slide(path)
+    data = list(layer.data) if layer.multiscale else [layer.data]
+    mpp = None
+    units = [str(u) for u in getattr(layer, "units", ())]
+    if units and all(u == "micrometer" for u in units[-2:]):
+        mpp = (float(layer.scale[-2]), float(layer.scale[-1]))
+    return slide_from_arrays(data, name=layer.name, mpp=mpp)
+
+
+def labels_level0(layer: Any) -> Any:
+    """Level-0 data of a Labels layer (multiscale or not)."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def notify_error(message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(message)
+
+
+def notify_info(message: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(message)
+
+
+class LayerChoice(ComboBox):
+    """A combo box listing the viewer's layers of one type, kept up to date."""
+
+    def __init__(self, viewer: Any, layer_type: str, label: str, optional: bool = False) -> None:
+        self._viewer = viewer
+        self._type = layer_type
+        self._optional = optional
+        super().__init__(label=label, choices=self._names)
+        for ev in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            ev.connect(lambda *_: self.reset_choices())
+
+    def _names(self, *_: Any) -> list[Any]:
+        names = [ly.name for ly in self._viewer.layers if type(ly).__name__.lower() == self._type]
+        return [None, *names] if self._optional else names
+
+    @property
+    def layer(self) -> Any:
+        name = self.value
+        return next((ly for ly in self._viewer.layers if ly.name == name), None)
+
+
+class GeneratorRunner:
+    """Run a core progress generator in a napari worker thread.
+
+    The Run button turns into Cancel while a job runs; Cancel closes the
+    generator at its next event (core generators clean up in ``finally``).
+    Core errors (:class:`SlideSegError`) become error notifications and the
+    widget stays usable.
+
+    Parameters
+    ----------
+    button
+        The Run button (its text toggles).
+    progress
+        A magicgui ``ProgressBar``.
+    status
+        A ``Label`` for the latest message.
+    on_event
+        Called in the GUI thread with every non-Progress item the generator yields.
+    on_done
+        Called in the GUI thread with the generator's return value.
+    on_progress
+        Called in the GUI thread with every Progress event (e.g. to plot curves).
+    """
+
+    def __init__(
+        self,
+        button: PushButton,
+        progress: ProgressBar,
+        status: Label,
+        *,
+        on_event: Callable[[Any], None] | None = None,
+        on_done: Callable[[Any], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        run_text: str = "Run",
+    ) -> None:
+        self.button, self.progress, self.status = button, progress, status
+        self.on_event, self.on_done, self.on_progress = on_event, on_done, on_progress
+        self.run_text = run_text
+        self.worker: Any = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def start(self, make_generator: Callable[[], Generator[Any, None, Any]]) -> Any:
+        """Start ``make_generator()`` in a worker thread; returns the worker."""
+        from napari.qt.threading import GeneratorWorker
+
+        if self.running:
+            return self.worker
+        self.result, self.error, self.cancelled = None, None, False
+
+        def work() -> Generator[Any, None, Any]:
+            gen = make_generator()
+            try:
+                return (yield from gen)
+            finally:
+                gen.close()
+
+        worker = GeneratorWorker(work)
+        worker.yielded.connect(self._yielded)
+        worker.returned.connect(self._returned)
+        worker.errored.connect(self._errored)
+        worker.aborted.connect(self._aborted)
+        worker.finished.connect(self._finished)
+        self.worker = worker
+        self.button.text = "Cancel"
+        self.status.value = "running..."
+        self.progress.value = 0
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.cancelled = True
+            self.status.value = "cancelling..."
+            self.worker.quit()
+
+    def toggle(self, make_generator: Callable[[], Generator[Any, None, Any]]) -> None:
+        """What the Run/Cancel button does."""
+        if self.running:
+            self.cancel()
+        else:
+            try:
+                self.start(make_generator)
+            except SlideSegError as err:
+                notify_error(str(err))
+
+    # -- slots (GUI thread) ---------------------------------------------------------
+    def _yielded(self, item: Any) -> None:
+        if isinstance(item, Progress):
+            if item.total:
+                self.progress.max = item.total
+                self.progress.value = min(item.done, item.total)
+            self.status.value = item.message or item.stage
+            if self.on_progress is not None:
+                self.on_progress(item)
+        elif self.on_event is not None:
+            self.on_event(item)
+
+    def _returned(self, value: Any) -> None:
+        self.result = value
+        if self.on_done is not None:
+            self.on_done(value)
+
+    def _errored(self, exc: BaseException) -> None:
+        self.error = exc
+        self.status.value = f"error: {exc}"
+        notify_error(str(exc) if isinstance(exc, SlideSegError) else f"{type(exc).__name__}: {exc}")
+
+    def _aborted(self) -> None:
+        self.status.value = "cancelled"
+
+    def _finished(self) -> None:
+        self.worker = None
+        self.button.text = self.run_text

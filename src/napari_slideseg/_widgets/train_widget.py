@@ -1,0 +1,255 @@
+"""Training dock widget: a thin adapter over :func:`napari_slideseg.train.train`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+
+from ..train import TrainConfig, cpu_only_build, list_devices
+from ._common import GeneratorRunner, LayerChoice, labels_level0, layer_to_slide
+
+ENCODERS = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "efficientnet-b0",
+    "mobilenet_v2",
+    "timm-regnety_004",
+)
+ARCHS = (
+    "Unet",
+    "UnetPlusPlus",
+    "FPN",
+    "DeepLabV3Plus",
+    "Linknet",
+    "MAnet",
+    "PAN",
+    "PSPNet",
+    "UPerNet",
+    "Segformer",
+)
+
+
+class TrainWidget(Container):
+    """Train a segmentation model on patch folders, or on the open slide + mask layers.
+
+    With *source* = layers, patches are first cut from the chosen layers into
+    ``<run>/patches`` (same core as the Patch widget), then training starts.
+    The plot shows train/validation loss and validation mean Dice per epoch.
+    Cancel stops within one batch and keeps the ``last`` checkpoint.
+    """
+
+    def __init__(self, viewer: Any) -> None:
+        super().__init__(labels=True)
+        self.viewer = viewer
+        self.source = ComboBox(
+            choices=["patch folders", "slide + mask layers"], value="patch folders", label="source"
+        )
+        self.folders = LineEdit(value="", label="patch folders (;)")
+        self.add_folder = FileEdit(mode="d", label="add folder")
+        self.slide_layer = LayerChoice(viewer, "image", "slide")
+        self.mask_layer = LayerChoice(viewer, "labels", "mask")
+        self.patch_size = SpinBox(value=256, min=32, max=2048, step=32, label="patch size")
+        self.arch = ComboBox(choices=list(ARCHS), value="Unet", label="architecture")
+        self.encoder = ComboBox(choices=list(ENCODERS), value="resnet18", label="encoder")
+        self.binary = CheckBox(value=False, label="binary (sigmoid)")
+        self.loss = ComboBox(
+            choices=[
+                "ce+dice",
+                "ce",
+                "dice",
+                "focal",
+                "focal+dice",
+                "jaccard",
+                "lovasz",
+                "tversky",
+                "bce+dice",
+            ],
+            value="ce+dice",
+            label="loss",
+        )
+        self.optimizer = ComboBox(
+            choices=["adamw", "adam", "sgd", "radam"], value="adamw", label="optimizer"
+        )
+        self.scheduler = ComboBox(
+            choices=["cosine", "plateau", "onecycle", "none"], value="cosine", label="LR schedule"
+        )
+        self.lr = FloatSpinBox(value=1e-3, min=1e-6, max=1.0, step=1e-4, label="learning rate")
+        self.epochs = SpinBox(value=10, min=1, max=1000, label="epochs")
+        self.batch_size = SpinBox(value=8, min=1, max=256, label="batch size")
+        self.augment = ComboBox(
+            choices=["none", "flips", "standard", "strong"], value="flips", label="augmentation"
+        )
+        self.patience = SpinBox(value=0, min=0, max=100, label="early stop (0 off)")
+        devices = list_devices()
+        self.device = ComboBox(
+            choices=[(desc, val) for val, desc in devices], value="auto", label="device"
+        )
+        hint = "torch is a CPU-only build: training runs on the CPU" if cpu_only_build() else ""
+        self.device_hint = Label(value=hint)
+        self.out = FileEdit(mode="d", label="run folder", value=str(Path.home() / "slideseg-run"))
+        self.resume = CheckBox(value=False, label="resume from last")
+        self.run_button = PushButton(text="Run")
+        self.progress = ProgressBar(value=0, max=1, label="progress")
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.source,
+                self.folders,
+                self.add_folder,
+                self.slide_layer,
+                self.mask_layer,
+                self.patch_size,
+                self.arch,
+                self.encoder,
+                self.binary,
+                self.loss,
+                self.optimizer,
+                self.scheduler,
+                self.lr,
+                self.epochs,
+                self.batch_size,
+                self.augment,
+                self.patience,
+                self.device,
+                self.device_hint,
+                self.out,
+                self.resume,
+                self.run_button,
+                self.progress,
+                self.status,
+            ]
+        )
+        self.history: list[dict[str, Any]] = []
+        self._figure, self._canvas = self._make_plot()
+        self.runner = GeneratorRunner(
+            self.run_button,
+            self.progress,
+            self.status,
+            on_progress=self._on_progress,
+            on_done=self._done,
+        )
+        self.add_folder.changed.connect(self._append_folder)
+        self.run_button.changed.connect(lambda *_: self.runner.toggle(self._job))
+
+    # -- config -------------------------------------------------------------------------
+    def config(self) -> TrainConfig:
+        """The :class:`TrainConfig` the fields describe."""
+        manifests = [f.strip() for f in self.folders.value.split(";") if f.strip()]
+        if self.source.value != "patch folders":
+            manifests = [str(Path(self.out.value) / "patches")]
+        threads = max(1, (os.cpu_count() or 2) - 1)  # leave the GUI thread a core
+        return TrainConfig(
+            manifests=manifests,
+            out=str(self.out.value),
+            arch=self.arch.value,
+            encoder=self.encoder.value,
+            binary=self.binary.value,
+            loss=self.loss.value,
+            optimizer=self.optimizer.value,
+            scheduler=self.scheduler.value,
+            lr=self.lr.value,
+            epochs=self.epochs.value,
+            batch_size=self.batch_size.value,
+            augment=self.augment.value,
+            patience=self.patience.value or None,
+            device=self.device.value,
+            threads=threads,
+        )
+
+    def _append_folder(self, *_: Any) -> None:
+        value = str(self.add_folder.value)
+        if value and value != ".":
+            items = [f for f in self.folders.value.split(";") if f.strip()]
+            if value not in items:
+                self.folders.value = ";".join([*items, value])
+
+    # -- job ------------------------------------------------------------------------------
+    def _job(self):
+        from ..train import train
+
+        cfg = self.config()
+        self.history = []
+        resume = self.resume.value
+        if self.source.value == "patch folders":
+            return train(cfg, resume=resume)
+        return self._patches_then_train(cfg, resume)
+
+    def _patches_then_train(self, cfg: TrainConfig, resume: bool):
+        from ..io.masks import classmap_from_metadata
+        from ..patching import PatchConfig, extract_patches_steps
+        from ..train import train
+
+        slide = layer_to_slide(self.slide_layer.layer)
+        mlayer = self.mask_layer.layer
+        if mlayer is None:
+            raise ValueError("choose a mask (Labels) layer to train on")
+        size = self.patch_size.value
+        yield from extract_patches_steps(
+            slide,
+            cfg.manifests[0],
+            PatchConfig(size=size, stride=size),
+            mask=labels_level0(mlayer),
+            classmap=classmap_from_metadata(mlayer.metadata),
+            mask_id=mlayer.name,
+            overwrite="skip" if resume else "overwrite",
+        )
+        return (yield from train(cfg, resume=resume))
+
+    # -- plot ------------------------------------------------------------------------------
+    def _make_plot(self) -> tuple[Any, Any]:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4, 2.4), dpi=90)
+        canvas = FigureCanvasQTAgg(fig)
+        canvas.setMinimumHeight(180)
+        self.native.layout().addWidget(canvas)
+        return fig, canvas
+
+    def _on_progress(self, event: Any) -> None:
+        if event.stage != "epoch":
+            return
+        self.history.append(event.info["row"])
+        self._redraw()
+
+    def _redraw(self) -> None:
+        fig = self._figure
+        fig.clear()
+        ax = fig.add_subplot(111)
+        ep = [h["epoch"] for h in self.history]
+        ax.plot(ep, [h["train_loss"] for h in self.history], "o-", label="train loss")
+        ax.plot(ep, [h["val_loss"] for h in self.history], "o-", label="val loss")
+        ax2 = ax.twinx()
+        ax2.plot(
+            ep, [h["mean_dice"] for h in self.history], "s--", color="tab:green", label="val Dice"
+        )
+        ax2.set_ylim(0, 1)
+        ax.set_xlabel("epoch")
+        ax.legend(loc="upper left", fontsize=7)
+        ax2.legend(loc="upper right", fontsize=7)
+        fig.tight_layout()
+        self._canvas.draw_idle()
+
+    def _done(self, result: Any) -> None:
+        if result is None:
+            return
+        last = result.history[-1] if result.history else {}
+        self.status.value = (
+            f"done: best epoch {result.best_epoch}, last mean Dice {last.get('mean_dice', float('nan')):.3f}; "
+            f"checkpoints in {result.run_dir}"
+        )

@@ -1,0 +1,207 @@
+"""Reading label images in any of the forms users bring them.
+
+:func:`read_labels` returns ``(labels, classmap, info)`` for a colour mask
+(PNG/TIFF, one RGB colour per class), an index mask (grey PNG/TIFF of class
+indices or instance ids), an RLE CSV (Kaggle or slideseg layouts), or a zarr
+/ OME-Zarr label image (read lazily, block by block).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .errors import SlideSegError
+from .palette import ClassMap, MaskError, read_color_mask
+
+
+def _read_zarr_labels(path: Path) -> tuple[da.Array, ClassMap | None, dict[str, Any]]:
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:
+        raise MaskError(f"{path}: not a readable zarr store ({type(exc).__name__}: {exc})") from exc
+    info: dict[str, Any] = {"format": "zarr"}
+    classmap = None
+    if isinstance(node, zarr.Array):
+        arr = node
+    else:
+        attrs = dict(node.attrs)
+        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        if ms:
+            arr = node[ms[0]["datasets"][0]["path"]]
+            info["format"] = "ome-zarr"
+        elif "labels" in node and isinstance(node["labels"], zarr.Array):
+            arr = node["labels"]
+        else:
+            arrays = sorted((a for _, a in node.arrays()), key=lambda a: -int(np.prod(a.shape)))
+            if not arrays:
+                raise MaskError(f"{path}: zarr group holds no label array")
+            arr = arrays[0]
+        cm = attrs.get("slideseg", {}).get("classmap")
+        if cm:
+            classmap = ClassMap.from_dict(cm)
+        info["attrs"] = attrs
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise MaskError(f"{path}: expected a 2D integer label array, got {arr.shape} {arr.dtype}")
+    return da.from_zarr(arr), classmap, info
+
+
+def read_labels(
+    path: str | os.PathLike,
+    *,
+    classmap: ClassMap | str | None = None,
+    shape: tuple[int, int] | None = None,
+    rle_order: str | None = None,
+    tolerance: float | None = None,
+) -> tuple[Any, ClassMap | None, dict[str, Any]]:
+    """Read a label image from a colour mask, index mask, RLE CSV or zarr.
+
+    Parameters
+    ----------
+    path
+        ``.png``/``.tif`` mask, ``.csv`` RLE, or a zarr directory.
+    classmap
+        A :class:`ClassMap` or a preset name (``biopsy6``, ``wsi3``,
+        ``binary``) or a JSON file; inferred from the mask when omitted.
+    shape
+        ``(height, width)`` for RLE files without shape columns.
+    rle_order
+        ``"col"`` or ``"row"`` for RLE files that don't record their order.
+    tolerance
+        Opt-in nearest-colour tolerance for JPEG-compressed colour masks.
+
+    Returns
+    -------
+    tuple
+        ``(labels, classmap or None, info)``; ``labels`` is NumPy, or dask for
+        zarr input.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MaskError(f"{p}: no such file or directory")
+    cm = resolve_classmap(classmap)
+    name = p.name.lower()
+    if p.is_dir() or name.endswith(".zarr"):
+        labels, zcm, info = _read_zarr_labels(p)
+        return labels, cm or zcm, info
+    if name.endswith(".csv"):
+        from .rle import read_rle_csv
+
+        labels, info = read_rle_csv(p, order=rle_order, shape=shape)
+        names = info.get("class_names")
+        if cm is None and names and info.get("layout") != "instance":
+            from .palette import PRESETS
+
+            same = [p for p in PRESETS.values() if list(p.names) == list(names)]
+            cm = same[0] if same else ClassMap.default(len(names), names=names)
+        return labels, cm, {"format": "rle-csv", **info}
+    if cm is None and name.endswith(".png"):
+        cm = png_classmap(p)
+    if _is_big_image(p):
+        return _read_big_mask(p, cm, tolerance)
+    labels, found = read_color_mask(p, cm, tolerance=tolerance)
+    return labels, found, {"format": "mask"}
+
+
+#: Masks above this many pixels are read lazily (through the slide reader's cache).
+BIG_MASK_PIXELS = 4096 * 4096
+
+
+def _is_big_image(p: Path) -> bool:
+    from .sniff import raster_header, sniff_kind
+
+    kind = sniff_kind(str(p))
+    try:
+        if kind in ("png", "jpeg"):
+            return raster_header(str(p)).pixels > BIG_MASK_PIXELS
+        if kind == "tiff":
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                s = tif.series[0]
+                return int(np.prod(s.shape[:2])) > BIG_MASK_PIXELS and s.keyframe.is_tiled
+    except (OSError, ValueError, IndexError):
+        return False
+    return False
+
+
+def _read_big_mask(
+    p: Path, cm: ClassMap | None, tolerance: float | None
+) -> tuple[Any, ClassMap, dict[str, Any]]:
+    """A slide-sized mask as lazy labels: decoded once into the tiled cache, mapped chunk-wise."""
+    from .palette import ClassMap as _CM
+    from .palette import rgb_to_labels, unique_colors
+    from .slide import open_slide
+
+    level0 = open_slide(p).levels[0]
+    if level0.ndim == 2:
+        colors, _ = unique_colors(da.stack([level0] * 3, axis=-1))
+        if cm is None and {tuple(c) for c in colors.tolist()} <= {(0, 0, 0), (255, 255, 255)}:
+            cm = ClassMap.preset("binary")
+        if cm is None:
+            return (
+                level0,
+                _CM.default(int(level0.max().compute()) + 1),
+                {"format": "mask", "lazy": True},
+            )
+        return rgb_to_labels(level0, cm, source=str(p)), cm, {"format": "mask", "lazy": True}
+    cm = cm or ClassMap.infer(level0, source=str(p))
+    return (
+        rgb_to_labels(level0, cm, tolerance=tolerance, source=str(p)),
+        cm,
+        {"format": "mask", "lazy": True},
+    )
+
+
+def png_classmap(path: str | os.PathLike) -> ClassMap | None:
+    """The class map a slideseg PNG writer recorded in the file (``tEXt``), if any."""
+    from PIL import Image
+
+    from .export import PNG_CLASSMAP_KEY
+
+    try:
+        with Image.open(path) as im:
+            text = getattr(im, "text", {}) or {}
+            raw = text.get(PNG_CLASSMAP_KEY)
+    except Exception:
+        return None
+    if not raw:
+        return None
+    try:
+        return ClassMap.from_dict(json.loads(raw), source=str(path))
+    except (json.JSONDecodeError, SlideSegError):
+        return None
+
+
+def resolve_classmap(classmap: ClassMap | str | os.PathLike | None) -> ClassMap | None:
+    """A ClassMap from an instance, a preset name or a JSON file path (``None`` passes)."""
+    if classmap is None or isinstance(classmap, ClassMap):
+        return classmap
+    s = os.fspath(classmap)
+    if s.lower().endswith(".json") or os.path.exists(s):
+        return ClassMap.load_json(s)
+    return ClassMap.preset(s)
+
+
+def classmap_from_metadata(metadata: dict[str, Any] | None) -> ClassMap | None:
+    """The ClassMap stored in napari layer metadata (``metadata["slideseg"]["classmap"]``)."""
+    if not metadata:
+        return None
+    cm = (metadata.get("slideseg") or {}).get("classmap") or metadata.get("classmap")
+    if cm is None:
+        return None
+    if isinstance(cm, ClassMap):
+        return cm
+    if isinstance(cm, str):
+        try:
+            cm = json.loads(cm)
+        except json.JSONDecodeError as exc:
+            raise SlideSegError(f"layer metadata holds an unreadable class map ({exc})") from exc
+    return ClassMap.from_dict(cm)

@@ -1,0 +1,88 @@
+"""Viewer tier: dock widgets drive core generators in workers (Xvfb)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.viewer
+
+
+@pytest.fixture
+def glas_layers(make_napari_viewer, data_dir):
+    viewer = make_napari_viewer()
+    viewer.open(str(data_dir / "glas" / "train_1.png"))
+    mask = (np.asarray(Image.open(data_dir / "glas" / "train_1_mask.png")) > 0).astype(np.uint8)
+    viewer.add_labels(mask, name="glands")
+    return viewer
+
+
+def test_patch_widget_preview_and_run(glas_layers, qtbot, tmp_path):
+    from napari_slideseg._widgets.patch_widget import PatchWidget
+
+    viewer = glas_layers
+    w = PatchWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.slide_layer.value = "train_1"
+    w.mask_layer.value = "glands"
+    w.size.value = 256
+    w.stride.value = 128
+    w.min_tissue.value = 0.0
+    w.out.value = str(tmp_path / "patches")
+    layer = w.preview()
+    assert layer is not None and layer.name == "patch grid"
+    assert len(layer.data) == 15  # (522-256)//128+1 = 3 rows, (775-256)//128+1 = 5 cols
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=30000)
+    assert w.runner.error is None
+    run = json.loads((tmp_path / "patches" / "run.json").read_text())
+    assert run["complete"] and run["summary"]["kept"] == 15
+    assert "15 patches" in w.summary.value
+    assert w.run_button.text == "Run"
+
+
+def test_patch_widget_cancel_midway(make_napari_viewer, big_pyramid, qtbot, tmp_path):
+    from napari_slideseg._widgets.patch_widget import PatchWidget
+
+    viewer = make_napari_viewer()
+    viewer.open(str(big_pyramid), plugin="napari-slideseg")
+    w = PatchWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.size.value = 256
+    w.stride.value = 256
+    w.level.value = 1
+    w.min_tissue.value = 0.0
+    w.max_white.value = 1.0
+    w.max_black.value = 1.0
+    w.out.value = str(tmp_path / "big")
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: w.progress.value >= 1, timeout=30000)
+    assert w.run_button.text == "Cancel"
+    w.run_button.changed.emit(True)  # Cancel
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=30000)
+    assert w.runner.cancelled
+    assert not (tmp_path / "big" / "manifest.csv").exists()
+    assert json.loads((tmp_path / "big" / "run.json").read_text())["complete"] is False
+    assert w.run_button.text == "Run"
+
+
+def test_patch_widget_bad_input_notifies(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_slideseg._widgets import _common
+    from napari_slideseg._widgets.patch_widget import PatchWidget
+
+    messages = []
+    monkeypatch.setattr(_common, "notify_error", messages.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((300, 300, 3), np.uint8), rgb=True, name="img")
+    viewer.add_labels(np.zeros((200, 200), np.uint8), name="wrong size")
+    w = PatchWidget(viewer)
+    w.mask_layer.value = "wrong size"
+    w.size.value = 128
+    w.out.value = str(tmp_path / "x")
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=30000)
+    assert messages and "200 x 200" in messages[0] and "300 x 300" in messages[0]
+    assert w.run_button.text == "Run"  # the widget is still alive
