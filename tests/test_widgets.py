@@ -86,3 +86,56 @@ def test_patch_widget_bad_input_notifies(make_napari_viewer, qtbot, tmp_path, mo
     qtbot.waitUntil(lambda: not w.runner.running, timeout=30000)
     assert messages and "200 x 200" in messages[0] and "300 x 300" in messages[0]
     assert w.run_button.text == "Run"  # the widget is still alive
+
+
+def test_labels_layer_shows_palette_colours(make_napari_viewer, tmp_path):
+    from napari_slideseg.io.palette import ClassMap, labels_to_rgb
+
+    cm = ClassMap.preset("biopsy6")
+    labels = np.zeros((120, 180), np.uint8)
+    for i in range(1, 6):
+        labels[:, (i - 1) * 36 : i * 36] = i
+    Image.fromarray(labels_to_rgb(labels, cm)).save(tmp_path / "mask.png")
+    viewer = make_napari_viewer(show=True)
+    layer = viewer.open(str(tmp_path / "mask.png"), plugin="napari-slideseg")[0]
+    assert type(layer).__name__ == "Labels"
+    layer.opacity = 1.0
+    for i in range(1, 6):
+        np.testing.assert_allclose(
+            layer.colormap.map(np.array([i]))[0][:3], np.array(cm.colors[i]) / 255, atol=1e-6
+        )
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    h, w = shot.shape[:2]
+    # the canvas shows each class in its mask colour (sample the centre of each stripe)
+    xs = [int(w / 2 + ((i - 0.5) * 36 - 90) * (w / 180) * 0.9) for i in range(1, 6)]
+    seen = {tuple(int(v) for v in shot[h // 2, x, :3]) for x in xs}
+    expected = {tuple(cm.colors[i]) for i in range(1, 6)}
+    close = sum(any(np.abs(np.array(s) - np.array(e)).max() <= 3 for s in seen) for e in expected)
+    assert close >= 4
+
+
+def test_train_widget_runs_and_cancels(make_napari_viewer, qtbot, tmp_path, data_dir):
+    from napari_slideseg import open_slide
+    from napari_slideseg._widgets.train_widget import TrainWidget
+    from napari_slideseg.patching import PatchConfig, extract_patches
+
+    slide = open_slide(data_dir / "glas" / "train_1.png")
+    mask = (np.asarray(Image.open(data_dir / "glas" / "train_1_mask.png")) > 0).astype(np.uint8)
+    extract_patches(slide, tmp_path / "p", PatchConfig(size=128, stride=128), mask=mask)
+    viewer = make_napari_viewer()
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.folders.value = str(tmp_path / "p")
+    w.patch_size.value = 128
+    w.epochs.value = 50
+    w.batch_size.value = 4
+    w.out.value = str(tmp_path / "run")
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: len(w.history) >= 1, timeout=120000)  # a full epoch with a plot update
+    assert w.run_button.text == "Cancel"
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60000)
+    assert w.runner.cancelled and w.runner.error is None
+    assert (tmp_path / "run" / "last" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "done.json").exists()
+    assert len(w._figure.axes) >= 1

@@ -389,12 +389,13 @@ def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
 
 
 def _plot(path: Path, history: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # Agg canvas on a bare Figure: no pyplot, no backend switch (this runs in
+    # worker threads next to napari's Qt canvas).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 3.2), dpi=100)
+    FigureCanvasAgg(fig)
     ax1, ax2 = fig.subplots(1, 2)
     ep = [h["epoch"] for h in history]
     ax1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")

@@ -38,6 +38,24 @@ def layer_to_slide(layer: Any) -> Any:
     return slide_from_arrays(data, name=layer.name, mpp=mpp)
 
 
+def guard_torch_imports() -> None:
+    """Keep torch from importing triton inside napari when there is no CUDA GPU.
+
+    The first ``optimizer.step()`` imports ``torch._dynamo``, which imports
+    triton when it is installed (CUDA builds of torch ship it). triton bundles
+    its own LLVM; next to Qt's OpenGL on Mesa (which loads another LLVM) that
+    import crashed the whole napari process here (segmentation fault under
+    Xvfb). triton only runs on CUDA GPUs, so without one it is hidden from
+    this process; with a GPU nothing is changed.
+    """
+    import sys
+
+    import torch
+
+    if not torch.cuda.is_available() and "triton" not in sys.modules:
+        sys.modules["triton"] = None  # type: ignore[assignment]  # import triton -> ImportError
+
+
 def labels_level0(layer: Any) -> Any:
     """Level-0 data of a Labels layer (multiscale or not)."""
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data

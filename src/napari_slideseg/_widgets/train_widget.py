@@ -20,7 +20,13 @@ from magicgui.widgets import (
 )
 
 from ..train import TrainConfig, cpu_only_build, list_devices
-from ._common import GeneratorRunner, LayerChoice, labels_level0, layer_to_slide
+from ._common import (
+    GeneratorRunner,
+    LayerChoice,
+    guard_torch_imports,
+    labels_level0,
+    layer_to_slide,
+)
 
 ENCODERS = (
     "resnet18",
@@ -55,6 +61,7 @@ class TrainWidget(Container):
 
     def __init__(self, viewer: Any) -> None:
         super().__init__(labels=True)
+        guard_torch_imports()
         self.viewer = viewer
         self.source = ComboBox(
             choices=["patch folders", "slide + mask layers"], value="patch folders", label="source"
