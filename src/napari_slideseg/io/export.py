@@ -46,12 +46,21 @@ def _as_2d(labels: Any, what: str = "labels") -> Any:
 
 
 def iter_bands(labels: Any, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(y0, band)`` row bands of a NumPy or dask array as NumPy arrays."""
+    """Yield ``(y0, band)`` row bands of a NumPy or dask array as NumPy arrays.
+
+    A dask array is computed one row of chunks at a time (each chunk once,
+    however small ``rows`` is), then cut into bands of ``rows``.
+    """
+    if isinstance(labels, da.Array):
+        y = 0
+        for ch in labels.chunks[0]:
+            strip = np.asarray(labels[y : y + ch].compute(scheduler="threads"))
+            for r in range(0, ch, rows):
+                yield y + r, strip[r : r + rows]
+            y += ch
+        return
     for y0 in range(0, labels.shape[0], rows):
-        band = labels[y0 : y0 + rows]
-        if isinstance(band, da.Array):
-            band = band.compute(scheduler="threads")
-        yield y0, np.asarray(band)
+        yield y0, np.asarray(labels[y0 : y0 + rows])
 
 
 def iter_blocks(labels: Any, block: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -194,9 +203,9 @@ def write_ome_zarr_labels_steps(
     if not isinstance(labels, da.Array):
         labels = da.from_array(labels, chunks=chunk)
     h, w = labels.shape
-    levels = [labels]
-    while max(levels[-1].shape) > lowest_max:
-        levels.append(levels[-1][::2, ::2])  # labels: nearest (stride), never averaged
+    shapes = [(h, w)]
+    while max(shapes[-1]) > lowest_max:
+        shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     sy, sx = mpp if mpp else (1.0, 1.0)
     unit = {"unit": "micrometer"} if mpp else {}
@@ -233,10 +242,10 @@ def write_ome_zarr_labels_steps(
                     {
                         "path": str(i),
                         "coordinateTransformations": [
-                            {"type": "scale", "scale": [sy * h / lv.shape[0], sx * w / lv.shape[1]]}
+                            {"type": "scale", "scale": [sy * h / lv[0], sx * w / lv[1]]}
                         ],
                     }
-                    for i, lv in enumerate(levels)
+                    for i, lv in enumerate(shapes)
                 ],
             }
         ],
@@ -248,13 +257,18 @@ def write_ome_zarr_labels_steps(
     try:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         root.attrs.update(attrs)
-        blocks_total = sum(-(-lv.shape[0] // chunk) * -(-lv.shape[1] // chunk) for lv in levels)
+        blocks_total = sum(-(-s[0] // chunk) * -(-s[1] // chunk) for s in shapes)
         done = 0
-        for i, lv in enumerate(levels):
+        lv = labels
+        for i, shape in enumerate(shapes):
+            if i:
+                # Each level is subsampled (nearest: labels are never averaged) from the
+                # level just written, so the source graph (e.g. inference) runs once.
+                lv = da.from_zarr(root[str(i - 1)])[::2, ::2]
             arr = root.create_array(
                 str(i),
-                shape=lv.shape,
-                chunks=(min(chunk, lv.shape[0]), min(chunk, lv.shape[1])),
+                shape=shape,
+                chunks=(min(chunk, shape[0]), min(chunk, shape[1])),
                 dtype=dtype,
                 chunk_key_encoding={"name": "v2", "separator": "/"},
                 fill_value=0,
