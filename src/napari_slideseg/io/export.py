@@ -26,7 +26,7 @@ import dask.array as da
 import numpy as np
 
 from ..progress import Progress, drain
-from .palette import ClassMap, MaskError
+from .palette import ClassMap, MaskError, _check_label_range
 from .pngstream import PngStreamWriter
 
 #: Rows per band when streaming a PNG (bounded memory: band x width x 3 bytes).
@@ -75,12 +75,10 @@ def iter_blocks(labels: Any, block: int) -> Iterator[tuple[int, int, np.ndarray]
 
 
 def _check_range(band: np.ndarray, classmap: ClassMap, path: Path) -> None:
-    if band.size and (band.min() < 0 or band.max() >= classmap.n_classes):
-        bad = np.unique(band[(band < 0) | (band >= classmap.n_classes)])[:10]
-        raise MaskError(
-            f"{path}: label values {bad.tolist()} have no class in the class map "
-            f"({classmap.n_classes} classes: {', '.join(classmap.names)})"
-        )
+    try:
+        _check_label_range(band, classmap)
+    except MaskError as err:
+        raise MaskError(f"{path}: {err} ({', '.join(classmap.names)})") from err
 
 
 # -----------------------------------------------------------------------------
