@@ -63,3 +63,71 @@ def test_demo_writes_outputs(tmp_path, capsys):
     with Image.open(tmp_path / "demo" / "thumbnail.png") as im:
         assert im.size == (1110, 1483)
     assert "outputs in" in capsys.readouterr().out
+
+
+def test_predict_evaluate_export_pipeline(tmp_path, data_dir, capsys):
+    import numpy as np
+    import torch
+    import zarr
+    from PIL import Image
+
+    from napari_slideseg.infer.engine import is_complete
+    from napari_slideseg.models import build_model, save_checkpoint
+    from napari_slideseg.models.checkpoint import make_card
+
+    torch.manual_seed(0)
+    cm = {
+        "name": "binary",
+        "names": ["background", "foreground"],
+        "colors": [[0, 0, 0], [255, 255, 255]],
+        "background": 0,
+    }
+    card = make_card(
+        kind="semantic",
+        arch="Unet",
+        encoder="resnet18",
+        in_channels=3,
+        classes=2,
+        classmap=cm,
+        patch_size=256,
+    )
+    save_checkpoint(build_model("Unet", "resnet18", classes=2), tmp_path / "ck", card)
+    img = data_dir / "glas" / "train_1.png"
+    out = tmp_path / "p.zarr"
+    args = [
+        "predict",
+        str(img),
+        "--model",
+        str(tmp_path / "ck"),
+        "--out",
+        str(out),
+        "--overlap",
+        "64",
+        "--block",
+        "512",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    assert is_complete(out)
+    labels = zarr.open_group(str(out), mode="r")["labels"][:]
+    assert labels.shape == (522, 775)
+    assert main(args) == 2  # refuses to overwrite without --resume
+    assert "resume" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0  # a complete run resumes as a no-op
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out),
+                str(data_dir / "glas" / "train_1_mask.png"),
+                "--report",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "r.csv").read_text().startswith("image,dice_background,dice_foreground")
+    assert main(["export", str(out), "--to", str(tmp_path / "p.png"), "--quiet"]) == 0
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "p.png"))[..., 0] > 0, labels > 0
+    )

@@ -13,6 +13,8 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from . import __version__
 from .io.errors import SlideSegError
 
@@ -226,6 +228,57 @@ def _stem(path: str) -> str:
     return Path(path.rstrip("/")).name.split(".")[0]
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .infer import InferConfig, predict_slide_steps
+    from .models import load_model
+
+    slide = _drive_open(args.slide, args.quiet)
+    models = [load_model(m) for m in args.model]
+    cfg = InferConfig(
+        level=args.level,
+        tile=args.tile or int(models[0][1].get("patch_size") or 512),
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        block=args.block,
+        tta=args.tta,
+        device=args.device,
+        amp=not args.no_amp,
+        save_probs=args.probs,
+        region=tuple(args.region) if args.region else None,
+        min_tissue=args.min_tissue,
+        threads=args.threads,
+    )
+    out = _drive(
+        predict_slide_steps(slide, models, args.out, cfg, resume=args.resume), quiet=args.quiet
+    )
+    print(
+        f"wrote {out} (labels{' + probs' if args.probs else ''}); export with: slideseg export {out} --to OUT.png"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .io.masks import read_labels
+    from .metrics import evaluate
+
+    pred, pcm, _ = read_labels(args.pred, classmap=args.classmap)
+    truth, tcm, _ = read_labels(args.truth, classmap=args.classmap)
+    cm = pcm or tcm
+    n = max(cm.n_classes if cm else 0, int(np.max(_max(pred))) + 1, int(np.max(_max(truth))) + 1)
+    names = (
+        list(cm.names) if cm is not None and cm.n_classes >= n else [f"class_{i}" for i in range(n)]
+    )
+    rows = evaluate([(_stem(args.pred), pred, truth)], names, report=args.report)
+    for row in rows:
+        print(", ".join(f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
+def _max(a):
+    m = a.max()
+    return m.compute() if hasattr(m, "compute") else m
+
+
 def _drive_open(path: str, quiet: bool = False):
     from .io.slide import open_slide_steps
 
@@ -426,6 +479,41 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--image-id", help="image id written in RLE CSV rows")
         p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "predict", help="tiled inference of one or more checkpoints over a slide into a zarr"
+    )
+    p.add_argument("slide")
+    p.add_argument(
+        "--model", action="append", required=True, help="checkpoint folder (repeat for an ensemble)"
+    )
+    p.add_argument("--out", required=True, help="output .zarr folder")
+    p.add_argument("--level", type=int, default=0)
+    p.add_argument("--tile", type=int, help="tile size (default: the model's patch size)")
+    p.add_argument("--overlap", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--block", type=int, default=2048)
+    p.add_argument("--tta", choices=["none", "flips", "d4"], default="none")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-amp", action="store_true")
+    p.add_argument(
+        "--probs", action="store_true", help="also store per-class probabilities (float16)"
+    )
+    p.add_argument(
+        "--region", type=int, nargs=4, metavar=("Y0", "X0", "Y1", "X1"), help="box in level pixels"
+    )
+    p.add_argument("--min-tissue", type=float, default=0.0, help="skip blocks with less tissue")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted prediction")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="per-class Dice and IoU of a prediction against the truth")
+    p.add_argument("pred", help="prediction: zarr, mask PNG/TIFF or RLE CSV")
+    p.add_argument("truth", help="ground truth in any mask format")
+    p.add_argument("--classmap", help="preset or class map JSON")
+    p.add_argument("--report", help="CSV report path")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample slide")
     p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")

@@ -61,6 +61,7 @@ class InferConfig:
     amp: bool = True
     save_probs: bool = False
     region: tuple[int, int, int, int] | None = None
+    min_tissue: float = 0.0
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -309,6 +310,22 @@ def predict_slide_steps(
             }
         )
     done = np.asarray(root["done"][:])
+    skipped = 0
+    if config.min_tissue > 0:
+        # Background blocks: the tissue mask is computed once on a low level; a block
+        # whose tissue fraction is below min_tissue is left as background (label 0).
+        from ..patching import slide_tissue_mask
+
+        tmask, (f0y, f0x) = slide_tissue_mask(slide)
+        fy, fx = slide.level_factors(config.level)
+        for i, (y0, x0, y1, x1) in enumerate(blocks):
+            ty0, tx0 = int(y0 * fy / f0y), int(x0 * fx / f0x)
+            ty1 = max(ty0 + 1, int(np.ceil(y1 * fy / f0y)))
+            tx1 = max(tx0 + 1, int(np.ceil(x1 * fx / f0x)))
+            if not done[i] and tmask[ty0:ty1, tx0:tx1].mean() < config.min_tissue:
+                done[i] = 2
+                skipped += 1
+        root["done"][:] = done
     todo = [i for i in range(len(blocks)) if not done[i]]
     halo = config.halo_px
 
@@ -332,12 +349,13 @@ def predict_slide_steps(
                 len(blocks) - len(todo) + k + 1,
                 len(blocks),
                 f"block {len(blocks) - len(todo) + k + 1}/{len(blocks)}",
-                {"block": list(blocks[i])},
+                {"block": list(blocks[i]), "skipped_blocks": skipped},
             )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     meta = dict(root.attrs["slideseg_inference"])
     meta["complete"] = True
+    meta["skipped_blocks"] = int((np.asarray(root["done"][:]) == 2).sum())
     root.attrs["slideseg_inference"] = meta
     return out
 
@@ -360,7 +378,7 @@ def predict_slide(
         several with the same classes form an ensemble (probability mean).
     out
         Output zarr folder: ``labels`` (uint8), optional ``probs`` (float16),
-        ``done`` (one flag per block), attributes with the config, model cards
+        ``done`` (per block: 1 predicted, 2 skipped as background), attributes with the config, model cards
         and ``complete``.
     config
         An :class:`InferConfig`.
