@@ -113,7 +113,7 @@ def test_predict_evaluate_export_pipeline(tmp_path, data_dir, capsys):
     assert labels.shape == (522, 775)
     assert main(args) == 2  # refuses to overwrite without --resume
     assert "resume" in capsys.readouterr().err
-    assert main(args + ["--resume"]) == 0  # a complete run resumes as a no-op
+    assert main([*args, "--resume"]) == 0  # a complete run resumes as a no-op
     assert (
         main(
             [
