@@ -13,8 +13,6 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from . import __version__
 from .io.errors import SlideSegError
 
@@ -258,13 +256,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .io.export import _max
     from .io.masks import read_labels
     from .metrics import evaluate
 
     pred, pcm, _ = read_labels(args.pred, classmap=args.classmap)
     truth, tcm, _ = read_labels(args.truth, classmap=args.classmap)
     cm = pcm or tcm
-    n = max(cm.n_classes if cm else 0, int(np.max(_max(pred))) + 1, int(np.max(_max(truth))) + 1)
+    n = max(cm.n_classes if cm else 0, _max(pred) + 1, _max(truth) + 1)
     names = (
         list(cm.names) if cm is not None and cm.n_classes >= n else [f"class_{i}" for i in range(n)]
     )
@@ -272,11 +271,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for row in rows:
         print(", ".join(f"{k}={v}" for k, v in row.items()))
     return 0
-
-
-def _max(a):
-    m = a.max()
-    return m.compute() if hasattr(m, "compute") else m
 
 
 def _drive_open(path: str, quiet: bool = False):

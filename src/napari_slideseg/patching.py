@@ -41,7 +41,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -300,8 +300,6 @@ class PatchPlan:
     positions: np.ndarray  # (n, 2) y, x in level coordinates
     factor: tuple[float, float]  # level -> level 0
     summary: dict[str, int] = field(default_factory=dict)
-    tissue: np.ndarray | None = None
-    tissue_factor: tuple[float, float] = (1.0, 1.0)  # level -> tissue level
 
 
 def choose_level(slide: Slide, level: int = 0, mpp: float | None = None) -> int:
@@ -357,8 +355,6 @@ def plan_patches(slide: Slide, config: PatchConfig) -> PatchPlan:
         keep = frac >= config.min_tissue
         summary["low_tissue"] = int((~keep).sum())
         plan.positions = positions[keep]
-        plan.tissue = tmask
-        plan.tissue_factor = (ty, tx)
     return plan
 
 
@@ -841,11 +837,6 @@ def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
         raise PatchError(f"{p}: no manifest (is the patch run complete?)")
     with open(p, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def iter_positions_in_blocks(positions: np.ndarray, size: int, block: int) -> Iterator[np.ndarray]:
-    """Spatial blocks of positions (exposed for dataset and inference code)."""
-    yield from _blocks(positions, size, block)
 
 
 __all__: Sequence[str] = [

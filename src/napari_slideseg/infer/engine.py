@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..io.errors import SlideSegError
+from ..patching import read_window_rect
 from ..progress import Progress, drain
 from .tiles import blend_window, block_grid, tile_starts
 
@@ -152,22 +153,14 @@ def read_block(
     Returns the padded block and the offset of the core inside it.
     """
     y0, x0, y1, x1 = core
-    h, w = arr.shape[:2]
     ry0, rx0 = y0 - halo, x0 - halo
     ry1 = max(y1 + halo, ry0 + tile)
     rx1 = max(x1 + halo, rx0 + tile)
-    cy0, cx0, cy1, cx1 = max(ry0, 0), max(rx0, 0), min(ry1, h), min(rx1, w)
-    part = arr[cy0:cy1, cx0:cx1]
-    if hasattr(part, "compute"):
-        part = part.compute(scheduler="threads")
-    part = np.asarray(part)
+    # The same clip-read-pad as patch extraction, so both see identical edge pixels.
+    part = read_window_rect(arr, ry0, rx0, ry1 - ry0, rx1 - rx0, "reflect", 0)
     if part.ndim == 2:
         part = np.repeat(part[..., None], 3, -1)
     part = part[..., :3]
-    pads = ((cy0 - ry0, ry1 - cy1), (cx0 - rx0, rx1 - cx1), (0, 0))
-    if any(p for pair in pads for p in pair):
-        mode = "reflect" if min(part.shape[:2]) > 1 else "edge"
-        part = np.pad(part, pads, mode=mode)
     return part, (y0 - ry0, x0 - rx0)
 
 
