@@ -247,7 +247,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     out = _drive(
-        predict_slide_steps(slide, models, args.out, cfg, resume=args.resume), quiet=args.quiet
+        predict_slide_steps(
+            slide, models, args.out, cfg, resume=args.resume, client=args.scheduler
+        ),
+        quiet=args.quiet,
     )
     print(
         f"wrote {out} (labels{' + probs' if args.probs else ''}); export with: slideseg export {out} --to OUT.png"
@@ -499,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-tissue", type=float, default=0.0, help="skip blocks with less tissue")
     p.add_argument("--threads", type=int)
     p.add_argument("--resume", action="store_true", help="continue an interrupted prediction")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="run the blocks on a dask.distributed cluster (tcp://host:8786); "
+        "its workers must see the slide, the checkpoints and --out at the same paths",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)
 

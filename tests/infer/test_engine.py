@@ -62,12 +62,22 @@ def region_slide(tmp_path_factory, cmu_svs):
     return slide_from_arrays([s.read_region(0, 1200, 600, 1024, 1024)], name="cmu-region")
 
 
-def test_tiled_equals_whole_image(tmp_path, region_slide):
+@pytest.fixture(scope="module")
+def region_2k(cmu_svs):
+    from napari_slideseg.io.slide import slide_from_arrays
+
+    s = open_slide(cmu_svs)
+    return slide_from_arrays([s.read_region(0, 0, 600, 2048, 2048)], name="cmu-2k")
+
+
+@pytest.mark.slow
+def test_tiled_equals_whole_image(tmp_path, region_2k):
+    """2048 x 2048 real region: blocks of 1024, tiles of 512 vs one forward pass."""
     m, card = _model()
-    cfg = InferConfig(tile=256, overlap=64, block=512, batch_size=4, device="cpu")
-    out = predict_slide(region_slide, [(m, card)], tmp_path / "p.zarr", cfg)
+    cfg = InferConfig(tile=512, overlap=128, block=1024, batch_size=4, device="cpu")
+    out = predict_slide(region_2k, [(m, card)], tmp_path / "p.zarr", cfg)
     tiled = zarr.open_group(str(out), mode="r")["labels"][:]
-    img = region_slide.read_region(0, 0, 0, 1024, 1024).astype(np.float32) / 255
+    img = region_2k.read_region(0, 0, 0, 2048, 2048).astype(np.float32) / 255
     x = (img - np.array(card["normalization"]["mean"], np.float32)) / np.array(
         card["normalization"]["std"], np.float32
     )
@@ -148,3 +158,85 @@ def test_tta_and_ensemble_average_probabilities():
 
     ens = _forward([(_LeftBiased(), card), (_Zero(), card)], x, "none", False)
     assert torch.allclose(ens, (plain + 0.5) / 2, atol=1e-6)
+
+
+def _saved_model(tmp_path, seed=0):
+    from napari_slideseg.models.checkpoint import save_checkpoint
+
+    m, card = _model(seed)
+    return save_checkpoint(m, tmp_path / f"model{seed}", card)
+
+
+def test_region_blocks_align_to_chunks_and_pyramid(tmp_path, cmu_svs):
+    from napari_slideseg.infer import output_levels, region_blocks
+
+    cores = region_blocks((100, 300, 700, 1100), 512)
+    assert cores[0] == (100, 300, 512, 512) and cores[-1] == (512, 1024, 700, 1100)
+    assert len(cores) == 6
+    assert all(c[0] // 512 == (c[2] - 1) // 512 and c[1] // 512 == (c[3] - 1) // 512 for c in cores)
+    ckpt = _saved_model(tmp_path)
+    slide = open_slide(cmu_svs)
+    cfg = InferConfig(
+        tile=256, overlap=32, block=256, device="cpu", region=(100, 300, 700, 1100), save_probs=True
+    )
+    out = predict_slide(slide, [ckpt], tmp_path / "p.zarr", cfg)
+    levels = output_levels(out)
+    assert levels[0].shape == slide.levels[0].shape[:2]
+    psum = zarr.open_group(str(out), mode="r")["probs"][:].astype(np.float32).sum(0)
+    np.testing.assert_allclose(psum[100:700, 300:1100], 1.0, atol=0.01)
+    psum[100:700, 300:1100] = 0
+    assert not psum.any()  # nothing written outside the region
+    meta = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]
+    assert len(levels) == len(meta["pyramid"]) + 1 >= 2
+    for f, lv in zip(meta["pyramid"], levels[1:], strict=True):
+        np.testing.assert_array_equal(lv[:], levels[0][:][::f, ::f])
+    assert meta["complete"] and meta["versions"]["torch"]
+
+
+def test_roi_polygon_skips_blocks_and_masks_pixels(tmp_path, region_slide):
+    m, card = _model()
+    roi = ((10.0, 10.0), (10.0, 400.0), (400.0, 10.0))  # a triangle in the top-left block
+    cfg = InferConfig(tile=256, overlap=32, block=512, device="cpu", roi=roi, save_probs=True)
+    steps = list(predict_slide_steps(region_slide, [(m, card)], tmp_path / "p.zarr", cfg))
+    assert len(steps) == 1  # only the block the triangle touches is predicted
+    root = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")
+    probs = root["probs"][:].astype(np.float32)
+    assert probs[:, 300, 300].sum() == 0 and probs[:, 50, 50].sum() > 0.99
+    assert root["labels"][600:, 600:].max() == 0
+
+
+@pytest.mark.slow
+def test_localcluster_equals_local_run(tmp_path, cmu_svs):
+    distributed = pytest.importorskip("distributed")
+    ckpt = _saved_model(tmp_path)
+    slide = open_slide(cmu_svs)
+    cfg = InferConfig(
+        tile=256, overlap=64, block=512, device="cpu", region=(0, 0, 1024, 1536), threads=1
+    )
+    local = predict_slide(slide, [ckpt], tmp_path / "local.zarr", cfg)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        events = list(
+            predict_slide_steps(slide, [ckpt], tmp_path / "dist.zarr", cfg, client=client)
+        )
+        assert len(events) == 6 and "cluster" in events[-1].message
+        pids = client.run(lambda: __import__("os").getpid())
+        assert len(pids) == 2
+    a = zarr.open_group(str(local), mode="r")
+    b = zarr.open_group(str(tmp_path / "dist.zarr"), mode="r")
+    np.testing.assert_array_equal(a["labels"][:], b["labels"][:])
+    for f in a.attrs["slideseg_inference"]["pyramid"]:
+        np.testing.assert_array_equal(a[f"pyramid/{f}"][:], b[f"pyramid/{f}"][:])
+    assert is_complete(tmp_path / "dist.zarr")
+
+
+def test_distributed_needs_paths(tmp_path, region_slide):
+    m, card = _model()
+    with pytest.raises(InferError, match="by path"):
+        predict_slide(
+            region_slide, [(m, card)], tmp_path / "p.zarr", InferConfig(), client=object()
+        )

@@ -32,7 +32,7 @@ import numpy as np
 from ..io.errors import SlideSegError
 from ..patching import read_window_rect
 from ..progress import Progress, drain
-from .tiles import blend_window, block_grid, tile_starts
+from .tiles import blend_window, pyramid_factors, region_blocks, tile_starts
 
 TTA_MODES = ("none", "flips", "d4")
 
@@ -47,7 +47,9 @@ class InferConfig:
 
     ``overlap`` is the overlap between neighbouring tiles in pixels; the block
     halo defaults to the same. ``region`` is ``(y0, x0, y1, x1)`` in pixels of
-    the chosen level.
+    the chosen level; ``roi`` a polygon of ``(y, x)`` vertices in the same
+    pixels (a Shapes-layer ROI): blocks outside it are skipped and pixels
+    outside it are left as background.
     """
 
     level: int = 0
@@ -64,6 +66,7 @@ class InferConfig:
     region: tuple[int, int, int, int] | None = None
     min_tissue: float = 0.0
     threads: int | None = None
+    roi: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.tta not in TTA_MODES:
@@ -82,7 +85,18 @@ class InferConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["region"] = list(self.region) if self.region else None
+        d["roi"] = [list(p) for p in self.roi] if self.roi else None
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InferConfig:
+        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
+        d = dict(d)
+        if d.get("region") is not None:
+            d["region"] = tuple(int(v) for v in d["region"])
+        if d.get("roi") is not None:
+            d["roi"] = tuple((float(y), float(x)) for y, x in d["roi"])
+        return cls(**d)
 
 
 # -----------------------------------------------------------------------------
@@ -213,7 +227,7 @@ def predict_block(
 
 
 # -----------------------------------------------------------------------------
-# the slide loop
+# the output and the per-block write
 # -----------------------------------------------------------------------------
 def _config_hash(config: InferConfig, slide_path: str, cards: list[dict[str, Any]]) -> str:
     raw = json.dumps(
@@ -228,36 +242,71 @@ def _config_hash(config: InferConfig, slide_path: str, cards: list[dict[str, Any
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def predict_slide_steps(
+def _roi_mask(roi: Sequence[Sequence[float]], core: tuple[int, int, int, int]) -> np.ndarray:
+    """Boolean mask of the polygon ``roi`` (level pixels, (y, x) vertices) over ``core``."""
+    from skimage.draw import polygon as draw_polygon
+
+    y0, x0, y1, x1 = core
+    pts = np.asarray(roi, np.float64)
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    rr, cc = draw_polygon(pts[:, 0] - y0, pts[:, 1] - x0, mask.shape)
+    mask[rr, cc] = True
+    return mask
+
+
+def block_result(
+    probs: np.ndarray, core: tuple[int, int, int, int], config: InferConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (uint8) and probabilities of a block, zeroed outside the ROI polygon."""
+    labels = probs.argmax(0).astype(np.uint8)
+    if config.roi:
+        inside = _roi_mask(config.roi, core)
+        labels[~inside] = 0
+        probs = probs * inside
+    return labels, probs
+
+
+def write_block(
+    root: Any,
+    core: tuple[int, int, int, int],
+    labels: np.ndarray,
+    probs: np.ndarray | None,
+    factors: Sequence[int],
+) -> None:
+    """Write one block's labels (all pyramid levels) and probabilities into ``root``.
+
+    Cores come from :func:`~napari_slideseg.infer.tiles.region_blocks`, so the
+    chunks written here belong to this block alone (safe from any process).
+    Pyramid level ``f`` holds level-0 pixels ``(f * i, f * j)`` (stride
+    sampling, the usual way to shrink label images).
+    """
+    y0, x0, y1, x1 = core
+    root["labels"][y0:y1, x0:x1] = labels
+    for f in factors:
+        oy, ox = (-y0) % f, (-x0) % f
+        sub = labels[oy::f, ox::f]
+        if sub.size:
+            dy, dx = (y0 + oy) // f, (x0 + ox) // f
+            root[f"pyramid/{f}"][dy : dy + sub.shape[0], dx : dx + sub.shape[1]] = sub
+    if probs is not None:
+        root["probs"][:, y0:y1, x0:x1] = probs.astype(np.float16)
+
+
+def _open_output(
+    out: Path,
     slide: Any,
-    models: Sequence[tuple[Any, dict[str, Any]]],
-    out: str | os.PathLike,
-    config: InferConfig = InferConfig(),
-    *,
-    resume: bool = False,
-) -> Generator[Progress, None, Path]:
-    """:func:`predict_slide` as a generator of progress events; returns the output path."""
-    import torch
+    cards: list[dict[str, Any]],
+    config: InferConfig,
+    blocks: list[tuple[int, int, int, int]],
+    factors: list[int],
+    shape: tuple[int, int],
+    resume: bool,
+) -> Any:
     import zarr
 
-    from ..train import resolve_device
-
-    card = _check_models(models)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    models = [(m.to(device).eval(), c) for m, c in models]
-    arr = slide.levels[config.level]
-    H, W = arr.shape[:2]
-    if config.region is not None:
-        ry0, rx0, ry1, rx1 = (int(v) for v in config.region)
-        ry0, rx0, ry1, rx1 = max(0, ry0), max(0, rx0), min(H, ry1), min(W, rx1)
-    else:
-        ry0, rx0, ry1, rx1 = 0, 0, H, W
-    blocks = block_grid((ry1 - ry0, rx1 - rx0), config.block, (ry0, rx0))
+    card = cards[0]
     n_classes = 2 if card.get("activation") == "sigmoid" else int(card["classes"])
-    digest = _config_hash(config, slide.path, [c for _, c in models])
-    out = Path(out)
+    digest = _config_hash(config, slide.path, cards)
     if out.exists() and not resume:
         raise InferError(
             f"{out}: exists; pass resume=True (--resume) to continue it, or choose another path"
@@ -269,39 +318,185 @@ def predict_slide_steps(
             raise InferError(
                 f"{out}: holds a prediction made with other settings, slide or models; not resuming it"
             )
-    else:
-        chunk = min(config.block, 2048)
-        root.create_array(
-            "labels", shape=(H, W), chunks=(chunk, chunk), dtype=np.uint8, fill_value=0
-        )
-        if config.save_probs:
-            root.create_array(
-                "probs",
-                shape=(n_classes, H, W),
-                chunks=(n_classes, chunk, chunk),
-                dtype=np.float16,
-                fill_value=0,
-            )
-        root.create_array(
-            "done",
-            shape=(len(blocks),),
-            chunks=(max(1, len(blocks)),),
+        return root
+    H, W = shape
+    b = config.block
+    root.create_array("labels", shape=(H, W), chunks=(b, b), dtype=np.uint8, fill_value=0)
+    pyr = root.create_group("pyramid")
+    for f in factors:
+        pyr.create_array(
+            str(f),
+            shape=(-(-H // f), -(-W // f)),
+            chunks=(b // f, b // f),
             dtype=np.uint8,
             fill_value=0,
         )
-        root.attrs.update(
-            {
-                "slideseg_inference": {
-                    "config_hash": digest,
-                    "config": config.to_dict(),
-                    "slide": os.path.abspath(slide.path),
-                    "level": config.level,
-                    "blocks": [list(b) for b in blocks],
-                    "complete": False,
-                },
-                "slideseg": {"classmap": card["classmap"], "models": [c for _, c in models]},
-            }
+    if config.save_probs:
+        root.create_array(
+            "probs",
+            shape=(n_classes, H, W),
+            chunks=(n_classes, b, b),
+            dtype=np.float16,
+            fill_value=0,
         )
+    root.create_array(
+        "done", shape=(len(blocks),), chunks=(max(1, len(blocks)),), dtype=np.uint8, fill_value=0
+    )
+    root.attrs.update(
+        {
+            "slideseg_inference": {
+                "config_hash": digest,
+                "config": config.to_dict(),
+                "slide": os.path.abspath(slide.path),
+                "level": config.level,
+                "level_factors": list(slide.level_factors(config.level)),
+                "blocks": [list(b) for b in blocks],
+                "pyramid": factors,
+                "complete": False,
+                "versions": _versions(),
+            },
+            "slideseg": {"classmap": card["classmap"], "models": cards},
+        }
+    )
+    return root
+
+
+def _versions() -> dict[str, str]:
+    from ..models.checkpoint import library_versions
+
+    return library_versions()
+
+
+def output_levels(out: str | os.PathLike | Any) -> list[Any]:
+    """The label pyramid of a prediction folder as zarr arrays, level 0 first.
+
+    The arrays read from disk on every access, so a napari layer built on them
+    shows blocks as they are written (call ``layer.refresh()``).
+    """
+    import zarr
+
+    root = out if hasattr(out, "attrs") else zarr.open_group(str(out), mode="r")
+    factors = dict(root.attrs).get("slideseg_inference", {}).get("pyramid", [])
+    return [root["labels"]] + [root[f"pyramid/{f}"] for f in factors]
+
+
+# -----------------------------------------------------------------------------
+# workers (local threads or dask.distributed)
+# -----------------------------------------------------------------------------
+_WORKER_CACHE: dict[str, Any] = {}
+
+
+def _worker_state(slide_path: str, model_paths: tuple[str, ...], device: str) -> tuple:
+    """Slide and models kept per process, so a worker loads each checkpoint once."""
+    from ..io.slide import open_slide
+    from ..models.checkpoint import load_model
+    from ..train import resolve_device
+
+    key = repr((slide_path, model_paths, device))
+    if _WORKER_CACHE.get("key") != key:
+        dev = resolve_device(device)
+        models = [load_model(p, device=dev) for p in model_paths]
+        _WORKER_CACHE.clear()
+        _WORKER_CACHE.update(key=key, slide=open_slide(slide_path), models=models, device=dev)
+    return _WORKER_CACHE["slide"], _WORKER_CACHE["models"], _WORKER_CACHE["device"]
+
+
+def run_block_task(spec: dict[str, Any]) -> int:
+    """Predict and write one block from a picklable ``spec`` (runs on a dask worker).
+
+    The worker opens the slide and the checkpoints by path (cached per process)
+    and writes its block's chunks straight into the shared zarr output; the
+    driver marks the block done when the task returns.
+    """
+    import zarr
+
+    config = InferConfig.from_dict(spec["config"])
+    slide, models, device = _worker_state(spec["slide"], tuple(spec["models"]), config.device)
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    core = tuple(spec["core"])
+    arr = slide.levels[config.level]
+    pixels, offset = read_block(arr, core, config.halo_px, config.tile)
+    probs = predict_block(
+        models, pixels, offset, (core[2] - core[0], core[3] - core[1]), config, device
+    )
+    labels, probs = block_result(probs, core, config)
+    root = zarr.open_group(spec["out"], mode="r+")
+    write_block(root, core, labels, probs if config.save_probs else None, spec["factors"])
+    return int(spec["index"])
+
+
+def _get_client(client: Any) -> Any:
+    if client is None or client is False:
+        return None
+    try:
+        import distributed
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise InferError("dask.distributed is not installed: pip install distributed") from exc
+    if client is True or client == "current":
+        try:
+            return distributed.get_client()
+        except ValueError as exc:
+            raise InferError("no active dask.distributed Client to run on") from exc
+    if isinstance(client, str):
+        try:
+            return distributed.Client(client, timeout="20s")
+        except OSError as exc:
+            raise InferError(f"cannot reach the dask scheduler at {client}: {exc}") from exc
+    return client
+
+
+# -----------------------------------------------------------------------------
+# the slide loop
+# -----------------------------------------------------------------------------
+def plan_blocks(
+    slide: Any, config: InferConfig
+) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
+    """Level shape and block cores (row-major) of a prediction over ``slide``."""
+    H, W = slide.levels[config.level].shape[:2]
+    ry0, rx0, ry1, rx1 = 0, 0, H, W
+    if config.region is not None:
+        a, b, c, d = (int(v) for v in config.region)
+        ry0, rx0, ry1, rx1 = max(0, a), max(0, b), min(H, c), min(W, d)
+    if config.roi:
+        pts = np.asarray(config.roi, np.float64)
+        ry0 = max(ry0, int(np.floor(pts[:, 0].min())))
+        rx0 = max(rx0, int(np.floor(pts[:, 1].min())))
+        ry1 = min(ry1, int(np.ceil(pts[:, 0].max())) + 1)
+        rx1 = min(rx1, int(np.ceil(pts[:, 1].max())) + 1)
+    if ry1 <= ry0 or rx1 <= rx0:
+        raise InferError(
+            f"{slide.path}: the region {config.region or config.roi} lies outside the slide "
+            f"level {config.level} ({H} x {W} px)"
+        )
+    return (H, W), region_blocks((ry0, rx0, ry1, rx1), config.block)
+
+
+def predict_slide_steps(
+    slide: Any,
+    models: Sequence[tuple[Any, dict[str, Any]] | str | os.PathLike],
+    out: str | os.PathLike,
+    config: InferConfig = InferConfig(),
+    *,
+    resume: bool = False,
+    client: Any = None,
+) -> Generator[Progress, None, Path]:
+    """:func:`predict_slide` as a generator of progress events; returns the output path."""
+    import torch
+
+    from ..models.checkpoint import load_model
+    from ..train import resolve_device
+
+    models = [load_model(m) if isinstance(m, str | os.PathLike) else m for m in models]
+    card = _check_models(models)
+    cards = [c for _, c in models]
+    client = _get_client(client)
+    shape, blocks = plan_blocks(slide, config)
+    factors = pyramid_factors(shape, config.block)
+    out = Path(out)
+    root = _open_output(out, slide, cards, config, blocks, factors, shape, resume)
     done = np.asarray(root["done"][:])
     skipped = 0
     if config.min_tissue > 0:
@@ -318,8 +513,55 @@ def predict_slide_steps(
             if not done[i] and tmask[ty0:ty1, tx0:tx1].mean() < config.min_tissue:
                 done[i] = 2
                 skipped += 1
+    if config.roi:
+        for i, core in enumerate(blocks):
+            if not done[i] and not _roi_mask(config.roi, core).any():
+                done[i] = 2
+                skipped += 1
+    if skipped:
         root["done"][:] = done
     todo = [i for i in range(len(blocks)) if not done[i]]
+    n_before = len(blocks) - len(todo)
+
+    def event(k: int, i: int, where: str) -> Progress:
+        return Progress(
+            "predict",
+            n_before + k + 1,
+            len(blocks),
+            f"block {n_before + k + 1}/{len(blocks)}{where}",
+            {"block": list(blocks[i]), "skipped_blocks": skipped},
+        )
+
+    if client is not None:
+        paths = [c.get("source") for c in cards]
+        if not all(paths):
+            raise InferError(
+                "distributed inference loads checkpoints on the workers by path: "
+                "pass checkpoint folders (or models from load_model(path))"
+            )
+        if not getattr(slide, "path", None) or not os.path.exists(slide.path):
+            raise InferError(
+                "distributed inference opens the slide on the workers by path: "
+                f"{getattr(slide, 'path', None)!r} is not a file they can read"
+            )
+        yield from _run_distributed(
+            client, slide, paths, config, out, blocks, todo, factors, root, event
+        )
+    else:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = resolve_device(config.device)
+        models = [(m.to(device).eval(), c) for m, c in models]
+        yield from _run_local(slide, models, config, device, blocks, todo, factors, root, event)
+    meta = dict(root.attrs["slideseg_inference"])
+    meta["complete"] = True
+    meta["skipped_blocks"] = int((np.asarray(root["done"][:]) == 2).sum())
+    root.attrs["slideseg_inference"] = meta
+    return out
+
+
+def _run_local(slide, models, config, device, blocks, todo, factors, root, event):
+    arr = slide.levels[config.level]
     halo = config.halo_px
 
     def load(i: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -331,31 +573,61 @@ def predict_slide_steps(
         for k, i in enumerate(todo):
             pixels, offset = nxt.result()
             nxt = pool.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
-            y0, x0, y1, x1 = blocks[i]
-            probs = predict_block(models, pixels, offset, (y1 - y0, x1 - x0), config, device)
-            root["labels"][y0:y1, x0:x1] = probs.argmax(0).astype(np.uint8)
-            if config.save_probs:
-                root["probs"][:, y0:y1, x0:x1] = probs.astype(np.float16)
-            root["done"][i] = 1  # only after the block's data is written
-            yield Progress(
-                "predict",
-                len(blocks) - len(todo) + k + 1,
-                len(blocks),
-                f"block {len(blocks) - len(todo) + k + 1}/{len(blocks)}",
-                {"block": list(blocks[i]), "skipped_blocks": skipped},
+            core = blocks[i]
+            probs = predict_block(
+                models, pixels, offset, (core[2] - core[0], core[3] - core[1]), config, device
             )
+            labels, probs = block_result(probs, core, config)
+            write_block(root, core, labels, probs if config.save_probs else None, factors)
+            root["done"][i] = 1  # only after the block's data is written
+            yield event(k, i, "")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    meta = dict(root.attrs["slideseg_inference"])
-    meta["complete"] = True
-    meta["skipped_blocks"] = int((np.asarray(root["done"][:]) == 2).sum())
-    root.attrs["slideseg_inference"] = meta
-    return out
+
+
+def _run_distributed(client, slide, paths, config, out, blocks, todo, factors, root, event):
+    from distributed import as_completed
+
+    base = {
+        "slide": os.path.abspath(slide.path),
+        "models": [os.path.abspath(p) for p in paths],
+        "config": config.to_dict(),
+        "out": os.path.abspath(out),
+        "factors": list(factors),
+    }
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    window = 2 * n_workers + 1  # tasks in flight: keeps cancel prompt and memory flat
+    queue = list(todo)
+    futures = []
+
+    def submit(i: int) -> Any:
+        return client.submit(
+            run_block_task, {**base, "core": list(blocks[i]), "index": i}, pure=False
+        )
+
+    while queue and len(futures) < window:
+        futures.append(submit(queue.pop(0)))
+    ac = as_completed(futures)
+    k = 0
+    try:
+        for fut in ac:
+            i = fut.result()  # re-raises the worker's error here
+            root["done"][i] = 1
+            yield event(k, i, " (cluster)")
+            k += 1
+            if queue:
+                futures.append(submit(queue.pop(0)))
+                ac.add(futures[-1])
+    finally:
+        # On cancel (generator closed) or error: drop what has not finished. A block
+        # already running may still write its chunks but is never marked done, so a
+        # resumed run computes it again.
+        client.cancel([f for f in futures if not f.done()])
 
 
 def predict_slide(
     slide: Any,
-    models: Sequence[tuple[Any, dict[str, Any]]],
+    models: Sequence[tuple[Any, dict[str, Any]] | str | os.PathLike],
     out: str | os.PathLike,
     config: InferConfig = InferConfig(),
     **kwargs: Any,
@@ -367,16 +639,21 @@ def predict_slide(
     slide
         An opened :class:`~napari_slideseg.io.slide.Slide`.
     models
-        ``[(model, card), ...]`` from :func:`~napari_slideseg.models.load_model`;
-        several with the same classes form an ensemble (probability mean).
+        Checkpoint folders, or ``[(model, card), ...]`` from
+        :func:`~napari_slideseg.models.load_model`; several with the same
+        classes form an ensemble (probability mean).
     out
-        Output zarr folder: ``labels`` (uint8), optional ``probs`` (float16),
-        ``done`` (per block: 1 predicted, 2 skipped as background), attributes with the config, model cards
-        and ``complete``.
+        Output zarr folder: ``labels`` (uint8, chunks of one block), a label
+        ``pyramid`` (stride-sampled levels 2, 4, ... for display), optional
+        ``probs`` (float16), ``done`` (per block: 1 predicted, 2 skipped), and
+        attributes with the config, model cards, versions and ``complete``.
     config
         An :class:`InferConfig`.
     **kwargs
-        ``resume=True`` continues an interrupted run.
+        ``resume=True`` continues an interrupted run; ``client=`` a
+        ``distributed.Client``, a scheduler address (``"tcp://..."``) or
+        ``"current"`` runs the blocks on a dask cluster whose workers read the
+        slide and checkpoints by path and write into the shared ``out``.
     """
     return drain(predict_slide_steps(slide, models, out, config, **kwargs))
 

@@ -59,3 +59,33 @@ def block_grid(
         for y in range(0, h, block)
         for x in range(0, w, block)
     ]
+
+
+def region_blocks(region: tuple[int, int, int, int], block: int) -> list[tuple[int, int, int, int]]:
+    """Block cores covering ``region`` on the slide-wide grid of ``block`` pixels.
+
+    Cores are the grid cells ``[k * block, (k + 1) * block)`` clipped to the
+    region, so every core lies inside one output chunk of ``block`` pixels:
+    two blocks never write to the same chunk, which is what makes parallel
+    writers (threads or dask workers) safe without locks.
+    """
+    y0, x0, y1, x1 = region
+    return [
+        (max(y0, by), max(x0, bx), min(y1, by + block), min(x1, bx + block))
+        for by in range(y0 // block * block, y1, block)
+        for bx in range(x0 // block * block, x1, block)
+    ]
+
+
+def pyramid_factors(shape: tuple[int, int], block: int, smallest: int = 512) -> list[int]:
+    """Down-sampling factors (2, 4, ...) for a label pyramid aligned to the block grid.
+
+    A factor must divide ``block`` (so each block owns whole chunks at every
+    level) and leave the level larger than ``smallest`` pixels on its long side.
+    """
+    out = []
+    f = 2
+    while block % f == 0 and block // f >= 32 and max(shape) // f >= smallest:
+        out.append(f)
+        f *= 2
+    return out

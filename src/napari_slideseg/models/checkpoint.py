@@ -308,4 +308,5 @@ def load_model(path: str | os.PathLike, *, device: str | Any = "cpu") -> tuple[A
     state = {k: v.to(own[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     model.eval()
+    card["source"] = str(p.resolve())  # where it came from (dask workers reload it by path)
     return model.to(device), card
