@@ -14,13 +14,13 @@ from .tiles import blend_window, block_grid, region_blocks, tile_starts
 __all__ = [
     "InferConfig",
     "InferError",
-    "is_complete",
-    "output_levels",
-    "region_blocks",
     "blend_window",
     "block_grid",
+    "is_complete",
+    "output_levels",
     "predict_block",
     "predict_slide",
     "predict_slide_steps",
+    "region_blocks",
     "tile_starts",
 ]

@@ -490,7 +490,7 @@ def predict_slide_steps(
     from ..train import resolve_device
 
     models = [load_model(m) if isinstance(m, str | os.PathLike) else m for m in models]
-    card = _check_models(models)
+    _check_models(models)
     cards = [c for _, c in models]
     client = _get_client(client)
     shape, blocks = plan_blocks(slide, config)
