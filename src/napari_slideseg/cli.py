@@ -228,10 +228,10 @@ def _stem(path: str) -> str:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .infer import InferConfig, predict_slide_steps
-    from .models import load_model
+    from .models import load_model, resolve_model
 
     slide = _drive_open(args.slide, args.quiet)
-    models = [load_model(m) for m in args.model]
+    models = [load_model(resolve_model(m)) for m in args.model]
     cfg = InferConfig(
         level=args.level,
         tile=args.tile or int(models[0][1].get("patch_size") or 512),
@@ -482,7 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("slide")
     p.add_argument(
-        "--model", action="append", required=True, help="checkpoint folder (repeat for an ensemble)"
+        "--model",
+        action="append",
+        required=True,
+        help="checkpoint folder or bundled model name (repeat for an ensemble)",
     )
     p.add_argument("--out", required=True, help="output .zarr folder")
     p.add_argument("--level", type=int, default=0)

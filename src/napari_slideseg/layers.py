@@ -7,6 +7,7 @@ thin and lets scripts do ``viewer.add_image(*slide_layer(slide)[:2])``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .io.slide import Slide
@@ -90,3 +91,46 @@ def labels_layer(
     if features is not None:
         kwargs["features"] = features
     return labels, kwargs, "labels"
+
+
+def prediction_layers(
+    out: Any, *, base_scale: tuple[float, float] = (1.0, 1.0), name: str | None = None
+) -> list[tuple[Any, dict[str, Any], str]]:
+    """Layer tuples for a ``predict_slide`` output folder (read live from the zarr).
+
+    The Labels layer is multiscale over the output's label pyramid, coloured by
+    the model's ClassMap, scaled to sit on the slide layer (``base_scale`` is
+    the slide layer's level-0 scale), and carries the provenance (model
+    cards, options, versions) in ``metadata["slideseg"]``. The arrays are
+    zarr arrays, not cached copies: ``layer.refresh()`` shows newly written blocks.
+    """
+    import zarr
+
+    from .infer.engine import output_levels
+    from .io.palette import ClassMap
+
+    root = zarr.open_group(str(out), mode="r")
+    attrs = dict(root.attrs)
+    info = attrs.get("slideseg_inference") or {}
+    meta = attrs.get("slideseg") or {}
+    classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
+    fy, fx = info.get("level_factors") or (1.0, 1.0)
+    levels = output_levels(root)
+    layer_name = name or f"prediction ({Path(str(out)).stem})"
+    provenance = {
+        "prediction": str(out),
+        "models": meta.get("models", []),
+        "options": info.get("config", {}),
+        "versions": info.get("versions", {}),
+        "slide": info.get("slide"),
+        "complete": info.get("complete", False),
+    }
+    data, kwargs, kind = labels_layer(
+        levels if len(levels) > 1 else levels[0],
+        classmap,
+        name=layer_name,
+        scale=(base_scale[0] * fy, base_scale[1] * fx),
+        metadata={"slideseg": provenance},
+    )
+    kwargs["multiscale"] = len(levels) > 1
+    return [(data, kwargs, kind)]

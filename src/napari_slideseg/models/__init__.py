@@ -1,5 +1,6 @@
 """Segmentation models: smp factory, losses, safe self-describing checkpoints (no Qt)."""
 
+from .bundled import bundled_models, resolve_model
 from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .factory import ARCHITECTURES, ModelError, build_model
 
@@ -8,6 +9,8 @@ __all__ = [
     "CheckpointError",
     "ModelError",
     "build_model",
+    "bundled_models",
     "load_model",
+    "resolve_model",
     "save_checkpoint",
 ]

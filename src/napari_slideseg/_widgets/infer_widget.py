@@ -1,0 +1,284 @@
+"""Inference dock widget: a thin adapter over :func:`predict_slide_steps`.
+
+The output zarr is the layer: a multiscale Labels layer reads the prediction
+folder's label pyramid directly and is refreshed as blocks finish, so the
+user watches the slide fill in while the job runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+
+from ..infer.engine import InferConfig, InferError
+from ._common import GeneratorRunner, LayerChoice, layer_to_slide
+
+REGIONS = ("whole slide", "current view", "box", "shapes layer")
+#: Refresh the live layer at most this often (seconds).
+REFRESH_EVERY = 0.5
+
+
+def _device_choices() -> list[tuple[str, str]]:
+    from ..train import list_devices
+
+    return [(desc, value) for value, desc in list_devices()]
+
+
+class InferWidget(Container):
+    """Run one model (or an ensemble) over a slide layer; see the result fill in.
+
+    Choose a bundled model or checkpoint folder(s), the slide layer and the
+    region (whole slide, the current view, a box, or a Shapes layer's
+    polygons), then *Run*. *Cancel* stops after the current block; running
+    again with *resume* ticked continues where it stopped.
+    """
+
+    def __init__(self, viewer: Any) -> None:
+        from ._common import guard_torch_imports
+
+        super().__init__(labels=True)
+        guard_torch_imports()
+        from ..models.bundled import bundled_models
+
+        self.viewer = viewer
+        bundled = list(bundled_models())
+        self.model = ComboBox(
+            choices=[*bundled, "checkpoint folder(s)"],
+            value=bundled[0] if bundled else "checkpoint folder(s)",
+            label="model",
+        )
+        self.checkpoints = LineEdit(value="", label="checkpoints (; for ensemble)")
+        self.browse = FileEdit(mode="d", label="add checkpoint")
+        self.slide_layer = LayerChoice(viewer, "image", "slide")
+        self.region = ComboBox(choices=list(REGIONS), value="whole slide", label="region")
+        self.box = LineEdit(value="", label="box y0 x0 y1 x1")
+        self.shapes_layer = LayerChoice(viewer, "shapes", "ROI shapes", optional=True)
+        self.level = SpinBox(value=0, min=0, max=20, label="level")
+        self.tile = SpinBox(value=0, min=0, max=4096, step=32, label="tile (0 = model's)")
+        self.overlap = SpinBox(value=64, min=0, max=1024, step=16, label="overlap")
+        self.batch = SpinBox(value=4, min=1, max=256, label="batch size")
+        self.block = SpinBox(value=2048, min=256, max=8192, step=256, label="block")
+        self.device = ComboBox(choices=_device_choices(), value="auto", label="device")
+        self.tta = ComboBox(choices=["none", "flips", "d4"], value="none", label="TTA")
+        self.amp = CheckBox(value=True, label="mixed precision (CUDA)")
+        self.min_tissue = FloatSpinBox(value=0.0, min=0, max=1, step=0.05, label="min tissue")
+        self.save_probs = CheckBox(value=False, label="save probabilities")
+        self.out = FileEdit(mode="w", label="output .zarr", filter="*.zarr", value="")
+        self.resume = CheckBox(value=True, label="resume if the output exists")
+        self.scheduler = LineEdit(value="", label="dask scheduler (optional)")
+        self.run_button = PushButton(text="Run")
+        self.progress = ProgressBar(value=0, max=1, label="progress")
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.model,
+                self.checkpoints,
+                self.browse,
+                self.slide_layer,
+                self.region,
+                self.box,
+                self.shapes_layer,
+                self.level,
+                self.tile,
+                self.overlap,
+                self.batch,
+                self.block,
+                self.device,
+                self.tta,
+                self.amp,
+                self.min_tissue,
+                self.save_probs,
+                self.out,
+                self.resume,
+                self.scheduler,
+                self.run_button,
+                self.progress,
+                self.status,
+            ]
+        )
+        self.layer: Any = None
+        self._out: Path | None = None
+        self._last_refresh = 0.0
+        self.runner = GeneratorRunner(
+            self.run_button,
+            self.progress,
+            self.status,
+            on_progress=self._progress,
+            on_done=self._done,
+        )
+        self.browse.changed.connect(self._add_checkpoint)
+        self.run_button.changed.connect(lambda *_: self.runner.toggle(self._job))
+
+    # -- inputs -> one config object ---------------------------------------------------
+    def _add_checkpoint(self, *_: Any) -> None:
+        path = str(self.browse.value)
+        if path and path != ".":
+            parts = [p for p in self.checkpoints.value.split(";") if p.strip()]
+            self.checkpoints.value = ";".join([*parts, path])
+            self.model.value = "checkpoint folder(s)"
+
+    def model_paths(self) -> list[Path]:
+        """The checkpoint folders the fields name (a bundled model or the list)."""
+        from ..models.bundled import bundled_models, resolve_model
+
+        if self.model.value in bundled_models():
+            return [bundled_models()[self.model.value]]
+        paths = [p.strip() for p in self.checkpoints.value.split(";") if p.strip()]
+        if not paths:
+            raise InferError("choose a bundled model or give at least one checkpoint folder")
+        return [resolve_model(p) for p in paths]
+
+    def _slide_scale(self) -> np.ndarray:
+        layer = self.slide_layer.layer
+        return np.asarray(layer.scale[-2:], float) if layer is not None else np.ones(2)
+
+    def _level_factor(self, slide: Any) -> np.ndarray:
+        return np.asarray(slide.level_factors(self.level.value), float)
+
+    def region_args(self, slide: Any) -> dict[str, Any]:
+        """``region`` / ``roi`` for :class:`InferConfig` in pixels of the chosen level."""
+        kind = self.region.value
+        to_px = self._slide_scale() * self._level_factor(slide)  # world units per level pixel
+        if kind == "whole slide":
+            return {}
+        if kind == "box":
+            try:
+                vals = [int(float(v)) for v in self.box.value.replace(",", " ").split()]
+            except ValueError:
+                vals = []
+            if len(vals) != 4:
+                raise InferError(f"box must be four numbers 'y0 x0 y1 x1', not {self.box.value!r}")
+            return {"region": tuple(vals)}
+        if kind == "current view":
+            lo, hi = self._view_box()
+            y0, x0 = np.floor(lo / to_px).astype(int)
+            y1, x1 = np.ceil(hi / to_px).astype(int)
+            return {"region": (int(y0), int(x0), int(y1), int(x1))}
+        shapes = self.shapes_layer.layer
+        if shapes is None or not len(shapes.data):
+            raise InferError("region 'shapes layer': choose a Shapes layer with a polygon or box")
+        if len(shapes.data) > 1:
+            from ._common import notify_info
+
+            notify_info(f"{shapes.name}: using its first shape as the ROI")
+        poly = np.asarray(shapes.data[0])[:, -2:] * np.asarray(shapes.scale[-2:]) / to_px
+        return {"roi": tuple((float(y), float(x)) for y, x in poly)}
+
+    def _view_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """World-coordinate corners (y, x) of what the canvas shows now."""
+        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 moved the camera there
+        camera = scene.camera if scene is not None else self.viewer.camera
+        center = np.asarray(camera.center[-2:], float)
+        zoom = float(camera.zoom)  # screen pixels per world unit
+        qt = getattr(self.viewer.window, "_qt_viewer", None)
+        size = np.asarray(qt.canvas.size if qt is not None else (512, 512), float)  # (h, w)
+        half = size / zoom / 2
+        return center - half, center + half
+
+    def config(self, slide: Any, card: dict[str, Any]) -> InferConfig:
+        """The :class:`InferConfig` the fields describe."""
+        return InferConfig(
+            level=self.level.value,
+            tile=self.tile.value or int(card.get("patch_size") or 512),
+            overlap=self.overlap.value,
+            batch_size=self.batch.value,
+            block=self.block.value,
+            device=self.device.value,
+            tta=self.tta.value,
+            amp=self.amp.value,
+            save_probs=self.save_probs.value,
+            min_tissue=self.min_tissue.value,
+            **self.region_args(slide),
+        )
+
+    def _output_path(self, slide: Any, paths: list[Path]) -> Path:
+        value = str(self.out.value)
+        if value and value != ".":
+            return Path(value)
+        stem = Path(slide.path or slide.name).name.split(".")[0]
+        return Path.home() / "slideseg-predictions" / f"{stem}_{paths[0].name}.zarr"
+
+    # -- the job ---------------------------------------------------------------------
+    def _job(self):
+        from ..infer.engine import predict_slide_steps
+        from ..models.checkpoint import load_model
+
+        layer = self.slide_layer.layer
+        if layer is None:
+            raise InferError("choose a slide layer")
+        slide = layer_to_slide(layer)
+        paths = self.model_paths()
+        models = [load_model(p) for p in paths]
+        cfg = self.config(slide, models[0][1])
+        out = self._output_path(slide, paths)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self._out = out
+        if self.layer is not None and self.layer.metadata.get("slideseg", {}).get(
+            "prediction"
+        ) != str(out):
+            self.layer = None
+        return predict_slide_steps(
+            slide,
+            models,
+            out,
+            cfg,
+            resume=self.resume.value,
+            client=self.scheduler.value.strip() or None,
+        )
+
+    def _ensure_layer(self) -> Any:
+        from ..layers import prediction_layers
+
+        if self.layer is not None and self.layer in self.viewer.layers:
+            return self.layer
+        data, kwargs, _ = prediction_layers(self._out, base_scale=tuple(self._slide_scale()))[0]
+        name = kwargs["name"]
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        self.layer = self.viewer.add_labels(data, **kwargs)
+        return self.layer
+
+    def _progress(self, _event: Any) -> None:
+        now = time.monotonic()
+        layer = self._ensure_layer()
+        if now - self._last_refresh >= REFRESH_EVERY:
+            self._last_refresh = now
+            layer.refresh()
+
+    def _done(self, out: Any) -> None:
+        from ..layers import prediction_layers
+
+        self._out = Path(out)
+        layer = self._ensure_layer()
+        _, kwargs, _ = prediction_layers(out)[0]
+        layer.metadata = {**layer.metadata, **kwargs["metadata"]}
+        layer.refresh()
+        skipped = _skipped(out)
+        self.status.value = f"done: {out}" + (
+            f" ({skipped} background blocks skipped)" if skipped else ""
+        )
+
+
+def _skipped(out: Any) -> int:
+    import zarr
+
+    info = dict(zarr.open_group(str(out), mode="r").attrs).get("slideseg_inference", {})
+    return int(info.get("skipped_blocks", 0))
+
+
+__all__ = ["InferWidget"]

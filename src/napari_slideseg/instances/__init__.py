@@ -1,0 +1,1 @@
+"""Nuclear instances (no Qt): HoVer-Net targets, post-processing, block stitching."""

@@ -1,0 +1,169 @@
+"""Viewer tier: the Inference widget fills a live Labels layer from the output zarr."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+pytestmark = pytest.mark.viewer
+
+CM = {
+    "name": "",
+    "names": ["background", "tissue", "other"],
+    "colors": [[0, 0, 0], [200, 30, 30], [30, 30, 200]],
+    "background": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from napari_slideseg.models import build_model, save_checkpoint
+    from napari_slideseg.models.checkpoint import make_card
+
+    torch.manual_seed(0)
+    m = build_model("Unet", "resnet18", classes=3).eval()
+    card = make_card(
+        kind="semantic",
+        arch="Unet",
+        encoder="resnet18",
+        in_channels=3,
+        classes=3,
+        classmap=CM,
+        patch_size=256,
+    )
+    return save_checkpoint(m, tmp_path_factory.mktemp("ckpt") / "tiny-unet", card)
+
+
+@pytest.fixture
+def sample_viewer(make_napari_viewer):
+    from napari_slideseg._sample_data import sample_slide_path
+
+    viewer = make_napari_viewer()
+    viewer.open(str(sample_slide_path()), plugin="napari-slideseg")
+    return viewer
+
+
+def _widget(viewer, checkpoint, tmp_path, **fields):
+    from napari_slideseg._widgets.infer_widget import InferWidget
+
+    w = InferWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.model.value = "checkpoint folder(s)"
+    w.checkpoints.value = str(checkpoint)
+    w.out.value = str(tmp_path / "pred.zarr")
+    w.device.value = "cpu"
+    w.overlap.value = 32
+    for k, v in fields.items():
+        getattr(w, k).value = v
+    return w
+
+
+def test_infer_widget_runs_to_completion(sample_viewer, checkpoint, qtbot, tmp_path):
+    from napari_slideseg.infer import is_complete
+
+    viewer = sample_viewer
+    w = _widget(viewer, checkpoint, tmp_path, level=1, block=512)
+    w.run_button.changed.emit(True)
+    assert w.run_button.text == "Cancel"
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=120000)
+    assert w.runner.error is None, w.runner.error
+    assert is_complete(tmp_path / "pred.zarr")
+    layer = w.layer
+    assert layer in viewer.layers and type(layer).__name__ == "Labels" and layer.multiscale
+    root = zarr.open_group(str(tmp_path / "pred.zarr"), mode="r")
+    np.testing.assert_array_equal(np.asarray(layer.data[0][:]), root["labels"][:])
+    # it sits on the slide: level 1 of the slide has 2x the level-0 scale
+    slide_layer = viewer.layers[0]
+    f = slide_layer.data[0].shape[0] / slide_layer.data[1].shape[0]
+    assert layer.scale[0] == pytest.approx(slide_layer.scale[0] * f, rel=0.01)
+    meta = layer.metadata["slideseg"]
+    assert meta["complete"] and meta["models"][0]["classmap"]["names"] == CM["names"]
+    assert meta["options"]["level"] == 1 and "torch" in meta["versions"]
+    np.testing.assert_allclose(
+        layer.colormap.map(np.array([1]))[0][:3], np.array([200, 30, 30]) / 255, atol=1e-6
+    )
+
+
+def test_infer_widget_cancels_and_resumes(sample_viewer, checkpoint, qtbot, tmp_path):
+    from napari_slideseg.infer import is_complete
+
+    viewer = sample_viewer
+    w = _widget(viewer, checkpoint, tmp_path, level=0, block=256, tile=256)
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: w.progress.value >= 1, timeout=60000)
+    assert w.layer is not None  # the live layer appears with the first block
+    w.run_button.changed.emit(True)  # Cancel
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60000)
+    assert w.runner.cancelled and not is_complete(tmp_path / "pred.zarr")
+    done = zarr.open_group(str(tmp_path / "pred.zarr"), mode="r")["done"][:]
+    assert 0 < (done == 1).sum() < len(done)
+    # Run again with "resume": it continues the same output and finishes it
+    n_done = (done == 1).sum()
+    events = []
+    w.runner.on_progress = lambda e: (events.append(e), w._progress(e))
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=120000)
+    assert is_complete(tmp_path / "pred.zarr") and w.runner.error is None
+    assert events[0].done == n_done + 1  # it started after the finished blocks
+    # a box region
+    w.runner.on_progress = w._progress
+    w.level.value = 1
+    w.block.value = 512
+    w.out.value = str(tmp_path / "pred2.zarr")
+    w.region.value = "box"
+    w.box.value = "0 0 600 700"
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=120000)
+    assert is_complete(tmp_path / "pred2.zarr") and w.runner.error is None
+    done = zarr.open_group(str(tmp_path / "pred2.zarr"), mode="r")["done"][:]
+    assert len(done) == 4  # the box covers 2 x 2 blocks of 512
+
+
+def test_infer_widget_shapes_roi_and_view(sample_viewer, checkpoint, qtbot, tmp_path):
+    viewer = sample_viewer
+    slide_layer = viewer.layers[0]
+    sy, sx = slide_layer.scale[-2:]
+    viewer.add_shapes(
+        [np.array([[100 * sy, 100 * sx], [100 * sy, 500 * sx], [500 * sy, 300 * sx]])],
+        shape_type="polygon",
+        name="roi",
+    )
+    w = _widget(viewer, checkpoint, tmp_path, level=0, block=512)
+    w.region.value = "shapes layer"
+    w.shapes_layer.value = "roi"
+    from napari_slideseg import open_slide
+
+    slide = open_slide(slide_layer.metadata["slideseg"]["path"])
+    args = w.region_args(slide)
+    roi = np.asarray(args["roi"])
+    np.testing.assert_allclose(roi, [[100, 100], [100, 500], [500, 300]], atol=1e-6)
+    w.region.value = "current view"
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera.center = (0, 400 * sy, 600 * sx)
+    camera.zoom = 2 / sy
+    y0, x0, y1, x1 = w.region_args(slide)["region"]
+    assert y0 < 400 < y1 and x0 < 600 < x1 and (y1 - y0) < 2000
+    w.region.value = "shapes layer"
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=120000)
+    assert w.runner.error is None
+    lab = zarr.open_group(str(tmp_path / "pred.zarr"), mode="r")["labels"]
+    assert lab[600:, :].max() == 0 and lab[:, 600:].max() == 0  # nothing outside the ROI
+
+
+def test_infer_widget_bad_input_notifies(sample_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_slideseg._widgets import _common
+    from napari_slideseg._widgets.infer_widget import InferWidget
+
+    messages = []
+    monkeypatch.setattr(_common, "notify_error", messages.append)
+    w = InferWidget(sample_viewer)
+    w.model.value = "checkpoint folder(s)"
+    w.checkpoints.value = str(tmp_path / "no-such-model")
+    w.out.value = str(tmp_path / "p.zarr")
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=30000)
+    assert messages and "no-such-model" in messages[0]
+    assert w.run_button.text == "Run"
