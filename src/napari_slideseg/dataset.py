@@ -60,6 +60,7 @@ class PatchDataset(Dataset):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         info: dict[str, Any] | None = None,
+        target_fn: Any = None,
     ) -> None:
         from .augment import build_augmentation
 
@@ -71,6 +72,9 @@ class PatchDataset(Dataset):
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
         self.info = info or {}
+        #: Turns the (augmented) mask into the training target (e.g. HoVer maps);
+        #: None: the mask as int64 class indices.
+        self.target_fn = target_fn
 
     # -- constructors -------------------------------------------------------------
     @classmethod
@@ -168,6 +172,8 @@ class PatchDataset(Dataset):
         x_t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
         if mask is None:
             m_t = torch.zeros(image.shape[:2], dtype=torch.int64)
+        elif self.target_fn is not None:
+            m_t = torch.from_numpy(np.ascontiguousarray(self.target_fn(mask)))
         else:
             m_t = torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
         return x_t, m_t

@@ -616,8 +616,26 @@ def extract_patches_steps(
     overwrite: str = "error",
     workers: int = 2,
     block: int = 4096,
+    instances: bool = False,
+    types: Any | None = None,
 ) -> Generator[Progress, None, PatchSetResult]:
     """:func:`extract_patches` as a generator of progress events (for widgets and the CLI)."""
+    if instances:
+        if fmt != "png":
+            raise PatchError("instance patches are written as PNG (fmt='png')")
+        if mask is None:
+            raise PatchError("instances=True needs an instance map as mask")
+        if types is not None:
+            if tuple(types.shape[:2]) != tuple(mask.shape[:2]):
+                raise PatchError(
+                    f"type map shape {tuple(types.shape)} differs from the instance map's {tuple(mask.shape)}"
+                )
+            stack = (
+                da.stack if isinstance(mask, da.Array) or isinstance(types, da.Array) else np.stack
+            )
+            mask = stack([mask.astype(np.int64), types.astype(np.int64)], -1)
+    elif types is not None:
+        raise PatchError("a type map goes with instances=True")
     if overwrite not in OVERWRITE:
         raise PatchError(f"overwrite must be one of {OVERWRITE}, not {overwrite!r}")
     if fmt not in ("png", "zarr"):
@@ -641,6 +659,7 @@ def extract_patches_steps(
             for name in (
                 "images",
                 "masks",
+                "types",
                 "patches.zarr",
                 "manifest.csv",
                 "run.json",
@@ -658,6 +677,7 @@ def extract_patches_steps(
         "slide": os.path.abspath(slide.path),
         "mask": mask_id,
         "format": fmt,
+        "instances": bool(instances),
         "complete": False,
     }
     _atomic_json(run_file, meta)
@@ -665,12 +685,16 @@ def extract_patches_steps(
         classmap.save_json(out / "classmap.json")
     n_classes = classmap.n_classes if classmap is not None else None
     background = classmap.background if classmap is not None else 0
+    if instances:
+        n_classes, background = 2, 0
     if mask is not None and n_classes is None:
         top = mask.max()
         n_classes = int(top.compute() if isinstance(top, da.Array) else top) + 1
     class_names = (
         list(classmap.names)
-        if classmap is not None
+        if classmap is not None and not instances
+        else ["background", "nucleus"]
+        if instances
         else [f"class_{i}" for i in range(n_classes or 0)]
     )
 
@@ -679,6 +703,9 @@ def extract_patches_steps(
     fy, fx = plan.factor
     header = ["image", "mask", "slide", "level", "x", "y", "x0", "y0", "size"]
     header += [f"frac_{n}" for n in class_names] + ["has_foreground"]
+    has_types = instances and types is not None
+    if instances:
+        header += ["n_instances"] + (["types"] if has_types else [])
     part = out / f"manifest.csv.{uuid.uuid4().hex[:6]}.part"
     summary: dict[str, int] = {}
     rows = 0
@@ -738,9 +765,21 @@ def extract_patches_steps(
                 mask_ref = ""
                 fracs: list[float] = []
                 has_fg = ""
+                extra: list[Any] = []
+                if instances:
+                    inst_p, type_p = _instance_patch(item.mask)
+                    extra = [int(inst_p.max())]
+                    if has_types:
+                        tpath = out / "types" / name
+                        tpath.parent.mkdir(exist_ok=True)
+                        if not (overwrite == "skip" and tpath.exists()):
+                            pending.append(writer_pool.submit(_encode_png, tpath, type_p))
+                        extra.append(f"types/{name}")
+                    item = Patch(item.y, item.x, item.image, inst_p)
                 if item.mask is not None:
                     counts = np.bincount(
-                        item.mask.ravel().astype(np.int64), minlength=n_classes or 1
+                        (item.mask > 0 if instances else item.mask).ravel().astype(np.int64),
+                        minlength=n_classes or 1,
                     )
                     fracs = (counts[: n_classes or len(counts)] / item.mask.size).round(6).tolist()
                     has_fg = int(bool(np.any(item.mask != background)))
@@ -774,6 +813,7 @@ def extract_patches_steps(
                         else [""] * len(class_names)
                     )
                     + [has_fg]
+                    + extra
                 )
                 rows += 1
             for f in pending:
@@ -786,6 +826,18 @@ def extract_patches_steps(
         writer_pool.shutdown(wait=True, cancel_futures=True)
         part.unlink(missing_ok=True)
     return PatchSetResult(out, out / "manifest.csv", summary, rows)
+
+
+def _instance_patch(m: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A patch of an instance map (plus optional type channel) as uint16 ids 1..N and uint8 types."""
+    from .instances.targets import relabel_sequential
+
+    inst = m[..., 0] if m.ndim == 3 else m
+    inst = relabel_sequential(np.asarray(inst))
+    if inst.max() > 65535:
+        raise PatchError(f"a patch holds {inst.max()} instances; PNG masks hold at most 65535")
+    types = np.asarray(m[..., 1]).astype(np.uint8) if m.ndim == 3 else None
+    return inst.astype(np.uint16), types
 
 
 def extract_patches(

@@ -93,6 +93,9 @@ class TrainConfig:
     num_workers: int = 0
     max_steps: int | None = None
     name: str = ""
+    kind: str = "semantic"
+    decoder_channels: list[int] | None = None
+    hover_weights: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -105,6 +108,8 @@ class TrainConfig:
             raise TrainError(f"split_by must be 'slide' or 'patch', not {self.split_by!r}")
         if self.fold is not None and not 0 <= self.fold < self.folds:
             raise TrainError(f"fold {self.fold} is outside 0..{self.folds - 1}")
+        if self.kind not in ("semantic", "hover"):
+            raise TrainError(f"kind must be 'semantic' or 'hover', not {self.kind!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainError("epochs and batch_size must be at least 1")
 
@@ -245,7 +250,9 @@ def _classmap_for(manifests: Sequence[str]) -> dict[str, Any]:
 class _RowsDataset:
     """PatchDataset over pre-read manifest rows (so splits need no re-reading)."""
 
-    def __new__(cls, rows: list[tuple[Path, dict[str, str]]], transform: Any, seed: int) -> Any:
+    def __new__(
+        cls, rows: list[tuple[Path, dict[str, str]]], transform: Any, seed: int, hover: bool = False
+    ) -> Any:
         from .dataset import PatchDataset, _load_ref
 
         zcache: dict[Path, Any] = {}
@@ -254,9 +261,22 @@ class _RowsDataset:
             base, row = item
             img = _load_ref(base, row["image"], zcache)
             mask = _load_ref(base, row["mask"], zcache) if row.get("mask") else None
+            if hover and mask is not None:
+                # instance ids and types travel together through the augmentation
+                types = (
+                    _load_ref(base, row["types"], zcache)
+                    if row.get("types")
+                    else np.zeros(mask.shape, np.uint16)
+                )
+                mask = np.stack([mask.astype(np.uint16), types.astype(np.uint16)], -1)
             return img, mask
 
-        return PatchDataset(rows, load, transform=transform, seed=seed)
+        target_fn = None
+        if hover:
+            from .instances.targets import hover_target_array
+
+            target_fn = hover_target_array
+        return PatchDataset(rows, load, transform=transform, seed=seed, target_fn=target_fn)
 
 
 # -----------------------------------------------------------------------------
@@ -471,11 +491,20 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         raise TrainError("the split left no training patches")
     if any(not r.get("mask") for _, r in train_rows):
         raise TrainError("every training patch needs a mask (the manifest has rows without one)")
-    cm = _classmap_for(cfg.manifests)
+    hover = cfg.kind == "hover"
+    if hover:
+        type_cm, n_types = _hover_classmap(cfg.manifests, train_rows)
+        cm = {
+            "name": "nuclei",
+            "names": ["background", "nucleus"],
+            "colors": [[0, 0, 0], [255, 255, 0]],
+            "background": 0,
+        }
+    cm = cm if hover else _classmap_for(cfg.manifests)
     names = list(cm["names"])
     n_classes = len(names)
     background = int(cm.get("background", 0))
-    binary = cfg.binary and n_classes == 2
+    binary = cfg.binary and n_classes == 2 and not hover
     out_ch = 1 if binary else n_classes
     weights = cfg.class_weights
     if weights == "auto":
@@ -484,29 +513,45 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         ).mean(0)
         weights = class_weights_from_fractions(fr)
     aug = build_augmentation(cfg.augment, cfg.seed)
-    train_ds = _RowsDataset(train_rows, aug, cfg.seed)
-    val_ds = _RowsDataset(val_rows, None, cfg.seed) if val_rows else None
+    train_ds = _RowsDataset(train_rows, aug, cfg.seed, hover)
+    val_ds = _RowsDataset(val_rows, None, cfg.seed, hover) if val_rows else None
     steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
     if cfg.max_steps:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
 
     # -- model -----------------------------------------------------------------------
     torch.manual_seed(cfg.seed)
-    model = build_model(
-        cfg.arch, cfg.encoder, classes=out_ch, encoder_weights=cfg.encoder_weights
-    ).to(device)
-    loss_fn = build_loss(cfg.loss, classes=out_ch, class_weights=weights)
+    model_kwargs: dict[str, Any] = {}
+    if cfg.decoder_channels:
+        model_kwargs["decoder_channels"] = list(cfg.decoder_channels)
+    if hover:
+        from .models.hovernet import HoVerNet
+        from .models.losses import HoverLoss
+
+        model = HoVerNet(
+            cfg.encoder, encoder_weights=cfg.encoder_weights, n_types=n_types, **model_kwargs
+        ).to(device)
+        loss_fn = HoverLoss(cfg.hover_weights)
+    else:
+        model = build_model(
+            cfg.arch,
+            cfg.encoder,
+            classes=out_ch,
+            encoder_weights=cfg.encoder_weights,
+            **model_kwargs,
+        ).to(device)
+        loss_fn = build_loss(cfg.loss, classes=out_ch, class_weights=weights)
     opt = _make_optimizer(cfg, model.parameters())
     sched = _make_scheduler(cfg, opt, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     first = train_rows[0][1]
     card_base = {
-        "kind": "semantic",
-        "arch": cfg.arch,
+        "kind": cfg.kind,
+        "arch": "HoVerNet" if hover else cfg.arch,
         "encoder": cfg.encoder,
         "in_channels": 3,
-        "classes": out_ch,
-        "classmap": cm,
+        "classes": n_types if hover else out_ch,
+        "classmap": type_cm if hover else cm,
         "patch_size": int(first.get("size") or 0),
         "level": int(first["level"]) if first.get("level") not in (None, "") else None,
     }
@@ -542,6 +587,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         )
         model.train()
         total, seen = 0.0, 0
+        term_sums: dict[str, float] = {}
         for step, (x, y) in enumerate(loader):
             if cfg.max_steps and step >= cfg.max_steps:
                 break
@@ -562,6 +608,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             lv = float(loss.detach())
             total += lv * len(x)
             seen += len(x)
+            for k, v in getattr(loss_fn, "last", {}).items():
+                term_sums[k] = term_sums.get(k, 0.0) + v * len(x)
             yield Progress(
                 "train",
                 step + 1,
@@ -586,6 +634,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
                         vloss = loss_fn(logits, y)
                     vtotal += float(vloss) * len(x)
                     vseen += len(x)
+                    if hover:  # NP branch vs nucleus/background
+                        logits, y = logits[:, :2], y[:, 0].long()
                     s = _stats(logits.float(), y, n_classes, binary)
                     stats = s if stats is None else stats + s
                     yield Progress(
@@ -606,6 +656,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             "train_loss": round(train_loss, 6),
             "val_loss": round(val_loss, 6),
             **{k: round(v, 6) for k, v in scores.items()},
+            **{f"train_{k}": round(v / max(seen, 1), 6) for k, v in term_sums.items()},
             "lr": opt.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - t0, 2),
         }
@@ -614,7 +665,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         if not vseen:
             monitored = train_loss if cfg.monitor == "val_loss" else -train_loss
         improved = sign * monitored < sign * best_value if best_epoch >= 0 else True
-        card = make_card(**card_base, extra={"name": cfg.name or out.name})
+        extra: dict[str, Any] = {"name": cfg.name or out.name}
+        if hover:
+            from .instances.postproc import HoverParams
+
+            extra["hover"] = {"n_types": n_types, "postproc": HoverParams().to_dict()}
+        card = make_card(**card_base, extra=extra)
         card["training"] = {
             "config": cfg.to_dict(),
             "epoch": epoch + 1,
@@ -664,6 +720,30 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         )
     )
     return result
+
+
+def _hover_classmap(
+    manifests: Sequence[str], rows: list[tuple[Path, dict[str, str]]]
+) -> tuple[dict[str, Any], int]:
+    """Nucleus-type ClassMap and NC channels of a HoVer run (0 when no patch has types)."""
+    has_types = any(r.get("types") for _, r in rows)
+    for m in manifests:
+        p = Path(m)
+        f = (p if p.is_dir() else p.parent) / "classmap.json"
+        if f.exists() and has_types:
+            cm = json.loads(f.read_text())
+            return cm, len(cm["names"])
+    if not has_types:
+        return {
+            "name": "nuclei",
+            "names": ["background", "nucleus"],
+            "colors": [[0, 0, 0], [255, 255, 0]],
+            "background": 0,
+        }, 0
+    from .io.palette import PRESETS
+
+    cm = PRESETS["consep4"]
+    return cm.to_dict(), cm.n_classes
 
 
 def train_folds(config: TrainConfig, folds: int) -> Generator[Progress, None, list[TrainResult]]:

@@ -49,7 +49,10 @@ class InferConfig:
     halo defaults to the same. ``region`` is ``(y0, x0, y1, x1)`` in pixels of
     the chosen level; ``roi`` a polygon of ``(y, x)`` vertices in the same
     pixels (a Shapes-layer ROI): blocks outside it are skipped and pixels
-    outside it are left as background.
+    outside it are left as background. HoVer models: ``instance_halo`` is the
+    extra margin (pixels, wider than the largest nucleus) each block is
+    post-processed with, ``hover`` overrides post-processing parameters
+    (:class:`~napari_slideseg.instances.postproc.HoverParams` fields).
     """
 
     level: int = 0
@@ -67,6 +70,8 @@ class InferConfig:
     min_tissue: float = 0.0
     threads: int | None = None
     roi: tuple[tuple[float, float], ...] | None = None
+    instance_halo: int = 64
+    hover: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.tta not in TTA_MODES:
@@ -109,6 +114,8 @@ def _check_models(models: Sequence[tuple[Any, dict[str, Any]]]) -> dict[str, Any
     first = cards[0]
     names = first["classmap"]["names"]
     for c in cards[1:]:
+        if c.get("kind", "semantic") != first.get("kind", "semantic"):
+            raise InferError("an ensemble mixes semantic and HoVer models")
         if c["classmap"]["names"] != names:
             raise InferError(
                 f"ensemble members disagree on classes: {names} vs {c['classmap']['names']}"
@@ -116,11 +123,27 @@ def _check_models(models: Sequence[tuple[Any, dict[str, Any]]]) -> dict[str, Any
     return first
 
 
+def _channels(card: dict[str, Any]) -> int:
+    """Channels :func:`_probs` returns: classes, or NP + H + V + types for HoVer models."""
+    if card.get("kind") == "hover":
+        return 3 + int(card.get("classes") or 0)
+    return 2 if card.get("activation") == "sigmoid" else int(card["classes"])
+
+
 def _probs(model: Any, card: dict[str, Any], x: Any) -> Any:
-    """Class probabilities ``(N, C, H, W)`` of one model (sigmoid models give 2 classes)."""
+    """Class probabilities ``(N, C, H, W)`` of one model (sigmoid models give 2 classes).
+
+    HoVer models give NP probability, H, V and type probabilities.
+    """
     import torch
 
     out = model(x)
+    if card.get("kind") == "hover":
+        out = out.float()
+        parts = [torch.softmax(out[:, 0:2], 1)[:, 1:2], out[:, 2:4]]
+        if out.shape[1] > 4:
+            parts.append(torch.softmax(out[:, 4:], 1))
+        return torch.cat(parts, 1)
     if card.get("activation") == "sigmoid" or out.shape[1] == 1:
         p = torch.sigmoid(out[:, :1])
         return torch.cat([1 - p, p], 1)
@@ -142,6 +165,7 @@ def _forward(models: Sequence[tuple[Any, dict[str, Any]]], x: Any, tta: str, use
     total = None
     n = 0
     for model, card in models:
+        hover = card.get("kind") == "hover"
         for k, flip in _tta_ops(tta):
             xi = torch.rot90(x, k, (2, 3))
             if flip:
@@ -150,7 +174,11 @@ def _forward(models: Sequence[tuple[Any, dict[str, Any]]], x: Any, tta: str, use
                 p = _probs(model, card, xi).float()
             if flip:
                 p = torch.flip(p, (3,))
+                if hover:
+                    p[:, 1] = -p[:, 1]  # a mirrored x axis mirrors the horizontal map
             p = torch.rot90(p, -k, (2, 3))
+            if hover and k == 2:
+                p[:, 1:3] = -p[:, 1:3]  # a half turn reverses both distance maps
             total = p if total is None else total + p
             n += 1
     return total / n
@@ -205,7 +233,7 @@ def predict_block(
     ys = tile_starts(H, t, config.overlap)
     xs = tile_starts(W, t, config.overlap)
     win = torch.from_numpy(blend_window(t, config.window))
-    n_classes = 2 if card.get("activation") == "sigmoid" else int(card["classes"])
+    n_classes = _channels(card)
     acc = torch.zeros((n_classes, H, W), dtype=torch.float32)
     wsum = torch.zeros((H, W), dtype=torch.float32)
     img = (pixels.astype(np.float32) / 255.0 - mean) / std
@@ -305,7 +333,8 @@ def _open_output(
     import zarr
 
     card = cards[0]
-    n_classes = 2 if card.get("activation") == "sigmoid" else int(card["classes"])
+    hover = card.get("kind") == "hover"
+    n_classes = _channels(card)
     digest = _config_hash(config, slide.path, cards)
     if out.exists() and not resume:
         raise InferError(
@@ -331,9 +360,20 @@ def _open_output(
             dtype=np.uint8,
             fill_value=0,
         )
+    if hover:
+        root.create_array("instances", shape=(H, W), chunks=(b, b), dtype=np.uint32, fill_value=0)
+        pyr_i = root.create_group("pyramid_instances")
+        for f in factors:
+            pyr_i.create_array(
+                str(f),
+                shape=(-(-H // f), -(-W // f)),
+                chunks=(b // f, b // f),
+                dtype=np.uint32,
+                fill_value=0,
+            )
     if config.save_probs:
         root.create_array(
-            "probs",
+            "maps" if hover else "probs",
             shape=(n_classes, H, W),
             chunks=(n_classes, b, b),
             dtype=np.float16,
@@ -352,6 +392,7 @@ def _open_output(
                 "level_factors": list(slide.level_factors(config.level)),
                 "blocks": [list(b) for b in blocks],
                 "pyramid": factors,
+                "kind": card.get("kind", "semantic"),
                 "complete": False,
                 "versions": _versions(),
             },
@@ -378,6 +419,119 @@ def output_levels(out: str | os.PathLike | Any) -> list[Any]:
     root = out if hasattr(out, "attrs") else zarr.open_group(str(out), mode="r")
     factors = dict(root.attrs).get("slideseg_inference", {}).get("pyramid", [])
     return [root["labels"]] + [root[f"pyramid/{f}"] for f in factors]
+
+
+# -----------------------------------------------------------------------------
+# one block: read, compute, write (semantic or HoVer)
+# -----------------------------------------------------------------------------
+def _read(
+    arr: Any, core: tuple[int, int, int, int], config: InferConfig, ctx: dict[str, Any]
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int]]:
+    """Pixels for a block: its core (semantic) or core + instance halo (HoVer), with the tile halo."""
+    ext = core
+    if ctx["kind"] == "hover":
+        H, W = arr.shape[:2]
+        ih = config.instance_halo
+        y0, x0, y1, x1 = core
+        ext = (max(0, y0 - ih), max(0, x0 - ih), min(H, y1 + ih), min(W, x1 + ih))
+    pixels, offset = read_block(arr, ext, config.halo_px, config.tile)
+    return pixels, offset, ext
+
+
+def _compute(
+    models: Any,
+    pixels: np.ndarray,
+    offset: tuple[int, int],
+    ext: tuple[int, int, int, int],
+    core: tuple[int, int, int, int],
+    config: InferConfig,
+    device: Any,
+    ctx: dict[str, Any],
+    index: int,
+) -> dict[str, Any]:
+    """The pure block function: maps -> labels (semantic) or owned nuclei (HoVer)."""
+    shape = (ext[2] - ext[0], ext[3] - ext[1])
+    maps = predict_block(models, pixels, offset, shape, config, device)
+    if ctx["kind"] != "hover":
+        labels, probs = block_result(maps, core, config)
+        return {"kind": "semantic", "core": core, "labels": labels, "probs": probs}
+    from ..instances.postproc import HoverParams
+    from .hover import hover_block
+
+    res = hover_block(
+        maps,
+        ext,
+        core,
+        HoverParams(**ctx["params"]),
+        index * ctx["stride"],
+        ctx["stride"],
+        ctx["type_names"],
+        config.roi,
+    )
+    res["kind"] = "hover"
+    res["core"] = core
+    if config.save_probs:
+        cy, cx = core[0] - ext[0], core[1] - ext[1]
+        res["maps"] = maps[:, cy : cy + core[2] - core[0], cx : cx + core[3] - core[1]]
+    return res
+
+
+def _write(
+    root: Any,
+    out: Path,
+    index: int,
+    res: dict[str, Any],
+    config: InferConfig,
+    factors: Sequence[int],
+) -> None:
+    core = res["core"]
+    if res["kind"] != "hover":
+        write_block(root, core, res["labels"], res["probs"] if config.save_probs else None, factors)
+        return
+    from .hover import write_hover, write_table
+
+    write_hover(root, res, list(factors))
+    if config.save_probs:
+        y0, x0, y1, x1 = core
+        root["maps"][:, y0:y1, x0:x1] = res["maps"].astype(np.float16)
+    write_table(out, index, res["rows"])
+
+
+def _context(
+    slide: Any, card: dict[str, Any], config: InferConfig, n_blocks: int
+) -> dict[str, Any]:
+    """What every block needs besides its pixels (picklable, for dask workers)."""
+    kind = card.get("kind", "semantic")
+    ctx: dict[str, Any] = {"kind": kind}
+    if kind == "hover":
+        from ..instances.postproc import HoverParams
+
+        params = dict((card.get("hover") or {}).get("postproc") or {})
+        params.update(config.hover or {})
+        if not params.get("mpp") and slide.mpp:
+            fy, _ = slide.level_factors(config.level)
+            params["mpp"] = float(slide.mpp[0]) * float(fy)
+        known = set(HoverParams.__dataclass_fields__)
+        bad = set(params) - known
+        if bad:
+            raise InferError(f"unknown HoVer post-processing parameters {sorted(bad)}")
+        ctx.update(
+            params=HoverParams(**params).to_dict(),
+            stride=_id_stride_checked(n_blocks),
+            type_names=list(card["classmap"]["names"]),
+        )
+    return ctx
+
+
+def _id_stride_checked(n_blocks: int) -> int:
+    from .hover import id_stride
+
+    stride = id_stride(n_blocks)
+    if stride < 4096:
+        raise InferError(
+            f"{n_blocks} blocks leave only {stride} instance ids per block (uint32); use larger blocks"
+        )
+    return stride
 
 
 # -----------------------------------------------------------------------------
@@ -418,14 +572,15 @@ def run_block_task(spec: dict[str, Any]) -> int:
         torch.set_num_threads(config.threads)
     core = tuple(spec["core"])
     arr = slide.levels[config.level]
-    pixels, offset = read_block(arr, core, config.halo_px, config.tile)
-    probs = predict_block(
-        models, pixels, offset, (core[2] - core[0], core[3] - core[1]), config, device
-    )
-    labels, probs = block_result(probs, core, config)
+    i = int(spec["index"])
+    pixels, offset, ext = _read(arr, core, config, spec["ctx"])
+    res = _compute(models, pixels, offset, ext, core, config, device, spec["ctx"], i)
+    if res["kind"] == "hover":
+        res["index"] = i
+        return res  # the driver merges nuclei (smallest id wins) in one process
     root = zarr.open_group(spec["out"], mode="r+")
-    write_block(root, core, labels, probs if config.save_probs else None, spec["factors"])
-    return int(spec["index"])
+    _write(root, Path(spec["out"]), i, res, config, spec["factors"])
+    return i
 
 
 def _get_client(client: Any) -> Any:
@@ -490,10 +645,15 @@ def predict_slide_steps(
     from ..train import resolve_device
 
     models = [load_model(m) if isinstance(m, str | os.PathLike) else m for m in models]
-    _check_models(models)
+    card = _check_models(models)
     cards = [c for _, c in models]
+    if card.get("kind") == "hover" and config.tta == "d4":
+        raise InferError(
+            "HoVer models support tta 'none' or 'flips' (d4 would need rotated HV maps)"
+        )
     client = _get_client(client)
     shape, blocks = plan_blocks(slide, config)
+    ctx = _context(slide, card, config, len(blocks))
     factors = pyramid_factors(shape, config.block)
     out = Path(out)
     root = _open_output(out, slide, cards, config, blocks, factors, shape, resume)
@@ -545,47 +705,48 @@ def predict_slide_steps(
                 f"{getattr(slide, 'path', None)!r} is not a file they can read"
             )
         yield from _run_distributed(
-            client, slide, paths, config, out, blocks, todo, factors, root, event
+            client, slide, paths, config, out, blocks, todo, factors, root, event, ctx
         )
     else:
         if config.threads:
             torch.set_num_threads(config.threads)
         device = resolve_device(config.device)
         models = [(m.to(device).eval(), c) for m, c in models]
-        yield from _run_local(slide, models, config, device, blocks, todo, factors, root, event)
+        yield from _run_local(
+            slide, models, config, device, blocks, todo, factors, root, event, ctx, out
+        )
     meta = dict(root.attrs["slideseg_inference"])
+    if ctx["kind"] == "hover":
+        from .hover import merge_tables
+
+        _, meta["n_instances"] = merge_tables(out)
     meta["complete"] = True
     meta["skipped_blocks"] = int((np.asarray(root["done"][:]) == 2).sum())
     root.attrs["slideseg_inference"] = meta
     return out
 
 
-def _run_local(slide, models, config, device, blocks, todo, factors, root, event):
+def _run_local(slide, models, config, device, blocks, todo, factors, root, event, ctx, out):
     arr = slide.levels[config.level]
-    halo = config.halo_px
 
-    def load(i: int) -> tuple[np.ndarray, tuple[int, int]]:
-        return read_block(arr, blocks[i], halo, config.tile)
+    def load(i: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int]]:
+        return _read(arr, blocks[i], config, ctx)
 
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         nxt = pool.submit(load, todo[0]) if todo else None
         for k, i in enumerate(todo):
-            pixels, offset = nxt.result()
+            pixels, offset, ext = nxt.result()
             nxt = pool.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
-            core = blocks[i]
-            probs = predict_block(
-                models, pixels, offset, (core[2] - core[0], core[3] - core[1]), config, device
-            )
-            labels, probs = block_result(probs, core, config)
-            write_block(root, core, labels, probs if config.save_probs else None, factors)
+            res = _compute(models, pixels, offset, ext, blocks[i], config, device, ctx, i)
+            _write(root, out, i, res, config, factors)
             root["done"][i] = 1  # only after the block's data is written
             yield event(k, i, "")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_distributed(client, slide, paths, config, out, blocks, todo, factors, root, event):
+def _run_distributed(client, slide, paths, config, out, blocks, todo, factors, root, event, ctx):
     from distributed import as_completed
 
     base = {
@@ -594,6 +755,7 @@ def _run_distributed(client, slide, paths, config, out, blocks, todo, factors, r
         "config": config.to_dict(),
         "out": os.path.abspath(out),
         "factors": list(factors),
+        "ctx": ctx,
     }
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     window = 2 * n_workers + 1  # tasks in flight: keeps cancel prompt and memory flat
@@ -611,7 +773,12 @@ def _run_distributed(client, slide, paths, config, out, blocks, todo, factors, r
     k = 0
     try:
         for fut in ac:
-            i = fut.result()  # re-raises the worker's error here
+            res = fut.result()  # re-raises the worker's error here
+            if isinstance(res, dict):
+                i = res["index"]
+                _write(root, Path(out), i, res, config, factors)
+            else:
+                i = res
             root["done"][i] = 1
             yield event(k, i, " (cluster)")
             k += 1

@@ -21,6 +21,10 @@ another); rename them in a JSON class map when the meaning is known.
     users call the last class: their masks were written by OpenCV, which
     stores BGR, so the RGB value in the files is (0,150,255). It is kept
     exactly as it is in their files.
+``consep4``
+    nucleus types of CoNSeP as merged by HoVer-Net: background, other
+    (255,0,0), inflammatory (0,255,0), epithelial (0,0,255), spindle-shaped
+    (255,255,0).
 
 Colour masks and labels
 -----------------------
@@ -467,6 +471,13 @@ PRESETS: dict[str, ClassMap] = {
         ((0, 0, 0), (255, 255, 0), (150, 150, 150), (0, 255, 0), (0, 0, 255), (0, 150, 255)),
         0,
         "biopsy6",
+    ),
+    # CoNSeP's four nucleus types as HoVer-Net merged them (colours of its type_info.json).
+    "consep4": ClassMap(
+        ("background", "other", "inflammatory", "epithelial", "spindle-shaped"),
+        ((0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)),
+        0,
+        "consep4",
     ),
 }
 

@@ -139,3 +139,99 @@ class _Sum:
 
     def __repr__(self) -> str:
         return "+".join(self.names)
+
+
+# -----------------------------------------------------------------------------
+# HoVer-Net
+# -----------------------------------------------------------------------------
+#: Reference weights (Graham et al. 2019): HV MSE 2, HV gradient MSE 1, the rest 1.
+HOVER_WEIGHTS = {
+    "np_ce": 1.0,
+    "np_dice": 1.0,
+    "hv_mse": 2.0,
+    "hv_msge": 1.0,
+    "nc_ce": 1.0,
+    "nc_dice": 1.0,
+}
+
+
+def _sobel_kernels(size: int = 5) -> Any:
+    """HoVer-Net's normalised Sobel kernels ``(kh, kv)`` of ``size`` (x and y derivatives)."""
+    import torch
+
+    r = torch.arange(-(size // 2), size // 2 + 1, dtype=torch.float32)
+    h_range = r[None, :].expand(size, size)
+    v_range = r[:, None].expand(size, size)
+    denom = h_range * h_range + v_range * v_range
+    denom[size // 2, size // 2] = 1.0
+    return h_range / denom, v_range / denom
+
+
+class HoverLoss:
+    """HoVer-Net loss: NP CE + Dice, HV MSE + gradient MSE (inside nuclei), NC CE + Dice.
+
+    Targets are ``(N, 4 or 5, H, W)`` float tensors from the HoVer dataset:
+    channel 0 NP (0/1), 1-2 HV in [-1, 1], 3 NC type index (optional).
+    Calling returns the weighted total; :attr:`last` holds each term (floats)
+    of the latest call. Plain torch ops: runs on CPU, MPS and CUDA.
+    """
+
+    def __init__(self, weights: dict[str, float] | None = None) -> None:
+        unknown = set(weights or {}) - set(HOVER_WEIGHTS)
+        if unknown:
+            raise ModelError(
+                f"unknown HoVer loss terms {sorted(unknown)}; known: {sorted(HOVER_WEIGHTS)}"
+            )
+        self.weights = {**HOVER_WEIGHTS, **(weights or {})}
+        self.last: dict[str, float] = {}
+
+    @staticmethod
+    def _dice(logits: Any, target: Any, eps: float = 1e-3) -> Any:
+        import torch
+
+        p = torch.softmax(logits.float(), 1)
+        onehot = torch.nn.functional.one_hot(target, p.shape[1]).permute(0, 3, 1, 2).float()
+        inter = (p * onehot).sum((0, 2, 3))
+        denom = p.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+        return 1 - ((2 * inter + eps) / (denom + eps)).mean()
+
+    @staticmethod
+    def _gradients(hv: Any) -> tuple[Any, Any]:
+        import torch
+
+        kh, kv = _sobel_kernels(5)
+        kh = kh.to(hv.device, hv.dtype)[None, None]
+        kv = kv.to(hv.device, hv.dtype)[None, None]
+        dh = torch.nn.functional.conv2d(hv[:, 0:1], kh, padding=2)
+        dv = torch.nn.functional.conv2d(hv[:, 1:2], kv, padding=2)
+        return dh, dv
+
+    def terms(self, out: Any, target: Any) -> dict[str, Any]:
+        """Each loss term as a tensor."""
+        import torch
+
+        from .hovernet import split_outputs
+
+        o = split_outputs(out.float())
+        np_t = target[:, 0].long()
+        hv_t = target[:, 1:3].float()
+        t: dict[str, Any] = {
+            "np_ce": torch.nn.functional.cross_entropy(o["np"], np_t),
+            "np_dice": self._dice(o["np"], np_t),
+            "hv_mse": torch.mean((o["hv"] - hv_t) ** 2),
+        }
+        focus = target[:, 0:1].float()
+        gp = self._gradients(o["hv"])
+        gt = self._gradients(hv_t)
+        err = (gp[0] - gt[0]) ** 2 + (gp[1] - gt[1]) ** 2
+        t["hv_msge"] = (err * focus).sum() / (focus.sum() * 2 + 1e-8)
+        if "nc" in o and target.shape[1] > 3:
+            nc_t = target[:, 3].long().clamp_(0, o["nc"].shape[1] - 1)
+            t["nc_ce"] = torch.nn.functional.cross_entropy(o["nc"], nc_t)
+            t["nc_dice"] = self._dice(o["nc"], nc_t)
+        return t
+
+    def __call__(self, out: Any, target: Any) -> Any:
+        t = self.terms(out, target)
+        self.last = {k: float(v.detach()) for k, v in t.items()}
+        return sum(self.weights[k] * v for k, v in t.items())
