@@ -67,7 +67,7 @@ def _ious(a, b):
     """Per-object IoU of each instance of a with its best match in b."""
     from napari_slideseg.metrics import _pairs
 
-    nt, np_, at, ap, ti, pi, inter = _pairs(a, b)
+    nt, _, at, ap, ti, pi, inter = _pairs(a, b)
     iou = inter / (at[ti] + ap[pi] - inter)
     best = np.zeros(nt + 1)
     np.maximum.at(best, ti, iou)

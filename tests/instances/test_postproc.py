@@ -63,7 +63,7 @@ def test_instance_types_majority(data_dir):
     mat = loadmat(d / "type_mat" / "test_4_013.mat")
     ids = np.unique(inst)[1:]
     seq = relabel_sequential(inst)
-    for k, i in enumerate(ids):
+    for k in range(len(ids)):
         px = t["nc"][seq == k + 1]
         assert (px == mat["inst_type"][k, 0]).all()
 
