@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import __version__
 from .io.errors import SlideSegError
@@ -65,9 +66,19 @@ def _cmd_patch(args: argparse.Namespace) -> int:
     from .patching import PatchConfig, extract_patches_steps
 
     slide = _drive_open(args.slide, args.quiet)
-    mask = classmap = None
+    mask = classmap = types = None
     mask_id = None
-    if args.mask:
+    if args.instances:
+        from .io.masks import read_instance_map, resolve_classmap
+
+        if not args.mask:
+            raise SystemExit("slideseg patch: --instances needs --mask INSTANCE_MAP")
+        mask = read_instance_map(args.mask)
+        mask_id = str(args.mask)
+        if args.types:
+            types = read_instance_map(args.types)
+        classmap = resolve_classmap(args.classmap) if args.classmap else None
+    elif args.mask:
         from .io.masks import read_labels
 
         mask, classmap, _ = read_labels(
@@ -108,6 +119,8 @@ def _cmd_patch(args: argparse.Namespace) -> int:
             fmt=args.format,
             overwrite=args.overwrite,
             workers=args.workers,
+            instances=args.instances,
+            types=types,
         ),
         quiet=args.quiet,
     )
@@ -156,6 +169,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         num_workers=args.workers,
         max_steps=args.max_steps,
+        kind=args.kind,
+        decoder_channels=[int(v) for v in args.decoder_channels.split(",")]
+        if args.decoder_channels
+        else None,
+        name=args.name or "",
     )
     if args.folds and args.fold is None:
         results = _drive(train_folds(cfg, args.folds), quiet=args.quiet)
@@ -172,8 +190,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .io.export import write_color_png_steps, write_geojson_steps, write_ome_zarr_labels_steps
     from .io.masks import read_labels
+
+    src = Path(args.labels)
+    if (args.instances or args.table) and (src / "instances").is_dir():
+        from .infer.hover import export_instances_steps
+
+        what = "table" if args.table else None
+        out = _drive(
+            export_instances_steps(src, args.to, what=what, image_id=args.image_id),
+            quiet=args.quiet,
+        )
+        print(f"wrote {out} ({'instance table' if args.table else 'nuclei'} of {src})")
+        return 0
 
     labels, classmap, info = read_labels(
         args.labels,
@@ -258,10 +290,51 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .io.masks import read_instance_map, resolve_classmap
+    from .metrics import instance_report
+
+    pred = read_instance_map(args.pred)
+    truth = read_instance_map(args.truth)
+    types = None
+    names = None
+    if args.truth_types:
+        truth_types = read_instance_map(args.truth_types)
+        pred_types: Any = None
+        if Path(args.pred).is_dir() and (Path(args.pred) / "instances.csv").exists():
+            from .infer.hover import read_instance_table
+
+            tab = read_instance_table(args.pred)
+            pred_types = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
+        elif args.pred_types:
+            pred_types = read_instance_map(args.pred_types)
+        else:
+            raise SystemExit(
+                "slideseg evaluate: --truth-types needs predicted types (a HoVer prediction "
+                "folder, or --pred-types TYPEMAP)"
+            )
+        types = [(truth_types, pred_types)]
+        if args.classmap:
+            names = list(resolve_classmap(args.classmap).names)
+    rows = instance_report(
+        [(_stem(args.pred), truth, pred)], types=types, type_names=names, report=args.report
+    )
+    for row in rows:
+        print(
+            ", ".join(f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in row.items())
+        )
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .io.export import _max
     from .io.masks import read_labels
     from .metrics import evaluate
+
+    if args.instances:
+        return _cmd_evaluate_instances(args)
 
     pred, pcm, _ = read_labels(args.pred, classmap=args.classmap)
     truth, tcm, _ = read_labels(args.truth, classmap=args.classmap)
@@ -350,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help="colour mask, index mask, RLE CSV or zarr labels")
     p.add_argument("--classmap", help="preset (biopsy6, wsi3, binary) or a classmap JSON")
     p.add_argument(
+        "--instances",
+        action="store_true",
+        help="--mask is a nucleus instance map (.npy, .mat, 16-bit PNG, TIFF) for HoVer training",
+    )
+    p.add_argument("--types", help="with --instances: per-pixel nucleus type map")
+    p.add_argument(
         "--rle-order",
         choices=["col", "row"],
         help="pixel order of an RLE mask without one recorded",
@@ -424,6 +503,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--max-steps", type=int, help="cap steps per epoch (quick runs)")
     p.add_argument(
+        "--kind",
+        choices=["semantic", "hover"],
+        default="semantic",
+        help="hover: HoVer-Net nuclei from instance patches (slideseg patch --instances)",
+    )
+    p.add_argument(
+        "--decoder-channels",
+        help="decoder widths, deepest first, e.g. 128,64,32,16,16 (smaller model)",
+    )
+    p.add_argument("--name", help="model name written in the model card")
+    p.add_argument(
         "--resume", action="store_true", help="continue OUT/last after a crash or cancel"
     )
     p.add_argument("--quiet", action="store_true")
@@ -472,7 +562,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--indexed", action="store_true", help="palette (indexed) PNG instead of RGB"
         )
-        p.add_argument("--instances", action="store_true", help="GeoJSON: one polygon per label id")
+        p.add_argument(
+            "--instances",
+            action="store_true",
+            help="GeoJSON: one polygon per label id; a HoVer prediction: its nuclei "
+            "(.geojson[.gz] QuPath detections with types, .csv one RLE row per nucleus)",
+        )
+        p.add_argument(
+            "--table", action="store_true", help="a HoVer prediction: copy its instance table CSV"
+        )
         p.add_argument("--image-id", help="image id written in RLE CSV rows")
         p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=_cmd_export)
@@ -519,6 +617,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("truth", help="ground truth in any mask format")
     p.add_argument("--classmap", help="preset or class map JSON")
     p.add_argument("--report", help="CSV report path")
+    p.add_argument(
+        "--instances",
+        action="store_true",
+        help="nucleus instances: AJI, AJI+, DQ/SQ/PQ (PRED: HoVer prediction or instance map)",
+    )
+    p.add_argument("--truth-types", help="with --instances: true per-pixel type map (per-type PQ)")
+    p.add_argument(
+        "--pred-types", help="with --instances: predicted type map (if PRED has no table)"
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample slide")

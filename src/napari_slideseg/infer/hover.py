@@ -193,3 +193,84 @@ def read_instance_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
         else:
             cols[c] = np.asarray(vals, np.int64)
     return cols
+
+
+def export_instances_steps(
+    pred: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    what: str | None = None,
+    image_id: str | None = None,
+) -> Any:
+    """Export a HoVer prediction's nuclei (a generator of progress events; returns the path).
+
+    ``what`` (default: from the suffix of ``out``):
+
+    ``geojson``
+        ``.geojson`` / ``.geojson.gz``: one polygon per nucleus as a QuPath
+        *detection* with its type's name and ClassMap colour and the type
+        probability and area as measurements, streamed block by block.
+    ``rle``
+        ``.csv``: instance RLE CSV, one row per nucleus (id, class, RLE).
+    ``table``
+        ``.csv``: the instance table (id, centroid, bbox, area, type,
+        probability), copied atomically.
+    """
+    import shutil
+
+    import dask.array as da
+    import zarr
+
+    from ..io.palette import ClassMap
+    from ..progress import Progress
+
+    pred, out = Path(pred), Path(out)
+    root = zarr.open_group(str(pred), mode="r")
+    if "instances" not in root:
+        from ..io.errors import SlideSegError
+
+        raise SlideSegError(f"{pred}: not a HoVer prediction (no 'instances' array)")
+    name = out.name.lower()
+    if what is None:
+        what = "geojson" if name.endswith((".geojson", ".geojson.gz", ".json")) else "rle"
+    meta = dict(root.attrs).get("slideseg") or {}
+    classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
+    if what == "table":
+        tmp = out.with_name(f".{out.name}.tmp")
+        shutil.copyfile(pred / "instances.csv", tmp)
+        os.replace(tmp, out)
+        yield Progress("export", 1, 1, f"wrote {out}")
+        return out
+    tab = read_instance_table(pred)
+    classes = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
+    labels = da.from_zarr(root["instances"])
+    if what == "geojson":
+        from ..io.export import write_geojson_steps
+
+        props = {
+            int(i): {"type_probability": float(p), "area_px": int(a)}
+            for i, p, a in zip(tab["id"], tab["type_prob"], tab["area"], strict=True)
+        }
+        return (
+            yield from write_geojson_steps(
+                out,
+                labels,
+                mode="instances",
+                classmap=classmap,
+                instance_classes=classes,
+                properties=props,
+                object_type="detection",
+            )
+        )
+    from ..io.rle import write_rle_csv
+
+    write_rle_csv(
+        out,
+        labels,
+        layout="instance",
+        image_id=image_id or pred.name.split(".")[0],
+        class_names=list(classmap.names) if classmap else None,
+        instance_classes=classes,
+    )
+    yield Progress("export", 1, 1, f"wrote {out}")
+    return out

@@ -205,3 +205,53 @@ def classmap_from_metadata(metadata: dict[str, Any] | None) -> ClassMap | None:
         except json.JSONDecodeError as exc:
             raise SlideSegError(f"layer metadata holds an unreadable class map ({exc})") from exc
     return ClassMap.from_dict(cm)
+
+
+def read_instance_map(path: str | os.PathLike, key: str = "inst_map") -> np.ndarray:
+    """An instance map (0 = background, ids > 0) from ``.npy``, ``.mat``, PNG/TIFF or a prediction zarr.
+
+    PNG/TIFF values are taken as ids as they are (16-bit PNGs hold up to
+    65535 nuclei), never through a colour palette. A prediction folder gives
+    its ``instances`` array. The whole map is read: meant for tiles and
+    regions, as instance metrics need.
+    """
+    from .errors import SlideSegError
+
+    p = Path(path)
+    if not p.exists():
+        raise SlideSegError(f"{p}: no such file")
+    name = p.name.lower()
+    if p.is_dir():
+        import zarr
+
+        root = zarr.open_group(str(p), mode="r")
+        if "instances" not in root:
+            raise SlideSegError(f"{p}: not a HoVer prediction (no 'instances' array)")
+        return np.asarray(root["instances"][:])
+    if name.endswith(".npy"):
+        arr = np.load(p, allow_pickle=False)
+    elif name.endswith(".mat"):
+        from scipy.io import loadmat
+
+        m = loadmat(p)
+        if key not in m:
+            raise SlideSegError(
+                f"{p}: no {key!r} in this .mat (has {sorted(k for k in m if not k.startswith('__'))})"
+            )
+        arr = m[key]
+    elif name.endswith((".tif", ".tiff")):
+        import tifffile
+
+        arr = tifffile.imread(p)
+    else:
+        from PIL import Image
+
+        with Image.open(p) as im:
+            arr = np.asarray(im)
+    if arr.ndim != 2:
+        raise SlideSegError(
+            f"{p}: an instance map must be 2-D (one id per pixel), not shape {arr.shape}"
+        )
+    if arr.dtype.kind == "f" or (arr.dtype.kind == "i" and arr.min() < 0):
+        raise SlideSegError(f"{p}: instance ids must be non-negative integers (dtype {arr.dtype})")
+    return arr
