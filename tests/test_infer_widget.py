@@ -167,3 +167,59 @@ def test_infer_widget_bad_input_notifies(sample_viewer, qtbot, tmp_path, monkeyp
     qtbot.waitUntil(lambda: not w.runner.running, timeout=30000)
     assert messages and "no-such-model" in messages[0]
     assert w.run_button.text == "Run"
+
+
+@pytest.fixture(scope="module")
+def hover_checkpoint(tmp_path_factory):
+    from napari_slideseg.io.palette import PRESETS
+    from napari_slideseg.models import save_checkpoint
+    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.hovernet import HoVerNet
+
+    torch.manual_seed(3)
+    m = HoVerNet("resnet18", n_types=5, decoder_channels=(32, 16, 16, 8, 8)).eval()
+    with torch.no_grad():  # a random net with a NP head that sees nuclei everywhere
+        head = m.np_branch["head"][0]
+        head.weight.mul_(0.01)
+        head.bias.copy_(torch.tensor([-3.0, 3.0]))
+    card = make_card(
+        kind="hover",
+        arch="HoVerNet",
+        encoder="resnet18",
+        in_channels=3,
+        classes=5,
+        classmap=PRESETS["consep4"].to_dict(),
+        patch_size=256,
+    )
+    return save_checkpoint(m, tmp_path_factory.mktemp("hover") / "tiny-hover", card)
+
+
+def test_infer_widget_hover_mode(sample_viewer, hover_checkpoint, qtbot, tmp_path):
+    viewer = sample_viewer
+    w = _widget(viewer, hover_checkpoint, tmp_path, level=1, block=512, tile=256)
+    w.region.value = "box"
+    w.box.value = "0 0 512 768"
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=180000)
+    assert w.runner.error is None, w.runner.error
+    root = zarr.open_group(str(tmp_path / "pred.zarr"), mode="r")
+    inst = root["instances"][:512, :768]
+    ids = np.unique(inst)[1:]
+    assert len(ids) > 0  # a random model still finds blobs
+    nuclei = w.instance_layer
+    assert nuclei in viewer.layers and nuclei.multiscale
+    feats = nuclei.features
+    assert {"index", "type_name", "type_prob", "area", "centroid_y"} <= set(feats.columns)
+    assert set(feats["index"]) >= set(ids.tolist()) - {0}
+    assert set(feats["type_name"]) <= {
+        "background",
+        "other",
+        "inflammatory",
+        "epithelial",
+        "spindle-shaped",
+    }
+    # the class layer is coloured by type; the points layer has one point per nucleus
+    types = w.layer
+    assert "nucleus types" in types.name
+    assert w.points_layer is not None and len(w.points_layer.data) == len(feats)
+    assert nuclei.scale[0] == pytest.approx(types.scale[0])

@@ -125,12 +125,94 @@ def prediction_layers(
         "slide": info.get("slide"),
         "complete": info.get("complete", False),
     }
+    scale = (base_scale[0] * fy, base_scale[1] * fx)
     data, kwargs, kind = labels_layer(
         levels if len(levels) > 1 else levels[0],
         classmap,
         name=layer_name,
-        scale=(base_scale[0] * fy, base_scale[1] * fx),
+        scale=scale,
         metadata={"slideseg": provenance},
     )
     kwargs["multiscale"] = len(levels) > 1
-    return [(data, kwargs, kind)]
+    layers = [(data, kwargs, kind)]
+    if info.get("kind") == "hover":
+        kwargs["name"] = name or f"nucleus types ({Path(str(out)).stem})"
+        layers.append(instance_layer(out, scale=scale))
+    return layers
+
+
+def instance_layer(
+    out: Any, *, scale: tuple[float, float] = (1.0, 1.0), name: str | None = None
+) -> tuple[Any, dict[str, Any], str]:
+    """An instance Labels layer of a HoVer prediction, with one ``features`` row per nucleus.
+
+    ``features`` holds ``index`` (the label id), ``type``, ``type_name``,
+    ``type_prob``, ``area`` and the centroid, so hovering a nucleus in napari
+    shows its type. Rows appear once the prediction is complete (the table
+    is assembled at the end); the pixels show live.
+    """
+    import zarr
+
+    root = zarr.open_group(str(out), mode="r")
+    info = dict(root.attrs).get("slideseg_inference") or {}
+    levels = [root["instances"]] + [root[f"pyramid_instances/{f}"] for f in info.get("pyramid", [])]
+    kwargs: dict[str, Any] = {
+        "name": name or f"nuclei ({Path(str(out)).stem})",
+        "scale": tuple(scale),
+        "multiscale": len(levels) > 1,
+        "metadata": {"slideseg": {"prediction": str(out), "instances": True}},
+    }
+    table = Path(str(out)) / "instances.csv"
+    if table.exists():
+        kwargs["features"] = instance_features(table)
+    return (levels if len(levels) > 1 else levels[0]), kwargs, "labels"
+
+
+def instance_features(table: Any) -> Any:
+    """The instance table as a pandas DataFrame for a Labels layer (``index`` = label id)."""
+    import pandas as pd
+
+    from .infer.hover import read_instance_table
+
+    t = read_instance_table(table)
+    df = pd.DataFrame(
+        {
+            "index": t["id"],
+            "type": t["type"],
+            "type_name": t["type_name"],
+            "type_prob": t["type_prob"],
+            "area": t["area"],
+            "centroid_y": t["centroid_y"],
+            "centroid_x": t["centroid_x"],
+        }
+    )
+    return df
+
+
+def centroid_points(
+    out: Any, *, scale: tuple[float, float] = (1.0, 1.0), name: str | None = None
+) -> tuple[Any, dict[str, Any], str]:
+    """A Points layer of nucleus centroids coloured by type (ClassMap colours)."""
+    import numpy as np
+    import zarr
+
+    from .io.palette import ClassMap
+
+    root = zarr.open_group(str(out), mode="r")
+    meta = dict(root.attrs).get("slideseg") or {}
+    cm = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
+    df = instance_features(Path(str(out)) / "instances.csv")
+    colors = np.ones((len(df), 4), np.float32)
+    if cm is not None and len(df):
+        pal = np.asarray(cm.colors, np.float32) / 255
+        t = np.clip(df["type"].to_numpy(), 0, len(pal) - 1)
+        colors[:, :3] = pal[t]
+    kwargs = {
+        "name": name or f"nucleus centroids ({Path(str(out)).stem})",
+        "scale": tuple(scale),
+        "face_color": colors,
+        "border_width": 0,
+        "size": 6,
+        "features": df,
+    }
+    return df[["centroid_y", "centroid_x"]].to_numpy(), kwargs, "points"

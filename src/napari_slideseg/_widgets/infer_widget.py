@@ -77,7 +77,11 @@ class InferWidget(Container):
         self.tta = ComboBox(choices=["none", "flips", "d4"], value="none", label="TTA")
         self.amp = CheckBox(value=True, label="mixed precision (CUDA)")
         self.min_tissue = FloatSpinBox(value=0.0, min=0, max=1, step=0.05, label="min tissue")
-        self.save_probs = CheckBox(value=False, label="save probabilities")
+        self.save_probs = CheckBox(value=False, label="save probabilities / maps")
+        self.instance_halo = SpinBox(
+            value=64, min=0, max=1024, step=8, label="nucleus halo (HoVer)"
+        )
+        self.points = CheckBox(value=True, label="centroid points (HoVer)")
         self.out = FileEdit(mode="w", label="output .zarr", filter="*.zarr", value="")
         self.resume = CheckBox(value=True, label="resume if the output exists")
         self.scheduler = LineEdit(value="", label="dask scheduler (optional)")
@@ -103,6 +107,8 @@ class InferWidget(Container):
                 self.amp,
                 self.min_tissue,
                 self.save_probs,
+                self.instance_halo,
+                self.points,
                 self.out,
                 self.resume,
                 self.scheduler,
@@ -112,6 +118,8 @@ class InferWidget(Container):
             ]
         )
         self.layer: Any = None
+        self.instance_layer: Any = None
+        self.points_layer: Any = None
         self._out: Path | None = None
         self._last_refresh = 0.0
         self.runner = GeneratorRunner(
@@ -203,6 +211,7 @@ class InferWidget(Container):
             amp=self.amp.value,
             save_probs=self.save_probs.value,
             min_tissue=self.min_tissue.value,
+            instance_halo=self.instance_halo.value,
             **self.region_args(slide),
         )
 
@@ -241,6 +250,12 @@ class InferWidget(Container):
             client=self.scheduler.value.strip() or None,
         )
 
+    def _units(self) -> dict[str, Any]:
+        """The slide layer's units, so the result lines up without unit warnings."""
+        layer = self.slide_layer.layer
+        units = getattr(layer, "units", None) if layer is not None else None
+        return {"units": tuple(units)[-2:]} if units else {}
+
     def _ensure_layer(self) -> Any:
         from ..layers import prediction_layers
 
@@ -250,7 +265,7 @@ class InferWidget(Container):
         name = kwargs["name"]
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        self.layer = self.viewer.add_labels(data, **kwargs)
+        self.layer = self.viewer.add_labels(data, **kwargs, **self._units())
         return self.layer
 
     def _progress(self, _event: Any) -> None:
@@ -261,13 +276,29 @@ class InferWidget(Container):
             layer.refresh()
 
     def _done(self, out: Any) -> None:
-        from ..layers import prediction_layers
+        from ..layers import centroid_points, prediction_layers
 
         self._out = Path(out)
         layer = self._ensure_layer()
-        _, kwargs, _ = prediction_layers(out)[0]
-        layer.metadata = {**layer.metadata, **kwargs["metadata"]}
+        tuples = prediction_layers(out, base_scale=tuple(self._slide_scale()))
+        layer.metadata = {**layer.metadata, **tuples[0][1]["metadata"]}
         layer.refresh()
+        if len(tuples) > 1:  # HoVer: nuclei with their table, and centroids
+            data, kwargs, _ = tuples[1]
+            for old in (self.instance_layer, self.points_layer):
+                if old is not None and old in self.viewer.layers:
+                    self.viewer.layers.remove(old)
+            if kwargs["name"] in self.viewer.layers:
+                self.viewer.layers.remove(kwargs["name"])
+            self.instance_layer = self.viewer.add_labels(data, **kwargs, **self._units())
+            self.instance_layer.metadata["slideseg"].update(layer.metadata["slideseg"])
+            self.points_layer = None
+            if self.points.value:
+                pdata, pkw, _ = centroid_points(out, scale=tuple(layer.scale[-2:]))
+                if pkw["name"] in self.viewer.layers:
+                    self.viewer.layers.remove(pkw["name"])
+                if len(pdata):
+                    self.points_layer = self.viewer.add_points(pdata, **pkw, **self._units())
         skipped = _skipped(out)
         self.status.value = f"done: {out}" + (
             f" ({skipped} background blocks skipped)" if skipped else ""
