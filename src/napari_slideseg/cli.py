@@ -174,6 +174,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.decoder_channels
         else None,
         name=args.name or "",
+        encoder_depth=args.encoder_depth,
     )
     if args.folds and args.fold is None:
         results = _drive(train_folds(cfg, args.folds), quiet=args.quiet)
@@ -284,6 +285,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ),
         quiet=args.quiet,
     )
+    if models[0][1].get("kind") == "hover":
+        import zarr
+
+        n = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"].get("n_instances")
+        print(
+            f"wrote {out}: {n} nuclei (instances, nucleus types, instances.csv); export with: "
+            f"slideseg export {out} --instances --to nuclei.geojson.gz"
+        )
+        return 0
     print(
         f"wrote {out} (labels{' + probs' if args.probs else ''}); export with: slideseg export {out} --to OUT.png"
     )
@@ -512,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decoder-channels",
         help="decoder widths, deepest first, e.g. 128,64,32,16,16 (smaller model)",
     )
+    p.add_argument("--encoder-depth", type=int, help="encoder stages (3-5; fewer = smaller model)")
     p.add_argument("--name", help="model name written in the model card")
     p.add_argument(
         "--resume", action="store_true", help="continue OUT/last after a crash or cancel"

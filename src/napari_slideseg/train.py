@@ -95,6 +95,7 @@ class TrainConfig:
     name: str = ""
     kind: str = "semantic"
     decoder_channels: list[int] | None = None
+    encoder_depth: int | None = None
     hover_weights: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
@@ -263,10 +264,12 @@ class _RowsDataset:
             mask = _load_ref(base, row["mask"], zcache) if row.get("mask") else None
             if hover and mask is not None:
                 # instance ids and types travel together through the augmentation
+                from .instances.targets import UNKNOWN_TYPE
+
                 types = (
                     _load_ref(base, row["types"], zcache)
                     if row.get("types")
-                    else np.zeros(mask.shape, np.uint16)
+                    else np.full(mask.shape, UNKNOWN_TYPE, np.uint16)
                 )
                 mask = np.stack([mask.astype(np.uint16), types.astype(np.uint16)], -1)
             return img, mask
@@ -524,6 +527,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
     model_kwargs: dict[str, Any] = {}
     if cfg.decoder_channels:
         model_kwargs["decoder_channels"] = list(cfg.decoder_channels)
+    if cfg.encoder_depth:
+        model_kwargs["encoder_depth"] = int(cfg.encoder_depth)
     if hover:
         from .models.hovernet import HoVerNet
         from .models.losses import HoverLoss

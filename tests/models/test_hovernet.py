@@ -87,3 +87,20 @@ def test_hover_checkpoint_round_trip(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.inference_mode():
         assert torch.allclose(m(x), m2(x), atol=0.05)  # float16 weights
+
+
+def test_nuclei_without_types_are_ignored_by_the_type_loss():
+    from napari_slideseg.instances.targets import UNKNOWN_TYPE
+
+    inst = np.zeros((32, 32), np.uint16)
+    inst[4:12, 4:12] = 1
+    y = hover_target_array(np.stack([inst, np.full_like(inst, UNKNOWN_TYPE)], -1))
+    assert (y[3][inst > 0] == -1).all() and (y[3][inst == 0] == 0).all()
+    out = torch.zeros(1, 7, 32, 32, requires_grad=True)
+    terms = HoverLoss().terms(out, torch.from_numpy(y[None]))
+    # only background pixels are type-labelled here: CE over them, finite
+    assert torch.isfinite(terms["nc_ce"]) and torch.isfinite(terms["nc_dice"])
+    y_all_unknown = y.copy()
+    y_all_unknown[3] = -1
+    t2 = HoverLoss().terms(out, torch.from_numpy(y_all_unknown[None]))
+    assert float(t2["nc_ce"]) == 0 and float(t2["nc_dice"]) == 0

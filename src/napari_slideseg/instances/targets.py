@@ -114,15 +114,26 @@ def hover_targets(inst: np.ndarray, type_map: np.ndarray | None = None) -> dict[
     return out
 
 
+#: Type value meaning "this patch has no type labels" (the NC loss ignores its nuclei).
+UNKNOWN_TYPE = 65535
+
+
 def hover_target_array(mask: np.ndarray) -> np.ndarray:
     """``(4, H, W)`` float32 training target from an ``(H, W)`` instance map or an
-    ``(H, W, 2)`` instance + type stack: NP, H, V, NC (zeros without types)."""
+    ``(H, W, 2)`` instance + type stack: NP, H, V, NC.
+
+    NC is the nucleus type (0 on background). Where the type channel holds
+    :data:`UNKNOWN_TYPE` (patches from a dataset without types, e.g.
+    MoNuSeg next to CoNSeP) or there is no type channel, nuclei get NC = -1,
+    which the loss ignores.
+    """
     inst = mask[..., 0] if mask.ndim == 3 else mask
     types = mask[..., 1] if mask.ndim == 3 else None
-    t = hover_targets(split_disconnected(inst), types)
+    unknown = types is None or bool((types == UNKNOWN_TYPE).any())
+    inst = split_disconnected(inst)
+    t = hover_targets(inst, None if unknown else types)
     y = np.zeros((4, *inst.shape), np.float32)
     y[0] = t["np"]
     y[1:3] = t["hv"]
-    if "nc" in t:
-        y[3] = t["nc"]
+    y[3] = -1.0 * t["np"] if unknown else t["nc"]
     return y

@@ -186,11 +186,14 @@ class HoverLoss:
         self.last: dict[str, float] = {}
 
     @staticmethod
-    def _dice(logits: Any, target: Any, eps: float = 1e-3) -> Any:
+    def _dice(logits: Any, target: Any, eps: float = 1e-3, valid: Any = None) -> Any:
         import torch
 
         p = torch.softmax(logits.float(), 1)
         onehot = torch.nn.functional.one_hot(target, p.shape[1]).permute(0, 3, 1, 2).float()
+        if valid is not None:
+            w = valid[:, None].float()
+            p, onehot = p * w, onehot * w
         inter = (p * onehot).sum((0, 2, 3))
         denom = p.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
         return 1 - ((2 * inter + eps) / (denom + eps)).mean()
@@ -226,9 +229,15 @@ class HoverLoss:
         err = (gp[0] - gt[0]) ** 2 + (gp[1] - gt[1]) ** 2
         t["hv_msge"] = (err * focus).sum() / (focus.sum() * 2 + 1e-8)
         if "nc" in o and target.shape[1] > 3:
-            nc_t = target[:, 3].long().clamp_(0, o["nc"].shape[1] - 1)
-            t["nc_ce"] = torch.nn.functional.cross_entropy(o["nc"], nc_t)
-            t["nc_dice"] = self._dice(o["nc"], nc_t)
+            # NC = -1 marks nuclei of patches without type labels: left out of both terms.
+            nc_t = target[:, 3].long().clamp_(-1, o["nc"].shape[1] - 1)
+            valid = nc_t >= 0
+            if bool(valid.any()):
+                t["nc_ce"] = torch.nn.functional.cross_entropy(o["nc"], nc_t, ignore_index=-1)
+                t["nc_dice"] = self._dice(o["nc"], nc_t.clamp(min=0), valid=valid)
+            else:
+                zero = o["nc"].sum() * 0.0
+                t["nc_ce"], t["nc_dice"] = zero, zero
         return t
 
     def __call__(self, out: Any, target: Any) -> Any:
