@@ -64,7 +64,15 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     model = build_model("Unet", "resnet18", classes=2).eval()
     cm = {"name": "", "names": ["a", "b"], "colors": [[0, 0, 0], [255, 255, 255]], "background": 0}
-    card = make_card(kind="semantic", arch="Unet", encoder="resnet18", in_channels=3, classes=2, classmap=cm, patch_size=args.tile)
+    card = make_card(
+        kind="semantic",
+        arch="Unet",
+        encoder="resnet18",
+        in_channels=3,
+        classes=2,
+        classmap=cm,
+        patch_size=args.tile,
+    )
     mean = np.array(card["normalization"]["mean"], np.float32)
     std = np.array(card["normalization"]["std"], np.float32)
     x = torch.from_numpy(((img.astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1).copy())
@@ -80,7 +88,14 @@ def main(argv: list[str] | None = None) -> None:
         return time.perf_counter() - t0
 
     def run_ours(tmp: Path, k: int) -> float:
-        cfg = InferConfig(tile=t, overlap=args.overlap, batch_size=args.batch_size, block=args.size, halo=0, device="cpu")
+        cfg = InferConfig(
+            tile=t,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            block=args.size,
+            halo=0,
+            device="cpu",
+        )
         t0 = time.perf_counter()
         predict_slide(slide, [(model, card)], tmp / f"p{k}.zarr", cfg)
         return time.perf_counter() - t0
@@ -107,12 +122,18 @@ def main(argv: list[str] | None = None) -> None:
             if sliding_window_inference is not None:
                 mon.append(run_monai())
     med = statistics.median
-    print(f"{args.size}^2 image, {len(tiles)} tiles of {t} (overlap {args.overlap}), batch {args.batch_size}, "
-          f"{args.threads} threads, Unet/resnet18, medians of {args.repeats}")
+    print(
+        f"{args.size}^2 image, {len(tiles)} tiles of {t} (overlap {args.overlap}), batch {args.batch_size}, "
+        f"{args.threads} threads, Unet/resnet18, medians of {args.repeats}"
+    )
     print(f"forward        {med(fw):7.2f} s")
-    print(f"predict_slide  {med(ours):7.2f} s   ratio predict_slide/forward {med(ours) / med(fw):.3f}")
+    print(
+        f"predict_slide  {med(ours):7.2f} s   ratio predict_slide/forward {med(ours) / med(fw):.3f}"
+    )
     if mon:
-        print(f"monai          {med(mon):7.2f} s   ratio predict_slide/monai {med(ours) / med(mon):.3f}")
+        print(
+            f"monai          {med(mon):7.2f} s   ratio predict_slide/monai {med(ours) / med(mon):.3f}"
+        )
     else:
         print("monai not installed: pip install monai")
 

@@ -43,8 +43,12 @@ def make_patches(out: Path, size: int) -> list[str]:
     manifests = []
     for name in ("train_1", "train_2", "testA_1"):
         slide = open_slide(ROOT / "tests" / "data" / "glas" / f"{name}.png")
-        mask = (np.asarray(Image.open(ROOT / "tests" / "data" / "glas" / f"{name}_mask.png")) > 0).astype(np.uint8)
-        extract_patches(slide, out / name, PatchConfig(size=size, stride=size // 2, grid="pad"), mask=mask)
+        mask = (
+            np.asarray(Image.open(ROOT / "tests" / "data" / "glas" / f"{name}_mask.png")) > 0
+        ).astype(np.uint8)
+        extract_patches(
+            slide, out / name, PatchConfig(size=size, stride=size // 2, grid="pad"), mask=mask
+        )
         manifests.append(str(out / name))
     return manifests
 
@@ -80,8 +84,18 @@ def our_loop(manifests: list[str], steps: int, batch: int, threads: int, out: Pa
     from napari_slideseg.train import TrainConfig, train_blocking
 
     cfg = TrainConfig(
-        manifests=manifests, out=str(out), val_fraction=0.0, epochs=1, batch_size=batch, max_steps=steps,
-        encoder="resnet18", loss="ce+dice", augment="flips", scheduler="none", threads=threads, seed=0,
+        manifests=manifests,
+        out=str(out),
+        val_fraction=0.0,
+        epochs=1,
+        batch_size=batch,
+        max_steps=steps,
+        encoder="resnet18",
+        loss="ce+dice",
+        augment="flips",
+        scheduler="none",
+        threads=threads,
+        seed=0,
     )
     t0 = time.perf_counter()
     train_blocking(cfg)
@@ -101,11 +115,17 @@ def main(argv: list[str] | None = None) -> None:
         bare, ours = [], []
         for r in range(args.repeats):
             bare.append(bare_loop(manifests, args.steps, args.batch_size, args.threads))
-            ours.append(our_loop(manifests, args.steps, args.batch_size, args.threads, Path(tmp) / f"run{r}"))
+            ours.append(
+                our_loop(
+                    manifests, args.steps, args.batch_size, args.threads, Path(tmp) / f"run{r}"
+                )
+            )
     n = args.steps * args.batch_size
     b, o = statistics.median(bare), statistics.median(ours)
-    print(f"Unet/resnet18, {args.steps} steps x batch {args.batch_size} of {args.size}^2 GlaS patches, "
-          f"{args.threads} threads, medians of {args.repeats}")
+    print(
+        f"Unet/resnet18, {args.steps} steps x batch {args.batch_size} of {args.size}^2 GlaS patches, "
+        f"{args.threads} threads, medians of {args.repeats}"
+    )
     print(f"{'loop':<10} {'seconds':>8} {'patches/s':>10}")
     print(f"{'bare':<10} {b:>8.2f} {n / b:>10.2f}")
     print(f"{'train()':<10} {o:>8.2f} {n / o:>10.2f}")

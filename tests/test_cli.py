@@ -153,36 +153,143 @@ def test_cli_hover_patch_train_predict_export_evaluate(tmp_path, data_dir, capsy
         d / "type_map" / "test_4_013.png",
     )
     common = ["--size", "128", "--stride", "128", "--min-tissue", "0", "--quiet"]
-    assert main(["patch", str(img), "--mask", str(inst), "--instances", "--types", str(types),
-                 "--classmap", "consep4", "--out", str(tmp_path / "p"), *common]) == 0
-    assert main(["train", str(tmp_path / "p"), "--val", str(tmp_path / "p"), "--kind", "hover",
-                 "--encoder", "resnet18", "--encoder-depth", "3", "--decoder-channels", "32,16,8",
-                 "--epochs", "1", "--max-steps", "2", "--batch-size", "2", "--out", str(tmp_path / "run"),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "patch",
+                str(img),
+                "--mask",
+                str(inst),
+                "--instances",
+                "--types",
+                str(types),
+                "--classmap",
+                "consep4",
+                "--out",
+                str(tmp_path / "p"),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "p"),
+                "--val",
+                str(tmp_path / "p"),
+                "--kind",
+                "hover",
+                "--encoder",
+                "resnet18",
+                "--encoder-depth",
+                "3",
+                "--decoder-channels",
+                "32,16,8",
+                "--epochs",
+                "1",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--out",
+                str(tmp_path / "run"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     card = json.loads((tmp_path / "run" / "best" / "slideseg.json").read_text())
     assert card["kind"] == "hover" and card["classmap"]["names"][2] == "inflammatory"
-    assert main(["predict", str(img), "--model", str(tmp_path / "run" / "best"), "--out",
-                 str(tmp_path / "pred.zarr"), "--tile", "128", "--overlap", "32", "--block", "256",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(img),
+                "--model",
+                str(tmp_path / "run" / "best"),
+                "--out",
+                str(tmp_path / "pred.zarr"),
+                "--tile",
+                "128",
+                "--overlap",
+                "32",
+                "--block",
+                "256",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     root = zarr.open_group(str(tmp_path / "pred.zarr"), mode="r")
-    assert root["instances"].dtype == np.uint32 and (tmp_path / "pred.zarr" / "instances.csv").exists()
+    assert (
+        root["instances"].dtype == np.uint32 and (tmp_path / "pred.zarr" / "instances.csv").exists()
+    )
     n = root.attrs["slideseg_inference"]["n_instances"]
-    assert main(["export", str(tmp_path / "pred.zarr"), "--instances", "--to",
-                 str(tmp_path / "nuclei.geojson.gz"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "pred.zarr"),
+                "--instances",
+                "--to",
+                str(tmp_path / "nuclei.geojson.gz"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     gj = json.loads(gzip.open(tmp_path / "nuclei.geojson.gz", "rt").read())
     assert len(gj["features"]) == len(set(np.unique(root["instances"][:]).tolist()) - {0})
     if gj["features"]:
         props = gj["features"][0]["properties"]
         assert props["objectType"] == "detection" and "classification" in props
-    assert main(["export", str(tmp_path / "pred.zarr"), "--instances", "--to",
-                 str(tmp_path / "nuclei.csv"), "--quiet"]) == 0
-    assert main(["export", str(tmp_path / "pred.zarr"), "--table", "--to",
-                 str(tmp_path / "table.csv"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "pred.zarr"),
+                "--instances",
+                "--to",
+                str(tmp_path / "nuclei.csv"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "pred.zarr"),
+                "--table",
+                "--to",
+                str(tmp_path / "table.csv"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len((tmp_path / "table.csv").read_text().splitlines()) == n + 1
     capsys.readouterr()
-    assert main(["evaluate", str(tmp_path / "pred.zarr"), str(inst), "--instances",
-                 "--truth-types", str(types), "--classmap", "consep4",
-                 "--report", str(tmp_path / "r.csv")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "pred.zarr"),
+                str(inst),
+                "--instances",
+                "--truth-types",
+                str(types),
+                "--classmap",
+                "consep4",
+                "--report",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "aji=" in printed and "pq=" in printed and "mpq=" in printed
     assert "pq_inflammatory" in (tmp_path / "r.csv").read_text().splitlines()[0]

@@ -278,6 +278,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         region=tuple(args.region) if args.region else None,
         min_tissue=args.min_tissue,
         threads=args.threads,
+        zoom=args.zoom,
+        instance_halo=args.instance_halo,
     )
     out = _drive(
         predict_slide_steps(
@@ -356,6 +358,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     rows = evaluate([(_stem(args.pred), pred, truth)], names, report=args.report)
     for row in rows:
         print(", ".join(f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from .models.checkpoint import load_model, save_checkpoint
+
+    model, card = load_model(args.checkpoint)
+    card = dict(card)
+    card.pop("source", None)
+    if args.name:
+        card["name"] = args.name
+    if args.license:
+        card["license"] = args.license
+    if args.data:
+        card["training_data"] = args.data
+    if args.description:
+        card["description"] = args.description
+    if args.metrics:
+        held = (
+            json.loads(open(args.metrics).read())
+            if not args.metrics.strip().startswith("{")
+            else json.loads(args.metrics)
+        )
+        card["held_out_metrics"] = held
+    if args.reproduce:
+        card["reproduce"] = args.reproduce
+    out = save_checkpoint(model, args.out, card, half=not args.float32)
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    print(f"wrote {out} ({size:.1f} MB, weights {'float32' if args.float32 else 'float16'})")
     return 0
 
 
@@ -613,6 +644,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-tissue", type=float, default=0.0, help="skip blocks with less tissue")
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--zoom",
+        type=float,
+        default=1.0,
+        help="resample blocks by this factor for the model (2: a 40x model on a 20x slide)",
+    )
+    p.add_argument(
+        "--instance-halo", type=int, default=64, help="HoVer: margin wider than the largest nucleus"
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted prediction")
     p.add_argument(
         "--scheduler",
@@ -638,6 +678,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--pred-types", help="with --instances: predicted type map (if PRED has no table)"
     )
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "pack", help="copy a checkpoint as a compact release (float16 weights, model card notes)"
+    )
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--name")
+    p.add_argument("--license", help="licence of the weights (e.g. of the training data)")
+    p.add_argument("--data", help="what the model was trained on")
+    p.add_argument("--description")
+    p.add_argument("--metrics", help="held-out metrics: JSON text or a JSON file")
+    p.add_argument("--reproduce", help="the commands that reproduce training and evaluation")
+    p.add_argument("--float32", action="store_true", help="keep float32 weights")
+    p.set_defaults(func=_cmd_pack)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample slide")
     p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")

@@ -240,3 +240,35 @@ def test_distributed_needs_paths(tmp_path, region_slide):
         predict_slide(
             region_slide, [(m, card)], tmp_path / "p.zarr", InferConfig(), client=object()
         )
+
+
+def test_zoom_runs_the_model_on_resampled_blocks(tmp_path, region_slide):
+    """zoom=2 feeds the model twice the pixels and returns maps on the level grid."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            out = torch.zeros(x.shape[0], 2, *x.shape[-2:])
+            out[:, 1] = x[:, 0]  # class 1 where the red channel is bright
+            return out
+
+    card = dict(
+        _model()[1],
+        classes=2,
+        classmap={**CM, "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]]},
+    )
+    cfg = InferConfig(tile=128, overlap=16, block=512, device="cpu", zoom=2.0, save_probs=True)
+    out = predict_slide(region_slide, [(Spy(), card)], tmp_path / "z.zarr", cfg)
+    probs = zarr.open_group(str(out), mode="r")["probs"]
+    assert probs.shape == (2, 1024, 1024) and seen[0] == (128, 128)
+    # about 4x the tiles of an unzoomed run (each block is 2x larger per side)
+    n_zoomed = len(seen)
+    seen.clear()
+    predict_slide(
+        region_slide,
+        [(Spy(), card)],
+        tmp_path / "n.zarr",
+        InferConfig(tile=128, overlap=16, block=512, device="cpu"),
+    )
+    assert n_zoomed >= 3 * len(seen)

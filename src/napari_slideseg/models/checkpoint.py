@@ -184,6 +184,14 @@ def _readme(card: dict[str, Any]) -> str:
         lines.append(f"- metrics: {json.dumps(card['metrics'])}")
     if card.get("license"):
         lines.append(f"- licence: {card['license']}")
+    if card.get("training_data"):
+        lines.append(f"- training data: {card['training_data']}")
+    if card.get("held_out_metrics"):
+        lines.append(f"- held-out metrics: {json.dumps(card['held_out_metrics'])}")
+    if card.get("description"):
+        lines += ["", str(card["description"])]
+    if card.get("reproduce"):
+        lines += ["", "Reproduce (CPU):", "", "```bash", str(card["reproduce"]), "```"]
     lines += [
         "",
         "Load with `napari_slideseg.models.load_model(path)` (safetensors + JSON, no pickle).",
