@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import numpy as np
 import pytest
-import sys
 
 from napari_slideseg.cli import main
 
@@ -240,7 +240,8 @@ def test_cli_hover_patch_train_predict_export_evaluate(tmp_path, data_dir, capsy
         )
         == 0
     )
-    gj = json.loads(gzip.open(tmp_path / "nuclei.geojson.gz", "rt").read())
+    with gzip.open(tmp_path / "nuclei.geojson.gz", "rt") as fh:
+        gj = json.load(fh)
     assert len(gj["features"]) == len(set(np.unique(root["instances"][:]).tolist()) - {0})
     if gj["features"]:
         props = gj["features"][0]["properties"]

@@ -376,11 +376,12 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     if args.description:
         card["description"] = args.description
     if args.metrics:
-        held = (
-            json.loads(open(args.metrics).read())
-            if not args.metrics.strip().startswith("{")
-            else json.loads(args.metrics)
+        from pathlib import Path
+
+        text = (
+            args.metrics if args.metrics.strip().startswith("{") else Path(args.metrics).read_text()
         )
+        held = json.loads(text)
         card["held_out_metrics"] = held
     if args.reproduce:
         card["reproduce"] = args.reproduce
