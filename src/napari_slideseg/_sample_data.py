@@ -1,4 +1,4 @@
-"""npe2 sample-data glue: the bundled H&E slide."""
+"""npe2 sample-data glue: the bundled H&E slide, alone or with the demo predictions."""
 
 from __future__ import annotations
 
@@ -20,3 +20,45 @@ def sample_slide() -> list[tuple[Any, ...]]:
     from .layers import slide_layer
 
     return [slide_layer(open_slide(sample_slide_path()), name="CMU-1 small region")]
+
+
+def demo_cache_dir() -> Path:
+    """Where the sample's demo predictions are kept (computed once per version)."""
+    import os
+
+    import platformdirs
+
+    from . import __version__
+
+    base = os.environ.get("SLIDESEG_CACHE_DIR") or platformdirs.user_cache_dir("napari-slideseg")
+    return Path(base) / f"demo-{__version__}"
+
+
+def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
+    """The sample slide plus the bundled models' glands and typed nuclei.
+
+    The first call runs the demo predictions on the CPU (about a minute)
+    and caches them; later calls open the cache.
+    """
+    from .demo import run_demo
+    from .io.slide import open_slide
+    from .layers import centroid_points, prediction_layers, slide_layer
+
+    out = demo_cache_dir()
+    if not (out / "overlay_nuclei.png").exists():
+        run_demo(out)
+    slide = open_slide(sample_slide_path())
+    base = slide_layer(slide, name="CMU-1 small region")
+    scale = tuple(base[1].get("scale", (1.0, 1.0)))
+    layers: list[tuple[Any, ...]] = [base]
+    glands = prediction_layers(out / "glands.zarr", base_scale=scale, name="glands")
+    glands[0][1]["opacity"] = 0.4
+    layers += glands
+    nuclei = prediction_layers(out / "nuclei.zarr", base_scale=scale)
+    layers += nuclei
+    layers.append(centroid_points(out / "nuclei.zarr", scale=tuple(nuclei[0][1]["scale"])))
+    units = base[1].get("units")
+    if units:
+        for _, kwargs, _ in layers[1:]:
+            kwargs["units"] = units
+    return layers

@@ -398,36 +398,15 @@ def _drive_open(path: str, quiet: bool = False):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
+    from .demo import run_demo_steps
 
-    from ._sample_data import sample_slide_path
-    from .io.slide import open_slide
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: list[tuple[str, float]] = []
-    t0 = time.perf_counter()
-    slide = open_slide(sample_slide_path())
-    timings.append(("open the bundled sample slide", time.perf_counter() - t0))
-
-    t0 = time.perf_counter()
-    info_path = out / "slide_info.json"
-    _atomic_write_text(info_path, json.dumps(slide.info(), indent=2))
-    thumb = slide.thumbnail(1024)
-    from PIL import Image
-
-    thumb_path = out / "thumbnail.png"
-    tmp = thumb_path.with_name(f".{thumb_path.name}.tmp")
-    Image.fromarray(thumb).save(tmp, format="PNG")
-    tmp.replace(thumb_path)
-    timings.append(("write slide info and thumbnail", time.perf_counter() - t0))
-
-    print(f"sample slide: {slide!r}")
-    for step, sec in timings:
-        print(f"  {step:<40} {sec:7.2f} s")
-    print(f"outputs in {out.resolve()}:")
-    for p in (info_path, thumb_path):
+    res = _drive(run_demo_steps(args.out, device=args.device), quiet=args.quiet)
+    print(f"sample slide: {res['slide']!r}")
+    print("steps:")
+    for step, sec in res["timings"]:
+        print(f"  {step:<66} {sec:7.2f} s")
+    print(f"{res['n_nuclei']} nuclei; outputs in {res['out'].resolve()}:")
+    for p in res["files"]:
         print(f"  {p.name}")
     return 0
 
@@ -696,6 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample slide")
     p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
     return parser
 
