@@ -226,9 +226,41 @@ def test_localcluster_equals_local_run(tmp_path, cmu_svs):
         assert len(events) == 6 and "cluster" in events[-1].message
         pids = client.run(lambda: __import__("os").getpid())
         assert len(pids) == 2
+        # the CLI path: a scheduler address
+        from napari_slideseg.cli import main
+
+        args = [
+            "predict",
+            str(cmu_svs),
+            "--model",
+            str(ckpt),
+            "--out",
+            str(tmp_path / "cli.zarr"),
+            "--tile",
+            "256",
+            "--overlap",
+            "64",
+            "--block",
+            "512",
+            "--device",
+            "cpu",
+            "--region",
+            "0",
+            "0",
+            "1024",
+            "1536",
+            "--threads",
+            "1",
+            "--scheduler",
+            cluster.scheduler_address,
+            "--quiet",
+        ]
+        assert main(args) == 0
+    c = zarr.open_group(str(tmp_path / "cli.zarr"), mode="r")
     a = zarr.open_group(str(local), mode="r")
     b = zarr.open_group(str(tmp_path / "dist.zarr"), mode="r")
     np.testing.assert_array_equal(a["labels"][:], b["labels"][:])
+    np.testing.assert_array_equal(a["labels"][:], c["labels"][:])
     for f in a.attrs["slideseg_inference"]["pyramid"]:
         np.testing.assert_array_equal(a[f"pyramid/{f}"][:], b[f"pyramid/{f}"][:])
     assert is_complete(tmp_path / "dist.zarr")

@@ -660,10 +660,8 @@ def predict_slide_steps(
     client: Any = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`predict_slide` as a generator of progress events; returns the output path."""
-    import torch
 
     from ..models.checkpoint import load_model
-    from ..train import resolve_device
 
     models = [load_model(m) if isinstance(m, str | os.PathLike) else m for m in models]
     card = _check_models(models)
@@ -672,7 +670,21 @@ def predict_slide_steps(
         raise InferError(
             "HoVer models support tta 'none' or 'flips' (d4 would need rotated HV maps)"
         )
+    owned = isinstance(client, str) and client not in ("current",)
     client = _get_client(client)
+    try:
+        return (yield from _predict(slide, models, cards, out, config, resume, client))
+    finally:
+        if owned and client is not None:
+            client.close()  # a client made here from an address is ours to close
+
+
+def _predict(slide, models, cards, out, config, resume, client):
+    import torch
+
+    from ..train import resolve_device
+
+    card = cards[0]
     shape, blocks = plan_blocks(slide, config)
     ctx = _context(slide, card, config, len(blocks))
     factors = pyramid_factors(shape, config.block)
