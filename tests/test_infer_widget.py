@@ -223,3 +223,60 @@ def test_infer_widget_hover_mode(sample_viewer, hover_checkpoint, qtbot, tmp_pat
     assert "nucleus types" in types.name
     assert w.points_layer is not None and len(w.points_layer.data) == len(feats)
     assert nuclei.scale[0] == pytest.approx(types.scale[0])
+
+
+class _TypedMaps(torch.nn.Module):
+    """NP from red, HV from green/blue, every nucleus of type 2 (a stand-in HoVer model)."""
+
+    def forward(self, x):
+        np_logit = (x[:, 0:1] - 0.5) * 40
+        nc = torch.zeros(x.shape[0], 5, *x.shape[-2:])
+        nc[:, 2] = 5.0
+        return torch.cat([-np_logit, np_logit, x[:, 1:3] * 2 - 1, nc], 1)
+
+
+def test_instance_layer_saves_as_typed_qupath_detections(make_napari_viewer, tmp_path, data_dir):
+    """Saving the nuclei layer as GeoJSON: one detection per nucleus, classified by type."""
+    import json
+
+    from napari_slideseg._writer import write_labels_geojson
+    from napari_slideseg.infer import InferConfig, predict_slide
+    from napari_slideseg.instances.targets import hover_targets
+    from napari_slideseg.io.palette import PRESETS
+    from napari_slideseg.io.slide import slide_from_arrays
+    from napari_slideseg.layers import instance_layer
+    from napari_slideseg.models.checkpoint import make_card
+
+    t = hover_targets(np.load(data_dir / "consep_patches" / "inst" / "test_4_013.npy"))
+    rgb = np.stack([t["np"] * 255, (t["hv"][0] + 1) * 127.5, (t["hv"][1] + 1) * 127.5], -1)
+    slide = slide_from_arrays([np.round(rgb).astype(np.uint8)], name="maps")
+    card = make_card(
+        kind="hover",
+        arch="HoVerNet",
+        encoder="none",
+        in_channels=3,
+        classes=5,
+        classmap=PRESETS["consep4"].to_dict(),
+        patch_size=128,
+        normalization={"mean": [0, 0, 0], "std": [1, 1, 1]},
+    )
+    pred = predict_slide(
+        slide,
+        [(_TypedMaps(), card)],
+        tmp_path / "p.zarr",
+        InferConfig(tile=128, overlap=16, block=256, device="cpu"),
+    )
+    viewer = make_napari_viewer()
+    data, kwargs, _ = instance_layer(pred)
+    layer = viewer.add_labels(data, **kwargs)
+    assert set(layer.features["type_name"]) == {"inflammatory"}
+    out = tmp_path / "nuclei.geojson"
+    written = write_labels_geojson(
+        str(out), layer.data, {"metadata": layer.metadata, "features": layer.features}
+    )
+    gj = json.loads(out.read_text())
+    assert written and len(gj["features"]) == len(layer.features) > 10
+    props = gj["features"][0]["properties"]
+    assert props["objectType"] == "detection"
+    assert props["classification"]["name"] == "inflammatory"
+    assert props["classification"]["color"] == [0, 255, 0]

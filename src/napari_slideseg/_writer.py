@@ -101,7 +101,22 @@ def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> li
     cm = classmap_from_metadata(meta)
     inst = slideseg.get("instance_classes")
     inst = {int(k): int(v) for k, v in inst.items()} if inst else None
-    mode = "instances" if slideseg.get("kind") == "instances" or inst else "semantic"
+    props = None
+    features = attributes.get("features")
+    cols = set(getattr(features, "columns", []))
+    if features is not None and len(features) and {"index", "type"} <= cols:
+        # a HoVer instance layer: each nucleus's type (and measurements) from its features row
+        inst = dict(zip(features["index"].astype(int), features["type"].astype(int), strict=True))
+        extra = [c for c in ("type_prob", "area") if c in cols]
+        props = {
+            int(r["index"]): {k: r[k] for k in extra}
+            for r in features[["index", *extra]].to_dict("records")
+        }
+    mode = (
+        "instances"
+        if slideseg.get("kind") == "instances" or slideseg.get("instances") or inst
+        else "semantic"
+    )
     return _run(
         path,
         lambda: write_geojson(
@@ -110,6 +125,7 @@ def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> li
             mode=mode,
             classmap=cm,
             instance_classes=inst,
+            properties=props,
             object_type="detection" if mode == "instances" else "annotation",
         ),
     )

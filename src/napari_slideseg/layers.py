@@ -156,11 +156,12 @@ def instance_layer(
     root = zarr.open_group(str(out), mode="r")
     info = dict(root.attrs).get("slideseg_inference") or {}
     levels = [root["instances"]] + [root[f"pyramid_instances/{f}"] for f in info.get("pyramid", [])]
+    classmap = (dict(root.attrs).get("slideseg") or {}).get("classmap")
     kwargs: dict[str, Any] = {
         "name": name or f"nuclei ({Path(str(out)).stem})",
         "scale": tuple(scale),
         "multiscale": len(levels) > 1,
-        "metadata": {"slideseg": {"prediction": str(out), "instances": True}},
+        "metadata": {"slideseg": {"prediction": str(out), "instances": True, "classmap": classmap}},
     }
     table = Path(str(out)) / "instances.csv"
     if table.exists():
