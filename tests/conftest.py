@@ -58,3 +58,13 @@ def _npe2_discovered():
     import npe2
 
     npe2.PluginManager.instance().discover()
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """``slideseg demo`` run once (bundled models on the bundled sample)."""
+    from napari_slideseg.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    assert main(["demo", "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    return out

@@ -57,15 +57,60 @@ def test_console_script_installed(cmu_svs):
     assert exe.returncode == 0 and "slideseg" in exe.stdout
 
 
-def test_demo_writes_outputs(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    info = json.loads((tmp_path / "demo" / "slide_info.json").read_text())
-    assert len(info["levels"]) == 3
+@pytest.mark.slow
+def test_demo_writes_outputs(demo_dir):
+    """The README's main job: glands over the sample, typed nuclei in a region, every export."""
+    import csv
+    import gzip
+
+    import zarr
     from PIL import Image
 
-    with Image.open(tmp_path / "demo" / "thumbnail.png") as im:
-        assert im.size == (1110, 1483)
-    assert "outputs in" in capsys.readouterr().out
+    from napari_slideseg.infer import is_complete
+
+    d = demo_dir
+    for name in (
+        "glands.png",
+        "glands_rle.csv",
+        "glands.geojson",
+        "nuclei.geojson.gz",
+        "nuclei_rle.csv",
+        "nuclei_table.csv",
+        "overlay.png",
+        "overlay_nuclei.png",
+    ):
+        assert (d / name).stat().st_size > 0, name
+    assert is_complete(d / "glands.zarr") and is_complete(d / "nuclei.zarr")
+    labels = zarr.open_group(str(d / "glands.zarr"), mode="r")["labels"][:]
+    assert labels.shape == (2967, 2220) and 0.02 < (labels > 0).mean() < 0.98
+    with Image.open(d / "glands.png") as im:
+        png = np.asarray(im)
+    assert png.shape == (2967, 2220, 3) and ((png == 255).all(-1) == (labels == 1)).all()
+    with open(d / "nuclei_table.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) > 50  # a 1024 x 1024 H&E region holds hundreds of nuclei
+    with gzip.open(d / "nuclei.geojson.gz", "rt") as fh:
+        gj = json.load(fh)
+    assert abs(len(gj["features"]) - len(rows)) <= len(rows) * 0.02
+    assert {f["properties"]["classification"]["name"] for f in gj["features"]} <= {
+        "background",
+        "other",
+        "inflammatory",
+        "epithelial",
+        "spindle-shaped",
+    }
+    with Image.open(d / "overlay_nuclei.png") as im:
+        assert im.size == (1024, 1024)
+
+
+def test_demo_prints_steps_and_timings(demo_dir, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(demo_dir, tmp_path / "demo")  # finished outputs: the run resumes instantly
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "predict glands" in out and "predict nuclei" in out and " s" in out
+    assert "nuclei_table.csv" in out
 
 
 def test_predict_evaluate_export_pipeline(tmp_path, data_dir, capsys):

@@ -54,3 +54,24 @@ def test_corrupt_file_real_notification(make_napari_viewer, tmp_path):
     new = notification_manager.records[before:]
     assert any("empty.svs" in str(n.message) and "empty" in str(n.message) for n in new)
     assert len(viewer.layers) == 0
+
+
+@pytest.mark.slow
+def test_sample_with_demo_predictions(make_napari_viewer, demo_dir, monkeypatch):
+    """Open Sample > slide + demo predictions: slide, glands, nucleus types, nuclei, centroids."""
+    import shutil
+
+    from napari_slideseg import _sample_data
+
+    cache = demo_dir.parent / "cache-copy"
+    if not cache.exists():
+        shutil.copytree(demo_dir, cache)
+    monkeypatch.setattr(_sample_data, "demo_cache_dir", lambda: cache)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-slideseg", "cmu1_demo_predictions")
+    kinds = [type(ly).__name__ for ly in viewer.layers]
+    assert kinds == ["Image", "Labels", "Labels", "Labels", "Points"]
+    nuclei = viewer.layers[3]
+    assert {"type_name", "type_prob", "area"} <= set(nuclei.features.columns)
+    assert len(viewer.layers[4].data) == len(nuclei.features) > 50
+    assert viewer.layers[1].scale[0] == pytest.approx(viewer.layers[0].scale[0])
