@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
 WORK=${WORK:-bundled-work}
 S=${SLIDESEG:-.venv/bin/slideseg}
-EPOCHS_GLAS=${EPOCHS_GLAS:-15}
+EPOCHS_GLAS=${EPOCHS_GLAS:-25}
 EPOCHS_NUCLEI=${EPOCHS_NUCLEI:-30}
 THREADS=${THREADS:-2}
 DEST=src/napari_slideseg/data/models
@@ -28,9 +28,10 @@ if [[ $what == all || $what == glas ]]; then
     $S patch "$DATA/glas/images/$n.png" --mask "$DATA/glas/masks/${n}_mask.png" --classmap scripts/glas_classmap.json \
       --out "$WORK/glas/$n" --size 256 --stride 128 --grid pad --min-tissue 0 --overwrite skip --quiet
   done
+  rm -rf "$WORK/glas-run"
   $S train "$WORK"/glas/{train_1,train_2,train_12,train_13,testB_1} --val "$WORK/glas/testA_2" \
-    --out "$WORK/glas-run" --encoder mobilenet_v2 --decoder-channels 128,64,32,16,16 \
-    --loss ce+dice --epochs "$EPOCHS_GLAS" --batch-size 8 --augment standard --lr 2e-3 \
+    --out "$WORK/glas-run" --encoder resnet18 --encoder-depth 4 --decoder-channels 128,64,32,16 \
+    --loss ce+dice --epochs "$EPOCHS_GLAS" --batch-size 8 --augment standard --lr 1e-3 \
     --threads "$THREADS" --name glas-gland --quiet
   rows=()
   for n in testA_1 testA_12; do
@@ -55,7 +56,7 @@ PY
     --metrics "$WORK/eval/glas-metrics.json" \
     --license "Weights trained by napari-slideseg on GlaS (Warwick-QU, MICCAI 2015) images: research and non-commercial use only, as the data's terms require; cite Sirinukunwattana et al. 2017." \
     --data "GlaS: train_1, train_2, train_12, train_13, testB_1 (training), testA_2 (model selection); testA_1, testA_12 held out. 20x H&E colon, gland vs background." \
-    --description "Binary gland segmentation (U-Net, MobileNetV2 encoder from random init), trained on a CPU in about $EPOCHS_GLAS epochs on 6 images: a demonstration model, not a diagnostic one." \
+    --description "Binary gland segmentation (U-Net, ResNet-18 encoder cut to 4 stages, random init), trained on a CPU in about $EPOCHS_GLAS epochs on 6 images: a demonstration model, not a diagnostic one." \
     --reproduce "bash scripts/train_bundled.sh glas"
 fi
 

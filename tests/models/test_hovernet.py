@@ -104,3 +104,30 @@ def test_nuclei_without_types_are_ignored_by_the_type_loss():
     y_all_unknown[3] = -1
     t2 = HoverLoss().terms(out, torch.from_numpy(y_all_unknown[None]))
     assert float(t2["nc_ce"]) == 0 and float(t2["nc_dice"]) == 0
+
+
+def test_shallow_resnet_encoders_store_only_the_stages_they_run(tmp_path):
+    from napari_slideseg.models import build_model, load_model, save_checkpoint
+    from napari_slideseg.models.checkpoint import make_card
+
+    m = build_model(
+        "Unet", "resnet18", classes=2, encoder_depth=4, decoder_channels=(64, 32, 16, 8)
+    )
+    assert not hasattr(m.encoder, "layer4") and sum(p.numel() for p in m.parameters()) < 4e6
+    h = HoVerNet("resnet18", n_types=0, encoder_depth=4, decoder_channels=(32, 16, 16, 8))
+    assert not hasattr(h.encoder, "layer4")
+    cm = {"name": "", "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]], "background": 0}
+    card = make_card(
+        kind="semantic",
+        arch="Unet",
+        encoder="resnet18",
+        in_channels=3,
+        classes=2,
+        classmap=cm,
+        patch_size=64,
+    )
+    save_checkpoint(m, tmp_path / "s", card)
+    m2, _ = load_model(tmp_path / "s")  # the trim is applied on load too
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(m.eval()(x), m2(x), atol=1e-5)

@@ -235,7 +235,9 @@ def _build_from_card(card: dict[str, Any], config: dict[str, Any]) -> Any:
             raise CheckpointError(f"architecture {cls_name!r} is not available in this smp")
         kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
         kwargs["encoder_weights"] = None  # never reach for the hub when loading
-        return archs[cls_name](**kwargs)
+        from .factory import trim_unused_stages
+
+        return trim_unused_stages(archs[cls_name](**kwargs))
     if kind == "hover":
         from .hovernet import HoVerNet
 

@@ -76,6 +76,21 @@ def _hub_offline():
         constants.HF_HUB_OFFLINE = old
 
 
+def trim_unused_stages(model: Any) -> Any:
+    """Drop encoder stages a shallower ``encoder_depth`` never runs (ResNet-style encoders).
+
+    smp keeps e.g. ResNet's ``layer4`` even at depth 4, where its forward
+    skips it: 8 of resnet18's 11 M parameters would be stored for nothing.
+    The same trim runs when a checkpoint is loaded, so weights and model agree.
+    """
+    enc = getattr(model, "encoder", model)
+    depth = getattr(enc, "_depth", 5)
+    for k in range(max(1, depth), 5):  # stage k + 1 is layer{k}
+        if hasattr(enc, f"layer{k}") and depth <= k:
+            delattr(enc, f"layer{k}")
+    return model
+
+
 def build_model(
     arch: str = "Unet",
     encoder: str = "resnet18",
@@ -117,21 +132,25 @@ def build_model(
             f"unknown encoder {encoder!r}; see segmentation_models_pytorch.encoders.get_encoder_names()"
         )
     if encoder_weights is None:
-        return archs[arch](
-            encoder_name=encoder,
-            encoder_weights=None,
-            in_channels=in_channels,
-            classes=classes,
-            **kwargs,
-        )
-    try:
-        with _hub_offline():
-            return archs[arch](
+        return trim_unused_stages(
+            archs[arch](
                 encoder_name=encoder,
-                encoder_weights=encoder_weights,
+                encoder_weights=None,
                 in_channels=in_channels,
                 classes=classes,
                 **kwargs,
+            )
+        )
+    try:
+        with _hub_offline():
+            return trim_unused_stages(
+                archs[arch](
+                    encoder_name=encoder,
+                    encoder_weights=encoder_weights,
+                    in_channels=in_channels,
+                    classes=classes,
+                    **kwargs,
+                )
             )
     except (OSError, RuntimeError, ValueError) as exc:
         raise ModelError(

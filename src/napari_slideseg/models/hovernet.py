@@ -70,6 +70,9 @@ class HoVerNet(nn.Module):
             raise ModelError(
                 f"HoVerNet encoder {encoder_name!r} ({encoder_weights}): {exc}"
             ) from exc
+        from .factory import trim_unused_stages
+
+        trim_unused_stages(self.encoder)
         self.config = {
             "encoder_name": encoder_name,
             "encoder_weights": encoder_weights,
