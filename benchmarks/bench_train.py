@@ -96,6 +96,7 @@ def our_loop(manifests: list[str], steps: int, batch: int, threads: int, out: Pa
         scheduler="none",
         threads=threads,
         seed=0,
+        bn_recalibrate=0,  # the bare loop has no BN re-estimation pass; compare like with like
     )
     t0 = time.perf_counter()
     train_blocking(cfg)

@@ -16,8 +16,8 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
 WORK=${WORK:-bundled-work}
 S=${SLIDESEG:-.venv/bin/slideseg}
-EPOCHS_GLAS=${EPOCHS_GLAS:-25}
-EPOCHS_NUCLEI=${EPOCHS_NUCLEI:-30}
+EPOCHS_GLAS=${EPOCHS_GLAS:-20}
+EPOCHS_NUCLEI=${EPOCHS_NUCLEI:-24}
 THREADS=${THREADS:-2}
 DEST=src/napari_slideseg/data/models
 what=${1:-all}
@@ -72,6 +72,7 @@ if [[ $what == all || $what == nuclei ]]; then
   done
   # MoNuSeg patches are listed 1x, CoNSeP (types) patches 4x so the type head sees them often.
   consep=("$WORK"/nuclei/{test_4_013,test_5_014,test_8_015,test_10_006,test_11_006})
+  rm -rf "$WORK/nuclei-run"
   $S train "$WORK"/nuclei/TCGA-{B0-5711-01Z-00-DX1,G9-6363-01Z-00-DX1,KB-A93J-01A-01-TS1} \
     "${consep[@]}" "${consep[@]}" "${consep[@]}" "${consep[@]}" \
     --val "$WORK/nuclei/test_12_012" "$WORK/nuclei/test_13_004" --kind hover \

@@ -65,6 +65,7 @@ def test_infer_widget_runs_to_completion(sample_viewer, checkpoint, qtbot, tmp_p
 
     viewer = sample_viewer
     w = _widget(viewer, checkpoint, tmp_path, level=1, block=512)
+    assert {"glas-gland", "hover-nuclei"} <= set(w.model.choices)  # the bundled models, by name
     w.run_button.changed.emit(True)
     assert w.run_button.text == "Cancel"
     qtbot.waitUntil(lambda: not w.runner.running, timeout=120000)

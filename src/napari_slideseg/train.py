@@ -94,6 +94,7 @@ class TrainConfig:
     max_steps: int | None = None
     name: str = ""
     kind: str = "semantic"
+    bn_recalibrate: int = 16
     decoder_channels: list[int] | None = None
     encoder_depth: int | None = None
     hover_weights: dict[str, float] | None = None
@@ -369,6 +370,38 @@ def _load_state(path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
 # -----------------------------------------------------------------------------
 # the loop
 # -----------------------------------------------------------------------------
+def _recalibrate_bn(model: Any, dataset: Any, cfg: TrainConfig, device: Any, seed: int) -> None:
+    """Re-estimate batch-norm running statistics on un-augmented training patches.
+
+    With small batches, few images and strong colour augmentation the running
+    means and variances drift away from what clean images produce, and the
+    model in eval mode (validation, inference) can collapse while it works
+    in train mode. Averaging the statistics of ``cfg.bn_recalibrate`` clean
+    batches (cumulative, momentum None), with the weights fixed, removes the
+    mismatch ("precise BN"). Runs before validation each epoch.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or not len(dataset):
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    gen = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+    model.train()
+    with torch.no_grad():
+        for i, (x, _) in enumerate(loader):
+            if i >= cfg.bn_recalibrate:
+                break
+            model(x.to(device))
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+
+
 def _make_optimizer(cfg: TrainConfig, params: Any) -> Any:
     import torch
 
@@ -517,6 +550,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         weights = class_weights_from_fractions(fr)
     aug = build_augmentation(cfg.augment, cfg.seed)
     train_ds = _RowsDataset(train_rows, aug, cfg.seed, hover)
+    calib_ds = _RowsDataset(train_rows, None, cfg.seed, hover)  # un-augmented, for BN statistics
     val_ds = _RowsDataset(val_rows, None, cfg.seed, hover) if val_rows else None
     steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
     if cfg.max_steps:
@@ -623,6 +657,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
                 {"epoch": epoch, "step": step, "loss": lv},
             )
         train_loss = total / max(seen, 1)
+        if cfg.bn_recalibrate:
+            _recalibrate_bn(model, calib_ds, cfg, device, cfg.seed * 1000 + epoch)
 
         # -- validation --------------------------------------------------------------
         model.eval()
