@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     def run_monai(npm, hv):
         p = np.clip(npm, 1e-6, 1 - 1e-6)
         two = torch.from_numpy(np.log(np.stack([1 - p, p])).astype(np.float32))
-        info, inst = monai_pp(two, torch.from_numpy(hv))
+        _info, inst = monai_pp(two, torch.from_numpy(hv))
         return np.asarray(inst)[0].astype(np.int64)
 
     methods = {
