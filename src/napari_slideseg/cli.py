@@ -385,6 +385,8 @@ def _cmd_pack(args: argparse.Namespace) -> int:
         card["held_out_metrics"] = held
     if args.reproduce:
         card["reproduce"] = args.reproduce
+    if args.mpp:
+        card["mpp"] = float(args.mpp)
     out = save_checkpoint(model, args.out, card, half=not args.float32)
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB, weights {'float32' if args.float32 else 'float16'})")
@@ -670,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description")
     p.add_argument("--metrics", help="held-out metrics: JSON text or a JSON file")
     p.add_argument("--reproduce", help="the commands that reproduce training and evaluation")
+    p.add_argument("--mpp", type=float, help="microns per pixel of the training images")
     p.add_argument("--float32", action="store_true", help="keep float32 weights")
     p.set_defaults(func=_cmd_pack)
 
