@@ -281,3 +281,13 @@ def test_instance_layer_saves_as_typed_qupath_detections(make_napari_viewer, tmp
     assert props["objectType"] == "detection"
     assert props["classification"]["name"] == "inflammatory"
     assert props["classification"]["color"] == [0, 255, 0]
+
+
+@pytest.mark.parametrize("name", ["Patch extraction", "Training", "Inference"])
+def test_widgets_open_from_the_plugins_menu(make_napari_viewer, name):
+    """napari builds each dock widget itself (it passes the viewer as ``napari_viewer``)."""
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-slideseg", name)
+    viewer.add_image(np.zeros((8, 8, 3), np.uint8), rgb=True, name="img")
+    assert [ly.name for ly in widget.viewer.layers] == ["img"]  # (napari hands in a proxy)
+    assert widget.slide_layer.value == "img"

@@ -48,7 +48,8 @@ class InferWidget(Container):
     again with *resume* ticked continues where it stopped.
     """
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, napari_viewer: Any) -> None:
+        viewer = napari_viewer  # napari passes the viewer by this parameter name
         from ._common import guard_torch_imports
 
         super().__init__(labels=True)

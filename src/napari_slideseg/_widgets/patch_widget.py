@@ -33,7 +33,8 @@ class PatchWidget(Container):
     worker thread with a progress bar; *Cancel* stops it at the next block.
     """
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, napari_viewer: Any) -> None:
+        viewer = napari_viewer  # napari passes the viewer by this parameter name
         super().__init__(labels=True)
         self.viewer = viewer
         self.slide_layer = LayerChoice(viewer, "image", "slide")

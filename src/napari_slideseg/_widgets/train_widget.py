@@ -59,7 +59,8 @@ class TrainWidget(Container):
     Cancel stops within one batch and keeps the ``last`` checkpoint.
     """
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, napari_viewer: Any) -> None:
+        viewer = napari_viewer  # napari passes the viewer by this parameter name
         super().__init__(labels=True)
         guard_torch_imports()
         self.viewer = viewer
