@@ -31,10 +31,14 @@ def main() -> None:
     y0, x0, y1, x1 = NUCLEI_REGION
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     camera.center = (0, (y0 + y1) / 2 * sy, (x0 + x1) / 2 * sx)
-    camera.zoom = 1.2 / sy
+    camera.zoom = 0.8 / sy
     for layer in viewer.layers:
         if "centroids" in layer.name:
             layer.visible = False
+        elif layer.name.startswith("nuclei"):
+            layer.contour = 1  # outlines of each nucleus over the type colours
+        elif layer.name.startswith("nucleus types"):
+            layer.opacity = 0.6
     viewer.layers.selection.active = next(
         ly for ly in viewer.layers if ly.name.startswith("nuclei")
     )

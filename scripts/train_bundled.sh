@@ -30,8 +30,8 @@ if [[ $what == all || $what == glas ]]; then
   done
   rm -rf "$WORK/glas-run"
   $S train "$WORK"/glas/{train_1,train_2,train_12,train_13,testB_1} --val "$WORK/glas/testA_2" \
-    --out "$WORK/glas-run" --encoder resnet18 --encoder-depth 4 --decoder-channels 128,64,32,16 \
-    --loss ce+dice --epochs "$EPOCHS_GLAS" --batch-size 8 --augment standard --lr 1e-3 \
+    --out "$WORK/glas-run" --encoder resnet18 --encoder-depth 4 --decoder-channels 128,64,32,16 --norm group \
+    --loss ce+dice --epochs "$EPOCHS_GLAS" --batch-size 8 --augment strong --lr 1e-3 \
     --threads "$THREADS" --name glas-gland --quiet
   rows=()
   for n in testA_1 testA_12; do

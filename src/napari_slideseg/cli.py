@@ -175,6 +175,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else None,
         name=args.name or "",
         encoder_depth=args.encoder_depth,
+        norm=args.norm,
     )
     if args.folds and args.fold is None:
         results = _drive(train_folds(cfg, args.folds), quiet=args.quiet)
@@ -536,6 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="decoder widths, deepest first, e.g. 128,64,32,16,16 (smaller model)",
     )
     p.add_argument("--encoder-depth", type=int, help="encoder stages (3-5; fewer = smaller model)")
+    p.add_argument(
+        "--norm",
+        choices=["batch", "group"],
+        default="batch",
+        help="group: GroupNorm instead of BatchNorm (few slides, varied staining)",
+    )
     p.add_argument("--name", help="model name written in the model card")
     p.add_argument(
         "--resume", action="store_true", help="continue OUT/last after a crash or cancel"

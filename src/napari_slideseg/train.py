@@ -94,6 +94,7 @@ class TrainConfig:
     max_steps: int | None = None
     name: str = ""
     kind: str = "semantic"
+    norm: str = "batch"
     bn_recalibrate: int = 16
     decoder_channels: list[int] | None = None
     encoder_depth: int | None = None
@@ -110,6 +111,8 @@ class TrainConfig:
             raise TrainError(f"split_by must be 'slide' or 'patch', not {self.split_by!r}")
         if self.fold is not None and not 0 <= self.fold < self.folds:
             raise TrainError(f"fold {self.fold} is outside 0..{self.folds - 1}")
+        if self.norm not in ("batch", "group"):
+            raise TrainError(f"norm must be 'batch' or 'group', not {self.norm!r}")
         if self.kind not in ("semantic", "hover"):
             raise TrainError(f"kind must be 'semantic' or 'hover', not {self.kind!r}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -580,6 +583,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             **model_kwargs,
         ).to(device)
         loss_fn = build_loss(cfg.loss, classes=out_ch, class_weights=weights)
+    if cfg.norm == "group":
+        from .models.factory import to_group_norm
+
+        model = to_group_norm(model).to(device)
     opt = _make_optimizer(cfg, model.parameters())
     sched = _make_scheduler(cfg, opt, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if use_amp else None

@@ -145,6 +145,8 @@ def save_checkpoint(
     try:
         config = dict(getattr(model, "config", {}) or {})
         config["_model_class"] = type(model).__name__
+        if getattr(model, "_slideseg_norm", None):
+            config["_norm"] = model._slideseg_norm
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
         state = _state_to_cpu(model, torch.float16 if half else None)
         save_file(
@@ -235,15 +237,18 @@ def _build_from_card(card: dict[str, Any], config: dict[str, Any]) -> Any:
             raise CheckpointError(f"architecture {cls_name!r} is not available in this smp")
         kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
         kwargs["encoder_weights"] = None  # never reach for the hub when loading
-        from .factory import trim_unused_stages
+        from .factory import to_group_norm, trim_unused_stages
 
-        return trim_unused_stages(archs[cls_name](**kwargs))
+        model = trim_unused_stages(archs[cls_name](**kwargs))
+        return to_group_norm(model) if config.get("_norm") == "group" else model
     if kind == "hover":
+        from .factory import to_group_norm
         from .hovernet import HoVerNet
 
         kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
         kwargs["encoder_weights"] = None
-        return HoVerNet(**kwargs)
+        model = HoVerNet(**kwargs)
+        return to_group_norm(model) if config.get("_norm") == "group" else model
     raise CheckpointError(f"unknown model kind {kind!r}")
 
 
