@@ -172,7 +172,7 @@ def test_infer_widget_bad_input_notifies(sample_viewer, qtbot, tmp_path, monkeyp
 
 @pytest.fixture(scope="module")
 def hover_checkpoint(tmp_path_factory):
-    from napari_slideseg.io.palette import PRESETS
+    from napari_slideseg.io.palette import NUCLEUS_PRESETS
     from napari_slideseg.models import save_checkpoint
     from napari_slideseg.models.checkpoint import make_card
     from napari_slideseg.models.hovernet import HoVerNet
@@ -189,7 +189,7 @@ def hover_checkpoint(tmp_path_factory):
         encoder="resnet18",
         in_channels=3,
         classes=5,
-        classmap=PRESETS["consep4"].to_dict(),
+        classmap=NUCLEUS_PRESETS["consep4"].to_dict(),
         patch_size=256,
     )
     return save_checkpoint(m, tmp_path_factory.mktemp("hover") / "tiny-hover", card)
@@ -243,7 +243,7 @@ def test_instance_layer_saves_as_typed_qupath_detections(make_napari_viewer, tmp
     from napari_slideseg._writer import write_labels_geojson
     from napari_slideseg.infer import InferConfig, predict_slide
     from napari_slideseg.instances.targets import hover_targets
-    from napari_slideseg.io.palette import PRESETS
+    from napari_slideseg.io.palette import NUCLEUS_PRESETS
     from napari_slideseg.io.slide import slide_from_arrays
     from napari_slideseg.layers import instance_layer
     from napari_slideseg.models.checkpoint import make_card
@@ -257,7 +257,7 @@ def test_instance_layer_saves_as_typed_qupath_detections(make_napari_viewer, tmp
         encoder="none",
         in_channels=3,
         classes=5,
-        classmap=PRESETS["consep4"].to_dict(),
+        classmap=NUCLEUS_PRESETS["consep4"].to_dict(),
         patch_size=128,
         normalization={"mean": [0, 0, 0], "std": [1, 1, 1]},
     )

@@ -788,9 +788,9 @@ def _hover_classmap(
             "colors": [[0, 0, 0], [255, 255, 0]],
             "background": 0,
         }, 0
-    from .io.palette import PRESETS
+    from .io.palette import NUCLEUS_PRESETS
 
-    cm = PRESETS["consep4"]
+    cm = NUCLEUS_PRESETS["consep4"]
     return cm.to_dict(), cm.n_classes
 
 

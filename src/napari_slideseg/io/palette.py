@@ -311,9 +311,10 @@ class ClassMap:
             Listing the available presets, if ``name`` is not one.
         """
         key = str(name).strip().lower()
-        if key not in PRESETS:
-            raise MaskError(f"unknown class map preset {name!r}; available: {', '.join(PRESETS)}")
-        return PRESETS[key]
+        known = {**PRESETS, **NUCLEUS_PRESETS}
+        if key not in known:
+            raise MaskError(f"unknown class map preset {name!r}; available: {', '.join(known)}")
+        return known[key]
 
     @classmethod
     def default(cls, n: int, names: Sequence[str] | None = None) -> ClassMap:
@@ -472,6 +473,11 @@ PRESETS: dict[str, ClassMap] = {
         0,
         "biopsy6",
     ),
+}
+
+#: Nucleus-type class maps (for HoVer type heads). Kept apart from :data:`PRESETS`,
+#: whose palettes decide which colour images are masks.
+NUCLEUS_PRESETS: dict[str, ClassMap] = {
     # CoNSeP's four nucleus types as HoVer-Net merged them (colours of its type_info.json).
     "consep4": ClassMap(
         ("background", "other", "inflammatory", "epithelial", "spindle-shaped"),
