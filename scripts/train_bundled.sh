@@ -52,7 +52,7 @@ out["dice_gland_mean"] = round(sum(out.values()) / 2, 4)
 print(json.dumps(out))
 PY
   cat "$WORK/eval/glas-metrics.json"
-  $S pack "$WORK/glas-run/best" --out "$DEST/glas-gland" --name glas-gland \
+  $S pack "$WORK/glas-run/best" --out "$DEST/glas-gland" --name glas-gland --mpp 0.62 \
     --metrics "$WORK/eval/glas-metrics.json" \
     --license "Weights trained by napari-slideseg on GlaS (Warwick-QU, MICCAI 2015) images: research and non-commercial use only, as the data's terms require; cite Sirinukunwattana et al. 2017." \
     --data "GlaS: train_1, train_2, train_12, train_13, testB_1 (training), testA_2 (model selection); testA_1, testA_12 held out. 20x H&E colon, gland vs background." \
@@ -99,7 +99,7 @@ for n in ("A7-A13E", "test_1_004"):
 print(json.dumps(out))
 PY
   cat "$WORK/eval/nuclei-metrics.json"
-  $S pack "$WORK/nuclei-run/best" --out "$DEST/hover-nuclei" --name hover-nuclei \
+  $S pack "$WORK/nuclei-run/best" --out "$DEST/hover-nuclei" --name hover-nuclei --mpp 0.25 \
     --metrics "$WORK/eval/nuclei-metrics.json" \
     --license "Weights trained by napari-slideseg on MoNuSeg 2018 (CC BY-NC-SA 4.0) and CoNSeP (research use, cite Graham et al. 2019): non-commercial research use only." \
     --data "MoNuSeg B0-5711, G9-6363, KB-A93J (40x, instances, no types) and 5 CoNSeP 256 px patches (40x, 4 nucleus types); CoNSeP test_12_012, test_13_004 for model selection; MoNuSeg A7-A13E and CoNSeP test_1_004 held out." \

@@ -92,6 +92,8 @@ def test_infer_widget_cancels_and_resumes(sample_viewer, checkpoint, qtbot, tmp_
 
     viewer = sample_viewer
     w = _widget(viewer, checkpoint, tmp_path, level=0, block=256, tile=256)
+    w.region.value = "box"
+    w.box.value = "0 0 1024 1024"  # 16 blocks: enough to cancel midway, quick to finish
     w.run_button.changed.emit(True)
     qtbot.waitUntil(lambda: w.progress.value >= 1, timeout=60000)
     assert w.layer is not None  # the live layer appears with the first block

@@ -91,7 +91,8 @@ def run_demo_steps(
     ncfg = InferConfig(
         tile=256,
         overlap=64,
-        block=1024,
+        block=256,
+        min_tissue=0.1,  # blocks of bare glass are skipped
         device=device,
         zoom=_zoom(slide, nuclei_model[1], 2.0),
         region=nuclei_region,

@@ -215,20 +215,17 @@ def aji(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> float:
 def _typed(inst: np.ndarray, types: dict[int, int] | np.ndarray, t: int) -> np.ndarray:
     """The instances of ``inst`` whose type is ``t`` (types: id -> type, or a per-pixel type map)."""
     if isinstance(types, dict):
-        lut = np.zeros(int(inst.max()) + 1, np.int64)
-        for i, v in types.items():
-            if i <= inst.max():
-                lut[i] = v
-        keep = lut == t
-    else:
-        from .instances.targets import instance_types
+        wanted = np.fromiter((i for i, v in types.items() if v == t), np.int64)
+        return np.where(np.isin(inst, wanted), inst, 0)
+    from .instances.targets import instance_types, relabel_sequential
 
-        tt = instance_types(inst, np.asarray(types))
-        keep = np.zeros(int(inst.max()) + 1, bool)
-        for i, v in tt.items():
-            keep[i] = v == t
+    seq = relabel_sequential(inst)  # compact ids: tables sized by the count, not the largest id
+    tt = instance_types(seq, np.asarray(types))
+    keep = np.zeros(int(seq.max()) + 1, bool)
+    for i, v in tt.items():
+        keep[i] = v == t
     keep[0] = False
-    return np.where(keep[inst], inst, 0)
+    return np.where(keep[seq], inst, 0)
 
 
 def instance_report(

@@ -18,13 +18,12 @@ import numpy as np
 
 def relabel_sequential(inst: np.ndarray) -> np.ndarray:
     """Instance ids ``1..N`` in order of first appearance of the sorted ids (int32)."""
-    ids = np.unique(inst)
-    ids = ids[ids != 0]
-    if len(ids) and ids[-1] == len(ids):
+    ids, inv = np.unique(inst, return_inverse=True)
+    n = len(ids) - (1 if len(ids) and ids[0] == 0 else 0)
+    if n and ids[-1] == n and (len(ids) == n or ids[0] == 0):
         return inst.astype(np.int32, copy=False)
-    lut = np.zeros(int(inst.max()) + 1, np.int32)
-    lut[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
-    return lut[inst]
+    # compact ids without a table as large as the largest id (slide ids reach 2**32)
+    return (inv.reshape(inst.shape) + (0 if len(ids) and ids[0] == 0 else 1)).astype(np.int32)
 
 
 def split_disconnected(inst: np.ndarray) -> np.ndarray:

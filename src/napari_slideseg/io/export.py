@@ -408,13 +408,13 @@ def _instance_features(
     h, w = labels.shape
     n_blocks = -(-h // block) * -(-w // block)
     for i, (y0, x0, b) in enumerate(iter_blocks(labels, block)):
-        ids = np.unique(b)
+        ids, inv = np.unique(b, return_inverse=True)
+        # compact labels 1..n for the ids present (ids can be ~2**32: no dense table)
+        compact = inv.reshape(b.shape) + (0 if ids[0] == 0 else 1)
         ids = ids[ids > 0]
         if ids.size == 0:
             continue
-        lut = np.zeros(int(ids.max()) + 1, np.int64)
-        lut[ids] = np.arange(1, ids.size + 1)
-        for k, sl in enumerate(ndimage.find_objects(lut[b])):
+        for k, sl in enumerate(ndimage.find_objects(compact)):
             if sl is None:
                 continue
             lid = int(ids[k])
