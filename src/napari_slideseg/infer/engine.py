@@ -279,9 +279,14 @@ def predict_block(
 # the output and the per-block write
 # -----------------------------------------------------------------------------
 def _config_hash(config: InferConfig, slide_path: str, cards: list[dict[str, Any]]) -> str:
+    # Where and how fast it runs (device, threads, batch size) does not change what is
+    # predicted: a run started on the CPU may be resumed on a GPU or a cluster.
+    settings = {
+        k: v for k, v in config.to_dict().items() if k not in ("device", "threads", "batch_size")
+    }
     raw = json.dumps(
         {
-            "config": config.to_dict(),
+            "config": settings,
             "slide": os.path.abspath(slide_path),
             "models": [c.get("created") for c in cards],
         },
