@@ -236,12 +236,29 @@ def _read_rows(manifests: Sequence[str]) -> list[tuple[Path, dict[str, str]]]:
     return rows
 
 
-def _classmap_for(manifests: Sequence[str]) -> dict[str, Any]:
+#: Nucleus vs background: the NP branch's classes (and a HoVer run's map without types).
+NUCLEUS_CLASSMAP = {
+    "name": "nuclei",
+    "names": ["background", "nucleus"],
+    "colors": [[0, 0, 0], [255, 255, 0]],
+    "background": 0,
+}
+
+
+def _saved_classmap(manifests: Sequence[str]) -> dict[str, Any] | None:
+    """The ``classmap.json`` written next to the first manifest that has one."""
     for m in manifests:
         p = Path(m)
         f = (p if p.is_dir() else p.parent) / "classmap.json"
         if f.exists():
             return json.loads(f.read_text())
+    return None
+
+
+def _classmap_for(manifests: Sequence[str]) -> dict[str, Any]:
+    saved = _saved_classmap(manifests)
+    if saved is not None:
+        return saved
     rows = _read_rows(manifests[:1])
     names = [k[5:] for k in rows[0][1] if k.startswith("frac_")]
     return {
@@ -533,12 +550,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
     hover = cfg.kind == "hover"
     if hover:
         type_cm, n_types = _hover_classmap(cfg.manifests, train_rows)
-        cm = {
-            "name": "nuclei",
-            "names": ["background", "nucleus"],
-            "colors": [[0, 0, 0], [255, 255, 0]],
-            "background": 0,
-        }
+        cm = dict(NUCLEUS_CLASSMAP)
     cm = cm if hover else _classmap_for(cfg.manifests)
     names = list(cm["names"])
     n_classes = len(names)
@@ -774,20 +786,11 @@ def _hover_classmap(
     manifests: Sequence[str], rows: list[tuple[Path, dict[str, str]]]
 ) -> tuple[dict[str, Any], int]:
     """Nucleus-type ClassMap and NC channels of a HoVer run (0 when no patch has types)."""
-    has_types = any(r.get("types") for _, r in rows)
-    for m in manifests:
-        p = Path(m)
-        f = (p if p.is_dir() else p.parent) / "classmap.json"
-        if f.exists() and has_types:
-            cm = json.loads(f.read_text())
-            return cm, len(cm["names"])
-    if not has_types:
-        return {
-            "name": "nuclei",
-            "names": ["background", "nucleus"],
-            "colors": [[0, 0, 0], [255, 255, 0]],
-            "background": 0,
-        }, 0
+    if not any(r.get("types") for _, r in rows):
+        return dict(NUCLEUS_CLASSMAP), 0
+    saved = _saved_classmap(manifests)
+    if saved is not None:
+        return saved, len(saved["names"])
     from .io.palette import NUCLEUS_PRESETS
 
     cm = NUCLEUS_PRESETS["consep4"]

@@ -336,14 +336,41 @@ def write_block(
     """
     y0, x0, y1, x1 = core
     root["labels"][y0:y1, x0:x1] = labels
-    for f in factors:
-        oy, ox = (-y0) % f, (-x0) % f
-        sub = labels[oy::f, ox::f]
-        if sub.size:
-            dy, dx = (y0 + oy) // f, (x0 + ox) // f
-            root[f"pyramid/{f}"][dy : dy + sub.shape[0], dx : dx + sub.shape[1]] = sub
+    write_pyramid(root, "pyramid", y0, x0, labels, factors)
     if probs is not None:
         root["probs"][:, y0:y1, x0:x1] = probs.astype(np.float16)
+
+
+def write_pyramid(
+    root: Any, group: str, y0: int, x0: int, window: np.ndarray, factors: Sequence[int]
+) -> None:
+    """Write the stride-sampled levels of a level-0 ``window`` at ``(y0, x0)`` into ``group/<f>``.
+
+    Level ``f`` holds level-0 pixels ``(f * i, f * j)``; a window that does
+    not start on a multiple of ``f`` contributes from its first such pixel.
+    """
+    for f in factors:
+        oy, ox = (-y0) % f, (-x0) % f
+        sub = window[oy::f, ox::f]
+        if sub.size:
+            dy, dx = (y0 + oy) // f, (x0 + ox) // f
+            root[f"{group}/{f}"][dy : dy + sub.shape[0], dx : dx + sub.shape[1]] = sub
+
+
+def _create_pyramid(
+    root: Any, group: str, shape: tuple[int, int], block: int, factors: Sequence[int], dtype: Any
+) -> None:
+    """Empty pyramid levels whose chunks are one block each (one writer per chunk)."""
+    H, W = shape
+    g = root.create_group(group)
+    for f in factors:
+        g.create_array(
+            str(f),
+            shape=(-(-H // f), -(-W // f)),
+            chunks=(block // f, block // f),
+            dtype=dtype,
+            fill_value=0,
+        )
 
 
 def _open_output(
@@ -377,26 +404,10 @@ def _open_output(
     H, W = shape
     b = config.block
     root.create_array("labels", shape=(H, W), chunks=(b, b), dtype=np.uint8, fill_value=0)
-    pyr = root.create_group("pyramid")
-    for f in factors:
-        pyr.create_array(
-            str(f),
-            shape=(-(-H // f), -(-W // f)),
-            chunks=(b // f, b // f),
-            dtype=np.uint8,
-            fill_value=0,
-        )
+    _create_pyramid(root, "pyramid", (H, W), b, factors, np.uint8)
     if hover:
         root.create_array("instances", shape=(H, W), chunks=(b, b), dtype=np.uint32, fill_value=0)
-        pyr_i = root.create_group("pyramid_instances")
-        for f in factors:
-            pyr_i.create_array(
-                str(f),
-                shape=(-(-H // f), -(-W // f)),
-                chunks=(b // f, b // f),
-                dtype=np.uint32,
-                fill_value=0,
-            )
+        _create_pyramid(root, "pyramid_instances", (H, W), b, factors, np.uint32)
     if config.save_probs:
         root.create_array(
             "maps" if hover else "probs",

@@ -130,13 +130,10 @@ def write_hover(root: Any, res: dict[str, Any], factors: list[int]) -> None:
     lab = np.asarray(root["labels"][y0:y1, x0:x1])
     lab = np.where(take, res["types"], lab)
     root["labels"][y0:y1, x0:x1] = lab
-    for f in factors:
-        oy, ox = (-y0) % f, (-x0) % f
-        dy, dx = (y0 + oy) // f, (x0 + ox) // f
-        si, sl = new[oy::f, ox::f], lab[oy::f, ox::f]
-        if si.size:
-            root[f"pyramid_instances/{f}"][dy : dy + si.shape[0], dx : dx + si.shape[1]] = si
-            root[f"pyramid/{f}"][dy : dy + sl.shape[0], dx : dx + sl.shape[1]] = sl
+    from .engine import write_pyramid
+
+    write_pyramid(root, "pyramid_instances", y0, x0, new, factors)
+    write_pyramid(root, "pyramid", y0, x0, lab, factors)
 
 
 def write_table(out: Path, index: int, rows: list[list[Any]]) -> None:
