@@ -56,7 +56,13 @@ def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
     layers += glands
     nuclei = prediction_layers(out / "nuclei.zarr", base_scale=scale)
     layers += nuclei
-    layers.append(centroid_points(out / "nuclei.zarr", scale=tuple(nuclei[0][1]["scale"])))
+    layers.append(
+        centroid_points(
+            out / "nuclei.zarr",
+            scale=tuple(nuclei[0][1]["scale"]),
+            features=nuclei[1][1].get("features"),
+        )
+    )
     units = base[1].get("units")
     if units:
         for _, kwargs, _ in layers[1:]:

@@ -191,9 +191,17 @@ def instance_features(table: Any) -> Any:
 
 
 def centroid_points(
-    out: Any, *, scale: tuple[float, float] = (1.0, 1.0), name: str | None = None
+    out: Any,
+    *,
+    scale: tuple[float, float] = (1.0, 1.0),
+    name: str | None = None,
+    features: Any | None = None,
 ) -> tuple[Any, dict[str, Any], str]:
-    """A Points layer of nucleus centroids coloured by type (ClassMap colours)."""
+    """A Points layer of nucleus centroids coloured by type (ClassMap colours).
+
+    ``features``: the table from :func:`instance_features` when the caller
+    already has it (it is not read again).
+    """
     import numpy as np
     import zarr
 
@@ -202,7 +210,7 @@ def centroid_points(
     root = zarr.open_group(str(out), mode="r")
     meta = dict(root.attrs).get("slideseg") or {}
     cm = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
-    df = instance_features(Path(str(out)) / "instances.csv")
+    df = features if features is not None else instance_features(Path(str(out)) / "instances.csv")
     colors = np.ones((len(df), 4), np.float32)
     if cm is not None and len(df):
         pal = np.asarray(cm.colors, np.float32) / 255

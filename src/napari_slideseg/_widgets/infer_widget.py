@@ -295,7 +295,9 @@ class InferWidget(Container):
             self.instance_layer.metadata["slideseg"].update(layer.metadata["slideseg"])
             self.points_layer = None
             if self.points.value:
-                pdata, pkw, _ = centroid_points(out, scale=tuple(layer.scale[-2:]))
+                pdata, pkw, _ = centroid_points(
+                    out, scale=tuple(layer.scale[-2:]), features=kwargs.get("features")
+                )
                 if pkw["name"] in self.viewer.layers:
                     self.viewer.layers.remove(pkw["name"])
                 if len(pdata):
