@@ -93,6 +93,54 @@ def test_level_zero_mask_is_aligned_at_a_lower_level(ome_pyramid):
     np.testing.assert_array_equal(p.mask, mask0[np.ix_(ys, xs)])
 
 
+@pytest.mark.parametrize("zoom", [0.5, 2.0, 0.75])
+def test_zoomed_patches_line_up_with_a_resampled_mask(tmp_path, data_dir, zoom):
+    """zoom resamples image and mask on one grid; ids are never mixed."""
+    slide, _ = _glas(data_dir)
+    h, w = slide.levels[0].shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    ids = (yy // 37 * 100 + xx // 29 + 1).astype(np.int64)  # blocks with distinct ids
+    cfg = PatchConfig(size=96, stride=96, grid="pad", zoom=zoom)
+    plan = plan_patches(slide, cfg)
+    assert plan.factor == pytest.approx((1 / zoom, 1 / zoom))
+    zh, zw = round(h * zoom), round(w * zoom)
+    assert len(plan.positions) == len(patch_grid((zh, zw), 96, 96, "pad"))
+    n = 0
+    for p in iter_patches(slide, cfg, ids, plan=plan):
+        if not hasattr(p, "mask"):
+            continue
+        assert p.image.shape == (96, 96, 3) and p.mask.shape == (96, 96)
+        assert set(np.unique(p.mask)) <= set(np.unique(ids))  # nearest: no new ids
+        # output pixel i samples the source at (i + 0.5) / zoom - 0.5 (inside the image)
+        ys = np.floor((np.arange(p.y, p.y + 96) + 0.5) / zoom).astype(int)
+        xs = np.floor((np.arange(p.x, p.x + 96) + 0.5) / zoom).astype(int)
+        iy, ix = ys < h, xs < w
+        np.testing.assert_array_equal(p.mask[np.ix_(iy, ix)], ids[np.ix_(ys[iy], xs[ix])])
+        n += 1
+    assert n == len(plan.positions)
+    # the image is the level resampled the same way (cv2 on the whole image, exact for 2 and 1/2)
+    if zoom in (0.5, 2.0):
+        import cv2
+
+        full = slide.read_region(0, 0, 0, h, w)
+        interp = cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR
+        ref = cv2.resize(full, None, fx=zoom, fy=zoom, interpolation=interp)
+        p = next(q for q in iter_patches(slide, cfg, ids) if hasattr(q, "image") and q.y > 0)
+        inner = ref[p.y : p.y + 96, p.x : p.x + 96]
+        hh, ww = inner.shape[:2]
+        np.testing.assert_allclose(p.image[:hh, :ww].astype(int), inner.astype(int), atol=1)
+    res = extract_patches(slide, tmp_path / "z", cfg, mask=ids.astype(np.uint16), fmt="png")
+    rows = read_manifest(res.manifest)
+    assert rows[0]["image"].startswith(f"images/train_1_L0z{zoom:g}_")
+    last = rows[-1]
+    assert int(last["x0"]) == round(int(last["x"]) / zoom)  # x0/y0 are level-0 pixels
+
+
+def test_zoom_must_be_positive():
+    with pytest.raises(PatchError, match="zoom"):
+        PatchConfig(zoom=0)
+
+
 def test_shape_mismatch_names_both_shapes(data_dir):
     slide, mask = _glas(data_dir)
     with pytest.raises(PatchError, match=r"774 x 522 .* 775 x 522"):
@@ -297,3 +345,25 @@ def test_augment_presets_keep_shapes_and_labels(preset, recwarn):
     assert not [w for w in recwarn if "albumentations" in str(w.filename)]
     with pytest.raises(ValueError, match="unknown augmentation preset"):
         build_augmentation("wild")
+
+
+@pytest.mark.parametrize("preset", ["none", "flips", "strong"])
+def test_scale_range_zooms_both_ways(preset):
+    """A disc's area grows and shrinks with the zoom range; image and mask move together."""
+    from napari_slideseg.augment import build_augmentation
+
+    yy, xx = np.mgrid[0:128, 0:128]
+    disc = ((yy - 64) ** 2 + (xx - 64) ** 2 < 20**2).astype(np.uint8)
+    img = np.where(disc[..., None] > 0, 40, 220).astype(np.uint8).repeat(3, -1)
+    aug = build_augmentation(preset, seed=1, scale=(0.5, 2.0))
+    areas, agree = [], []
+    for _ in range(40):
+        out = aug(image=img, mask=disc)
+        areas.append(out["mask"].sum() / disc.sum())
+        dark = out["image"].mean(-1) < 130
+        agree.append((dark == (out["mask"] > 0)).mean())
+    assert min(areas) < 0.6 and max(areas) > 1.6  # zoomed out and in
+    if preset != "strong":  # stain/colour jitter moves the threshold
+        assert np.median(agree) > 0.97
+    with pytest.raises(ValueError, match="lo <= 1 <= hi"):
+        build_augmentation(preset, scale=(1.2, 2.0))

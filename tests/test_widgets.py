@@ -42,6 +42,8 @@ def test_patch_widget_preview_and_run(glas_layers, qtbot, tmp_path):
     assert run["complete"] and run["summary"]["kept"] == 15
     assert "15 patches" in w.summary.value
     assert w.run_button.text == "Run"
+    w.zoom.value = 0.5  # half resolution: 388 x 261 px -> 2 x 1 valid windows of 256
+    assert w.config().zoom == 0.5 and len(w.preview().data) == 2
 
 
 def test_patch_widget_cancel_midway(make_napari_viewer, big_pyramid, qtbot, tmp_path):
@@ -130,6 +132,9 @@ def test_train_widget_runs_and_cancels(make_napari_viewer, qtbot, tmp_path, data
     w.epochs.value = 50
     w.batch_size.value = 4
     w.out.value = str(tmp_path / "run")
+    assert w.config().scale_range is None
+    w.zoom_aug.value = 2.0
+    assert w.config().scale_range == [0.5, 2.0]
     w.run_button.changed.emit(True)
     qtbot.waitUntil(lambda: len(w.history) >= 1, timeout=120000)  # a full epoch with a plot update
     assert w.run_button.text == "Cancel"

@@ -16,10 +16,18 @@ albumentations 2.0, global NumPy seeding no longer reaches the transforms.
     ``standard`` + one of elastic / grid / optical distortion + H&E stain
     augmentation (``HEStain``: random stain matrices and intensities, the
     colour variation between labs and scanners).
+
+``scale=(lo, hi)`` widens the zoom range of the affine step (``flips`` gains
+one): images at the model's resolution still differ in how large their
+structures look (GlaS glands vary about 2x between images; a 20x scan labelled
+"40x"), and a model that saw only one size labels the others background. The
+zoom is drawn so that ``lo``..1 and 1..``hi`` are equally likely
+(``balanced_scale``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 PRESETS = ("none", "flips", "standard", "strong")
@@ -29,18 +37,23 @@ def _flips(A: Any) -> list[Any]:
     return [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
 
 
-def _standard(A: Any) -> list[Any]:
+def _affine(A: Any, scale: tuple[float, float] | None, rotate: float, p: float) -> Any:
     import cv2
 
+    return A.Affine(
+        scale=scale or (0.9, 1.1),
+        balanced_scale=scale is not None,
+        rotate=(-rotate, rotate),
+        translate_percent=(-0.05, 0.05),
+        border_mode=cv2.BORDER_REFLECT_101,
+        p=p,
+    )
+
+
+def _standard(A: Any, scale: tuple[float, float] | None = None) -> list[Any]:
     return [
         *_flips(A),
-        A.Affine(
-            scale=(0.9, 1.1),
-            rotate=(-15, 15),
-            translate_percent=(-0.05, 0.05),
-            border_mode=cv2.BORDER_REFLECT_101,
-            p=0.5,
-        ),
+        _affine(A, scale, 15, 0.7 if scale else 0.5),
         A.OneOf(
             [
                 A.GaussianBlur(blur_limit=(3, 5), p=1.0),
@@ -52,11 +65,11 @@ def _standard(A: Any) -> list[Any]:
     ]
 
 
-def _strong(A: Any) -> list[Any]:
+def _strong(A: Any, scale: tuple[float, float] | None = None) -> list[Any]:
     import cv2
 
     return [
-        *_standard(A),
+        *_standard(A, scale),
         A.OneOf(
             [
                 A.ElasticTransform(alpha=30, sigma=6, border_mode=cv2.BORDER_REFLECT_101, p=1.0),
@@ -71,7 +84,9 @@ def _strong(A: Any) -> list[Any]:
     ]
 
 
-def build_augmentation(preset: str = "flips", seed: int | None = None) -> Any:
+def build_augmentation(
+    preset: str = "flips", seed: int | None = None, scale: Sequence[float] | None = None
+) -> Any:
     """An ``albumentations.Compose`` for ``preset`` applied to ``image`` and ``mask`` together.
 
     Parameters
@@ -80,17 +95,31 @@ def build_augmentation(preset: str = "flips", seed: int | None = None) -> Any:
         One of :data:`PRESETS`.
     seed
         Seeds the pipeline (``Compose(seed=...)``) for reproducible runs.
+    scale
+        ``(lo, hi)`` zoom range with ``0 < lo <= 1 <= hi`` (e.g. ``(0.5, 2)``),
+        or ``None`` for the preset's own (0.9-1.1 in ``standard``/``strong``).
 
     Raises
     ------
     ValueError
-        For an unknown preset name.
+        For an unknown preset name or a bad scale range.
     """
     import albumentations as A
 
-    builders = {"none": lambda A: [], "flips": _flips, "standard": _standard, "strong": _strong}
-    if preset not in builders:
+    if preset not in PRESETS:
         raise ValueError(
             f"unknown augmentation preset {preset!r}; choose one of {', '.join(PRESETS)}"
         )
-    return A.Compose(builders[preset](A), seed=seed)
+    zoom = None
+    if scale is not None:
+        lo, hi = (float(v) for v in scale)
+        if not 0 < lo <= 1 <= hi:
+            raise ValueError(f"scale range must satisfy 0 < lo <= 1 <= hi, not ({lo}, {hi})")
+        zoom = (lo, hi)
+    if preset == "none":
+        steps = [_affine(A, zoom, 0, 0.7)] if zoom else []
+    elif preset == "flips":
+        steps = [*_flips(A), *([_affine(A, zoom, 0, 0.7)] if zoom else [])]
+    else:
+        steps = (_standard if preset == "standard" else _strong)(A, zoom)
+    return A.Compose(steps, seed=seed)

@@ -98,6 +98,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
         stride=args.stride or args.size,
         level=args.level,
         mpp=args.mpp,
+        zoom=args.zoom,
         grid=args.grid,
         pad_mode=args.pad_mode,
         region=tuple(args.region) if args.region else None,
@@ -160,6 +161,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         augment=args.augment,
+        scale_range=args.scale_range,
         patience=args.patience,
         monitor=args.monitor,
         amp=not args.no_amp,
@@ -394,6 +396,50 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune_hover(args: argparse.Namespace) -> int:
+    from .instances.tune import tune_hover_steps
+    from .models.checkpoint import update_card
+
+    params, rows = _drive(
+        tune_hover_steps(
+            args.checkpoint, args.images, args.truths, zoom=args.zoom, threads=args.threads
+        ),
+        "tune",
+        args.quiet,
+    )
+    if args.report:
+        _atomic_csv(args.report, rows)
+    card_row = next((r for r in rows if r["card"]), None)
+    print(f"{len(rows)} combinations on {len(args.images)} images (PQ = mean over images)")
+    for r in rows[:5]:
+        print("  " + ", ".join(f"{k} {v}" for k, v in r.items() if k != "card"))
+    if card_row is not None:
+        print(f"card's current values: PQ {card_row['pq_mean']:.4f}")
+    print(f"best: PQ {rows[0]['pq_mean']:.4f} with {params.to_dict()}")
+    if args.write:
+        from .models.checkpoint import read_card
+
+        hover = dict(read_card(args.checkpoint).get("hover") or {})
+        hover["postproc"] = params.to_dict()
+        hover["postproc_tuned_on"] = [str(p) for p in args.images]
+        hover["postproc_tuned_pq"] = rows[0]["pq_mean"]
+        update_card(args.checkpoint, {"hover": hover})
+        print(f"wrote the parameters into {args.checkpoint}")
+    return 0
+
+
+def _atomic_csv(path: str, rows: list[dict]) -> None:
+    import csv
+    import os
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
 def _drive_open(path: str, quiet: bool = False):
     from .io.slide import open_slide_steps
 
@@ -464,6 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     lv = p.add_mutually_exclusive_group()
     lv.add_argument("--level", type=int, default=0)
     lv.add_argument("--mpp", type=float, help="target microns per pixel (picks the level)")
+    p.add_argument(
+        "--zoom",
+        type=float,
+        default=1.0,
+        help="resample the level by this factor (0.5: half resolution, 2: 20x to 40x)",
+    )
     p.add_argument("--grid", choices=["valid", "pad"], default="valid")
     p.add_argument("--pad-mode", choices=["reflect", "constant"], default="reflect")
     p.add_argument(
@@ -517,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--augment", choices=["none", "flips", "standard", "strong"], default="flips")
+    p.add_argument(
+        "--scale-range",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="zoom augmentation range, e.g. 0.5 2 (structures of varying size)",
+    )
     p.add_argument("--patience", type=int, help="early stopping patience (epochs)")
     p.add_argument("--monitor", choices=["val_loss", "val_dice"], default="val_loss")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
@@ -682,6 +741,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mpp", type=float, help="microns per pixel of the training images")
     p.add_argument("--float32", action="store_true", help="keep float32 weights")
     p.set_defaults(func=_cmd_pack)
+
+    p = sub.add_parser(
+        "tune-hover",
+        help="choose HoVer post-processing thresholds on annotated tiles (best mean PQ)",
+    )
+    p.add_argument("checkpoint", help="HoVer checkpoint folder")
+    p.add_argument("--images", nargs="+", required=True, help="annotated tiles (not test images)")
+    p.add_argument("--truths", nargs="+", required=True, help="their instance maps, same order")
+    p.add_argument("--zoom", type=float, default=1.0, help="resample the images for the model")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--write", action="store_true", help="store the best values in the card")
+    p.add_argument("--report", help="CSV of every combination")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_tune_hover)
 
     p = sub.add_parser("demo", help="run the main job on the bundled sample slide")
     p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")

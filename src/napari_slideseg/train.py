@@ -60,6 +60,8 @@ class TrainConfig:
     ``binary=True`` trains a 1-channel sigmoid model for a 2-class map.
     Loss: names from :mod:`napari_slideseg.models.losses`, ``class_weights``
     a list or ``"auto"`` (inverse sqrt of the manifest's class fractions).
+    Augmentation: preset ``augment`` and an optional zoom range
+    ``scale_range`` (see :func:`napari_slideseg.augment.build_augmentation`).
     ``device``: ``auto`` (cuda > mps > cpu) or explicit (``cuda:1``).
     """
 
@@ -83,6 +85,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 8
     augment: str = "flips"
+    scale_range: list[float] | None = None
     patience: int | None = None
     monitor: str = "val_loss"
     amp: bool = True
@@ -117,6 +120,13 @@ class TrainConfig:
             raise TrainError(f"kind must be 'semantic' or 'hover', not {self.kind!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainError("epochs and batch_size must be at least 1")
+        if self.scale_range is not None:
+            sr = [float(v) for v in self.scale_range]
+            if len(sr) != 2 or not 0 < sr[0] <= 1 <= sr[1]:
+                raise TrainError(
+                    f"scale_range must be two numbers lo <= 1 <= hi with lo > 0, not {self.scale_range}"
+                )
+            self.scale_range = sr
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -563,7 +573,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             [[float(r.get(f"frac_{n}") or 0) for n in names] for _, r in train_rows]
         ).mean(0)
         weights = class_weights_from_fractions(fr)
-    aug = build_augmentation(cfg.augment, cfg.seed)
+    aug = build_augmentation(cfg.augment, cfg.seed, cfg.scale_range)
     train_ds = _RowsDataset(train_rows, aug, cfg.seed, hover)
     calib_ds = _RowsDataset(train_rows, None, cfg.seed, hover)  # un-augmented, for BN statistics
     val_ds = _RowsDataset(val_rows, None, cfg.seed, hover) if val_rows else None

@@ -43,6 +43,7 @@ class PatchWidget(Container):
         self.size = SpinBox(value=512, min=16, max=8192, step=16, label="size")
         self.stride = SpinBox(value=512, min=1, max=8192, step=16, label="stride")
         self.level = SpinBox(value=0, min=0, max=20, label="level")
+        self.zoom = FloatSpinBox(value=1.0, min=0.05, max=8.0, step=0.25, label="zoom")
         self.grid = ComboBox(choices=["valid", "pad"], value="valid", label="grid")
         self.pad_mode = ComboBox(choices=["reflect", "constant"], value="reflect", label="padding")
         self.min_tissue = FloatSpinBox(value=0.5, min=0, max=1, step=0.05, label="min tissue")
@@ -72,6 +73,7 @@ class PatchWidget(Container):
                 self.size,
                 self.stride,
                 self.level,
+                self.zoom,
                 self.grid,
                 self.pad_mode,
                 self.min_tissue,
@@ -110,6 +112,7 @@ class PatchWidget(Container):
             size=self.size.value,
             stride=self.stride.value,
             level=self.level.value,
+            zoom=self.zoom.value,
             grid=self.grid.value,
             pad_mode=self.pad_mode.value,
             polygons=polygons,

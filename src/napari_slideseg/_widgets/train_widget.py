@@ -102,6 +102,10 @@ class TrainWidget(Container):
         self.augment = ComboBox(
             choices=["none", "flips", "standard", "strong"], value="flips", label="augmentation"
         )
+        self.zoom_aug = FloatSpinBox(
+            value=1.0, min=1.0, max=4.0, step=0.25, label="zoom augmentation (1 off)"
+        )
+        self.zoom_aug.tooltip = "zoom in and out up to this factor (2: 0.5x-2x)"
         self.patience = SpinBox(value=0, min=0, max=100, label="early stop (0 off)")
         devices = list_devices()
         self.device = ComboBox(
@@ -132,6 +136,7 @@ class TrainWidget(Container):
                 self.epochs,
                 self.batch_size,
                 self.augment,
+                self.zoom_aug,
                 self.patience,
                 self.device,
                 self.device_hint,
@@ -174,6 +179,9 @@ class TrainWidget(Container):
             epochs=self.epochs.value,
             batch_size=self.batch_size.value,
             augment=self.augment.value,
+            scale_range=[1 / self.zoom_aug.value, self.zoom_aug.value]
+            if self.zoom_aug.value > 1
+            else None,
             patience=self.patience.value or None,
             device=self.device.value,
             threads=threads,

@@ -201,6 +201,21 @@ def _readme(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def update_card(path: str | os.PathLike, updates: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``updates`` into a checkpoint's card (and README), atomically; return the card."""
+    p = Path(path)
+    card = read_card(p)
+    card.update(updates)
+    for name, text in (
+        (CARD, json.dumps(card, indent=2, default=str)),
+        ("README.md", _readme(card)),
+    ):
+        tmp = p / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, p / name)
+    return card
+
+
 def read_card(path: str | os.PathLike) -> dict[str, Any]:
     """The ``slideseg.json`` card of a checkpoint folder (clear error if missing/broken)."""
     p = Path(path)

@@ -1,0 +1,182 @@
+"""Choose HoVer post-processing thresholds on annotated selection images.
+
+The reference thresholds (NP 0.5, markers at energy 0.4, 10 px minimum, 21 px
+Sobel, 5 px opening) were set for HoVer-Net's own training; a smaller model or
+another dataset calibrates differently, and the thresholds decide how many
+nuclei a slightly blurred NP map turns into. :func:`tune_hover` predicts the
+maps of a few annotated images once, runs the post-processing for every
+combination of a small grid and ranks them by panoptic quality (mean over
+images). Use images that are neither training nor held-out test images, so the
+held-out figures stay honest.
+
+Images are read whole: this is for annotated tiles (MoNuSeg, CoNSeP, CPM
+tiles are 256-1000 px), not for slides.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..io.errors import SlideSegError
+from ..progress import Progress, drain
+from .postproc import HoverParams, hover_instances
+
+
+class TuneError(SlideSegError, ValueError):
+    """Bad tuning inputs (the message names the file and the problem)."""
+
+
+#: The grid :func:`tune_hover` searches by default (values at 0.25 um/px).
+DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
+    "np_threshold": (0.4, 0.5, 0.6),
+    "marker_threshold": (0.3, 0.4, 0.5),
+    "min_size": (10, 30, 60, 100),
+    "sobel_ksize": (11, 21),
+    "opening_size": (3, 5),
+}
+
+
+def _read_rgb(path: str | os.PathLike) -> np.ndarray:
+    from ..io.slide import open_slide
+
+    slide = open_slide(path)
+    level = slide.levels[0]
+    if level.shape[0] * level.shape[1] > 8192 * 8192:
+        raise TuneError(
+            f"{path}: {level.shape[1]} x {level.shape[0]} px is a slide, not a tile; "
+            "tune on annotated tiles or regions"
+        )
+    im = np.asarray(level)  # a tile (checked above), never a slide
+    if im.ndim == 2:
+        im = np.repeat(im[..., None], 3, -1)
+    return im[..., :3]
+
+
+def predict_maps(
+    model: Any,
+    card: dict[str, Any],
+    image: np.ndarray,
+    *,
+    tile: int | None = None,
+    overlap: int = 64,
+    zoom: float = 1.0,
+) -> np.ndarray:
+    """HoVer maps ``(C, H, W)`` of a whole tile: NP probability, H, V, type probabilities."""
+    import torch
+
+    from ..infer.engine import InferConfig, predict_block, read_block
+
+    t = tile or int(card.get("patch_size") or 256)
+    cfg = InferConfig(tile=t, overlap=overlap, zoom=zoom)
+    h, w = image.shape[:2]
+    pixels, offset = read_block(image, (0, 0, h, w), overlap, t)
+    return predict_block([(model, card)], pixels, offset, (h, w), cfg, torch.device("cpu"))
+
+
+def _combos(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    known = set(HoverParams.__dataclass_fields__)
+    bad = set(grid) - known
+    if bad:
+        raise TuneError(f"unknown HoVer post-processing parameters {sorted(bad)}")
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def tune_hover_steps(
+    model_path: str | os.PathLike,
+    images: Sequence[str | os.PathLike],
+    truths: Sequence[str | os.PathLike],
+    *,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    zoom: float = 1.0,
+    threads: int | None = None,
+) -> Generator[Progress, None, tuple[HoverParams, list[dict[str, Any]]]]:
+    """:func:`tune_hover` as a generator of progress events."""
+    import torch
+
+    from ..io.masks import read_instance_map
+    from ..metrics import panoptic_quality
+    from ..models.checkpoint import load_model
+
+    if len(images) != len(truths) or not images:
+        raise TuneError(
+            f"give one truth instance map per image ({len(images)} images, {len(truths)} truths)"
+        )
+    if threads:
+        torch.set_num_threads(int(threads))
+    model, card = load_model(model_path)
+    if card.get("kind") != "hover":
+        raise TuneError(f"{model_path}: a {card.get('kind')!r} model; tuning needs a HoVer model")
+    base = HoverParams(**((card.get("hover") or {}).get("postproc") or {}))
+    combos = _combos(grid or DEFAULT_GRID)
+    keys = list(combos[0])
+    current = {k: getattr(base, k) for k in keys}
+    if current not in combos:
+        combos.append(current)  # the card's own values, for comparison
+    maps = []
+    for i, (ip, tp) in enumerate(zip(images, truths, strict=True)):
+        image = _read_rgb(ip)
+        truth = np.asarray(read_instance_map(tp))
+        if truth.shape[:2] != image.shape[:2]:
+            raise TuneError(
+                f"{tp}: instance map is {truth.shape[1]} x {truth.shape[0]} but {ip} is "
+                f"{image.shape[1]} x {image.shape[0]}"
+            )
+        maps.append((os.path.basename(str(ip)), predict_maps(model, card, image, zoom=zoom), truth))
+        yield Progress("predict", i + 1, len(images), os.path.basename(str(ip)))
+    rows: list[dict[str, Any]] = []
+    for k, combo in enumerate(combos):
+        params = replace(base, **combo)
+        row: dict[str, Any] = dict(combo)
+        pqs = []
+        for name, p, truth in maps:
+            inst, _ = hover_instances(p[0], p[1:3], None, params)
+            pq = panoptic_quality(truth, inst)["pq"]
+            row[f"pq_{name}"] = round(float(pq), 4)
+            pqs.append(pq)
+        row["pq_mean"] = round(float(np.mean(pqs)), 4)
+        row["card"] = combo == current
+        rows.append(row)
+        yield Progress("tune", k + 1, len(combos), f"{combo}: PQ {row['pq_mean']:.3f}")
+    rows.sort(key=lambda r: -r["pq_mean"])
+    best = {k: rows[0][k] for k in keys}
+    return replace(base, **best), rows
+
+
+def tune_hover(
+    model_path: str | os.PathLike,
+    images: Sequence[str | os.PathLike],
+    truths: Sequence[str | os.PathLike],
+    **kwargs: Any,
+) -> tuple[HoverParams, list[dict[str, Any]]]:
+    """Post-processing parameters with the best mean PQ on annotated images.
+
+    Parameters
+    ----------
+    model_path
+        A HoVer checkpoint folder; its card's parameters are the starting point.
+    images, truths
+        Annotated tiles and their instance maps (same order), e.g. a
+        validation split. Never the images you will report results on.
+    grid
+        ``{parameter: values}`` searched exhaustively (default
+        :data:`DEFAULT_GRID`, 144 combinations).
+    zoom
+        Resample the images by this factor for the model (as in prediction).
+    threads
+        torch CPU threads.
+
+    Returns
+    -------
+    tuple
+        ``(params, rows)``: the best :class:`HoverParams` and one row per
+        combination (its values, PQ per image, ``pq_mean``, ``card``: the
+        card's current values), best first.
+    """
+    return drain(tune_hover_steps(model_path, images, truths, **kwargs))
