@@ -113,6 +113,9 @@ def test_kfold_split_is_disjoint_and_covering():
 def test_bad_config_is_refused(tmp_path):
     with pytest.raises(TrainError, match="optimizer"):
         TrainConfig(manifests=["x"], optimizer="lion")
+    with pytest.raises(TrainError, match="scale_range"):
+        TrainConfig(manifests=["x"], scale_range=[1.5, 2])
+    assert TrainConfig(manifests=["x"], scale_range=(0.5, 2)).scale_range == [0.5, 2.0]
     with pytest.raises(TrainError, match="no training data"):
         train_blocking(TrainConfig(out=str(tmp_path)))
     cfg = json.loads(json.dumps(_cfg(["a"], tmp_path).to_dict()))

@@ -408,7 +408,11 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
         args.quiet,
     )
     if args.report:
-        _atomic_csv(args.report, rows)
+        from pathlib import Path
+
+        from .metrics import _write_csv
+
+        _write_csv(Path(args.report), rows)
     card_row = next((r for r in rows if r["card"]), None)
     print(f"{len(rows)} combinations on {len(args.images)} images (PQ = mean over images)")
     for r in rows[:5]:
@@ -426,18 +430,6 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
         update_card(args.checkpoint, {"hover": hover})
         print(f"wrote the parameters into {args.checkpoint}")
     return 0
-
-
-def _atomic_csv(path: str, rows: list[dict]) -> None:
-    import csv
-    import os
-
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _drive_open(path: str, quiet: bool = False):

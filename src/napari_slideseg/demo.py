@@ -7,8 +7,8 @@ take away: prediction zarrs, a colour-map PNG, RLE CSVs, GeoJSON (glands as
 annotations, nuclei as QuPath detections), the nucleus table and an overlay
 PNG. Each step is timed.
 
-The models were trained at other resolutions (GlaS 0.62 µm/px, nuclei 0.25
-µm/px); the demo resamples blocks with ``zoom`` so the model sees its own
+The models were trained at other resolutions (glands 1.24 µm/px, half the
+GlaS scans' 0.62; nuclei 0.25 µm/px); the demo resamples blocks with ``zoom`` so the model sees its own
 scale, and the outputs stay on the slide's pixel grid.
 """
 
