@@ -339,3 +339,20 @@ def test_cli_hover_patch_train_predict_export_evaluate(tmp_path, data_dir, capsy
     printed = capsys.readouterr().out
     assert "aji=" in printed and "pq=" in printed and "mpq=" in printed
     assert "pq_inflammatory" in (tmp_path / "r.csv").read_text().splitlines()[0]
+
+
+def test_demo_cache_follows_the_bundled_models(tmp_path, monkeypatch):
+    """Retrained bundled models (same package version) get a fresh demo cache."""
+    from napari_slideseg import _sample_data
+    from napari_slideseg.models import bundled
+
+    model = tmp_path / "models" / "m"
+    model.mkdir(parents=True)
+    (model / "slideseg.json").write_text('{"epoch": 1}')
+    monkeypatch.setattr(bundled, "bundled_models", lambda: {"m": model})
+    monkeypatch.setenv("SLIDESEG_CACHE_DIR", str(tmp_path / "cache"))
+    first = _sample_data.demo_cache_dir()
+    assert first.parent == tmp_path / "cache" and first.name.startswith("demo-")
+    assert _sample_data.demo_cache_dir() == first  # stable
+    (model / "slideseg.json").write_text('{"epoch": 2}')
+    assert _sample_data.demo_cache_dir() != first

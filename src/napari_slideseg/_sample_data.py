@@ -23,15 +23,26 @@ def sample_slide() -> list[tuple[Any, ...]]:
 
 
 def demo_cache_dir() -> Path:
-    """Where the sample's demo predictions are kept (computed once per version)."""
+    """Where the sample's demo predictions are kept (computed once per version and models).
+
+    The folder name carries the package version and a digest of the bundled
+    model cards, so retrained models (same version, e.g. an editable
+    install) never show predictions cached from the old ones.
+    """
+    import hashlib
     import os
 
     import platformdirs
 
     from . import __version__
+    from .models.bundled import bundled_models
+    from .models.checkpoint import CARD
 
+    digest = hashlib.sha256()
+    for name, folder in bundled_models().items():
+        digest.update(name.encode() + (folder / CARD).read_bytes())
     base = os.environ.get("SLIDESEG_CACHE_DIR") or platformdirs.user_cache_dir("napari-slideseg")
-    return Path(base) / f"demo-{__version__}"
+    return Path(base) / f"demo-{__version__}-{digest.hexdigest()[:10]}"
 
 
 def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
