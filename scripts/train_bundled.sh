@@ -18,11 +18,11 @@ DATA=${DATA:-../shared/data}
 WORK=${WORK:-bundled-work}
 S=${SLIDESEG:-.venv/bin/slideseg}
 EPOCHS_GLAS=${EPOCHS_GLAS:-40}
-EPOCHS_NUCLEI=${EPOCHS_NUCLEI:-36}
+EPOCHS_NUCLEI=${EPOCHS_NUCLEI:-50}
 THREADS=${THREADS:-2}
 DEST=src/napari_slideseg/data/models
 what=${1:-all}
-mkdir -p "$WORK" "$DEST"
+mkdir -p "$WORK/eval" "$DEST"
 
 if [[ $what == all || $what == glas ]]; then
   # Half resolution (1.24 um/px): a 256 px patch spans 317 um, several glands with the

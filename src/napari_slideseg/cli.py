@@ -412,6 +412,7 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
 
         from .metrics import _write_csv
 
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         _write_csv(Path(args.report), rows)
     card_row = next((r for r in rows if r["card"]), None)
     print(f"{len(rows)} combinations on {len(args.images)} images (PQ = mean over images)")
