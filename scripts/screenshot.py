@@ -16,6 +16,11 @@ from pathlib import Path
 
 
 def main() -> None:
+    # torch (and the triton it pulls in) before Qt: importing triton after napari has
+    # set up its OpenGL context crashed the process on this machine.
+    import torch  # noqa: F401, I001 (order matters here)
+    import torchvision  # noqa: F401
+
     import napari
 
     from napari_slideseg.demo import NUCLEI_REGION

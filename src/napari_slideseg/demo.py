@@ -79,7 +79,7 @@ def run_demo_steps(
     t0 = time.perf_counter()
     glands = out / "glands.zarr"
     cfg = InferConfig(
-        tile=256, overlap=64, block=1024, device=device, zoom=_zoom(slide, gland_model[1], 0.8)
+        tile=256, overlap=64, block=1024, device=device, zoom=_zoom(slide, gland_model[1], 0.4)
     )
     yield from predict_slide_steps(slide, [gland_model], glands, cfg, resume=True)
     timings.append(
