@@ -402,7 +402,12 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
 
     params, rows = _drive(
         tune_hover_steps(
-            args.checkpoint, args.images, args.truths, zoom=args.zoom, threads=args.threads
+            args.checkpoint,
+            args.images,
+            args.truths,
+            zoom=args.zoom,
+            tta=args.tta,
+            threads=args.threads,
         ),
         "tune",
         args.quiet,
@@ -428,6 +433,7 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
         hover["postproc"] = params.to_dict()
         hover["postproc_tuned_on"] = [str(p) for p in args.images]
         hover["postproc_tuned_pq"] = rows[0]["pq_mean"]
+        hover["postproc_tuned_tta"] = args.tta
         update_card(args.checkpoint, {"hover": hover})
         print(f"wrote the parameters into {args.checkpoint}")
     return 0
@@ -743,6 +749,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", required=True, help="annotated tiles (not test images)")
     p.add_argument("--truths", nargs="+", required=True, help="their instance maps, same order")
     p.add_argument("--zoom", type=float, default=1.0, help="resample the images for the model")
+    p.add_argument(
+        "--tta",
+        choices=["none", "flips", "d4"],
+        default="none",
+        help="tune on test-time-augmented maps (use the mode you predict with)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--write", action="store_true", help="store the best values in the card")
     p.add_argument("--report", help="CSV of every combination")

@@ -122,16 +122,10 @@ def test_hover_resume_is_bit_identical(tmp_path, encoded):
     ).read_text()
 
 
-def test_hover_rejects_d4(tmp_path, encoded):
-    from napari_slideseg.infer.engine import InferError
-
-    slide, *_ = encoded
-    with pytest.raises(InferError, match="flips"):
-        predict_slide(slide, [(MapsAsPixels(), CARD)], tmp_path / "x.zarr", InferConfig(tta="d4"))
-
-
-def test_hover_flip_tta_keeps_hv_meaning(encoded):
-    """Flip TTA of an HV-equivariant model gives the plain prediction back."""
+@pytest.mark.parametrize("tta", ["flips", "d4"])
+def test_hover_tta_keeps_hv_meaning(encoded, tta):
+    """Flip and D4 TTA of an HV-equivariant model give the plain prediction back: each
+    flip and quarter turn is undone in the pixels and in what the H and V maps mean."""
     from napari_slideseg.infer.engine import _forward
 
     slide, _, _, _ = encoded
@@ -149,5 +143,29 @@ def test_hover_flip_tta_keeps_hv_meaning(encoded):
             return torch.cat([z, ramp, vr], 1)
 
     plain = _forward([(HVFromCoords(), CARD)], x, "none", False)
-    flips = _forward([(HVFromCoords(), CARD)], x, "flips", False)
-    torch.testing.assert_close(plain, flips, atol=1e-5, rtol=0)
+    turned = _forward([(HVFromCoords(), CARD)], x, tta, False)
+    torch.testing.assert_close(plain, turned, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("flip", [False, True])
+def test_unturned_hv_targets_match_the_untouched_ones(data_dir, k, flip):
+    """HV targets of a turned (and mirrored) real instance map, brought back the way
+    the engine brings back predictions, equal the targets of the original map."""
+    from napari_slideseg.infer.engine import _unturn_hv
+    from napari_slideseg.instances.targets import hv_maps
+
+    inst = np.asarray(
+        Image.open(data_dir / "monuseg/inst_maps/TCGA-A7-A13E-01Z-00-DX1_inst.png")
+    ).astype(np.int32)[:256, :256]
+    want = torch.from_numpy(hv_maps(inst))[None]
+    turned = np.rot90(inst, k)
+    if flip:
+        turned = turned[:, ::-1]
+    p = torch.from_numpy(hv_maps(np.ascontiguousarray(turned)))[None]
+    if flip:
+        p = torch.flip(p, (3,))
+        p[:, 0] = -p[:, 0]
+    p = torch.rot90(p, -k, (2, 3))
+    got = _unturn_hv(p[:, 0], p[:, 1], k)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)

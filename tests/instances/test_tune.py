@@ -48,13 +48,15 @@ def weak_maps(monkeypatch, data_dir):
     reference 0.5 threshold misses entirely) with true HV maps."""
     truth = np.asarray(Image.open(data_dir / TRUTH)).astype(np.int32)
     t = hover_targets(truth)
+    calls = []
 
     def fake(model, card, image, **kw):
         assert image.shape[:2] == truth.shape
+        calls.append(kw)
         return np.concatenate([t["np"][None] * 0.45, t["hv"]]).astype(np.float32)
 
     monkeypatch.setattr(tune, "predict_maps", fake)
-    return truth
+    return calls
 
 
 def test_tuning_finds_the_threshold_the_card_misses(hover_ckpt, weak_maps, data_dir):
@@ -84,6 +86,8 @@ def test_cli_writes_the_choice_into_the_card(hover_ckpt, weak_maps, data_dir, tm
                 str(data_dir / IMAGE),
                 "--truths",
                 str(data_dir / TRUTH),
+                "--tta",
+                "flips",
                 "--write",
                 "--report",
                 str(tmp_path / "tune.csv"),
@@ -98,6 +102,8 @@ def test_cli_writes_the_choice_into_the_card(hover_ckpt, weak_maps, data_dir, tm
     card = json.loads((hover_ckpt / "slideseg.json").read_text())
     assert card["hover"]["postproc"]["np_threshold"] == 0.4
     assert card["hover"]["postproc_tuned_on"] == [str(data_dir / IMAGE)]
+    assert card["hover"]["postproc_tuned_tta"] == "flips"
+    assert weak_maps and all(kw["tta"] == "flips" for kw in weak_maps)  # maps made with TTA
     _, loaded = load_model(hover_ckpt)  # still a valid checkpoint
     assert loaded["hover"]["postproc"]["np_threshold"] == 0.4
     lines = (tmp_path / "tune.csv").read_text().splitlines()
@@ -107,6 +113,8 @@ def test_cli_writes_the_choice_into_the_card(hover_ckpt, weak_maps, data_dir, tm
 def test_bad_inputs_name_the_problem(hover_ckpt, data_dir, tmp_path):
     with pytest.raises(tune.TuneError, match="one truth instance map per image"):
         tune.tune_hover(hover_ckpt, [data_dir / IMAGE], [])
+    with pytest.raises(tune.TuneError, match="tta must be one of"):
+        tune.tune_hover(hover_ckpt, [data_dir / IMAGE], [data_dir / TRUTH], tta="spin")
     with pytest.raises(tune.TuneError, match="unknown HoVer post-processing"):
         tune.tune_hover(hover_ckpt, [data_dir / IMAGE], [data_dir / TRUTH], grid={"bogus": (1,)})
     small = np.zeros((10, 10), np.uint16)

@@ -165,6 +165,25 @@ def _tta_ops(mode: str) -> list[tuple[int, bool]]:
     return [(k, f) for k in range(4) for f in (False, True)]
 
 
+def _unturn_hv(h: Any, v: Any, k: int) -> Any:
+    """HV maps predicted on an input turned ``k`` quarter turns, back in the input's frame.
+
+    ``torch.rot90(x, k, (2, 3))`` puts the input's y axis along the turned x axis and
+    its x axis, reversed, along the turned y axis (k = 1): the turned image's H map
+    is the input's V map and its V map the input's negated H map. The pixels have
+    already been turned back; this fixes what the two channels mean.
+    """
+    import torch
+
+    if k % 4 == 1:
+        return torch.stack([-v, h], 1)
+    if k % 4 == 2:
+        return torch.stack([-h, -v], 1)
+    if k % 4 == 3:
+        return torch.stack([v, -h], 1)
+    return torch.stack([h, v], 1)
+
+
 def _forward(models: Sequence[tuple[Any, dict[str, Any]]], x: Any, tta: str, use_amp: bool) -> Any:
     import torch
 
@@ -183,8 +202,8 @@ def _forward(models: Sequence[tuple[Any, dict[str, Any]]], x: Any, tta: str, use
                 if hover:
                     p[:, 1] = -p[:, 1]  # a mirrored x axis mirrors the horizontal map
             p = torch.rot90(p, -k, (2, 3))
-            if hover and k == 2:
-                p[:, 1:3] = -p[:, 1:3]  # a half turn reverses both distance maps
+            if hover and k:
+                p[:, 1:3] = _unturn_hv(p[:, 1], p[:, 2], k)
             total = p if total is None else total + p
             n += 1
     return total / n
@@ -680,12 +699,8 @@ def predict_slide_steps(
     from ..models.checkpoint import load_model
 
     models = [load_model(m) if isinstance(m, str | os.PathLike) else m for m in models]
-    card = _check_models(models)
+    _check_models(models)
     cards = [c for _, c in models]
-    if card.get("kind") == "hover" and config.tta == "d4":
-        raise InferError(
-            "HoVer models support tta 'none' or 'flips' (d4 would need rotated HV maps)"
-        )
     owned = isinstance(client, str) and client not in ("current",)
     client = _get_client(client)
     try:

@@ -66,14 +66,19 @@ def predict_maps(
     tile: int | None = None,
     overlap: int = 64,
     zoom: float = 1.0,
+    tta: str = "none",
 ) -> np.ndarray:
-    """HoVer maps ``(C, H, W)`` of a whole tile: NP probability, H, V, type probabilities."""
+    """HoVer maps ``(C, H, W)`` of a whole tile: NP probability, H, V, type probabilities.
+
+    ``tta`` averages the maps over flips (``"flips"``) or the 8 flips and quarter
+    turns (``"d4"``), as ``slideseg predict --tta`` does.
+    """
     import torch
 
     from ..infer.engine import InferConfig, predict_block, read_block
 
     t = tile or int(card.get("patch_size") or 256)
-    cfg = InferConfig(tile=t, overlap=overlap, zoom=zoom)
+    cfg = InferConfig(tile=t, overlap=overlap, zoom=zoom, tta=tta)
     h, w = image.shape[:2]
     pixels, offset = read_block(image, (0, 0, h, w), overlap, t)
     return predict_block([(model, card)], pixels, offset, (h, w), cfg, torch.device("cpu"))
@@ -95,15 +100,19 @@ def tune_hover_steps(
     *,
     grid: Mapping[str, Sequence[Any]] | None = None,
     zoom: float = 1.0,
+    tta: str = "none",
     threads: int | None = None,
 ) -> Generator[Progress, None, tuple[HoverParams, list[dict[str, Any]]]]:
     """:func:`tune_hover` as a generator of progress events."""
     import torch
 
+    from ..infer.engine import TTA_MODES
     from ..io.masks import read_instance_map
     from ..metrics import panoptic_quality
     from ..models.checkpoint import load_model
 
+    if tta not in TTA_MODES:
+        raise TuneError(f"tta must be one of {TTA_MODES}, not {tta!r}")
     if len(images) != len(truths) or not images:
         raise TuneError(
             f"give one truth instance map per image ({len(images)} images, {len(truths)} truths)"
@@ -128,7 +137,9 @@ def tune_hover_steps(
                 f"{tp}: instance map is {truth.shape[1]} x {truth.shape[0]} but {ip} is "
                 f"{image.shape[1]} x {image.shape[0]}"
             )
-        maps.append((os.path.basename(str(ip)), predict_maps(model, card, image, zoom=zoom), truth))
+        maps.append(
+            (os.path.basename(str(ip)), predict_maps(model, card, image, zoom=zoom, tta=tta), truth)
+        )
         yield Progress("predict", i + 1, len(images), os.path.basename(str(ip)))
     rows: list[dict[str, Any]] = []
     for k, combo in enumerate(combos):
@@ -169,6 +180,10 @@ def tune_hover(
         :data:`DEFAULT_GRID`, 144 combinations).
     zoom
         Resample the images by this factor for the model (as in prediction).
+    tta
+        Test-time augmentation of the maps (``"none"``, ``"flips"``, ``"d4"``):
+        tune for the mode you will predict with, since averaged maps are
+        smoother and favour other thresholds.
     threads
         torch CPU threads.
 
