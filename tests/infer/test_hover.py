@@ -152,7 +152,7 @@ def test_hover_tta_keeps_hv_meaning(encoded, tta):
 def test_unturned_hv_targets_match_the_untouched_ones(data_dir, k, flip):
     """HV targets of a turned (and mirrored) real instance map, brought back the way
     the engine brings back predictions, equal the targets of the original map."""
-    from napari_slideseg.infer.engine import _unturn_hv
+    from napari_slideseg.infer.engine import _undo_tta
     from napari_slideseg.instances.targets import hv_maps
 
     inst = np.asarray(
@@ -162,10 +162,7 @@ def test_unturned_hv_targets_match_the_untouched_ones(data_dir, k, flip):
     turned = np.rot90(inst, k)
     if flip:
         turned = turned[:, ::-1]
-    p = torch.from_numpy(hv_maps(np.ascontiguousarray(turned)))[None]
-    if flip:
-        p = torch.flip(p, (3,))
-        p[:, 0] = -p[:, 0]
-    p = torch.rot90(p, -k, (2, 3))
-    got = _unturn_hv(p[:, 0], p[:, 1], k)
+    hv = torch.from_numpy(hv_maps(np.ascontiguousarray(turned)))[None]
+    p = torch.cat([torch.zeros_like(hv[:, :1]), hv], 1)  # NP, H, V as the model gives them
+    got = _undo_tta(p, k, flip, hover=True)[:, 1:3]
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)

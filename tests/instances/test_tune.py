@@ -45,7 +45,8 @@ def hover_ckpt(tmp_path):
 @pytest.fixture
 def weak_maps(monkeypatch, data_dir):
     """A 'model' whose NP probability peaks at 0.45 inside nuclei (a calibration the
-    reference 0.5 threshold misses entirely) with true HV maps."""
+    reference 0.5 threshold misses entirely) with true HV maps. Returns the keyword
+    arguments of every map prediction (zoom, tta)."""
     truth = np.asarray(Image.open(data_dir / TRUTH)).astype(np.int32)
     t = hover_targets(truth)
     calls = []

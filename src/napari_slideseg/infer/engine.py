@@ -165,23 +165,27 @@ def _tta_ops(mode: str) -> list[tuple[int, bool]]:
     return [(k, f) for k in range(4) for f in (False, True)]
 
 
-def _unturn_hv(h: Any, v: Any, k: int) -> Any:
-    """HV maps predicted on an input turned ``k`` quarter turns, back in the input's frame.
+def _undo_tta(p: Any, k: int, flip: bool, hover: bool) -> Any:
+    """Bring a prediction ``p`` (N, C, H, W) made on ``flip(rot90(x, k))`` back to x's frame.
 
+    The pixels are mirrored and turned back. For HoVer maps (channels 1 and 2 are H
+    and V) what the channels mean is fixed as well: a mirrored x axis negates H, and
     ``torch.rot90(x, k, (2, 3))`` puts the input's y axis along the turned x axis and
-    its x axis, reversed, along the turned y axis (k = 1): the turned image's H map
-    is the input's V map and its V map the input's negated H map. The pixels have
-    already been turned back; this fixes what the two channels mean.
+    its x axis, reversed, along the turned y axis (k = 1), so the turned image's H map
+    is the input's V map and its V map the input's negated H map.
     """
     import torch
 
-    if k % 4 == 1:
-        return torch.stack([-v, h], 1)
-    if k % 4 == 2:
-        return torch.stack([-h, -v], 1)
-    if k % 4 == 3:
-        return torch.stack([v, -h], 1)
-    return torch.stack([h, v], 1)
+    if flip:
+        p = torch.flip(p, (3,))
+        if hover:
+            p[:, 1] = -p[:, 1]
+    p = torch.rot90(p, -k, (2, 3))
+    if hover and k % 4:
+        h, v = p[:, 1], p[:, 2]
+        turned = {1: (-v, h), 2: (-h, -v), 3: (v, -h)}[k % 4]
+        p[:, 1:3] = torch.stack(turned, 1)
+    return p
 
 
 def _forward(models: Sequence[tuple[Any, dict[str, Any]]], x: Any, tta: str, use_amp: bool) -> Any:
@@ -197,13 +201,7 @@ def _forward(models: Sequence[tuple[Any, dict[str, Any]]], x: Any, tta: str, use
                 xi = torch.flip(xi, (3,))
             with torch.autocast(x.device.type, dtype=torch.float16, enabled=use_amp):
                 p = _probs(model, card, xi).float()
-            if flip:
-                p = torch.flip(p, (3,))
-                if hover:
-                    p[:, 1] = -p[:, 1]  # a mirrored x axis mirrors the horizontal map
-            p = torch.rot90(p, -k, (2, 3))
-            if hover and k:
-                p[:, 1:3] = _unturn_hv(p[:, 1], p[:, 2], k)
+            p = _undo_tta(p, k, flip, hover)
             total = p if total is None else total + p
             n += 1
     return total / n
