@@ -121,7 +121,7 @@ def test_predict_evaluate_export_pipeline(tmp_path, data_dir, capsys):
 
     from napari_slideseg.infer.engine import is_complete
     from napari_slideseg.models import build_model, save_checkpoint
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.card import new_card
 
     torch.manual_seed(0)
     cm = {
@@ -130,7 +130,7 @@ def test_predict_evaluate_export_pipeline(tmp_path, data_dir, capsys):
         "colors": [[0, 0, 0], [255, 255, 255]],
         "background": 0,
     }
-    card = make_card(
+    card = new_card(
         kind="semantic",
         arch="Unet",
         encoder="resnet18",
@@ -245,8 +245,10 @@ def test_cli_hover_patch_train_predict_export_evaluate(tmp_path, data_dir, capsy
         )
         == 0
     )
-    card = json.loads((tmp_path / "run" / "best" / "slideseg.json").read_text())
-    assert card["kind"] == "hover" and card["classmap"]["names"][2] == "inflammatory"
+    from napari_slideseg.models.card import read_card
+
+    card = read_card(tmp_path / "run" / "best")
+    assert card.kind == "hover" and card.classmap.names[2] == "inflammatory"
     assert (
         main(
             [

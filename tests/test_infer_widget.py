@@ -20,11 +20,11 @@ CM = {
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from napari_slideseg.models import build_model, save_checkpoint
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.card import new_card
 
     torch.manual_seed(0)
     m = build_model("Unet", "resnet18", classes=3).eval()
-    card = make_card(
+    card = new_card(
         kind="semantic",
         arch="Unet",
         encoder="resnet18",
@@ -176,7 +176,7 @@ def test_infer_widget_bad_input_notifies(sample_viewer, qtbot, tmp_path, monkeyp
 def hover_checkpoint(tmp_path_factory):
     from napari_slideseg.io.palette import NUCLEUS_PRESETS
     from napari_slideseg.models import save_checkpoint
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.card import new_card
     from napari_slideseg.models.hovernet import HoVerNet
 
     torch.manual_seed(3)
@@ -185,7 +185,7 @@ def hover_checkpoint(tmp_path_factory):
         head = m.np_branch["head"][0]
         head.weight.mul_(0.01)
         head.bias.copy_(torch.tensor([-3.0, 3.0]))
-    card = make_card(
+    card = new_card(
         kind="hover",
         arch="HoVerNet",
         encoder="resnet18",
@@ -248,12 +248,12 @@ def test_instance_layer_saves_as_typed_qupath_detections(make_napari_viewer, tmp
     from napari_slideseg.io.palette import NUCLEUS_PRESETS
     from napari_slideseg.io.slide import slide_from_arrays
     from napari_slideseg.layers import instance_layer
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.card import new_card
 
     t = hover_targets(np.load(data_dir / "consep_patches" / "inst" / "test_4_013.npy"))
     rgb = np.stack([t["np"] * 255, (t["hv"][0] + 1) * 127.5, (t["hv"][1] + 1) * 127.5], -1)
     slide = slide_from_arrays([np.round(rgb).astype(np.uint8)], name="maps")
-    card = make_card(
+    card = new_card(
         kind="hover",
         arch="HoVerNet",
         encoder="none",

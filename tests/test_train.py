@@ -65,9 +65,9 @@ def test_training_lowers_the_loss_binary_and_multiclass(tmp_path, glas_binary, d
     )
     assert (tmp_path / "run" / "curves.png").exists()
     _model, card = load_model(tmp_path / "run" / "best")
-    assert card["classes"] == (1 if binary else 3)
-    assert card["activation"] == ("sigmoid" if binary else "softmax")
-    assert card["training"]["train_patches"] > 0 and card["patch_size"] == 128
+    assert card.classes == (1 if binary else 3)
+    assert card.activation == ("sigmoid" if binary else "softmax")
+    assert card.training["train_patches"] > 0 and card.patch_size == 128
 
 
 def test_resume_continues_exactly(tmp_path, glas_binary):

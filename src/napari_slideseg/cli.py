@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     callback, close = tqdm_callback(disable=args.json or not sys.stderr.isatty())
     try:
-        slide = open_slide(args.slide, progress=callback)
+        slide = open_slide(args.slide, progress=callback, mpp=args.mpp)
     finally:
         close()
     info = slide.info()
@@ -32,7 +33,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     meta = info["metadata"]
-    mpp = f"{info['mpp'][1]:.4f} x {info['mpp'][0]:.4f} µm/px (x, y)" if info["mpp"] else "unknown"
+    mpp = (
+        f"{info['mpp'][1]:.4f} x {info['mpp'][0]:.4f} µm/px (x, y)"
+        + (" (given with --mpp)" if meta.get("mpp_source") == "user" else "")
+        if info["mpp"]
+        else "unknown (give it with --mpp)"
+    )
     print(f"{slide.path}")
     print(f"  backend      {info['backend']} ({meta.get('format', '?')})")
     print(f"  pixels       {info['dtype']}, {info['channels']} channel(s)")
@@ -65,7 +71,7 @@ def _drive(gen, desc: str = "", quiet: bool = False):
 def _cmd_patch(args: argparse.Namespace) -> int:
     from .patching import PatchConfig, extract_patches_steps
 
-    slide = _drive_open(args.slide, args.quiet)
+    slide = _drive_open(args.slide, args.quiet, args.mpp)
     mask = classmap = types = None
     mask_id = None
     if args.instances:
@@ -97,7 +103,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
         size=args.size,
         stride=args.stride or args.size,
         level=args.level,
-        mpp=args.mpp,
+        mpp=args.target_mpp,
         zoom=args.zoom,
         grid=args.grid,
         pad_mode=args.pad_mode,
@@ -196,8 +202,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .io.export import write_color_png_steps, write_geojson_steps, write_ome_zarr_labels_steps
+    from .io.export import (
+        write_color_png_steps,
+        write_color_tiff_steps,
+        write_geojson_steps,
+        write_ome_zarr_labels_steps,
+    )
     from .io.masks import read_labels
+    from .io.placement import Placement
 
     src = Path(args.labels)
     if (args.instances or args.table) and (src / "instances").is_dir():
@@ -218,6 +230,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         shape=tuple(args.shape) if args.shape else None,
         tolerance=args.tolerance,
     )
+    # a prediction's level and level-0 mpp (or what the mask file records): GeoJSON in
+    # level-0 pixels, rasters with their resolution, RLE rows with level and slide size
+    where = Placement.from_dict(info.get("placement"))
     out = args.to
     name = str(out).lower()
     if classmap is None:
@@ -226,7 +241,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         top = labels.max()
         classmap = ClassMap.default(int(top.compute() if hasattr(top, "compute") else top) + 1)
     if name.endswith(".png"):
-        _drive(write_color_png_steps(out, labels, classmap, indexed=args.indexed), quiet=args.quiet)
+        _drive(
+            write_color_png_steps(out, labels, classmap, indexed=args.indexed, placement=where),
+            quiet=args.quiet,
+        )
+    elif name.endswith((".tif", ".tiff")):
+        _drive(write_color_tiff_steps(out, labels, classmap, placement=where), quiet=args.quiet)
     elif name.endswith(".csv"):
         from .io.rle import write_rle_csv
 
@@ -238,20 +258,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
             base=args.rle_base,
             image_id=args.image_id or _stem(args.labels),
             class_names=list(classmap.names),
+            placement=where,
         )
     elif name.endswith(".zarr"):
-        _drive(write_ome_zarr_labels_steps(out, labels, classmap=classmap), quiet=args.quiet)
+        _drive(
+            write_ome_zarr_labels_steps(out, labels, classmap=classmap, placement=where),
+            quiet=args.quiet,
+        )
     elif name.endswith((".geojson", ".geojson.gz", ".json")):
         mode = "instances" if args.instances else "semantic"
-        _drive(write_geojson_steps(out, labels, mode=mode, classmap=classmap), quiet=args.quiet)
+        _drive(
+            write_geojson_steps(out, labels, mode=mode, classmap=classmap, placement=where),
+            quiet=args.quiet,
+        )
     else:
         from .io.palette import MaskError
 
         raise MaskError(
-            f"{out}: unknown export format (use .png, .csv, .ome.zarr or .geojson[.gz])"
+            f"{out}: unknown export format (use .png, .tif, .csv, .ome.zarr or .geojson[.gz])"
         )
+    level = f", level {where.level} -> level-0 coordinates" if where and where.level else ""
     print(
-        f"wrote {out} ({info.get('format', 'labels')} -> {name.rsplit('.', 1)[-1]}, classes: {', '.join(classmap.names)})"
+        f"wrote {out} ({info.get('format', 'labels')} -> {name.rsplit('.', 1)[-1]}{level}, "
+        f"classes: {', '.join(classmap.names)})"
     )
     return 0
 
@@ -266,11 +295,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .infer import InferConfig, predict_slide_steps
     from .models import load_model, resolve_model
 
-    slide = _drive_open(args.slide, args.quiet)
+    slide = _drive_open(args.slide, args.quiet, args.mpp)
     models = [load_model(resolve_model(m)) for m in args.model]
     cfg = InferConfig(
         level=args.level,
-        tile=args.tile or int(models[0][1].get("patch_size") or 512),
+        tile=args.tile or models[0][1].patch_size,
         overlap=args.overlap,
         batch_size=args.batch_size,
         block=args.block,
@@ -290,10 +319,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ),
         quiet=args.quiet,
     )
-    if models[0][1].get("kind") == "hover":
-        import zarr
+    import zarr
 
-        n = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"].get("n_instances")
+    info = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]
+    res = info.get("resolution") or {}
+    if res.get("slide_mpp") and res.get("model_mpp"):
+        print(
+            f"zoom {res['zoom']:g} (slide level {res['slide_mpp']:.4g} µm/px, "
+            f"model {res['model_mpp']:.4g} µm/px)"
+        )
+    if models[0][1].is_hover:
+        n = info.get("n_instances")
         print(
             f"wrote {out}: {n} nuclei (instances, nucleus types, instances.csv); export with: "
             f"slideseg export {out} --instances --to nuclei.geojson.gz"
@@ -368,29 +404,33 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     from .models.checkpoint import load_model, save_checkpoint
 
     model, card = load_model(args.checkpoint)
-    card = dict(card)
-    card.pop("source", None)
-    if args.name:
-        card["name"] = args.name
-    if args.license:
-        card["license"] = args.license
-    if args.data:
-        card["training_data"] = args.data
-    if args.description:
-        card["description"] = args.description
+    changes: dict = {
+        k: v
+        for k, v in (
+            ("name", args.name),
+            ("license", args.license),
+            ("training_data", args.data),
+            ("description", args.description),
+            ("reproduce", args.reproduce),
+        )
+        if v
+    }
     if args.metrics:
         from pathlib import Path
 
         text = (
             args.metrics if args.metrics.strip().startswith("{") else Path(args.metrics).read_text()
         )
-        held = json.loads(text)
-        card["held_out_metrics"] = held
-    if args.reproduce:
-        card["reproduce"] = args.reproduce
+        changes["held_out_metrics"] = json.loads(text)
     if args.mpp:
-        card["mpp"] = float(args.mpp)
-    out = save_checkpoint(model, args.out, card, half=not args.float32)
+        if card.mpp and abs(card.mpp / args.mpp - 1) > 0.01:
+            print(
+                f"slideseg pack: overriding the trained resolution {card.mpp:g} µm/px "
+                f"with --mpp {args.mpp:g}",
+                file=sys.stderr,
+            )
+        changes["mpp"] = float(args.mpp)
+    out = save_checkpoint(model, args.out, card.replace(**changes), half=not args.float32)
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB, weights {'float32' if args.float32 else 'float16'})")
     return 0
@@ -429,20 +469,49 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
     if args.write:
         from .models.checkpoint import read_card
 
-        hover = dict(read_card(args.checkpoint).get("hover") or {})
-        hover["postproc"] = params.to_dict()
-        hover["postproc_tuned_on"] = [str(p) for p in args.images]
-        hover["postproc_tuned_pq"] = rows[0]["pq_mean"]
-        hover["postproc_tuned_tta"] = args.tta
-        update_card(args.checkpoint, {"hover": hover})
+        card = read_card(args.checkpoint).with_postproc(
+            params.to_dict(),
+            postproc_tuned_on=[str(p) for p in args.images],
+            postproc_tuned_pq=rows[0]["pq_mean"],
+            postproc_tuned_tta=args.tta,
+        )
+        update_card(args.checkpoint, hover=card.hover)
         print(f"wrote the parameters into {args.checkpoint}")
     return 0
 
 
-def _drive_open(path: str, quiet: bool = False):
+def _drive_open(path: str, quiet: bool = False, mpp: float | None = None):
     from .io.slide import open_slide_steps
 
-    return _drive(open_slide_steps(path), quiet=quiet)
+    slide = _drive(open_slide_steps(path), quiet=quiet)
+    return slide if mpp is None else slide.with_mpp(mpp)
+
+
+def _positive_float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
+    return v
+
+
+def _zoom(text: str) -> float | str:
+    """``auto`` or a positive number (``--zoom``)."""
+    return "auto" if text.strip().lower() == "auto" else _positive_float(text)
+
+
+def _add_mpp(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mpp",
+        type=_positive_float,
+        metavar="UM",
+        help="microns per pixel of the image's level 0, for files that do not state it "
+        "(JPEG/PNG tiles) or to override what they state",
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -481,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="describe a slide: levels, shapes, tile size, mpp, backend")
     p.add_argument("slide", help="slide file (SVS, TIFF, OME-TIFF, NDPI, OME-Zarr, PNG, JPEG)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    _add_mpp(p)
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser(
@@ -508,10 +578,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, help="default: --size (no overlap)")
     lv = p.add_mutually_exclusive_group()
     lv.add_argument("--level", type=int, default=0)
-    lv.add_argument("--mpp", type=float, help="target microns per pixel (picks the level)")
+    lv.add_argument(
+        "--target-mpp", type=_positive_float, help="target microns per pixel (picks the level)"
+    )
+    _add_mpp(p)
     p.add_argument(
         "--zoom",
-        type=float,
+        type=_positive_float,
         default=1.0,
         help="resample the level by this factor (0.5: half resolution, 2: 20x to 40x)",
     )
@@ -693,10 +766,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     p.add_argument(
         "--zoom",
-        type=float,
-        default=1.0,
-        help="resample blocks by this factor for the model (2: a 40x model on a 20x slide)",
+        type=_zoom,
+        default="auto",
+        help="resample blocks by this factor for the model; auto (default): the slide's "
+        "µm/px over the model's (2: a 0.25 µm/px model on a 0.5 µm/px slide)",
     )
+    _add_mpp(p)
     p.add_argument(
         "--instance-halo", type=int, default=64, help="HoVer: margin wider than the largest nucleus"
     )
@@ -769,13 +844,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``slideseg: warning:`` line (no source line)."""
+    print(f"slideseg: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``slideseg`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            return func(args)
     except SlideSegError as err:
         print(f"slideseg: error: {err}", file=sys.stderr)
         return 2

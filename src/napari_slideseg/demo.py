@@ -8,8 +8,9 @@ annotations, nuclei as QuPath detections), the nucleus table and an overlay
 PNG. Each step is timed.
 
 The models were trained at other resolutions (glands 1.24 µm/px, half the
-GlaS scans' 0.62; nuclei 0.25 µm/px); the demo resamples blocks with ``zoom`` so the model sees its own
-scale, and the outputs stay on the slide's pixel grid.
+GlaS scans' 0.62; nuclei 0.25 µm/px); inference's default ``zoom="auto"``
+resamples blocks so each model sees its own scale, and the outputs stay on
+the slide's pixel grid.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ NUCLEI_MODEL = "hover-nuclei"
 NUCLEI_REGION = (1200, 400, 2224, 1424)
 
 
-def _zoom(slide: Any, card: dict[str, Any], default: float) -> float:
-    """slide mpp / model mpp when both are known, else ``default``."""
-    if slide.mpp and card.get("mpp"):
-        return round(float(slide.mpp[0]) / float(card["mpp"]), 3)
-    return default
+def _zoom_used(out: Path) -> float:
+    import zarr
+
+    info = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]
+    return float(info["config"]["zoom"])
 
 
 def _bundled(name: str) -> Path:
@@ -78,12 +79,13 @@ def run_demo_steps(
 
     t0 = time.perf_counter()
     glands = out / "glands.zarr"
-    cfg = InferConfig(
-        tile=256, overlap=64, block=1024, device=device, zoom=_zoom(slide, gland_model[1], 0.4)
-    )
+    cfg = InferConfig(tile=256, overlap=64, block=1024, device=device)
     yield from predict_slide_steps(slide, [gland_model], glands, cfg, resume=True)
     timings.append(
-        (f"predict glands over the whole slide (zoom {cfg.zoom})", time.perf_counter() - t0)
+        (
+            f"predict glands over the whole slide (zoom {_zoom_used(glands):g})",
+            time.perf_counter() - t0,
+        )
     )
 
     t0 = time.perf_counter()
@@ -94,13 +96,15 @@ def run_demo_steps(
         block=256,
         min_tissue=0.1,  # blocks of bare glass are skipped
         device=device,
-        zoom=_zoom(slide, nuclei_model[1], 2.0),
         region=nuclei_region,
         instance_halo=48,
     )
     yield from predict_slide_steps(slide, [nuclei_model], nuclei, ncfg, resume=True)
     timings.append(
-        (f"predict nuclei in region {nuclei_region} (zoom {ncfg.zoom})", time.perf_counter() - t0)
+        (
+            f"predict nuclei in region {nuclei_region} (zoom {_zoom_used(nuclei):g})",
+            time.perf_counter() - t0,
+        )
     )
 
     t0 = time.perf_counter()

@@ -312,6 +312,12 @@ class PatchPlan:
     summary: dict[str, int] = field(default_factory=dict)
 
 
+def patch_resolution(slide: Slide, level: int, zoom: float = 1.0) -> float | None:
+    """µm/px of patches cut at ``level`` and ``zoom`` (slide mpp x downsample / zoom), if known."""
+    lm = slide.level_mpp(level)
+    return None if lm is None else round(float(lm[0]) / float(zoom), 6)
+
+
 def choose_level(slide: Slide, level: int = 0, mpp: float | None = None) -> int:
     """The level for ``mpp`` when given, else ``level`` (checked)."""
     if mpp is not None:
@@ -772,7 +778,10 @@ def extract_patches_steps(
     stem = Path(slide.path.rstrip("/")).name.split(".")[0]
     ztag = "" if config.zoom == 1 else f"z{config.zoom:g}"
     fy, fx = plan.factor
-    header = ["image", "mask", "slide", "level", "x", "y", "x0", "y0", "size"]
+    patch_mpp = patch_resolution(slide, plan.level, config.zoom)
+    meta["mpp"] = patch_mpp
+    _atomic_json(run_file, meta)
+    header = ["image", "mask", "slide", "level", "x", "y", "x0", "y0", "size", "mpp"]
     header += [f"frac_{n}" for n in class_names] + ["has_foreground"]
     has_types = instances and types is not None
     if instances:
@@ -877,6 +886,7 @@ def extract_patches_steps(
                         round(item.x * fx),
                         round(item.y * fy),
                         config.size,
+                        "" if patch_mpp is None else patch_mpp,
                     ]
                     + (
                         fracs + [0.0] * (len(class_names) - len(fracs))

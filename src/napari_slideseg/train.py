@@ -30,6 +30,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from typing import Any
 import numpy as np
 
 from .io.errors import SlideSegError
+from .io.palette import ClassMap
+from .models.card import NUCLEUS_CLASSMAP
 from .progress import Progress, drain
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
@@ -63,6 +66,9 @@ class TrainConfig:
     Augmentation: preset ``augment`` and an optional zoom range
     ``scale_range`` (see :func:`napari_slideseg.augment.build_augmentation`).
     ``device``: ``auto`` (cuda > mps > cpu) or explicit (``cuda:1``).
+    Resolution: the card records the µm/px the patch manifests state; patch
+    folders whose µm/px differ by more than 10 % are refused unless
+    ``mixed_mpp=True`` (then the card holds their median).
     """
 
     manifests: list[str] = field(default_factory=list)
@@ -102,6 +108,7 @@ class TrainConfig:
     decoder_channels: list[int] | None = None
     encoder_depth: int | None = None
     hover_weights: dict[str, float] | None = None
+    mixed_mpp: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -246,37 +253,71 @@ def _read_rows(manifests: Sequence[str]) -> list[tuple[Path, dict[str, str]]]:
     return rows
 
 
-#: Nucleus vs background: the NP branch's classes (and a HoVer run's map without types).
-NUCLEUS_CLASSMAP = {
-    "name": "nuclei",
-    "names": ["background", "nucleus"],
-    "colors": [[0, 0, 0], [255, 255, 0]],
-    "background": 0,
-}
-
-
-def _saved_classmap(manifests: Sequence[str]) -> dict[str, Any] | None:
+def _saved_classmap(manifests: Sequence[str]) -> ClassMap | None:
     """The ``classmap.json`` written next to the first manifest that has one."""
     for m in manifests:
         p = Path(m)
         f = (p if p.is_dir() else p.parent) / "classmap.json"
         if f.exists():
-            return json.loads(f.read_text())
+            return ClassMap.load_json(f)
     return None
 
 
-def _classmap_for(manifests: Sequence[str]) -> dict[str, Any]:
+def _classmap_for(manifests: Sequence[str]) -> ClassMap:
+    """The patch folder's class map, or one with distinct default colours per manifest class."""
     saved = _saved_classmap(manifests)
     if saved is not None:
         return saved
     rows = _read_rows(manifests[:1])
     names = [k[5:] for k in rows[0][1] if k.startswith("frac_")]
-    return {
-        "name": "",
-        "names": names,
-        "colors": [[0, 0, 0]] + [[255, 255, 255]] * (len(names) - 1),
-        "background": 0,
-    }
+    if not names:
+        raise TrainError(f"{manifests[0]}: the manifest names no classes (no frac_ columns)")
+    warnings.warn(
+        f"{manifests[0]}: no classmap.json beside the manifest; using default colours for "
+        f"{names} (extract patches with a class map to keep the mask's colours)",
+        UserWarning,
+        stacklevel=3,
+    )
+    return ClassMap.default(len(names), names)
+
+
+def training_mpp(
+    rows: Sequence[tuple[Path, dict[str, str]]], mixed: bool = False
+) -> tuple[float | None, dict[str, float | None]]:
+    """µm/px of the training patches (from the manifests) and each folder's value.
+
+    Folders whose values differ by more than 10 % are refused unless ``mixed``
+    (then the median is returned). ``None`` when no manifest states it.
+    """
+    per: dict[str, float | None] = {}
+    values = []
+    for base, r in rows:
+        v = r.get("mpp")
+        f = float(v) if v not in (None, "") else None
+        key = str(base)
+        if key not in per or per[key] is None:
+            per[key] = f
+        if f is not None:
+            values.append(f)
+    if not values:
+        return None, per
+    lo, hi = min(values), max(values)
+    if hi > lo * 1.1 and not mixed:
+        listing = ", ".join(f"{k}: {v:g}" for k, v in per.items() if v is not None)
+        raise TrainError(
+            f"the patch folders were cut at different resolutions ({listing} µm/px); a model "
+            "learns one scale: re-extract them at one µm/px (--zoom / --target-mpp), or allow "
+            "it with mixed_mpp=True (--mixed-mpp)"
+        )
+    unknown = [k for k, v in per.items() if v is None]
+    if unknown:
+        warnings.warn(
+            f"patch folder(s) {unknown} state no µm/px; the card records {float(np.median(values)):g} "
+            "from the others",
+            UserWarning,
+            stacklevel=3,
+        )
+    return float(np.median(values)), per
 
 
 class _RowsDataset:
@@ -514,7 +555,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
     from torch.utils.data import DataLoader
 
     from .augment import build_augmentation
-    from .models.checkpoint import make_card, save_checkpoint
+    from .models.card import new_card
+    from .models.checkpoint import save_checkpoint
     from .models.factory import build_model
     from .models.losses import build_loss, class_weights_from_fractions
 
@@ -560,11 +602,19 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
     hover = cfg.kind == "hover"
     if hover:
         type_cm, n_types = _hover_classmap(cfg.manifests, train_rows)
-        cm = dict(NUCLEUS_CLASSMAP)
-    cm = cm if hover else _classmap_for(cfg.manifests)
-    names = list(cm["names"])
+    cm = NUCLEUS_CLASSMAP if hover else _classmap_for(cfg.manifests)
+    names = list(cm.names)
     n_classes = len(names)
-    background = int(cm.get("background", 0))
+    background = cm.background
+    model_mpp, folder_mpp = training_mpp(train_rows + val_rows, cfg.mixed_mpp)
+    if model_mpp is None:
+        warnings.warn(
+            "the patch manifests state no µm/px (the slide had none): the model card will not "
+            "know its resolution and inference cannot match it; extract patches with --mpp, "
+            "or set it later with slideseg pack --mpp",
+            UserWarning,
+            stacklevel=2,
+        )
     binary = cfg.binary and n_classes == 2 and not hover
     out_ch = 1 if binary else n_classes
     weights = cfg.class_weights
@@ -622,6 +672,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         "classmap": type_cm if hover else cm,
         "patch_size": int(first.get("size") or 0),
         "level": int(first["level"]) if first.get("level") not in (None, "") else None,
+        "mpp": model_mpp,
+        "encoder_depth": cfg.encoder_depth,
     }
     history: list[dict[str, Any]] = []
     start_epoch, best_value, best_epoch, bad_epochs = 0, math.inf, -1, 0
@@ -735,20 +787,25 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         if not vseen:
             monitored = train_loss if cfg.monitor == "val_loss" else -train_loss
         improved = sign * monitored < sign * best_value if best_epoch >= 0 else True
-        extra: dict[str, Any] = {"name": cfg.name or out.name}
+        hover_card = None
         if hover:
             from .instances.postproc import HoverParams
 
-            extra["hover"] = {"n_types": n_types, "postproc": HoverParams().to_dict()}
-        card = make_card(**card_base, extra=extra)
-        card["training"] = {
-            "config": cfg.to_dict(),
-            "epoch": epoch + 1,
-            "train_patches": len(train_rows),
-            "val_patches": len(val_rows),
-            "slides": sorted({r["slide"] for _, r in rows}),
-        }
-        card["metrics"] = {k: v for k, v in row.items() if k != "seconds"}
+            hover_card = {"n_types": n_types, "postproc": HoverParams().to_dict()}
+        card = new_card(
+            **card_base,
+            name=cfg.name or out.name,
+            hover=hover_card,
+            training={
+                "config": cfg.to_dict(),
+                "epoch": epoch + 1,
+                "train_patches": len(train_rows),
+                "val_patches": len(val_rows),
+                "slides": sorted({r["slide"] for _, r in rows}),
+                "patch_mpp": folder_mpp,
+            },
+            metrics={k: v for k, v in row.items() if k != "seconds"},
+        )
         if improved:
             best_value, best_epoch, bad_epochs = monitored, epoch, 0
             save_checkpoint(model, best_dir, card)
@@ -794,17 +851,17 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
 
 def _hover_classmap(
     manifests: Sequence[str], rows: list[tuple[Path, dict[str, str]]]
-) -> tuple[dict[str, Any], int]:
+) -> tuple[ClassMap, int]:
     """Nucleus-type ClassMap and NC channels of a HoVer run (0 when no patch has types)."""
     if not any(r.get("types") for _, r in rows):
-        return dict(NUCLEUS_CLASSMAP), 0
+        return NUCLEUS_CLASSMAP, 0
     saved = _saved_classmap(manifests)
     if saved is not None:
-        return saved, len(saved["names"])
+        return saved, saved.n_classes
     from .io.palette import NUCLEUS_PRESETS
 
     cm = NUCLEUS_PRESETS["consep4"]
-    return cm.to_dict(), cm.n_classes
+    return cm, cm.n_classes
 
 
 def train_folds(config: TrainConfig, folds: int) -> Generator[Progress, None, list[TrainResult]]:

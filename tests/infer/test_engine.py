@@ -19,7 +19,7 @@ from napari_slideseg.infer import (
 )
 from napari_slideseg.infer.engine import InferError, _forward, is_complete
 from napari_slideseg.models import build_model
-from napari_slideseg.models.checkpoint import make_card
+from napari_slideseg.models.card import new_card
 
 CM = {
     "name": "",
@@ -32,7 +32,7 @@ CM = {
 def _model(seed=0, classes=3):
     torch.manual_seed(seed)
     m = build_model("Unet", "resnet18", classes=classes).eval()
-    card = make_card(
+    card = new_card(
         kind="semantic",
         arch="Unet",
         encoder="resnet18",
@@ -78,8 +78,8 @@ def test_tiled_equals_whole_image(tmp_path, region_2k):
     out = predict_slide(region_2k, [(m, card)], tmp_path / "p.zarr", cfg)
     tiled = zarr.open_group(str(out), mode="r")["labels"][:]
     img = region_2k.read_region(0, 0, 0, 2048, 2048).astype(np.float32) / 255
-    x = (img - np.array(card["normalization"]["mean"], np.float32)) / np.array(
-        card["normalization"]["std"], np.float32
+    x = (img - np.array(card.normalization.mean, np.float32)) / np.array(
+        card.normalization.std, np.float32
     )
     with torch.inference_mode():
         whole = m(torch.from_numpy(x.transpose(2, 0, 1)[None].copy())).argmax(1)[0].numpy()
@@ -133,16 +133,14 @@ class _LeftBiased(torch.nn.Module):
 
 
 def test_tta_and_ensemble_average_probabilities():
-    card = dict(
-        make_card(
-            kind="semantic",
-            arch="Unet",
-            encoder="resnet18",
-            in_channels=3,
-            classes=2,
-            classmap={**CM, "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]]},
-            patch_size=64,
-        )
+    card = new_card(
+        kind="semantic",
+        arch="Unet",
+        encoder="resnet18",
+        in_channels=3,
+        classes=2,
+        classmap={**CM, "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]]},
+        patch_size=64,
     )
     x = torch.zeros(1, 3, 64, 64)
     plain = _forward([(_LeftBiased(), card)], x, "none", False)
@@ -285,10 +283,14 @@ def test_zoom_runs_the_model_on_resampled_blocks(tmp_path, region_slide):
             out[:, 1] = x[:, 0]  # class 1 where the red channel is bright
             return out
 
-    card = dict(
-        _model()[1],
+    card = new_card(
+        kind="semantic",
+        arch="Unet",
+        encoder="resnet18",
+        in_channels=3,
         classes=2,
         classmap={**CM, "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]]},
+        patch_size=128,
     )
     cfg = InferConfig(tile=128, overlap=16, block=512, device="cpu", zoom=2.0, save_probs=True)
     out = predict_slide(region_slide, [(Spy(), card)], tmp_path / "z.zarr", cfg)

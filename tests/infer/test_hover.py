@@ -14,7 +14,7 @@ from napari_slideseg.infer.hover import read_instance_table
 from napari_slideseg.instances.postproc import hover_instances
 from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.io.slide import slide_from_arrays
-from napari_slideseg.models.checkpoint import make_card
+from napari_slideseg.models.card import new_card
 
 
 class MapsAsPixels(torch.nn.Module):
@@ -31,7 +31,7 @@ class MapsAsPixels(torch.nn.Module):
         return torch.cat([-np_logit, np_logit, hv], 1)
 
 
-CARD = make_card(
+CARD = new_card(
     kind="hover",
     arch="HoVerNet",
     encoder="none",

@@ -13,7 +13,7 @@ from napari_slideseg.cli import main
 from napari_slideseg.instances import tune
 from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.models import load_model, save_checkpoint
-from napari_slideseg.models.checkpoint import make_card
+from napari_slideseg.models.card import new_card
 from napari_slideseg.models.hovernet import HoVerNet
 
 IMAGE = "monuseg/images/TCGA-A7-A13E-01Z-00-DX1.png"
@@ -24,7 +24,7 @@ TRUTH = "monuseg/inst_maps/TCGA-A7-A13E-01Z-00-DX1_inst.png"
 def hover_ckpt(tmp_path):
     torch.manual_seed(0)
     m = HoVerNet("resnet18", n_types=0, encoder_depth=3, decoder_channels=(16, 8, 8)).eval()
-    card = make_card(
+    card = new_card(
         kind="hover",
         arch="HoVerNet",
         encoder="resnet18",
@@ -37,8 +37,8 @@ def hover_ckpt(tmp_path):
             "background": 0,
         },
         patch_size=256,
+        hover={"n_types": 0, "postproc": {"np_threshold": 0.5, "min_size": 10}},
     )
-    card["hover"] = {"n_types": 0, "postproc": {"np_threshold": 0.5, "min_size": 10}}
     return save_checkpoint(m, tmp_path / "h", card)
 
 
@@ -100,10 +100,12 @@ def test_cli_writes_the_choice_into_the_card(hover_ckpt, weak_maps, data_dir, tm
     assert rc == 0
     out = capsys.readouterr().out
     assert "card's current values: PQ 0.0000" in out and "best: PQ" in out
-    card = json.loads((hover_ckpt / "slideseg.json").read_text())
-    assert card["hover"]["postproc"]["np_threshold"] == 0.4
-    assert card["hover"]["postproc_tuned_on"] == [str(data_dir / IMAGE)]
-    assert card["hover"]["postproc_tuned_tta"] == "flips"
+    from napari_slideseg.models.card import read_card
+
+    card = read_card(hover_ckpt)
+    assert card.hover["postproc"]["np_threshold"] == 0.4
+    assert card.hover["postproc_tuned_on"] == [str(data_dir / IMAGE)]
+    assert card.hover["postproc_tuned_tta"] == "flips"
     assert weak_maps and all(kw["tta"] == "flips" for kw in weak_maps)  # maps made with TTA
     _, loaded = load_model(hover_ckpt)  # still a valid checkpoint
     assert loaded["hover"]["postproc"]["np_threshold"] == 0.4

@@ -62,7 +62,7 @@ def test_a_few_steps_lower_every_loss_term(consep_batch):
 
 def test_hover_checkpoint_round_trip(tmp_path):
     from napari_slideseg.models import load_model, save_checkpoint
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.card import new_card
 
     torch.manual_seed(1)
     m = HoVerNet("resnet18", n_types=3, decoder_channels=(32, 16, 16, 8, 8)).eval()
@@ -72,7 +72,7 @@ def test_hover_checkpoint_round_trip(tmp_path):
         "colors": [[0, 0, 0], [1, 1, 1], [2, 2, 2]],
         "background": 0,
     }
-    card = make_card(
+    card = new_card(
         kind="hover",
         arch="HoVerNet",
         encoder="resnet18",
@@ -83,7 +83,7 @@ def test_hover_checkpoint_round_trip(tmp_path):
     )
     save_checkpoint(m, tmp_path / "h", card, half=True)
     m2, card2 = load_model(tmp_path / "h")
-    assert type(m2).__name__ == "HoVerNet" and card2["kind"] == "hover" and m2.n_types == 3
+    assert type(m2).__name__ == "HoVerNet" and card2.kind == "hover" and m2.n_types == 3
     x = torch.randn(1, 3, 64, 64)
     with torch.inference_mode():
         assert torch.allclose(m(x), m2(x), atol=0.05)  # float16 weights
@@ -108,7 +108,7 @@ def test_nuclei_without_types_are_ignored_by_the_type_loss():
 
 def test_shallow_resnet_encoders_store_only_the_stages_they_run(tmp_path):
     from napari_slideseg.models import build_model, load_model, save_checkpoint
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.card import new_card
 
     m = build_model(
         "Unet", "resnet18", classes=2, encoder_depth=4, decoder_channels=(64, 32, 16, 8)
@@ -117,7 +117,7 @@ def test_shallow_resnet_encoders_store_only_the_stages_they_run(tmp_path):
     h = HoVerNet("resnet18", n_types=0, encoder_depth=4, decoder_channels=(32, 16, 16, 8))
     assert not hasattr(h.encoder, "layer4")
     cm = {"name": "", "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]], "background": 0}
-    card = make_card(
+    card = new_card(
         kind="semantic",
         arch="Unet",
         encoder="resnet18",

@@ -28,13 +28,15 @@ def layer_to_slide(layer: Any) -> Any:
 
     meta = (layer.metadata or {}).get("slideseg") or {}
     path = meta.get("path")
-    if path and os.path.exists(path):
-        return open_slide(path)
-    data = list(layer.data) if layer.multiscale else [layer.data]
     mpp = None
     units = [str(u) for u in getattr(layer, "units", ())]
     if units and all(u == "micrometer" for u in units[-2:]):
         mpp = (float(layer.scale[-2]), float(layer.scale[-1]))
+    if path and os.path.exists(path):
+        slide = open_slide(path)
+        # a resolution the user gave the layer (a JPEG tile has none in the file)
+        return slide.with_mpp(mpp) if mpp and not slide.mpp else slide
+    data = list(layer.data) if layer.multiscale else [layer.data]
     return slide_from_arrays(data, name=layer.name, mpp=mpp)
 
 
@@ -65,6 +67,12 @@ def notify_error(message: str) -> None:
     from napari.utils.notifications import show_error
 
     show_error(message)
+
+
+def notify_warning(message: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
 
 
 def notify_info(message: str) -> None:

@@ -26,7 +26,8 @@ from magicgui.widgets import (
 )
 
 from ..infer.engine import InferConfig, InferError
-from ._common import GeneratorRunner, LayerChoice, layer_to_slide
+from ..io.errors import SlideSegError
+from ._common import GeneratorRunner, LayerChoice, layer_to_slide, notify_warning
 
 REGIONS = ("whole slide", "current view", "box", "shapes layer")
 #: Refresh the live layer at most this often (seconds).
@@ -70,6 +71,10 @@ class InferWidget(Container):
         self.box = LineEdit(value="", label="box y0 x0 y1 x1")
         self.shapes_layer = LayerChoice(viewer, "shapes", "ROI shapes", optional=True)
         self.level = SpinBox(value=0, min=0, max=20, label="level")
+        self.auto_zoom = CheckBox(value=True, label="match the model's resolution (zoom auto)")
+        self.zoom = FloatSpinBox(value=1.0, min=0.125, max=8.0, step=0.05, label="zoom")
+        self.zoom.tooltip = "used when zoom auto is off: >1 enlarges the slide for the model"
+        self.resolution = Label(value="")
         self.tile = SpinBox(value=0, min=0, max=4096, step=32, label="tile (0 = model's)")
         self.overlap = SpinBox(value=64, min=0, max=1024, step=16, label="overlap")
         self.batch = SpinBox(value=4, min=1, max=256, label="batch size")
@@ -99,6 +104,9 @@ class InferWidget(Container):
                 self.box,
                 self.shapes_layer,
                 self.level,
+                self.auto_zoom,
+                self.zoom,
+                self.resolution,
                 self.tile,
                 self.overlap,
                 self.batch,
@@ -131,6 +139,10 @@ class InferWidget(Container):
             on_done=self._done,
         )
         self.browse.changed.connect(self._add_checkpoint)
+        for w in (self.model, self.checkpoints, self.slide_layer, self.level, self.auto_zoom):
+            w.changed.connect(self.update_resolution)
+        self.zoom.enabled = not self.auto_zoom.value
+        self.update_resolution()
         self.run_button.changed.connect(lambda *_: self.runner.toggle(self._job))
 
     # -- inputs -> one config object ---------------------------------------------------
@@ -199,11 +211,51 @@ class InferWidget(Container):
         half = size / zoom / 2
         return center - half, center + half
 
-    def config(self, slide: Any, card: dict[str, Any]) -> InferConfig:
+    def update_resolution(self, *_: Any) -> str | None:
+        """Show slide µm/px, model µm/px and the zoom a run will use; return any warning."""
+        from ..infer.engine import resolve_zoom
+        from ..models.card import read_card
+
+        self.zoom.enabled = not self.auto_zoom.value
+        try:
+            layer = self.slide_layer.layer
+            if layer is None:
+                self.resolution.value = "zoom: choose a slide layer"
+                return None
+            slide = layer_to_slide(layer)
+            card = read_card(self.model_paths()[0])
+            zoom, info, note = resolve_zoom(slide, card, self._zoom_config())
+        except (SlideSegError, OSError) as exc:
+            self.resolution.value = f"zoom: {exc}"
+            return None
+        sm, mm = info["slide_mpp"], info["model_mpp"]
+        self.resolution.value = (
+            f"slide {f'{sm:.4g}' if sm else '?'} µm/px, model {f'{mm:.4g}' if mm else '?'} "
+            f"µm/px: zoom {zoom:g}" + (" (auto)" if self.auto_zoom.value else "")
+        )
+        if not self.auto_zoom.value and info.get("auto_zoom"):
+            self.resolution.value += f" (auto would be {info['auto_zoom']:g})"
+        if self.auto_zoom.value and not note:
+            self.zoom.value = zoom
+        return note
+
+    def _zoom_config(self) -> InferConfig:
+        return InferConfig(
+            level=self.level.value, zoom="auto" if self.auto_zoom.value else self.zoom.value
+        )
+
+    def config(self, slide: Any, card: Any) -> InferConfig:
         """The :class:`InferConfig` the fields describe."""
+        zoom: float | str = "auto" if self.auto_zoom.value else self.zoom.value
+        note = self.update_resolution() if self.auto_zoom.value else None
+        if note:
+            # an mpp is missing: say so here (the core would only warn in the worker)
+            notify_warning(note)
+            zoom = 1.0
         return InferConfig(
             level=self.level.value,
-            tile=self.tile.value or int(card.get("patch_size") or 512),
+            zoom=zoom,
+            tile=self.tile.value or card.patch_size,
             overlap=self.overlap.value,
             batch_size=self.batch.value,
             block=self.block.value,

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import warnings
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -30,15 +32,23 @@ from typing import Any
 import numpy as np
 
 from ..io.errors import SlideSegError
+from ..models.card import ModelCard, as_card, cards_summary
 from ..patching import read_window_rect
 from ..progress import Progress, drain
 from .tiles import blend_window, pyramid_factors, region_blocks, tile_starts
 
 TTA_MODES = ("none", "flips", "d4")
+#: Slide and model resolutions closer than this (relative) run at zoom 1 (no resampling).
+ZOOM_TOLERANCE = 0.1
+ZOOM_RANGE = (0.125, 8.0)
 
 
 class InferError(SlideSegError, ValueError):
     """Invalid inference inputs (models that disagree, a foreign output folder...)."""
+
+
+class ResolutionWarning(UserWarning):
+    """Inference could not match the model's resolution (an mpp is unknown)."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +64,11 @@ class InferConfig:
     post-processed with, ``hover`` overrides post-processing parameters
     (:class:`~napari_slideseg.instances.postproc.HoverParams` fields).
     ``zoom`` resamples each block before the model and the maps back after
-    it: run a model trained at 0.25 µm/px on a 0.5 µm/px slide with
-    ``zoom=2`` (outputs stay on the slide level's pixel grid).
+    it (outputs stay on the slide level's pixel grid). ``"auto"`` (the
+    default) is the slide level's µm/px over the model's (a model trained at
+    0.25 µm/px runs at 2 on a 0.5 µm/px slide; within 10 % it runs at 1),
+    see :func:`resolve_zoom`; a number forces it. ``tile``, ``overlap`` and
+    ``halo`` are in the model's pixels (after zoom).
     """
 
     level: int = 0
@@ -75,9 +88,32 @@ class InferConfig:
     roi: tuple[tuple[float, float], ...] | None = None
     instance_halo: int = 64
     hover: dict[str, Any] | None = None
-    zoom: float = 1.0
+    zoom: float | str = "auto"
 
     def __post_init__(self) -> None:
+        for name in ("level", "tile", "overlap", "batch_size", "block", "instance_halo"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                raise InferError(f"{name} must be an integer, not {v!r}")
+        if self.level < 0:
+            raise InferError(f"level must be 0 or more, not {self.level}")
+        if self.tile < 16:
+            raise InferError(f"tile must be at least 16 px, not {self.tile}")
+        if self.halo is not None and (isinstance(self.halo, bool) or self.halo < 0):
+            raise InferError(f"halo must be 0 or more pixels, not {self.halo}")
+        if self.instance_halo < 0:
+            raise InferError(f"instance_halo must be 0 or more pixels, not {self.instance_halo}")
+        if isinstance(self.zoom, str):
+            if self.zoom != "auto":
+                raise InferError(f"zoom must be 'auto' or a number, not {self.zoom!r}")
+        else:
+            try:
+                z = float(self.zoom)
+            except (TypeError, ValueError):
+                raise InferError(f"zoom must be 'auto' or a number, not {self.zoom!r}") from None
+            if not (math.isfinite(z) and ZOOM_RANGE[0] <= z <= ZOOM_RANGE[1]):
+                raise InferError(f"zoom must be between 1/8 and 8 (or 'auto'), not {self.zoom}")
+            object.__setattr__(self, "zoom", z)
         if self.tta not in TTA_MODES:
             raise InferError(f"tta must be one of {TTA_MODES}, not {self.tta!r}")
         if not 0 <= self.overlap < self.tile:
@@ -86,12 +122,18 @@ class InferConfig:
             )
         if self.block < 1 or self.batch_size < 1:
             raise InferError("block and batch_size must be positive")
-        if not 0.125 <= self.zoom <= 8:
-            raise InferError(f"zoom must be between 1/8 and 8, not {self.zoom}")
 
     @property
     def halo_px(self) -> int:
+        """Block halo in the model's pixels."""
         return self.overlap if self.halo is None else self.halo
+
+    @property
+    def zoom_factor(self) -> float:
+        """The numeric zoom (after :func:`resolve_zoom`; ``"auto"`` is an error here)."""
+        if isinstance(self.zoom, str):
+            raise InferError("zoom 'auto' is resolved against a slide first (resolve_zoom)")
+        return float(self.zoom)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -113,30 +155,99 @@ class InferConfig:
 # -----------------------------------------------------------------------------
 # models
 # -----------------------------------------------------------------------------
-def _check_models(models: Sequence[tuple[Any, dict[str, Any]]]) -> dict[str, Any]:
+def _check_models(models: Sequence[tuple[Any, Any]]) -> list[tuple[Any, ModelCard]]:
+    """``(model, ModelCard)`` pairs (card dicts are validated), checked to agree."""
     if not models:
         raise InferError("no model given")
-    cards = [c for _, c in models]
-    first = cards[0]
-    names = first["classmap"]["names"]
-    for c in cards[1:]:
-        if c.get("kind", "semantic") != first.get("kind", "semantic"):
+    models = [(m, as_card(c)) for m, c in models]
+    first = models[0][1]
+    names = first.classmap.names
+    for _, c in models[1:]:
+        if c.kind != first.kind:
             raise InferError("an ensemble mixes semantic and HoVer models")
-        if c["classmap"]["names"] != names:
+        if c.classmap.names != names:
             raise InferError(
-                f"ensemble members disagree on classes: {names} vs {c['classmap']['names']}"
+                f"ensemble members disagree on classes: {list(names)} vs {list(c.classmap.names)}"
             )
-    return first
+        if c.normalization != first.normalization:
+            raise InferError(
+                f"ensemble members need the same input normalisation: {c.display_name} differs "
+                f"from {first.display_name}"
+            )
+        if (c.mpp is None) != (first.mpp is None) or (
+            c.mpp and first.mpp and abs(c.mpp / first.mpp - 1) > ZOOM_TOLERANCE
+        ):
+            raise InferError(
+                f"ensemble members were trained at different resolutions ({first.display_name}: "
+                f"{first.mpp} µm/px, {c.display_name}: {c.mpp} µm/px)"
+            )
+    return models
 
 
-def _channels(card: dict[str, Any]) -> int:
-    """Channels :func:`_probs` returns: classes, or NP + H + V + types for HoVer models."""
-    if card.get("kind") == "hover":
-        return 3 + int(card.get("classes") or 0)
-    return 2 if card.get("activation") == "sigmoid" else int(card["classes"])
+def resolve_zoom(
+    slide: Any, card: ModelCard, config: InferConfig
+) -> tuple[float, dict[str, Any], str | None]:
+    """The zoom a prediction runs at, its provenance, and a warning (``None`` if all is known).
+
+    A number in ``config.zoom`` is used as given. ``"auto"``: the slide's µm/px
+    at ``config.level`` over the model's (``card.mpp``); 1 when they are within
+    :data:`ZOOM_TOLERANCE` (no needless resampling), and 1 with a warning when
+    either is unknown.
+    """
+    level_mpp = None
+    if getattr(slide, "mpp", None) and 0 <= config.level < slide.n_levels:
+        level_mpp = float(slide.level_mpp(config.level)[0])
+    info: dict[str, Any] = {
+        "zoom_requested": config.zoom,
+        "slide_mpp": level_mpp,
+        "model_mpp": card.mpp,
+    }
+    note = None
+    if not isinstance(config.zoom, str):
+        zoom = float(config.zoom)
+        if level_mpp and card.mpp:
+            wanted = level_mpp / card.mpp
+            if abs(zoom / wanted - 1) > ZOOM_TOLERANCE:
+                info["auto_zoom"] = round(wanted, 4)
+    elif level_mpp is None or card.mpp is None:
+        zoom = 1.0
+        missing = [
+            what
+            for what, v in (
+                (f"the slide {getattr(slide, 'name', '')!r} states no µm/px", level_mpp),
+                (f"model {card.display_name!r} records no training µm/px", card.mpp),
+            )
+            if v is None
+        ]
+        note = (
+            f"zoom auto: {' and '.join(missing)}, so it runs at zoom 1 (pixels as they are); "
+            "give the image's resolution (--mpp / open_slide(..., mpp=)) or set --zoom"
+        )
+    else:
+        ratio = level_mpp / card.mpp
+        zoom = 1.0 if abs(ratio - 1) <= ZOOM_TOLERANCE else round(ratio, 4)
+        if not ZOOM_RANGE[0] <= zoom <= ZOOM_RANGE[1]:
+            raise InferError(
+                f"{getattr(slide, 'path', 'slide')}: level {config.level} is {level_mpp:.3g} µm/px "
+                f"and the model was trained at {card.mpp:g} µm/px (zoom {ratio:.3g}, outside "
+                "1/8-8): choose a level closer to the model's resolution (--level)"
+            )
+    info["zoom"] = zoom
+    return zoom, info, note
 
 
-def _probs(model: Any, card: dict[str, Any], x: Any) -> Any:
+def _resolved(slide: Any, card: ModelCard, config: InferConfig) -> tuple[InferConfig, dict]:
+    """``config`` with a numeric zoom (warning when it cannot be matched), and its provenance."""
+    from dataclasses import replace
+
+    zoom, info, note = resolve_zoom(slide, card, config)
+    if note:
+        warnings.warn(note, ResolutionWarning, stacklevel=4)
+        info["warning"] = note
+    return replace(config, zoom=zoom), info
+
+
+def _probs(model: Any, card: ModelCard, x: Any) -> Any:
     """Class probabilities ``(N, C, H, W)`` of one model (sigmoid models give 2 classes).
 
     HoVer models give NP probability, H, V and type probabilities.
@@ -144,13 +255,13 @@ def _probs(model: Any, card: dict[str, Any], x: Any) -> Any:
     import torch
 
     out = model(x)
-    if card.get("kind") == "hover":
+    if card.is_hover:
         out = out.float()
         parts = [torch.softmax(out[:, 0:2], 1)[:, 1:2], out[:, 2:4]]
         if out.shape[1] > 4:
             parts.append(torch.softmax(out[:, 4:], 1))
         return torch.cat(parts, 1)
-    if card.get("activation") == "sigmoid" or out.shape[1] == 1:
+    if card.activation == "sigmoid" or out.shape[1] == 1:
         p = torch.sigmoid(out[:, :1])
         return torch.cat([1 - p, p], 1)
     return torch.softmax(out.float(), 1)
@@ -188,13 +299,13 @@ def _undo_tta(p: Any, k: int, flip: bool, hover: bool) -> Any:
     return p
 
 
-def _forward(models: Sequence[tuple[Any, dict[str, Any]]], x: Any, tta: str, use_amp: bool) -> Any:
+def _forward(models: Sequence[tuple[Any, ModelCard]], x: Any, tta: str, use_amp: bool) -> Any:
     import torch
 
     total = None
     n = 0
     for model, card in models:
-        hover = card.get("kind") == "hover"
+        hover = card.is_hover
         for k, flip in _tta_ops(tta):
             xi = torch.rot90(x, k, (2, 3))
             if flip:
@@ -211,16 +322,21 @@ def _forward(models: Sequence[tuple[Any, dict[str, Any]]], x: Any, tta: str, use
 # the block function
 # -----------------------------------------------------------------------------
 def read_block(
-    arr: Any, core: tuple[int, int, int, int], halo: int, tile: int
+    arr: Any, core: tuple[int, int, int, int], halo: int, tile: int, zoom: float = 1.0
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pixels of ``core`` plus ``halo`` (reflect-padded outside the image, at least one tile).
+    """Pixels of ``core`` plus a halo (reflect-padded outside the image), at least one tile.
 
+    ``halo`` and ``tile`` are in the model's pixels: at ``zoom`` z the block
+    reads ``ceil(halo / z)`` slide pixels of halo and at least
+    ``ceil(tile / z)`` per side, so the model always sees exactly scale z.
     Returns the padded block and the offset of the core inside it.
     """
     y0, x0, y1, x1 = core
+    halo = math.ceil(halo / zoom)
+    need = math.ceil(tile / zoom)
     ry0, rx0 = y0 - halo, x0 - halo
-    ry1 = max(y1 + halo, ry0 + tile)
-    rx1 = max(x1 + halo, rx0 + tile)
+    ry1 = max(y1 + halo, ry0 + need)
+    rx1 = max(x1 + halo, rx0 + need)
     # The same clip-read-pad as patch extraction, so both see identical edge pixels.
     part = read_window_rect(arr, ry0, rx0, ry1 - ry0, rx1 - rx0, "reflect", 0)
     if part.ndim == 2:
@@ -230,7 +346,7 @@ def read_block(
 
 
 def predict_block(
-    models: Sequence[tuple[Any, dict[str, Any]]],
+    models: Sequence[tuple[Any, ModelCard]],
     pixels: np.ndarray,
     offset: tuple[int, int],
     core_shape: tuple[int, int],
@@ -245,28 +361,28 @@ def predict_block(
     import torch
 
     card = models[0][1]
-    norm = card.get("normalization") or {
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
-    }
-    mean = np.asarray(norm["mean"], np.float32)
-    std = np.asarray(norm["std"], np.float32)
+    mean = np.asarray(card.normalization.mean, np.float32)
+    std = np.asarray(card.normalization.std, np.float32)
     H0, W0 = pixels.shape[:2]
-    if config.zoom != 1:
+    zoom = config.zoom_factor
+    if zoom != 1:
         import cv2
 
-        zh, zw = (
-            max(config.tile, round(H0 * config.zoom)),
-            max(config.tile, round(W0 * config.zoom)),
-        )
-        interp = cv2.INTER_LINEAR if config.zoom > 1 else cv2.INTER_AREA
+        # read_block gave at least ceil(tile / zoom) pixels, so both sides scale by zoom
+        zh, zw = round(H0 * zoom), round(W0 * zoom)
+        if min(zh, zw) < config.tile:
+            raise InferError(
+                f"a block of {H0} x {W0} px at zoom {zoom:g} is smaller than a tile "
+                f"({config.tile} px); read it with read_block(..., zoom={zoom:g})"
+            )
+        interp = cv2.INTER_LINEAR if zoom > 1 else cv2.INTER_AREA
         pixels = cv2.resize(np.ascontiguousarray(pixels), (zw, zh), interpolation=interp)
     H, W = pixels.shape[:2]
     t = config.tile
     ys = tile_starts(H, t, config.overlap)
     xs = tile_starts(W, t, config.overlap)
     win = torch.from_numpy(blend_window(t, config.window))
-    n_classes = _channels(card)
+    n_classes = card.channels
     acc = torch.zeros((n_classes, H, W), dtype=torch.float32)
     wsum = torch.zeros((H, W), dtype=torch.float32)
     img = (pixels.astype(np.float32) / 255.0 - mean) / std
@@ -282,10 +398,10 @@ def predict_block(
                 acc[:, y : y + t, x : x + t] += p * win
                 wsum[y : y + t, x : x + t] += win
     out = (acc / wsum).numpy()
-    if config.zoom != 1:
+    if zoom != 1:
         import cv2
 
-        interp = cv2.INTER_AREA if config.zoom > 1 else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if zoom > 1 else cv2.INTER_LINEAR
         out = np.stack([cv2.resize(c, (W0, H0), interpolation=interp) for c in out])
     oy, ox = offset
     h, w = core_shape
@@ -295,22 +411,48 @@ def predict_block(
 # -----------------------------------------------------------------------------
 # the output and the per-block write
 # -----------------------------------------------------------------------------
-def _config_hash(config: InferConfig, slide_path: str, cards: list[dict[str, Any]]) -> str:
-    # Where and how fast it runs (device, threads, batch size) does not change what is
-    # predicted: a run started on the CPU may be resumed on a GPU or a cluster.
+def _identity(config: InferConfig, slide: Any, cards: Sequence[ModelCard]) -> dict[str, Any]:
+    """What decides a prediction's pixels: settings, slide and the models' content digests.
+
+    Where and how fast it runs (device, threads, batch size) does not change what is
+    predicted: a run started on the CPU may be resumed on a GPU or a cluster. The
+    models are identified by content (weights + prediction fields of the card), so a
+    card changed by ``tune-hover --write`` or ``pack --mpp`` is another model.
+    """
     settings = {
         k: v for k, v in config.to_dict().items() if k not in ("device", "threads", "batch_size")
     }
-    raw = json.dumps(
-        {
-            "config": settings,
-            "slide": os.path.abspath(slide_path),
-            "models": [c.get("created") for c in cards],
-        },
-        sort_keys=True,
-        default=str,
-    )
+    return {
+        "config": settings,
+        "slide": os.path.abspath(slide.path),
+        "slide_mpp": list(slide.mpp) if slide.mpp else None,
+        "models": [c.digest() for c in cards],
+    }
+
+
+def _config_hash(identity: dict[str, Any]) -> str:
+    raw = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _mismatch(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Why an existing output cannot be resumed with these settings (for the error)."""
+    if not old:
+        return f"{out}: holds a prediction made with other settings, slide or models"
+    if old.get("models") != new["models"]:
+        return (
+            f"{out}: was predicted by other model content (digest {old.get('models')} vs "
+            f"{new['models']}): a retrained model or a changed card (tune-hover --write, "
+            "pack --mpp) predicts differently; write to a new folder"
+        )
+    if old.get("slide") != new["slide"] or old.get("slide_mpp") != new["slide_mpp"]:
+        return f"{out}: was predicted on {old.get('slide')} (mpp {old.get('slide_mpp')})"
+    diff = sorted(
+        k
+        for k in set(old.get("config", {})) | set(new["config"])
+        if old.get("config", {}).get(k) != new["config"].get(k)
+    )
+    return f"{out}: was predicted with other settings ({', '.join(diff) or 'unknown'})"
 
 
 def _roi_mask(roi: Sequence[Sequence[float]], core: tuple[int, int, int, int]) -> np.ndarray:
@@ -393,19 +535,21 @@ def _create_pyramid(
 def _open_output(
     out: Path,
     slide: Any,
-    cards: list[dict[str, Any]],
+    cards: list[ModelCard],
     config: InferConfig,
     blocks: list[tuple[int, int, int, int]],
     factors: list[int],
     shape: tuple[int, int],
     resume: bool,
+    resolution: dict[str, Any],
 ) -> Any:
     import zarr
 
     card = cards[0]
-    hover = card.get("kind") == "hover"
-    n_classes = _channels(card)
-    digest = _config_hash(config, slide.path, cards)
+    hover = card.is_hover
+    n_classes = card.channels
+    identity = _identity(config, slide, cards)
+    digest = _config_hash(identity)
     if out.exists() and not resume:
         raise InferError(
             f"{out}: exists; pass resume=True (--resume) to continue it, or choose another path"
@@ -413,10 +557,15 @@ def _open_output(
     root = zarr.open_group(str(out), mode="a")
     attrs = dict(root.attrs)
     if attrs:
-        if attrs.get("slideseg_inference", {}).get("config_hash") != digest:
+        info = attrs.get("slideseg_inference", {})
+        if info.get("config_hash") != digest:
             raise InferError(
-                f"{out}: holds a prediction made with other settings, slide or models; not resuming it"
+                _mismatch(out, info.get("identity") or {}, identity) + "; not resuming it"
             )
+        # Same content: the provenance shows the cards as they are now (names, notes).
+        meta = dict(attrs.get("slideseg") or {})
+        meta["models"] = cards_summary(cards)
+        root.attrs["slideseg"] = meta
         return root
     H, W = shape
     b = config.block
@@ -440,7 +589,9 @@ def _open_output(
         {
             "slideseg_inference": {
                 "config_hash": digest,
+                "identity": identity,
                 "config": config.to_dict(),
+                "resolution": resolution,
                 "slide": os.path.abspath(slide.path),
                 "level": config.level,
                 "level_factors": list(slide.level_factors(config.level)),
@@ -449,11 +600,11 @@ def _open_output(
                 "mpp": list(slide.mpp) if slide.mpp else None,
                 "blocks": [list(b) for b in blocks],
                 "pyramid": factors,
-                "kind": card.get("kind", "semantic"),
+                "kind": card.kind,
                 "complete": False,
                 "versions": _versions(),
             },
-            "slideseg": {"classmap": card["classmap"], "models": cards},
+            "slideseg": {"classmap": card.classmap.to_dict(), "models": cards_summary(cards)},
         }
     )
     return root
@@ -491,7 +642,7 @@ def _read(
         ih = config.instance_halo
         y0, x0, y1, x1 = core
         ext = (max(0, y0 - ih), max(0, x0 - ih), min(H, y1 + ih), min(W, x1 + ih))
-    pixels, offset = read_block(arr, ext, config.halo_px, config.tile)
+    pixels, offset = read_block(arr, ext, config.halo_px, config.tile, config.zoom_factor)
     return pixels, offset, ext
 
 
@@ -554,16 +705,14 @@ def _write(
     write_table(out, index, res["rows"])
 
 
-def _context(
-    slide: Any, card: dict[str, Any], config: InferConfig, n_blocks: int
-) -> dict[str, Any]:
+def _context(slide: Any, card: ModelCard, config: InferConfig, n_blocks: int) -> dict[str, Any]:
     """What every block needs besides its pixels (picklable, for dask workers)."""
-    kind = card.get("kind", "semantic")
+    kind = card.kind
     ctx: dict[str, Any] = {"kind": kind}
     if kind == "hover":
         from ..instances.postproc import HoverParams
 
-        params = dict((card.get("hover") or {}).get("postproc") or {})
+        params = card.postproc
         params.update(config.hover or {})
         if not params.get("mpp") and slide.mpp:
             fy, _ = slide.level_factors(config.level)
@@ -575,7 +724,7 @@ def _context(
         ctx.update(
             params=HoverParams(**params).to_dict(),
             stride=_id_stride_checked(n_blocks),
-            type_names=list(card["classmap"]["names"]),
+            type_names=list(card.classmap.names),
         )
     return ctx
 
@@ -667,6 +816,11 @@ def plan_blocks(
     slide: Any, config: InferConfig
 ) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
     """Level shape and block cores (row-major) of a prediction over ``slide``."""
+    if config.level >= slide.n_levels:
+        raise InferError(
+            f"{slide.path}: level {config.level} does not exist (the slide has "
+            f"{slide.n_levels} level(s), 0-{slide.n_levels - 1})"
+        )
     H, W = slide.levels[config.level].shape[:2]
     ry0, rx0, ry1, rx1 = 0, 0, H, W
     if config.region is not None:
@@ -699,8 +853,9 @@ def predict_slide_steps(
 
     from ..models.checkpoint import load_model
 
-    models = [load_model(m) if isinstance(m, str | os.PathLike) else m for m in models]
-    _check_models(models)
+    models = _check_models(
+        [load_model(m) if isinstance(m, str | os.PathLike) else m for m in models]
+    )
     cards = [c for _, c in models]
     owned = isinstance(client, str) and client not in ("current",)
     client = _get_client(client)
@@ -718,10 +873,11 @@ def _predict(slide, models, cards, out, config, resume, client):
 
     card = cards[0]
     shape, blocks = plan_blocks(slide, config)
+    config, resolution = _resolved(slide, card, config)
     ctx = _context(slide, card, config, len(blocks))
     factors = pyramid_factors(shape, config.block)
     out = Path(out)
-    root = _open_output(out, slide, cards, config, blocks, factors, shape, resume)
+    root = _open_output(out, slide, cards, config, blocks, factors, shape, resume, resolution)
     done = np.asarray(root["done"][:])
     skipped = 0
     if config.min_tissue > 0:
@@ -758,7 +914,7 @@ def _predict(slide, models, cards, out, config, resume, client):
         )
 
     if client is not None:
-        paths = [c.get("source") for c in cards]
+        paths = [c.source for c in cards]
         if not all(paths):
             raise InferError(
                 "distributed inference loads checkpoints on the workers by path: "

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..io.errors import SlideSegError
+from ..models.card import ModelCard
 from ..progress import Progress, drain
 from .postproc import HoverParams, hover_instances
 
@@ -60,7 +61,7 @@ def _read_rgb(path: str | os.PathLike) -> np.ndarray:
 
 def predict_maps(
     model: Any,
-    card: dict[str, Any],
+    card: ModelCard,
     image: np.ndarray,
     *,
     tile: int | None = None,
@@ -77,10 +78,10 @@ def predict_maps(
 
     from ..infer.engine import InferConfig, predict_block, read_block
 
-    t = tile or int(card.get("patch_size") or 256)
+    t = tile or card.patch_size
     cfg = InferConfig(tile=t, overlap=overlap, zoom=zoom, tta=tta)
     h, w = image.shape[:2]
-    pixels, offset = read_block(image, (0, 0, h, w), overlap, t)
+    pixels, offset = read_block(image, (0, 0, h, w), overlap, t, zoom)
     return predict_block([(model, card)], pixels, offset, (h, w), cfg, torch.device("cpu"))
 
 
@@ -120,9 +121,9 @@ def tune_hover_steps(
     if threads:
         torch.set_num_threads(int(threads))
     model, card = load_model(model_path)
-    if card.get("kind") != "hover":
-        raise TuneError(f"{model_path}: a {card.get('kind')!r} model; tuning needs a HoVer model")
-    base = HoverParams(**((card.get("hover") or {}).get("postproc") or {}))
+    if not card.is_hover:
+        raise TuneError(f"{model_path}: a {card.kind!r} model; tuning needs a HoVer model")
+    base = HoverParams(**card.postproc)
     combos = _combos(grid or DEFAULT_GRID)
     keys = list(combos[0])
     current = {k: getattr(base, k) for k in keys}

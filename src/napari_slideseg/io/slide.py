@@ -31,6 +31,7 @@ for 12-bit), never computed from the pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -141,6 +142,31 @@ class Slide:
             return None
         fy, fx = self.level_factors(level)
         return (self.mpp[0] * fy, self.mpp[1] * fx)
+
+    def with_mpp(self, mpp: float | tuple[float, float]) -> Slide:
+        """This slide with level-0 microns per pixel ``mpp`` (for files that do not say).
+
+        A single number is used for both axes. The metadata records
+        ``mpp_source: "user"``.
+        """
+        pair = (mpp, mpp) if isinstance(mpp, int | float) else tuple(mpp)
+        vals = []
+        for v in pair:
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                raise SlideError(self.path, f"mpp must be a number, not {v!r}") from None
+            if not (math.isfinite(f) and 0.01 <= f <= 1000):
+                raise SlideError(
+                    self.path, f"mpp {v!r} µm/px is not a plausible pixel size (0.01-1000)"
+                )
+            vals.append(f)
+        meta = self.metadata
+        meta["mpp"] = vals
+        meta["mpp_source"] = "user"
+        return dataclasses.replace(
+            self, mpp=(vals[0], vals[1]), _metadata_json=json.dumps(meta, default=str)
+        )
 
     def level_factors(self, level: int) -> tuple[float, float]:
         """Exact ``(y, x)`` downsample of ``level`` from the level shapes."""
@@ -258,6 +284,7 @@ def open_slide(
     cache_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     memory_fraction: float = MEMORY_FRACTION,
+    mpp: float | None = None,
 ) -> Slide:
     """Open a whole-slide image lazily.
 
@@ -275,6 +302,9 @@ def open_slide(
     memory_fraction
         Largest fraction of the available memory a one-time decode of a PNG or
         JPEG may use before it is refused.
+    mpp
+        Microns per pixel of level 0, for files that do not state it (JPEG/PNG
+        tiles) or to override what they state (:meth:`Slide.with_mpp`).
 
     Returns
     -------
@@ -287,9 +317,10 @@ def open_slide(
         readable slide (missing, empty, truncated, corrupt, unsupported
         compression, not an image, too big to decode).
     """
-    return drain(
+    slide = drain(
         open_slide_steps(path, cache_dir=cache_dir, memory_fraction=memory_fraction), progress
     )
+    return slide if mpp is None else slide.with_mpp(mpp)
 
 
 def open_slide_steps(
