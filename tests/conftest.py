@@ -68,3 +68,48 @@ def demo_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo"
     assert main(["demo", "--out", str(out), "--device", "cpu", "--quiet"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def level1_prediction(tmp_path_factory, ome_pyramid):
+    """A semantic prediction zarr on level 1 of the bundled sample, as the engine lays it out.
+
+    Returns ``(path, labels, slide)``. The labels are real: the sample's level
+    1 thresholded into tissue (1) and dark, nucleus-rich areas (2); the
+    attributes are the engine's (level, level factors, shapes, mpp, pyramid).
+    """
+    import numpy as np
+    import zarr
+    from scipy import ndimage
+
+    from napari_slideseg.io.palette import ClassMap
+    from napari_slideseg.io.slide import open_slide
+
+    slide = open_slide(ome_pyramid)
+    rgb = np.asarray(slide.levels[1])
+    g = ndimage.uniform_filter(rgb.astype(np.float32).mean(-1), 5)
+    labels = np.zeros(g.shape, np.uint8)
+    labels[g < 215] = 1
+    labels[g < 140] = 2
+    out = tmp_path_factory.mktemp("pred") / "level1.zarr"
+    root = zarr.open_group(str(out), mode="w")
+    root.create_array("labels", shape=labels.shape, chunks=(512, 512), dtype=np.uint8)
+    root["labels"][:] = labels
+    root.create_array("pyramid/2", shape=labels[::2, ::2].shape, chunks=(512, 512), dtype=np.uint8)
+    root["pyramid/2"][:] = labels[::2, ::2]
+    root.attrs.update(
+        {
+            "slideseg_inference": {
+                "level": 1,
+                "level_factors": list(slide.level_factors(1)),
+                "level_shape": list(labels.shape),
+                "slide_shape": list(slide.levels[0].shape[:2]),
+                "mpp": list(slide.mpp),
+                "pyramid": [2],
+                "kind": "semantic",
+                "complete": True,
+            },
+            "slideseg": {"classmap": ClassMap.preset("wsi3").to_dict(), "models": []},
+        }
+    )
+    return out, labels, slide

@@ -9,6 +9,14 @@ looks finished.
 Formats that cannot stream say so and refuse above a documented size: the
 semantic GeoJSON mode (connected components per class) needs the whole array
 and refuses above :data:`GEOJSON_SEMANTIC_MAX_PIXELS`.
+
+Coordinates and resolution: each writer takes a
+:class:`~napari_slideseg.io.placement.Placement` (the labels' pyramid level,
+the factors to level-0 pixels, the level-0 microns per pixel). GeoJSON is
+written in level-0 pixels of the slide whatever level the labels hold;
+raster formats keep their own pixels and record their resolution (PNG
+``pHYs``, TIFF ``XResolution``/``YResolution`` in centimetres, OME-Zarr
+scale in micrometres) and their placement, so they reopen on the slide.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import numpy as np
 
 from ..progress import Progress, drain
 from .palette import ClassMap, MaskError, _check_label_range
+from .placement import Placement, mpp_to_ppm
 from .pngstream import PngStreamWriter
 
 #: Rows per band when streaming a PNG (bounded memory: band x width x 3 bytes).
@@ -35,6 +44,23 @@ PNG_BAND_ROWS = 512
 GEOJSON_SEMANTIC_MAX_PIXELS = 20000 * 20000
 #: tEXt key under which PNG writers record the class map (JSON).
 PNG_CLASSMAP_KEY = "slideseg:classmap"
+#: tEXt key under which PNG writers record the placement (JSON, :meth:`Placement.to_dict`).
+PNG_PLACEMENT_KEY = "slideseg:placement"
+#: Tile edge of colour TIFF masks.
+TIFF_TILE = 512
+
+
+def resolve_placement(
+    placement: Placement | None, mpp: tuple[float, float] | None, shape: tuple[int, ...]
+) -> Placement | None:
+    """The placement a writer records: ``placement``, else level-0 pixels of ``mpp`` µm, else None."""
+    if placement is None and mpp is None:
+        return None
+    if placement is None:
+        placement = Placement.from_pixel_mpp(mpp)
+    from dataclasses import replace
+
+    return replace(placement, shape=(int(shape[0]), int(shape[1])))
 
 
 def _as_2d(labels: Any, what: str = "labels") -> Any:
@@ -92,6 +118,8 @@ def write_color_png_steps(
     indexed: bool = False,
     band_rows: int = PNG_BAND_ROWS,
     level: int = 6,
+    placement: Placement | None = None,
+    mpp: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_color_png` as a generator of progress events."""
     path = Path(path)
@@ -99,14 +127,20 @@ def write_color_png_steps(
     h, w = labels.shape
     colors = np.asarray(classmap.colors, np.uint8)
     text = {PNG_CLASSMAP_KEY: json.dumps(classmap.to_dict())}
+    where = resolve_placement(placement, mpp, (h, w))
+    ppm = None
+    if where is not None:
+        text[PNG_PLACEMENT_KEY] = json.dumps(where.to_dict())
+        if where.pixel_mpp is not None:
+            ppm = mpp_to_ppm(where.pixel_mpp)
     if indexed:
         if classmap.n_classes > 256:
             raise MaskError(
                 f"{path}: an indexed PNG holds at most 256 classes, not {classmap.n_classes}"
             )
-        writer = PngStreamWriter(path, w, h, "P", palette=colors, level=level, text=text)
+        writer = PngStreamWriter(path, w, h, "P", palette=colors, level=level, text=text, ppm=ppm)
     else:
-        writer = PngStreamWriter(path, w, h, "RGB", level=level, text=text)
+        writer = PngStreamWriter(path, w, h, "RGB", level=level, text=text, ppm=ppm)
     n = -(-h // band_rows)
     with writer:
         for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
@@ -124,6 +158,8 @@ def write_color_png(
     indexed: bool = False,
     band_rows: int = PNG_BAND_ROWS,
     level: int = 6,
+    placement: Placement | None = None,
+    mpp: tuple[float, float] | None = None,
 ) -> Path:
     """Write labels as a colour-map PNG using the class map's RGB colours.
 
@@ -143,6 +179,12 @@ def write_color_png(
         Rows encoded per step (memory: ``band_rows x width x 3`` bytes).
     level
         zlib level.
+    placement
+        Where the labels sit on their slide (level, factors, level-0 mpp):
+        recorded in a ``tEXt`` chunk (``slideseg:placement``), and the
+        labels' own µm per pixel in the ``pHYs`` chunk.
+    mpp
+        ``(y, x)`` µm per pixel of the labels, when there is no ``placement``.
 
     Returns
     -------
@@ -152,7 +194,14 @@ def write_color_png(
     """
     return drain(
         write_color_png_steps(
-            path, labels, classmap, indexed=indexed, band_rows=band_rows, level=level
+            path,
+            labels,
+            classmap,
+            indexed=indexed,
+            band_rows=band_rows,
+            level=level,
+            placement=placement,
+            mpp=mpp,
         )
     )
 
@@ -179,6 +228,85 @@ def write_index_png(
 
 
 # -----------------------------------------------------------------------------
+# TIFF
+# -----------------------------------------------------------------------------
+def write_color_tiff_steps(
+    path: str | os.PathLike,
+    labels: Any,
+    classmap: ClassMap,
+    *,
+    placement: Placement | None = None,
+    mpp: tuple[float, float] | None = None,
+    tile: int = TIFF_TILE,
+) -> Generator[Progress, None, Path]:
+    """:func:`write_color_tiff` as a generator of progress events."""
+    import tifffile
+
+    path = Path(path)
+    labels = _as_2d(labels)
+    h, w = labels.shape
+    colors = np.asarray(classmap.colors, np.uint8)
+    where = resolve_placement(placement, mpp, (h, w))
+    desc: dict[str, Any] = {"classmap": classmap.to_dict()}
+    kwargs: dict[str, Any] = {}
+    if where is not None:
+        desc["placement"] = where.to_dict()
+        if where.pixel_mpp is not None:
+            my, mx = where.pixel_mpp
+            kwargs = {"resolution": (1e4 / mx, 1e4 / my), "resolutionunit": "CENTIMETER"}
+    n_rows = -(-h // tile)
+    progress: list[Progress] = []
+
+    def tiles() -> Iterator[np.ndarray]:
+        for i, (_, band) in enumerate(iter_bands(labels, tile)):
+            _check_range(band, classmap, path)
+            rgb = colors[band]
+            for x0 in range(0, w, tile):
+                t = np.zeros((tile, tile, 3), np.uint8)
+                part = rgb[:, x0 : x0 + tile]
+                t[: part.shape[0], : part.shape[1]] = part
+                yield t
+            progress.append(
+                Progress("tiff", i + 1, n_rows, f"TIFF rows {min(h, (i + 1) * tile)}/{h}")
+            )
+
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=h * w * 3 > 2**31) as tw:
+            tw.write(
+                tiles(),
+                shape=(h, w, 3),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                photometric="rgb",
+                compression="zlib",
+                description=json.dumps({"slideseg": desc}),
+                metadata=None,
+                software="napari-slideseg",
+                **kwargs,
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    yield from progress
+    return path
+
+
+def write_color_tiff(
+    path: str | os.PathLike, labels: Any, classmap: ClassMap, **kwargs: Any
+) -> Path:
+    """Write labels as a tiled, deflate-compressed colour TIFF in the class map's colours.
+
+    ``placement`` (or ``mpp``, µm per pixel of the labels) is recorded as
+    ``XResolution``/``YResolution`` in pixels per centimetre (``ResolutionUnit``
+    centimetre), and with the class map as JSON in ``ImageDescription``
+    (``{"slideseg": {"classmap": ..., "placement": ...}}``); ``tile`` is the
+    tile edge. Streams a row of tiles at a time.
+    """
+    return drain(write_color_tiff_steps(path, labels, classmap, **kwargs))
+
+
+# -----------------------------------------------------------------------------
 # OME-Zarr labels
 # -----------------------------------------------------------------------------
 def write_ome_zarr_labels_steps(
@@ -192,6 +320,7 @@ def write_ome_zarr_labels_steps(
     chunk: int = 1024,
     lowest_max: int = 1024,
     source: Mapping[str, Any] | None = None,
+    placement: Placement | None = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_ome_zarr_labels` as a generator of progress events."""
     import zarr
@@ -201,6 +330,8 @@ def write_ome_zarr_labels_steps(
     if not isinstance(labels, da.Array):
         labels = da.from_array(labels, chunks=chunk)
     h, w = labels.shape
+    where = resolve_placement(placement, mpp, (h, w))
+    mpp = where.pixel_mpp if where is not None else None
     shapes = [(h, w)]
     while max(shapes[-1]) > lowest_max:
         shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
@@ -240,7 +371,7 @@ def write_ome_zarr_labels_steps(
                     {
                         "path": str(i),
                         "coordinateTransformations": [
-                            {"type": "scale", "scale": [sy * h / lv[0], sx * w / lv[1]]}
+                            {"type": "scale", "scale": [sy * (h / lv[0]), sx * (w / lv[1])]}
                         ],
                     }
                     for i, lv in enumerate(shapes)
@@ -249,8 +380,13 @@ def write_ome_zarr_labels_steps(
         ],
         "image-label": label_meta,
     }
+    slideseg: dict[str, Any] = {}
     if classmap is not None:
-        attrs["slideseg"] = {"classmap": classmap.to_dict()}
+        slideseg["classmap"] = classmap.to_dict()
+    if where is not None:
+        slideseg["placement"] = where.to_dict()
+    if slideseg:
+        attrs["slideseg"] = slideseg
     dtype = labels.dtype
     try:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
@@ -298,7 +434,9 @@ def write_ome_zarr_labels(path: str | os.PathLike, labels: Any, **kwargs: Any) -
     **kwargs
         ``classmap`` (colours and class names per value), ``properties``
         (``{value: {key: value}}``, e.g. instance type and area), ``name``,
-        ``mpp`` (``(y, x)`` µm/px, recorded as the scale), ``chunk``,
+        ``mpp`` (``(y, x)`` µm/px, recorded as the scale, axes in
+        micrometres), ``placement`` (level, factors and level-0 mpp: its
+        µm/px is the scale, and it is kept in ``attrs["slideseg"]``), ``chunk``,
         ``lowest_max`` (reduced levels by nearest sampling down to this size),
         ``source`` (provenance dict).
 
@@ -322,11 +460,20 @@ def _jsonable(v: Any) -> Any:
 # GeoJSON
 # -----------------------------------------------------------------------------
 def _polygons(mask: np.ndarray) -> list[list[list[list[float]]]]:
-    """Polygons (outer ring + holes, closed, (x, y) pixel coordinates) of a binary crop."""
+    """Polygons (outer ring + holes, closed, (x, y)) of a binary crop, along pixel edges.
+
+    Pixel ``(y, x)`` covers ``[x, x + 1) x [y, y + 1)`` (QuPath's convention),
+    so rasterising the polygons by pixel centres gives back ``mask`` exactly,
+    and scaling them by a level's downsample gives the level-0 outline.
+    The borders are traced (OpenCV) on the mask upsampled 2x, where a pixel's
+    left/top border pixels have even and its right/bottom ones odd indices:
+    index ``k`` maps to edge ``ceil(k / 2)``.
+    """
     import cv2
 
     m = np.ascontiguousarray(mask.astype(np.uint8))
-    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    up = np.repeat(np.repeat(m, 2, axis=0), 2, axis=1)
+    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return []
     hier = hierarchy[0]
@@ -344,12 +491,13 @@ def _polygons(mask: np.ndarray) -> list[list[list[list[float]]]]:
 
 
 def _ring(contour: np.ndarray) -> list[list[float]]:
-    pts = contour.reshape(-1, 2).astype(float)
-    if len(pts) < 3:  # a 1-2 pixel object: outline its pixels' corners
-        x0, y0 = pts.min(0) - 0.5
-        x1, y1 = pts.max(0) + 0.5
-        pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-    ring = pts.tolist()
+    pts = (contour.reshape(-1, 2).astype(np.int64) + 1) // 2
+    keep = np.ones(len(pts), bool)
+    keep[1:] = (pts[1:] != pts[:-1]).any(1)
+    pts = pts[keep]
+    if len(pts) > 1 and (pts[0] == pts[-1]).all():
+        pts = pts[:-1]
+    ring = pts.astype(float).tolist()
     ring.append(ring[0])
     return ring
 
@@ -358,15 +506,17 @@ def _feature(
     label_id: int,
     polys: list,
     offset: tuple[int, int],
-    scale: float,
+    scale: tuple[float, float],
     class_index: int | None,
     classmap: ClassMap | None,
     object_type: str,
     extra: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     oy, ox = offset
+    sy, sx = scale
     shifted = [
-        [[[(x + ox) * scale, (y + oy) * scale] for x, y in ring] for ring in poly] for poly in polys
+        [[[_num((x + ox) * sx), _num((y + oy) * sy)] for x, y in ring] for ring in poly]
+        for poly in polys
     ]
     geom = (
         {"type": "Polygon", "coordinates": shifted[0]}
@@ -385,11 +535,24 @@ def _feature(
     return {"type": "Feature", "id": str(label_id), "geometry": geom, "properties": props}
 
 
+def _num(v: float) -> float | int:
+    """A coordinate: an int when whole (compact JSON), else rounded to 1/1000 pixel."""
+    r = round(v, 3)
+    return int(r) if r == int(r) else r
+
+
+def _scale_pair(scale: float | tuple[float, float]) -> tuple[float, float]:
+    if isinstance(scale, int | float):
+        return (float(scale), float(scale))
+    sy, sx = (float(v) for v in scale)
+    return (sy, sx)
+
+
 def _instance_features(
     labels: Any,
     *,
     block: int,
-    scale: float,
+    scale: tuple[float, float],
     classmap: ClassMap | None,
     instance_classes: Mapping[int, int] | None,
     properties: Mapping[int, Mapping[str, Any]] | None,
@@ -455,7 +618,7 @@ def _instance_features(
 
 
 def _semantic_features(
-    labels: Any, *, scale: float, classmap: ClassMap | None, object_type: str
+    labels: Any, *, scale: tuple[float, float], classmap: ClassMap | None, object_type: str
 ) -> Iterator[dict[str, Any]]:
     from scipy import ndimage
 
@@ -486,13 +649,17 @@ def write_geojson_steps(
     instance_classes: Mapping[int, int] | None = None,
     properties: Mapping[int, Mapping[str, Any]] | None = None,
     object_type: str = "annotation",
-    scale: float = 1.0,
+    scale: float | tuple[float, float] | None = None,
+    placement: Placement | None = None,
     block: int = 2048,
     compress: bool | None = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_geojson` as a generator of progress events."""
     path = Path(path)
     labels = _as_2d(labels)
+    if scale is None:
+        scale = placement.factors if placement is not None else (1.0, 1.0)
+    scale = _scale_pair(scale)
     if object_type not in ("annotation", "detection", "cell", "tile"):
         raise ValueError(
             f"object_type must be annotation, detection, cell or tile, not {object_type!r}"
@@ -510,7 +677,21 @@ def write_geojson_steps(
     opener = gzip.open if compress else open
     try:
         with opener(tmp, "wt", encoding="utf-8") as fh:
-            fh.write('{"type": "FeatureCollection", "features": [\n')
+            coords: dict[str, Any] = {
+                "units": "pixels",
+                "level": 0,
+                "source_level": placement.level if placement is not None else 0,
+                "source_shape": [int(labels.shape[0]), int(labels.shape[1])],
+                "scale": list(scale),
+                "convention": "pixel edges: pixel (x, y) covers [x, x+1) x [y, y+1)",
+            }
+            if placement is not None and placement.slide_shape:
+                coords["slide_shape"] = list(placement.slide_shape)
+            if placement is not None and placement.mpp:
+                coords["mpp"] = list(placement.mpp)
+            fh.write('{"type": "FeatureCollection", "slideseg": ')
+            fh.write(json.dumps({"coordinates": coords}))
+            fh.write(', "features": [\n')
             first = True
             if mode == "instances":
                 items: Iterator[Any] = _instance_features(
@@ -559,8 +740,12 @@ def write_geojson(path: str | os.PathLike, labels: Any, **kwargs: Any) -> Path:
         each object a QuPath ``classification`` (name and colour);
         ``properties`` adds per-id measurements; ``object_type`` is QuPath's
         ``"annotation"`` or ``"detection"`` (use detections for millions of
-        nuclei); ``scale`` multiplies pixel coordinates (e.g. the level's
-        downsample, to write level-0 coordinates); ``block`` is the block edge.
+        nuclei); ``placement`` (the labels' level, factors and mpp) writes
+        level-0 pixel coordinates of the slide, QuPath's, whatever level the
+        labels hold, and records them in the collection's ``slideseg``
+        member; ``scale`` (a number or ``(sy, sx)``) overrides the factors;
+        ``block`` is the block edge. Polygons follow pixel edges (pixel
+        ``(x, y)`` covers ``[x, x + 1) x [y, y + 1)``).
 
     Returns
     -------
@@ -581,21 +766,31 @@ def export_labels(
     rle_order: str = "col",
     rle_layout: str = "semantic",
     image_id: str | None = None,
+    placement: Placement | None = None,
     **kwargs: Any,
 ) -> Path:
     """Write ``labels`` in the format given by ``out``'s suffix.
 
-    ``.png`` colour-map PNG (``indexed=True`` for a palette PNG), ``.csv`` RLE
-    CSV (``rle_layout`` semantic or instance, ``rle_order`` col or row; the
-    order and base are recorded in every row), ``.ome.zarr``/``.zarr`` OME-Zarr
-    labels, ``.geojson``/``.geojson.gz`` polygons.
+    ``.png`` colour-map PNG (``indexed=True`` for a palette PNG), ``.tif``/
+    ``.tiff`` colour TIFF, ``.csv`` RLE CSV (``rle_layout`` semantic or
+    instance, ``rle_order`` col or row; the order and base are recorded in
+    every row), ``.ome.zarr``/``.zarr`` OME-Zarr labels,
+    ``.geojson``/``.geojson.gz`` polygons.
+
+    ``placement`` (the labels' level, factors to level 0 and level-0 mpp,
+    e.g. :meth:`Placement.from_attrs` of a prediction zarr): GeoJSON is
+    written in level-0 pixels; rasters record their resolution (PNG
+    ``pHYs``, TIFF resolution tags, OME-Zarr scale) and placement; RLE CSV
+    rows state the level, the slide's level-0 size and the mpp.
     """
     out = Path(out)
     name = out.name.lower()
-    if name.endswith(".png"):
+    if name.endswith((".png", ".tif", ".tiff")):
         if classmap is None:
             classmap = ClassMap.default(int(_max(labels)) + 1)
-        return write_color_png(out, labels, classmap, **kwargs)
+        if name.endswith(".png"):
+            return write_color_png(out, labels, classmap, placement=placement, **kwargs)
+        return write_color_tiff(out, labels, classmap, placement=placement, **kwargs)
     if name.endswith(".csv"):
         from .rle import write_rle_csv
 
@@ -607,14 +802,17 @@ def export_labels(
             order=rle_order,
             image_id=image_id or out.stem,
             class_names=class_names,
+            placement=placement,
             **kwargs,
         )
         return out
     if name.endswith(".zarr"):
-        return write_ome_zarr_labels(out, labels, classmap=classmap, **kwargs)
+        return write_ome_zarr_labels(out, labels, classmap=classmap, placement=placement, **kwargs)
     if name.endswith((".geojson", ".geojson.gz", ".json")):
-        return write_geojson(out, labels, classmap=classmap, **kwargs)
-    raise MaskError(f"{out}: unknown export format (use .png, .csv, .ome.zarr or .geojson[.gz])")
+        return write_geojson(out, labels, classmap=classmap, placement=placement, **kwargs)
+    raise MaskError(
+        f"{out}: unknown export format (use .png, .tif, .csv, .ome.zarr or .geojson[.gz])"
+    )
 
 
 def _max(labels: Any) -> int:

@@ -4,6 +4,13 @@
 (PNG/TIFF, one RGB colour per class), an index mask (grey PNG/TIFF of class
 indices or instance ids), an RLE CSV (Kaggle or slideseg layouts), or a zarr
 / OME-Zarr label image (read lazily, block by block).
+
+The resolution a file records comes back in ``info["mpp"]`` (µm per pixel
+of the labels, ``(y, x)``) and, where the file says where it sits on its
+slide, ``info["placement"]`` (:meth:`Placement.to_dict`): PNG ``pHYs`` and
+the ``slideseg:placement`` text chunk, TIFF resolution tags, OME
+PhysicalSize or the slideseg description, OME-Zarr scale and axis units,
+RLE CSV placement columns, a prediction zarr's attributes.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 
 from .errors import SlideSegError
 from .palette import ClassMap, MaskError, read_color_mask
+from .placement import Placement, is_micrometer
 
 
 def _read_zarr_labels(path: Path) -> tuple[da.Array, ClassMap | None, dict[str, Any]]:
@@ -48,9 +56,110 @@ def _read_zarr_labels(path: Path) -> tuple[da.Array, ClassMap | None, dict[str, 
         if cm:
             classmap = ClassMap.from_dict(cm)
         info["attrs"] = attrs
+        where = Placement.from_attrs(attrs)
+        if where is None and ms:
+            where = Placement.from_pixel_mpp(_ngff_mpp(ms[0]))
+            where = where if where.mpp else None
+        if where is not None:
+            info["placement"] = where.to_dict()
+            info["mpp"] = list(where.pixel_mpp) if where.pixel_mpp else None
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
         raise MaskError(f"{path}: expected a 2D integer label array, got {arr.shape} {arr.dtype}")
     return da.from_zarr(arr), classmap, info
+
+
+def _ngff_mpp(ms: dict[str, Any]) -> tuple[float, float] | None:
+    """µm per pixel of an NGFF multiscale's first dataset (its y, x scale in micrometres)."""
+    try:
+        axes = ms.get("axes") or []
+        units = [a.get("unit") if isinstance(a, dict) else None for a in axes][-2:]
+        if len(units) != 2 or not all(u is not None and is_micrometer(u) for u in units):
+            return None
+        scale = None
+        for t in ms["datasets"][0].get("coordinateTransformations", []):
+            if t.get("type") == "scale":
+                scale = t["scale"]
+        for t in ms.get("coordinateTransformations", []) or []:
+            if t.get("type") == "scale" and scale is not None:
+                scale = [a * b for a, b in zip(scale, t["scale"], strict=False)]
+        return (float(scale[-2]), float(scale[-1])) if scale else None
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def file_placement(path: str | os.PathLike) -> Placement | None:
+    """What a PNG or TIFF mask records about its resolution and place (None if nothing).
+
+    PNG: the ``slideseg:placement`` text chunk, else ``pHYs`` (pixels per
+    metre). TIFF: the slideseg JSON description, else OME PhysicalSize or
+    the resolution tags.
+    """
+    from .sniff import sniff_kind
+
+    p = Path(path)
+    kind = sniff_kind(str(p))
+    try:
+        if kind == "png":
+            from PIL import Image
+
+            from .export import PNG_PLACEMENT_KEY
+            from .placement import ppm_to_mpp
+
+            with Image.open(p) as im:  # header: our text chunks come before the pixels
+                raw = im.info.get(PNG_PLACEMENT_KEY)
+                size = (im.size[1], im.size[0])
+            if raw:
+                found = Placement.from_dict(json.loads(raw))
+                if found is not None:
+                    return found
+            phys = _png_phys(p)
+            mpp = ppm_to_mpp(*phys) if phys is not None else None
+            return Placement.from_pixel_mpp(mpp, size) if mpp else None
+        if kind == "tiff":
+            import tifffile
+
+            from .slide import _tiff_mpp
+
+            with tifffile.TiffFile(p) as tif:
+                page = tif.pages.first
+                desc = page.description or ""
+                if desc.startswith("{") and "slideseg" in desc:
+                    found = Placement.from_dict(
+                        json.loads(desc).get("slideseg", {}).get("placement")
+                    )
+                    if found is not None:
+                        return found
+                mpp, _ = _tiff_mpp(tif, page)
+                return Placement.from_pixel_mpp(mpp, page.shape[:2]) if mpp else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError):
+        return None
+    return None
+
+
+def _png_phys(path: Path) -> tuple[int, int] | None:
+    """``pHYs`` pixels per metre ``(x, y)`` of a PNG when its unit is the metre."""
+    import struct
+
+    with open(path, "rb") as fh:
+        fh.read(8)
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                return None
+            n, tag = struct.unpack(">I4s", head)
+            if tag == b"pHYs" and n == 9:
+                px, py, unit = struct.unpack(">IIB", fh.read(9))
+                return (px, py) if unit == 1 else None
+            if tag in (b"IDAT", b"IEND"):
+                return None
+            fh.seek(n + 4, 1)
+
+
+def _with_placement(info: dict[str, Any], where: Placement | None) -> dict[str, Any]:
+    if where is not None:
+        info["placement"] = where.to_dict()
+        info["mpp"] = list(where.pixel_mpp) if where.pixel_mpp else None
+    return info
 
 
 def read_labels(
@@ -101,13 +210,32 @@ def read_labels(
 
             same = [p for p in PRESETS.values() if list(p.names) == list(names)]
             cm = same[0] if same else ClassMap.default(len(names), names=names)
-        return labels, cm, {"format": "rle-csv", **info}
-    if cm is None and name.endswith(".png"):
+        info = {"format": "rle-csv", **info}
+        if "level" in info:
+            info = _with_placement(info, _rle_placement(info))
+        return labels, cm, info
+    if cm is None:
         cm = png_classmap(p)
+    where = file_placement(p)
     if _is_big_image(p):
-        return _read_big_mask(p, cm, tolerance)
+        labels, found, info = _read_big_mask(p, cm, tolerance)
+        return labels, found, _with_placement(info, where)
     labels, found = read_color_mask(p, cm, tolerance=tolerance)
-    return labels, found, {"format": "mask"}
+    return labels, found, _with_placement({"format": "mask"}, where)
+
+
+def _rle_placement(info: dict[str, Any]) -> Placement:
+    h, w = info["shape"]
+    slide = info.get("slide_shape") or (h, w)
+    fy, fx = slide[0] / h, slide[1] / w
+    mpp = info.get("mpp")
+    return Placement(
+        level=int(info.get("level") or 0),
+        factors=(fy, fx),
+        slide_shape=tuple(slide),
+        mpp=(mpp[0] / fy, mpp[1] / fx) if mpp else None,
+        shape=(h, w),
+    )
 
 
 #: Masks above this many pixels are read lazily (through the slide reader's cache).
@@ -161,22 +289,39 @@ def _read_big_mask(
 
 
 def png_classmap(path: str | os.PathLike) -> ClassMap | None:
-    """The class map a slideseg PNG writer recorded in the file (``tEXt``), if any."""
-    from PIL import Image
+    """The class map a slideseg PNG or TIFF writer recorded in the file, if any.
 
-    from .export import PNG_CLASSMAP_KEY
+    PNG: the ``slideseg:classmap`` ``tEXt`` chunk; TIFF: the slideseg JSON
+    ``ImageDescription``.
+    """
+    from .sniff import sniff_kind
 
+    raw: Any = None
     try:
-        with Image.open(path) as im:
-            text = getattr(im, "text", {}) or {}
-            raw = text.get(PNG_CLASSMAP_KEY)
+        if sniff_kind(str(path)) == "tiff":
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                desc = tif.pages.first.description or ""
+            if desc.startswith("{") and "slideseg" in desc:
+                raw = json.loads(desc).get("slideseg", {}).get("classmap")
+        else:
+            from PIL import Image
+
+            from .export import PNG_CLASSMAP_KEY
+
+            with Image.open(path) as im:
+                raw = im.info.get(PNG_CLASSMAP_KEY)
+                if raw is None and im.format == "PNG":
+                    raw = (getattr(im, "text", {}) or {}).get(PNG_CLASSMAP_KEY)
+            raw = json.loads(raw) if raw else None
     except Exception:
         return None
     if not raw:
         return None
     try:
-        return ClassMap.from_dict(json.loads(raw), source=str(path))
-    except (json.JSONDecodeError, SlideSegError):
+        return ClassMap.from_dict(raw, source=str(path))
+    except SlideSegError:
         return None
 
 

@@ -7,7 +7,8 @@ itself is a zlib stream of filtered rows, so it can be written band by band:
 compressor state and one band in memory.
 
 Supported: 8-bit grey (``L``), RGB and indexed-colour (``P``, with a
-palette) images, and 16-bit grey. Rows use filter type 0 (none) so the pixel
+palette) images, and 16-bit grey, with optional ``tEXt`` and ``pHYs``
+(physical resolution) chunks. Rows use filter type 0 (none) so the pixel
 bytes are exactly what was given (what "byte-identical in pixels" needs).
 """
 
@@ -51,6 +52,9 @@ class PngStreamWriter:
         zlib compression level (1 fast ... 9 small).
     text
         ``tEXt`` key/value pairs to record (e.g. the class map).
+    ppm
+        ``(x, y)`` pixels per metre, recorded in a ``pHYs`` chunk (the
+        physical resolution; see :func:`~napari_slideseg.io.placement.mpp_to_ppm`).
 
     Examples
     --------
@@ -70,6 +74,7 @@ class PngStreamWriter:
         bit_depth: int = 8,
         level: int = 6,
         text: dict[str, str] | None = None,
+        ppm: tuple[int, int] | None = None,
     ) -> None:
         if mode not in ("L", "RGB", "P"):
             raise ValueError(f"PNG mode must be L, RGB or P, not {mode!r}")
@@ -77,6 +82,12 @@ class PngStreamWriter:
             raise ValueError("bit_depth 16 is supported for mode 'L' only")
         if width <= 0 or height <= 0 or width >= 2**31 or height >= 2**31:
             raise ValueError(f"PNG size {width} x {height} is out of range")
+        phys = None
+        if ppm is not None:
+            px, py = (int(v) for v in ppm)
+            if not (0 < px < 2**31 and 0 < py < 2**31):
+                raise ValueError(f"pixels per metre {ppm} out of range")
+            phys = _chunk(b"pHYs", struct.pack(">IIB", px, py, 1))  # unit 1: metre
         self.path = Path(path)
         self.width, self.height, self.mode, self.bit_depth = width, height, mode, bit_depth
         self._channels = 3 if mode == "RGB" else 1
@@ -91,6 +102,8 @@ class PngStreamWriter:
         self._fh.write(
             _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0))
         )
+        if phys is not None:
+            self._fh.write(phys)
         for key, value in (text or {}).items():
             self._fh.write(
                 _chunk(b"tEXt", key.encode("latin-1") + b"\x00" + value.encode("latin-1"))

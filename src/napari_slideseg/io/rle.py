@@ -46,7 +46,12 @@ CSV layouts
   ``image_id,instance_id,class_index,class_name,height,width,order,base,rle``.
 
 Files we write record order, base and shape in every row, so
-:func:`read_rle_csv` reads them without arguments. Writers are atomic: a
+:func:`read_rle_csv` reads them without arguments. When the mask's place on
+its slide is known (a prediction made on pyramid level ``L``), every row
+also states ``level``, the slide's level-0 ``slide_height``/``slide_width``
+and the mask pixels' ``mpp_y``/``mpp_x`` (µm per pixel, empty when
+unknown), placed before the ``rle`` column (:data:`PLACEMENT_COLUMNS`);
+readers that look columns up by name read these files unchanged. Writers are atomic: a
 temporary file in the target folder is renamed over the target at the end and
 removed on any error. Malformed input raises :class:`RLEError`, whose message
 names the file, the 1-based data row (and the row's id) and the problem.
@@ -126,6 +131,9 @@ INSTANCE_COLUMNS = (
     "base",
     "rle",
 )
+
+#: Columns stating where the mask sits on its slide (written when known, before ``rle``).
+PLACEMENT_COLUMNS = ("level", "slide_height", "slide_width", "mpp_y", "mpp_x")
 
 #: Dice margin (best minus other) above which :func:`guess_order` is confident.
 GUESS_MARGIN = 0.2
@@ -1566,6 +1574,11 @@ _COLS = {
     "width": ("width",),
     "order": ("order",),
     "base": ("base",),
+    "level": ("level",),
+    "slide_height": ("slide_height",),
+    "slide_width": ("slide_width",),
+    "mpp_y": ("mpp_y",),
+    "mpp_x": ("mpp_x",),
 }
 
 
@@ -1577,6 +1590,25 @@ def _int_field(text: str, what: str, minimum: int = 0) -> int:
     if v < minimum:
         raise RLEError(f"{what} {v} is below {minimum}")
     return v
+
+
+def _placement_info(
+    fields: Mapping[str, str], shape: tuple[int, int], path: Path
+) -> dict[str, Any]:
+    """``level``, ``slide_shape`` and ``mpp`` (µm per mask pixel or None) from the placement columns."""
+    try:
+        level = _int_field(fields["level"], "level")
+        sh, sw = fields["slide_height"], fields["slide_width"]
+        slide = (
+            (_int_field(sh, "slide height", 1), _int_field(sw, "slide width", 1))
+            if sh and sw
+            else None
+        )
+        my, mx = fields["mpp_y"], fields["mpp_x"]
+        mpp = (float(my), float(mx)) if my and mx else None
+    except (RLEError, ValueError) as err:
+        raise RLEError(f"unreadable placement columns ({err})", source=path) from None
+    return {"level": level, "slide_shape": slide, "mpp": mpp}
 
 
 def read_rle_csv(
@@ -1620,7 +1652,8 @@ def read_rle_csv(
         ``{"layout", "image_id", "order", "shape", "n_rows", "class_names",
         "instance_classes", "overlaps"}`` (``class_names[i]`` names class
         ``i``, index 0 is ``"background"``; None when the file names no
-        class).
+        class), plus ``level``, ``slide_shape`` and ``mpp`` (µm per mask
+        pixel) when the file has the :data:`PLACEMENT_COLUMNS`.
 
     Raises
     ------
@@ -1674,6 +1707,7 @@ def read_rle_csv(
         vs: list[np.ndarray] = []
         names: dict[int, str] = {}
         instance_classes: dict[int, int] = {}
+        placed: dict[str, str] | None = None
         n_rows = 0
         for row, rec in enumerate(rd, 1):
             if not rec:
@@ -1729,6 +1763,8 @@ def read_rle_csv(
                     raise RLEError(
                         f"the row's shape {r_shape} differs from earlier rows' {file_shape}"
                     )
+                if placed is None and field("level"):
+                    placed = {k: field(k) for k in PLACEMENT_COLUMNS}
                 text = rec[col["rle"]]
                 s, e = _runs_from_rle(text, *r_shape, r_base)
                 ci_text = field("class")
@@ -1771,6 +1807,8 @@ def read_rle_csv(
         "instance_classes": instance_classes if layout == "instance" else None,
         "overlaps": False,
     }
+    if placed is not None:
+        info.update(_placement_info(placed, (h, w), path))
     if names:
         top = max(names)
         info["class_names"] = ["background"] + [
@@ -1798,6 +1836,21 @@ def read_rle_csv(
     return out, info
 
 
+def _placement_fields(placement: Any, shape: tuple[int, int]) -> list[Any]:
+    slide = placement.slide_shape
+    if slide is None:
+        fy, fx = placement.factors
+        slide = (round(shape[0] * fy), round(shape[1] * fx))
+    mpp = placement.pixel_mpp
+    return [
+        int(placement.level),
+        int(slide[0]),
+        int(slide[1]),
+        "" if mpp is None else repr(float(mpp[0])),
+        "" if mpp is None else repr(float(mpp[1])),
+    ]
+
+
 def write_rle_csv(
     path: str | os.PathLike,
     labels: Any,
@@ -1809,6 +1862,7 @@ def write_rle_csv(
     class_names: Sequence[str] | None = None,
     instance_classes: Mapping[int, int] | None = None,
     band: int | None = None,
+    placement: Any = None,
 ) -> Path:
     """Write a label image as an RLE CSV (semantic or instance layout).
 
@@ -1839,6 +1893,11 @@ def write_rle_csv(
         ``{instance id: class index}`` for the instance layout.
     band
         Band size for dask input (see :func:`rle_encode_dask`).
+    placement
+        A :class:`~napari_slideseg.io.placement.Placement`: every row then
+        states the pyramid ``level`` the mask's pixels are on, the slide's
+        level-0 ``slide_height``/``slide_width`` and the mask pixels'
+        ``mpp_y``/``mpp_x`` (:data:`PLACEMENT_COLUMNS`, before ``rle``).
 
     Returns
     -------
@@ -1880,7 +1939,7 @@ def write_rle_csv(
             for c in sorted(classes):
                 name = names[c] if names is not None else ""
                 rows.append([ident, c, name, h, w, order, base, rles.get(c, "")])
-            header = SEMANTIC_COLUMNS
+            header = list(SEMANTIC_COLUMNS)
         else:
             for iid in sorted(rles):
                 ci = None if instance_classes is None else instance_classes.get(iid)
@@ -1888,7 +1947,11 @@ def write_rle_csv(
                 rows.append(
                     [ident, iid, "" if ci is None else int(ci), name, h, w, order, base, rles[iid]]
                 )
-            header = INSTANCE_COLUMNS
+            header = list(INSTANCE_COLUMNS)
+        if placement is not None:
+            extra = _placement_fields(placement, (h, w))
+            header = header[:-1] + list(PLACEMENT_COLUMNS) + header[-1:]
+            rows = [r[:-1] + extra + r[-1:] for r in rows]
     except RLEError as err:
         raise err.located(source=path) from None
     with _atomic_text(path) as fh:
