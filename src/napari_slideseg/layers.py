@@ -71,11 +71,14 @@ def labels_layer(
     scale: tuple[float, float] | None = None,
     metadata: dict[str, Any] | None = None,
     features: Any | None = None,
+    units: tuple[str, str] | None = None,
 ) -> tuple[Any, dict[str, Any], str]:
     """A Labels layer tuple whose colours are the class map's (background transparent).
 
     The class map travels in ``metadata["slideseg"]["classmap"]`` so writers
-    and widgets get it back from the layer.
+    and widgets get it back from the layer. ``scale`` (µm per pixel when
+    ``units`` are ``("micrometer", "micrometer")``) is the scale of the
+    first (level-0) array of multiscale data, as napari takes it.
     """
     meta = dict(metadata or {})
     slideseg = dict(meta.get("slideseg") or {})
@@ -88,21 +91,48 @@ def labels_layer(
     kwargs["metadata"] = meta
     if scale is not None:
         kwargs["scale"] = tuple(scale)
+    if units is not None:
+        kwargs["units"] = tuple(units)
     if features is not None:
         kwargs["features"] = features
     return labels, kwargs, "labels"
 
 
+def _prediction_grid(
+    info: dict[str, Any], base_scale: tuple[float, float] | None
+) -> tuple[Any, tuple[float, float], tuple[float, float], dict[str, Any]]:
+    """``(placement, base scale, level scale, units kwargs)`` of a prediction.
+
+    The base (slide layer, level 0) scale is ``base_scale`` when given, else
+    the slide's level-0 mpp recorded in the prediction, else 1; units are
+    micrometres when the prediction knows the mpp.
+    """
+    from .io.placement import MICROMETER, Placement
+
+    where = Placement.from_dict(info) or Placement()
+    if base_scale is None:
+        base_scale = where.mpp or (1.0, 1.0)
+    base = (float(base_scale[-2]), float(base_scale[-1]))
+    fy, fx = where.factors
+    units = {"units": (MICROMETER, MICROMETER)} if where.mpp else {}
+    return where, base, (base[0] * fy, base[1] * fx), units
+
+
 def prediction_layers(
-    out: Any, *, base_scale: tuple[float, float] = (1.0, 1.0), name: str | None = None
+    out: Any, *, base_scale: tuple[float, float] | None = None, name: str | None = None
 ) -> list[tuple[Any, dict[str, Any], str]]:
     """Layer tuples for a ``predict_slide`` output folder (read live from the zarr).
 
     The Labels layer is multiscale over the output's label pyramid, coloured by
     the model's ClassMap, scaled to sit on the slide layer (``base_scale`` is
-    the slide layer's level-0 scale), and carries the provenance (model
-    cards, options, versions) in ``metadata["slideseg"]``. The arrays are
-    zarr arrays, not cached copies: ``layer.refresh()`` shows newly written blocks.
+    the slide layer's level-0 scale; by default the slide's level-0 µm per
+    pixel recorded in the prediction), in micrometres when the slide's mpp
+    is known, and carries the provenance (model cards, options, versions)
+    and its ``placement`` (level, factors to level 0, mpp) in
+    ``metadata["slideseg"]``, so it saves in level-0 coordinates. napari
+    takes ``scale`` as that of the first array: a level-``L`` prediction's
+    scale is the slide's times the level's downsample. The arrays are zarr
+    arrays, not cached copies: ``layer.refresh()`` shows newly written blocks.
     """
     import zarr
 
@@ -114,7 +144,7 @@ def prediction_layers(
     info = attrs.get("slideseg_inference") or {}
     meta = attrs.get("slideseg") or {}
     classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
-    fy, fx = info.get("level_factors") or (1.0, 1.0)
+    where, _base, scale, units = _prediction_grid(info, base_scale)
     levels = output_levels(root)
     layer_name = name or f"prediction ({Path(str(out)).stem})"
     provenance = {
@@ -124,44 +154,60 @@ def prediction_layers(
         "versions": info.get("versions", {}),
         "slide": info.get("slide"),
         "complete": info.get("complete", False),
+        "placement": where.to_dict(),
     }
-    scale = (base_scale[0] * fy, base_scale[1] * fx)
     data, kwargs, kind = labels_layer(
         levels if len(levels) > 1 else levels[0],
         classmap,
         name=layer_name,
         scale=scale,
         metadata={"slideseg": provenance},
+        **units,
     )
     kwargs["multiscale"] = len(levels) > 1
     layers = [(data, kwargs, kind)]
     if info.get("kind") == "hover":
         kwargs["name"] = name or f"nucleus types ({Path(str(out)).stem})"
-        layers.append(instance_layer(out, scale=scale))
+        layers.append(instance_layer(out, base_scale=_base))
     return layers
 
 
 def instance_layer(
-    out: Any, *, scale: tuple[float, float] = (1.0, 1.0), name: str | None = None
+    out: Any,
+    *,
+    scale: tuple[float, float] | None = None,
+    name: str | None = None,
+    base_scale: tuple[float, float] | None = None,
 ) -> tuple[Any, dict[str, Any], str]:
     """An instance Labels layer of a HoVer prediction, with one ``features`` row per nucleus.
 
     ``features`` holds ``index`` (the label id), ``type``, ``type_name``,
-    ``type_prob``, ``area`` and the centroid, so hovering a nucleus in napari
-    shows its type. Rows appear once the prediction is complete (the table
-    is assembled at the end); the pixels show live.
+    ``type_prob``, ``area`` and the centroid (level-0 pixels), so hovering a
+    nucleus in napari shows its type. Rows appear once the prediction is
+    complete (the table is assembled at the end); the pixels show live.
+    ``base_scale`` is the slide layer's scale (default: the slide's mpp);
+    ``scale``, if given, is the layer's own scale (the prediction level's).
     """
     import zarr
 
     root = zarr.open_group(str(out), mode="r")
     info = dict(root.attrs).get("slideseg_inference") or {}
+    where, _base, level_scale, units = _prediction_grid(info, base_scale)
     levels = [root["instances"]] + [root[f"pyramid_instances/{f}"] for f in info.get("pyramid", [])]
     classmap = (dict(root.attrs).get("slideseg") or {}).get("classmap")
     kwargs: dict[str, Any] = {
         "name": name or f"nuclei ({Path(str(out)).stem})",
-        "scale": tuple(scale),
+        "scale": tuple(scale) if scale is not None else level_scale,
         "multiscale": len(levels) > 1,
-        "metadata": {"slideseg": {"prediction": str(out), "instances": True, "classmap": classmap}},
+        "metadata": {
+            "slideseg": {
+                "prediction": str(out),
+                "instances": True,
+                "classmap": classmap,
+                "placement": where.to_dict(),
+            }
+        },
+        **units,
     }
     table = Path(str(out)) / "instances.csv"
     if table.exists():
@@ -170,37 +216,48 @@ def instance_layer(
 
 
 def instance_features(table: Any) -> Any:
-    """The instance table as a pandas DataFrame for a Labels layer (``index`` = label id)."""
+    """The instance table as a pandas DataFrame for a Labels layer (``index`` = label id).
+
+    Centroids are level-0 pixel indices of the slide; ``centroid_y_um``,
+    ``centroid_x_um`` and ``area_um2`` come along when the table has them
+    (the slide's mpp was known).
+    """
     import pandas as pd
 
     from .infer.hover import read_instance_table
 
     t = read_instance_table(table)
-    df = pd.DataFrame(
-        {
-            "index": t["id"],
-            "type": t["type"],
-            "type_name": t["type_name"],
-            "type_prob": t["type_prob"],
-            "area": t["area"],
-            "centroid_y": t["centroid_y"],
-            "centroid_x": t["centroid_x"],
-        }
-    )
-    return df
+    cols = {
+        "index": t["id"],
+        "type": t["type"],
+        "type_name": t["type_name"],
+        "type_prob": t["type_prob"],
+        "area": t["area"],
+        "centroid_y": t["centroid_y"],
+        "centroid_x": t["centroid_x"],
+    }
+    for c in ("area_um2", "centroid_y_um", "centroid_x_um"):
+        if c in t:
+            cols[c] = t[c]
+    return pd.DataFrame(cols)
 
 
 def centroid_points(
     out: Any,
     *,
-    scale: tuple[float, float] = (1.0, 1.0),
+    scale: tuple[float, float] | None = None,
     name: str | None = None,
     features: Any | None = None,
+    base_scale: tuple[float, float] | None = None,
 ) -> tuple[Any, dict[str, Any], str]:
     """A Points layer of nucleus centroids coloured by type (ClassMap colours).
 
-    ``features``: the table from :func:`instance_features` when the caller
-    already has it (it is not read again).
+    The points are level-0 pixel indices of the slide (the table's) and the
+    layer's scale is the slide layer's: ``base_scale``, else derived from
+    ``scale`` (the prediction layer's scale, the level's: divided by the
+    level's downsample), else the slide's mpp; units are micrometres when
+    the mpp is known. ``features``: the table from :func:`instance_features`
+    when the caller already has it (it is not read again).
     """
     import numpy as np
     import zarr
@@ -208,7 +265,15 @@ def centroid_points(
     from .io.palette import ClassMap
 
     root = zarr.open_group(str(out), mode="r")
-    meta = dict(root.attrs).get("slideseg") or {}
+    attrs = dict(root.attrs)
+    meta = attrs.get("slideseg") or {}
+    info = attrs.get("slideseg_inference") or {}
+    if base_scale is None and scale is not None:
+        from .io.placement import Placement
+
+        fy, fx = (Placement.from_dict(info) or Placement()).factors
+        base_scale = (float(scale[-2]) / fy, float(scale[-1]) / fx)
+    _where, base, _level_scale, units = _prediction_grid(info, base_scale)
     cm = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
     df = features if features is not None else instance_features(Path(str(out)) / "instances.csv")
     colors = np.ones((len(df), 4), np.float32)
@@ -218,10 +283,11 @@ def centroid_points(
         colors[:, :3] = pal[t]
     kwargs = {
         "name": name or f"nucleus centroids ({Path(str(out)).stem})",
-        "scale": tuple(scale),
+        "scale": base,
         "face_color": colors,
         "border_width": 0,
         "size": 6,
         "features": df,
+        **units,
     }
     return df[["centroid_y", "centroid_x"]].to_numpy(), kwargs, "points"

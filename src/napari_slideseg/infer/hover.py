@@ -14,6 +14,12 @@ segmentations were made in different contexts). Each pixel keeps the
 finish in, so resumed and distributed runs equal a plain run bit for bit.
 Writes happen in one process (the local loop or the dask driver), window by
 window.
+
+Coordinates: block tables (``tables/*.csv``) hold level pixels; the merged
+``instances.csv`` holds level-0 pixels of the slide whatever level was
+predicted (centroids as pixel indices, bounding boxes as pixel edges, area
+in level-0 pixels), plus ``centroid_y_um``, ``centroid_x_um`` and
+``area_um2`` when the slide's mpp is known.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ TABLE_COLUMNS = (
     "type_name",
     "type_prob",
 )
+#: Columns the merged table adds: micrometres (empty when the mpp is unknown).
+UM_COLUMNS = ("centroid_y_um", "centroid_x_um", "area_um2")
 
 
 def id_stride(n_blocks: int) -> int:
@@ -149,37 +157,80 @@ def write_table(out: Path, index: int, rows: list[list[Any]]) -> None:
     os.replace(tmp, path)
 
 
+def _placement(out: Path) -> Any:
+    """The prediction's placement (level, factors, mpp) from its zarr attributes."""
+    import zarr
+
+    from ..io.placement import Placement
+
+    try:
+        attrs = dict(zarr.open_group(str(out), mode="r").attrs)
+    except Exception:  # no zarr there (tables written by hand): level 0, no mpp
+        return Placement()
+    return Placement.from_attrs(attrs) or Placement()
+
+
+def _level0_row(row: list[str], where: Any) -> list[Any]:
+    """A block-table row (level pixels) in level-0 pixels, with the µm columns."""
+    fy, fx = where.factors
+    r = dict(zip(TABLE_COLUMNS, row, strict=True))
+    cy, cx = where.index_to_level0(float(r["centroid_y"]), float(r["centroid_x"]))
+    area = int(r["area"])
+    if not where.is_level0:
+        r["centroid_y"], r["centroid_x"] = round(cy, 2), round(cx, 2)
+        r["bbox_y0"], r["bbox_y1"] = round(int(r["bbox_y0"]) * fy), round(int(r["bbox_y1"]) * fy)
+        r["bbox_x0"], r["bbox_x1"] = round(int(r["bbox_x0"]) * fx), round(int(r["bbox_x1"]) * fx)
+        r["area"] = round(area * fy * fx)
+    if where.mpp:
+        my, mx = where.mpp
+        um = [round(cy * my, 3), round(cx * mx, 3), round(area * fy * fx * my * mx, 3)]
+    else:
+        um = ["", "", ""]
+    return [r[c] for c in TABLE_COLUMNS] + um
+
+
 def merge_tables(out: Path) -> tuple[Path, int]:
     """Concatenate the block tables into ``instances.csv`` (streamed, atomic); returns (path, rows).
+
+    Rows are converted from level pixels to level-0 pixels of the slide
+    (the prediction's ``level_factors``) and get micrometre columns when its
+    ``mpp`` is known (:data:`UM_COLUMNS`).
 
     A nucleus whose pixels all went to smaller ids of a neighbour is kept in
     the table (it is rare and its centroid is still a detection).
     """
     out = Path(out)
+    where = _placement(out)
     target = out / "instances.csv"
     tmp = out / ".instances.csv.tmp"
     n = 0
     with open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(TABLE_COLUMNS)
+        w.writerow(TABLE_COLUMNS + UM_COLUMNS)
         for f in sorted((out / "tables").glob("*.csv")) if (out / "tables").exists() else []:
             with open(f, newline="") as src:
                 r = csv.reader(src)
                 next(r, None)
                 for row in r:
-                    w.writerow(row)
+                    w.writerow(_level0_row(row, where))
                     n += 1
     os.replace(tmp, target)
     return target, n
 
 
 def read_instance_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """``instances.csv`` (or a prediction folder) as a column dict of arrays."""
+    """``instances.csv`` (or a prediction folder) as a column dict of arrays.
+
+    Coordinates are level-0 pixels of the slide; the µm columns
+    (:data:`UM_COLUMNS`) are present when the table has them, NaN where empty.
+    """
     p = Path(path)
     if p.is_dir():
         p = p / "instances.csv"
     with open(p, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
     cols: dict[str, np.ndarray] = {}
     for c in TABLE_COLUMNS:
         vals = [r[c] for r in rows]
@@ -189,6 +240,9 @@ def read_instance_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
             cols[c] = np.asarray(vals, np.float64)
         else:
             cols[c] = np.asarray(vals, np.int64)
+    for c in UM_COLUMNS:
+        if c in header:
+            cols[c] = np.asarray([float(r[c]) if r[c] else np.nan for r in rows], np.float64)
     return cols
 
 
@@ -206,12 +260,16 @@ def export_instances_steps(
     ``geojson``
         ``.geojson`` / ``.geojson.gz``: one polygon per nucleus as a QuPath
         *detection* with its type's name and ClassMap colour and the type
-        probability and area as measurements, streamed block by block.
+        probability and area as measurements, streamed block by block, in
+        level-0 pixels of the slide whatever level was predicted.
     ``rle``
-        ``.csv``: instance RLE CSV, one row per nucleus (id, class, RLE).
+        ``.csv``: instance RLE CSV, one row per nucleus (id, class, RLE) in
+        the prediction's pixels; every row states the level, the slide's
+        level-0 size and the µm per pixel.
     ``table``
         ``.csv``: the instance table (id, centroid, bbox, area, type,
-        probability), copied atomically.
+        probability, in level-0 pixels, and µm columns when the mpp is
+        known), copied atomically.
     """
     import shutil
 
@@ -238,16 +296,28 @@ def export_instances_steps(
         os.replace(tmp, out)
         yield Progress("export", 1, 1, f"wrote {out}")
         return out
+    from dataclasses import replace
+
+    from ..io.placement import Placement
+
     tab = read_instance_table(pred)
     classes = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
     labels = da.from_zarr(root["instances"])
+    where = replace(
+        Placement.from_attrs(dict(root.attrs)) or Placement(), shape=tuple(labels.shape)
+    )
     if what == "geojson":
         from ..io.export import write_geojson_steps
 
+        um2 = tab.get("area_um2")
         props = {
             int(i): {"type_probability": float(p), "area_px": int(a)}
             for i, p, a in zip(tab["id"], tab["type_prob"], tab["area"], strict=True)
         }
+        if um2 is not None:
+            for i, v in zip(tab["id"], um2, strict=True):
+                if np.isfinite(v):
+                    props[int(i)]["area_um2"] = float(v)
         return (
             yield from write_geojson_steps(
                 out,
@@ -257,6 +327,7 @@ def export_instances_steps(
                 instance_classes=classes,
                 properties=props,
                 object_type="detection",
+                placement=where,
             )
         )
     from ..io.rle import write_rle_csv
@@ -268,6 +339,7 @@ def export_instances_steps(
         image_id=image_id or pred.name.split(".")[0],
         class_names=list(classmap.names) if classmap else None,
         instance_classes=classes,
+        placement=where,
     )
     yield Progress("export", 1, 1, f"wrote {out}")
     return out
