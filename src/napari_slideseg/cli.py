@@ -184,6 +184,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         name=args.name or "",
         encoder_depth=args.encoder_depth,
         norm=args.norm,
+        mixed_mpp=args.mixed_mpp,
     )
     if args.folds and args.fold is None:
         results = _drive(train_folds(cfg, args.folds), quiet=args.quiet)
@@ -297,10 +298,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     slide = _drive_open(args.slide, args.quiet, args.mpp)
     models = [load_model(resolve_model(m)) for m in args.model]
+    tile = args.tile or models[0][1].patch_size
     cfg = InferConfig(
         level=args.level,
-        tile=args.tile or models[0][1].patch_size,
-        overlap=args.overlap,
+        tile=tile,
+        overlap=tile // 4 if args.overlap is None else args.overlap,
         batch_size=args.batch_size,
         block=args.block,
         tta=args.tta,
@@ -674,6 +676,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="batch",
         help="group: GroupNorm instead of BatchNorm (few slides, varied staining)",
     )
+    p.add_argument(
+        "--mixed-mpp",
+        action="store_true",
+        help="train on patch folders cut at different µm/px (the card records their median)",
+    )
     p.add_argument("--name", help="model name written in the model card")
     p.add_argument(
         "--resume", action="store_true", help="continue OUT/last after a crash or cancel"
@@ -750,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .zarr folder")
     p.add_argument("--level", type=int, default=0)
     p.add_argument("--tile", type=int, help="tile size (default: the model's patch size)")
-    p.add_argument("--overlap", type=int, default=128)
+    p.add_argument("--overlap", type=int, help="tile overlap (default: a quarter of the tile)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--block", type=int, default=2048)
     p.add_argument("--tta", choices=["none", "flips", "d4"], default="none")
@@ -844,8 +851,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SHOW_WARNING = warnings.showwarning
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one ``slideseg: warning:`` line (no source line)."""
+    """User-facing warnings as one ``slideseg: warning:`` line (no source line)."""
+    if not issubclass(category, UserWarning):
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+        return
     print(f"slideseg: warning: {message}", file=sys.stderr)
 
 
@@ -856,7 +869,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default")
             warnings.showwarning = _show_warning
             return func(args)
     except SlideSegError as err:

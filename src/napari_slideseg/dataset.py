@@ -24,9 +24,10 @@ from .patching import (
     PatchError,
     align_mask,
     iter_patches,
+    patch_resolution,
     plan_patches,
     read_manifest,
-    read_window,
+    read_patch_window,
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -130,21 +131,26 @@ class PatchDataset(Dataset):
             ]
 
         def load(pos: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-            y, x = pos
-            im = read_window(img, y, x, config.size, config.pad_mode, config.pad_value)
+            # the window function extract_patches uses (zoom included), one patch at a time
+            at = np.asarray([pos])
+            _, im = read_patch_window(
+                img, at, config.size, config.pad_mode, config.pad_value, config.zoom
+            )
             mk = None
             if msk is not None:
-                mk = read_window(
-                    msk,
-                    y,
-                    x,
-                    config.size,
-                    "reflect" if config.pad_mode == "reflect" else "constant",
-                    0,
+                mask_pad = "reflect" if config.pad_mode == "reflect" else "constant"
+                _, mk = read_patch_window(
+                    msk, at, config.size, mask_pad, 0, config.zoom, labels=True
                 )
             return im, mk
 
-        return cls(positions, load, info={"slide": slide.path, "level": plan.level}, **kwargs)
+        info = {
+            "slide": slide.path,
+            "level": plan.level,
+            "zoom": config.zoom,
+            "mpp": patch_resolution(slide, plan.level, config.zoom),
+        }
+        return cls(positions, load, info=info, **kwargs)
 
     # -- Dataset protocol -----------------------------------------------------------
     def __len__(self) -> int:

@@ -458,7 +458,7 @@ def _all_channels(im: np.ndarray, op: Any, level: int) -> np.ndarray:
     return out
 
 
-def _read_block(
+def read_patch_window(
     arr: Any,
     pos: np.ndarray,
     size: int,
@@ -467,6 +467,13 @@ def _read_block(
     zoom: float = 1.0,
     labels: bool = False,
 ) -> tuple:
+    """The window covering ``size`` patches at ``pos`` (n x 2, y x in zoomed level pixels).
+
+    Returns ``((y0, x0), pixels)``: the window's origin and its pixels, read at
+    ``zoom`` (labels by nearest neighbour). Extraction and
+    :meth:`~napari_slideseg.dataset.PatchDataset.from_slide` both cut patches
+    through it, so they see the same pixels.
+    """
     y0, x0 = int(pos[:, 0].min()), int(pos[:, 1].min())
     y1, x1 = int(pos[:, 0].max()) + size, int(pos[:, 1].max()) + size
     if zoom == 1:
@@ -524,23 +531,47 @@ def read_window_zoomed(
 def read_window_rect(
     arr: Any, y: int, x: int, height: int, width: int, pad_mode: str, pad_value: int
 ) -> np.ndarray:
-    """Like :func:`read_window` for a rectangle; padding past the edges."""
+    """Like :func:`read_window` for a rectangle; padding past the edges.
+
+    ``reflect`` mirrors the image about its edge (numpy's ``reflect`` applied to
+    the whole image, repeated for pads wider than the image), so a pixel past
+    the edge has the same value whatever window it is read in: a patch, a
+    block of patches or an inference block. ``constant`` pads with
+    ``pad_value``.
+    """
     h, w = arr.shape[:2]
     y0, x0 = max(y, 0), max(x, 0)
     y1, x1 = min(y + height, h), min(x + width, w)
-    part = arr[y0:y1, x0:x1]
+    inside = y0 == y and x0 == x and y1 == y + height and x1 == x + width
+    if pad_mode == "reflect" and not inside:
+        rows = _reflect_index(np.arange(y, y + height), h)
+        cols = _reflect_index(np.arange(x, x + width), w)
+        r0, c0 = int(rows.min()), int(cols.min())
+        part = _materialise(arr[r0 : int(rows.max()) + 1, c0 : int(cols.max()) + 1])
+        return part[np.ix_(rows - r0, cols - c0)]
+    part = _materialise(arr[y0:y1, x0:x1])
+    if inside:
+        return part
+    pads = [(y0 - y, y + height - y1), (x0 - x, x + width - x1)] + [(0, 0)] * (part.ndim - 2)
+    if part.size == 0:  # the window lies wholly outside the image
+        shape = (height, width, *arr.shape[2:])
+        return np.full(shape, pad_value, dtype=arr.dtype)
+    return np.pad(part, pads, mode="constant", constant_values=pad_value)
+
+
+def _materialise(part: Any) -> np.ndarray:
     if isinstance(part, da.Array):
         part = part.compute(scheduler="threads")
-    part = np.asarray(part)
-    pads = [(y0 - y, y + height - y1), (x0 - x, x + width - x1)] + [(0, 0)] * (part.ndim - 2)
-    if any(p for pair in pads for p in pair):
-        if pad_mode == "reflect" and part.shape[0] > 1 and part.shape[1] > 1:
-            part = np.pad(part, pads, mode="reflect")
-        elif pad_mode == "reflect":
-            part = np.pad(part, pads, mode="edge")
-        else:
-            part = np.pad(part, pads, mode="constant", constant_values=pad_value)
-    return part
+    return np.asarray(part)
+
+
+def _reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
+    """Indices into ``range(n)`` of positions ``idx`` mirrored about the edges (no edge repeat)."""
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    m = np.mod(idx, period)
+    return np.where(m >= n, period - m, m)
 
 
 def iter_patches(
@@ -575,10 +606,10 @@ def iter_patches(
     size, stride = config.size, config.stride
 
     def load(pos: np.ndarray) -> tuple:
-        org, im = _read_block(img, pos, size, config.pad_mode, config.pad_value, config.zoom)
+        org, im = read_patch_window(img, pos, size, config.pad_mode, config.pad_value, config.zoom)
         mk = None
         if msk is not None:
-            _, mk = _read_block(
+            _, mk = read_patch_window(
                 msk,
                 pos,
                 size,

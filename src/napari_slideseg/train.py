@@ -68,7 +68,7 @@ class TrainConfig:
     ``device``: ``auto`` (cuda > mps > cpu) or explicit (``cuda:1``).
     Resolution: the card records the µm/px the patch manifests state; patch
     folders whose µm/px differ by more than 10 % are refused unless
-    ``mixed_mpp=True`` (then the card holds their median).
+    ``mixed_mpp=True`` (then the card holds the patches' median).
     """
 
     manifests: list[str] = field(default_factory=list)
@@ -287,7 +287,8 @@ def training_mpp(
     """µm/px of the training patches (from the manifests) and each folder's value.
 
     Folders whose values differ by more than 10 % are refused unless ``mixed``
-    (then the median is returned). ``None`` when no manifest states it.
+    (then the median over the patches is returned). ``None`` when no manifest
+    states it.
     """
     per: dict[str, float | None] = {}
     values = []

@@ -41,6 +41,8 @@ TTA_MODES = ("none", "flips", "d4")
 #: Slide and model resolutions closer than this (relative) run at zoom 1 (no resampling).
 ZOOM_TOLERANCE = 0.1
 ZOOM_RANGE = (0.125, 8.0)
+#: An auto zoom this close (relative) to an integer n or 1/n is taken as exactly n or 1/n.
+ZOOM_SNAP = 0.02
 
 
 class InferError(SlideSegError, ValueError):
@@ -225,7 +227,7 @@ def resolve_zoom(
         )
     else:
         ratio = level_mpp / card.mpp
-        zoom = 1.0 if abs(ratio - 1) <= ZOOM_TOLERANCE else round(ratio, 4)
+        zoom = 1.0 if abs(ratio - 1) <= ZOOM_TOLERANCE else _snap(ratio)
         if not ZOOM_RANGE[0] <= zoom <= ZOOM_RANGE[1]:
             raise InferError(
                 f"{getattr(slide, 'path', 'slide')}: level {config.level} is {level_mpp:.3g} µm/px "
@@ -234,6 +236,18 @@ def resolve_zoom(
             )
     info["zoom"] = zoom
     return zoom, info, note
+
+
+def _snap(ratio: float) -> float:
+    """``ratio``, or the integer n / fraction 1/n within :data:`ZOOM_SNAP` of it.
+
+    Scanners state 0.499 or 0.2527 µm/px for nominal 20x and 40x; resampling by
+    exactly 2 (or 1/2) keeps every output pixel on the same phase of the input
+    grid, where 1.996 drifts across the block.
+    """
+    n = round(ratio) if ratio >= 1 else round(1 / ratio)
+    exact = float(n) if ratio >= 1 else 1 / n
+    return exact if n and abs(ratio / exact - 1) <= ZOOM_SNAP else round(ratio, 4)
 
 
 def _resolved(slide: Any, card: ModelCard, config: InferConfig) -> tuple[InferConfig, dict]:

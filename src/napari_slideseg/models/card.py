@@ -198,7 +198,9 @@ class ModelCard:
         if self.mpp is not None:
             mpp = _finite(self.mpp, "mpp", where)
             if not 0.01 <= mpp <= 1000:
-                raise CheckpointError(f"{where}: mpp {self.mpp} µm/px is not a plausible pixel size")
+                raise CheckpointError(
+                    f"{where}: mpp {self.mpp} µm/px is not a plausible pixel size"
+                )
             object.__setattr__(self, "mpp", mpp)
         if self.kind == "semantic":
             if self.classes < 1:

@@ -190,7 +190,9 @@ def load_model(path: str | os.PathLike, *, device: str | Any = "cpu") -> tuple[A
         )
     enc = config.get("encoder_name")
     if enc is not None and enc != card.encoder:
-        raise CheckpointError(f"{p}: card says encoder {card.encoder!r} but config.json says {enc!r}")
+        raise CheckpointError(
+            f"{p}: card says encoder {card.encoder!r} but config.json says {enc!r}"
+        )
     out_ch = config.get("classes")
     if out_ch is not None and int(out_ch) != card.classes:
         raise CheckpointError(
