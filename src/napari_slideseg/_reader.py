@@ -22,7 +22,9 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
     """Return a slide reader for ``path`` or ``None`` (fast; nothing decoded).
 
     Slides (TIFF family, zarr directories) and PNG/JPEG images larger than
-    4096 x 4096 are claimed. Files with a slide extension are claimed even when
+    4096 x 4096 are claimed; colour-mask TIFFs this plugin wrote are left to
+    :func:`napari_get_mask_reader` (npe2 tries a plugin's readers in no fixed
+    order). Files with a slide extension are claimed even when
     their header is broken, so the user gets a clear message instead of
     "no reader found".
     """
@@ -33,6 +35,8 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
     path = os.fspath(path)
     lower = path.lower().rstrip("/\\")
     kind = sniff_kind(path)
+    if kind == "tiff" and _written_by_slideseg(path, kind) and _tiff_may_be_mask(path):
+        return None  # a mask this plugin wrote: the mask reader opens it as Labels
     if kind in ("tiff", "zarr"):
         return read_slide
     if kind in ("png", "jpeg"):
@@ -107,7 +111,8 @@ MASK_SNIFF_MAX_PIXELS = 50_000_000
 def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
     """Return a Labels reader for colour masks in a known palette and RLE CSVs, else ``None``.
 
-    A PNG/TIFF is a mask when every colour in it belongs to one preset
+    A PNG/TIFF is a mask when this plugin wrote it (its class map is
+    recorded in the file) or when every colour in it belongs to one preset
     palette (``biopsy6``, ``wsi3``, ``binary``); TIFFs with lossy
     compression (JPEG, JPEG 2000: slides, never masks) are not read.
     A CSV is claimed when its header has an RLE column.
@@ -132,6 +137,8 @@ def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
             return None
     else:
         return None
+    if _written_by_slideseg(path, kind):
+        return read_mask
     from .io.palette import is_color_mask
 
     return read_mask if is_color_mask(path, max_pixels=MASK_SNIFF_MAX_PIXELS) is not None else None
@@ -145,6 +152,36 @@ def _csv_has_rle(path: str) -> bool:
         return False
     cols = {c.strip().strip('"') for c in header.split(",")}
     return bool(cols & {"rle", "encodedpixels", "predicted", "annotation"})
+
+
+def _written_by_slideseg(path: str, kind: str) -> bool:
+    """Whether a PNG/TIFF records a slideseg class map (PNG text chunk, TIFF description)."""
+    try:
+        if kind == "png":
+            import struct
+
+            with open(path, "rb") as fh:
+                fh.read(8)
+                while True:
+                    head = fh.read(8)
+                    if len(head) < 8:
+                        return False
+                    n, tag = struct.unpack(">I4s", head)
+                    if tag in (b"IDAT", b"IEND"):
+                        return False
+                    if tag == b"tEXt" and n < 1 << 20:
+                        if fh.read(n).split(b"\x00", 1)[0] == b"slideseg:classmap":
+                            return True
+                        fh.seek(4, 1)
+                    else:
+                        fh.seek(n + 4, 1)
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            desc = tif.pages.first.description or ""
+        return desc.startswith('{"slideseg"') and '"classmap"' in desc
+    except Exception:
+        return False
 
 
 def _tiff_may_be_mask(path: str) -> bool:
@@ -174,8 +211,20 @@ def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
     except SlideSegError as err:
         _notify_error(str(err))
         return [(None,)]
-    meta = {
+    meta: dict[str, Any] = {
         "path": os.fspath(path),
         "slideseg": {"source": {k: v for k, v in info.items() if k != "attrs"}},
     }
-    return [labels_layer(labels, classmap, name=Path(path).stem, metadata=meta)]
+    if info.get("placement"):
+        meta["slideseg"]["placement"] = info["placement"]
+    mpp = info.get("mpp")
+    return [
+        labels_layer(
+            labels,
+            classmap,
+            name=Path(path).stem,
+            metadata=meta,
+            scale=tuple(mpp) if mpp else None,
+            units=("micrometer", "micrometer") if mpp else None,
+        )
+    ]

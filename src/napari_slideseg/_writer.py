@@ -4,18 +4,39 @@ Each writer takes the layer's class map from its metadata (set by this
 plugin's readers, widgets and inference) or builds a default one, streams
 level 0 of the (possibly dask-backed, multiscale) data, and writes
 atomically. Errors become notifications and the writer reports no file.
+
+Resolution and place: the layer's ``metadata["slideseg"]["placement"]``
+(set on prediction layers: the pyramid level and the factors to level-0
+pixels) or else its scale, when its units are micrometres, is what the
+writers record: GeoJSON in level-0 pixels of the slide, PNG ``pHYs``, TIFF
+resolution tags, OME-Zarr scale, RLE CSV placement columns. A layer with
+neither is written in its pixels as they are.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 
 def _level0(data: Any) -> Any:
-    if isinstance(data, list | tuple):
+    """Level 0 of a multiscale layer's data (a list, a tuple or napari's ``MultiScaleData``)."""
+    if isinstance(data, Sequence) and not isinstance(data, str | bytes):
         return data[0]
     return data
+
+
+def _placement(labels: Any, attributes: dict[str, Any]) -> Any:
+    """Where the layer's level-0 data sits on its slide (None: pixels as they are)."""
+    from dataclasses import replace
+
+    from .io.placement import Placement
+
+    where = Placement.from_layer(attributes)
+    if where == Placement():
+        return None
+    return replace(where, shape=(int(labels.shape[-2]), int(labels.shape[-1])))
 
 
 def _classmap(data: Any, attributes: dict[str, Any]) -> Any:
@@ -50,7 +71,19 @@ def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[s
     from .io.export import write_color_png
 
     labels = _level0(data)
-    return _run(path, lambda: write_color_png(path, labels, _classmap(labels, attributes)))
+    cm = _classmap(labels, attributes)
+    where = _placement(labels, attributes)
+    return _run(path, lambda: write_color_png(path, labels, cm, placement=where))
+
+
+def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """Colour-map TIFF (tiled, deflate) with resolution tags from the layer's scale."""
+    from .io.export import write_color_tiff
+
+    labels = _level0(data)
+    cm = _classmap(labels, attributes)
+    where = _placement(labels, attributes)
+    return _run(path, lambda: write_color_tiff(path, labels, cm, placement=where))
 
 
 def write_labels_rle(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -62,7 +95,11 @@ def write_labels_rle(path: str, data: Any, attributes: dict[str, Any]) -> list[s
 
     labels = _level0(data)
     cm = _classmap(labels, attributes)
-    return _run(path, lambda: export_labels(labels, path, classmap=cm, rle_order="col"))
+    where = _placement(labels, attributes)
+    return _run(
+        path,
+        lambda: export_labels(labels, path, classmap=cm, rle_order="col", placement=where),
+    )
 
 
 def write_labels_zarr(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -70,13 +107,7 @@ def write_labels_zarr(path: str, data: Any, attributes: dict[str, Any]) -> list[
     from .io.export import write_ome_zarr_labels
 
     labels = _level0(data)
-    scale = attributes.get("scale")
-    units = [str(u) for u in (attributes.get("units") or [])]
-    mpp = (
-        tuple(float(s) for s in scale[-2:])
-        if scale is not None and units[-2:] == ["micrometer"] * 2
-        else None
-    )
+    where = _placement(labels, attributes)
     cm = _classmap(labels, attributes)
     props = None
     features = attributes.get("features")
@@ -86,16 +117,22 @@ def write_labels_zarr(path: str, data: Any, attributes: dict[str, Any]) -> list[
             for r in features.to_dict("records")
         }
     return _run(
-        path, lambda: write_ome_zarr_labels(path, labels, classmap=cm, properties=props, mpp=mpp)
+        path,
+        lambda: write_ome_zarr_labels(path, labels, classmap=cm, properties=props, placement=where),
     )
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """GeoJSON polygons, one per label id (instances), as QuPath detections with classes."""
+    """GeoJSON polygons, one per label id (instances), as QuPath detections with classes.
+
+    Coordinates are level-0 pixels of the slide when the layer's placement is
+    known (prediction layers), else the layer's pixels as they are.
+    """
     from .io.export import write_geojson
     from .io.masks import classmap_from_metadata
 
     labels = _level0(data)
+    where = _placement(labels, attributes)
     meta = attributes.get("metadata") or {}
     slideseg = meta.get("slideseg") or {}
     cm = classmap_from_metadata(meta)
@@ -127,5 +164,6 @@ def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> li
             instance_classes=inst,
             properties=props,
             object_type="detection" if mode == "instances" else "annotation",
+            placement=where,
         ),
     )
