@@ -311,6 +311,8 @@ class ModelCard:
             kwargs["normalization"] = Normalization(tuple(norm["mean"]), tuple(norm["std"]))
         except TypeError as exc:
             raise CheckpointError(f"{where}: normalization mean/std must be lists") from exc
+        except CheckpointError as exc:
+            raise CheckpointError(f"{where}: {exc}") from exc
         if "mpp" in d:
             kwargs["mpp"] = d["mpp"]
         for k in ("in_channels", "classes", "patch_size", "level", "encoder_depth", "n_tensors"):
@@ -320,8 +322,6 @@ class ModelCard:
                     kwargs[k] = int(v)
         if "activation" not in kwargs:
             kwargs["activation"] = "sigmoid" if kwargs.get("classes") == 1 else "softmax"
-        if kwargs.get("kind") == "semantic" and kwargs.get("patch_size") == 0:
-            kwargs["patch_size"] = 512  # v1 cards without a recorded patch size
         extra = {k: v for k, v in d.items() if k not in known and k != "format_version"}
         try:
             return cls(**kwargs, extra=extra, source=str(source) if source else None)
