@@ -293,3 +293,55 @@ def test_widgets_open_from_the_plugins_menu(make_napari_viewer, name):
     viewer.add_image(np.zeros((8, 8, 3), np.uint8), rgb=True, name="img")
     assert [ly.name for ly in widget.viewer.layers] == ["img"]  # (napari hands in a proxy)
     assert widget.slide_layer.value == "img"
+
+
+def test_infer_widget_shows_and_uses_the_model_resolution(sample_viewer, qtbot, tmp_path):
+    """hover-nuclei (0.25 µm/px) on the 0.499 µm/px sample: the widget says zoom 2 and uses it."""
+    from napari_slideseg._widgets.infer_widget import InferWidget
+
+    w = InferWidget(sample_viewer)
+    sample_viewer.window.add_dock_widget(w)
+    w.model.value = "hover-nuclei"
+    w.device.value = "cpu"
+    w.out.value = str(tmp_path / "nuclei.zarr")
+    assert "slide 0.499 µm/px, model 0.25 µm/px: zoom 2 (auto)" in w.resolution.value
+    w.auto_zoom.value = False
+    w.zoom.value = 1.0
+    assert "zoom 1" in w.resolution.value and "auto would be 2" in w.resolution.value
+    w.auto_zoom.value = True
+    w.region.value = "box"
+    w.box.value = "1500 700 1756 956"
+    w.block.value = 256
+    w.instance_halo.value = 32
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=120000)
+    assert w.runner.error is None, w.runner.error
+    info = dict(zarr.open_group(str(tmp_path / "nuclei.zarr"), mode="r").attrs)
+    info = info["slideseg_inference"]
+    assert info["config"]["zoom"] == 2.0 and info["resolution"]["zoom_requested"] == "auto"
+
+
+def test_infer_widget_warns_when_the_image_has_no_mpp(
+    make_napari_viewer, data_dir, qtbot, tmp_path
+):
+    from napari_slideseg._widgets import infer_widget
+
+    viewer = make_napari_viewer()
+    viewer.open(str(data_dir / "consep_patches" / "images" / "test_1_004.jpg"))  # napari's reader
+    w = infer_widget.InferWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.model.value = "hover-nuclei"
+    w.device.value = "cpu"
+    w.out.value = str(tmp_path / "n.zarr")
+    assert "slide ? µm/px, model 0.25 µm/px: zoom 1" in w.resolution.value
+    said = []
+    infer_widget.notify_warning, saved = said.append, infer_widget.notify_warning
+    try:
+        w.run_button.changed.emit(True)
+        qtbot.waitUntil(lambda: not w.runner.running, timeout=120000)
+    finally:
+        infer_widget.notify_warning = saved
+    assert w.runner.error is None, w.runner.error
+    assert len(said) == 1 and "states no µm/px" in said[0] and "--mpp" in said[0]
+    info = dict(zarr.open_group(str(tmp_path / "n.zarr"), mode="r").attrs)["slideseg_inference"]
+    assert info["config"]["zoom"] == 1.0

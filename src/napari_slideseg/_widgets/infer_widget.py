@@ -139,7 +139,15 @@ class InferWidget(Container):
             on_done=self._done,
         )
         self.browse.changed.connect(self._add_checkpoint)
-        for w in (self.model, self.checkpoints, self.slide_layer, self.level, self.auto_zoom):
+        watched = (
+            self.model,
+            self.checkpoints,
+            self.slide_layer,
+            self.level,
+            self.auto_zoom,
+            self.zoom,
+        )
+        for w in watched:
             w.changed.connect(self.update_resolution)
         self.zoom.enabled = not self.auto_zoom.value
         self.update_resolution()
@@ -318,7 +326,7 @@ class InferWidget(Container):
         name = kwargs["name"]
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        self.layer = self.viewer.add_labels(data, **kwargs, **self._units())
+        self.layer = self.viewer.add_labels(data, **{**self._units(), **kwargs})
         return self.layer
 
     def _progress(self, _event: Any) -> None:
@@ -343,7 +351,7 @@ class InferWidget(Container):
                     self.viewer.layers.remove(old)
             if kwargs["name"] in self.viewer.layers:
                 self.viewer.layers.remove(kwargs["name"])
-            self.instance_layer = self.viewer.add_labels(data, **kwargs, **self._units())
+            self.instance_layer = self.viewer.add_labels(data, **{**self._units(), **kwargs})
             self.instance_layer.metadata["slideseg"].update(layer.metadata["slideseg"])
             self.points_layer = None
             if self.points.value:
@@ -353,7 +361,7 @@ class InferWidget(Container):
                 if pkw["name"] in self.viewer.layers:
                     self.viewer.layers.remove(pkw["name"])
                 if len(pdata):
-                    self.points_layer = self.viewer.add_points(pdata, **pkw, **self._units())
+                    self.points_layer = self.viewer.add_points(pdata, **{**self._units(), **pkw})
         skipped = _skipped(out)
         self.status.value = f"done: {out}" + (
             f" ({skipped} background blocks skipped)" if skipped else ""

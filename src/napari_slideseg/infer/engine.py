@@ -208,9 +208,10 @@ def resolve_zoom(
     if not isinstance(config.zoom, str):
         zoom = float(config.zoom)
         if level_mpp and card.mpp:
-            wanted = level_mpp / card.mpp
+            ratio = level_mpp / card.mpp
+            wanted = 1.0 if abs(ratio - 1) <= ZOOM_TOLERANCE else _snap(ratio)
             if abs(zoom / wanted - 1) > ZOOM_TOLERANCE:
-                info["auto_zoom"] = round(wanted, 4)
+                info["auto_zoom"] = wanted
     elif level_mpp is None or card.mpp is None:
         zoom = 1.0
         missing = [
