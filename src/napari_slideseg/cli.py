@@ -697,7 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(cmd, help=help_text, description=help_text)
         p.add_argument("labels", metavar="LABELS" if cmd == "export" else "MASK")
-        p.add_argument("--to", required=True, help="output: .png, .csv, .ome.zarr, .geojson[.gz]")
+        p.add_argument(
+            "--to", required=True, help="output: .png, .tif, .csv, .ome.zarr, .geojson[.gz]"
+        )
         p.add_argument("--classmap", help="preset (biopsy6, wsi3, binary) or class map JSON")
         p.add_argument(
             "--rle-order",

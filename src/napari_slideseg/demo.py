@@ -62,6 +62,7 @@ def run_demo_steps(
     from .infer.hover import export_instances_steps
     from .io.export import write_color_png_steps, write_geojson_steps
     from .io.masks import read_labels
+    from .io.placement import Placement
     from .io.rle import write_rle_csv
     from .io.slide import open_slide
     from .models.checkpoint import load_model
@@ -108,13 +109,20 @@ def run_demo_steps(
     )
 
     t0 = time.perf_counter()
-    labels, classmap, _ = read_labels(glands)
+    labels, classmap, info = read_labels(glands)
+    where = Placement.from_dict(info.get("placement"))  # level, slide size, mpp
     png = out / "glands.png"
-    yield from write_color_png_steps(png, labels, classmap)
+    yield from write_color_png_steps(png, labels, classmap, placement=where)
     csv = out / "glands_rle.csv"
-    write_rle_csv(csv, labels, image_id="CMU-1-Small-Region", class_names=list(classmap.names))
+    write_rle_csv(
+        csv,
+        labels,
+        image_id="CMU-1-Small-Region",
+        class_names=list(classmap.names),
+        placement=where,
+    )
     gj = out / "glands.geojson"
-    yield from write_geojson_steps(gj, labels, mode="semantic", classmap=classmap)
+    yield from write_geojson_steps(gj, labels, mode="semantic", classmap=classmap, placement=where)
     files += [glands, png, csv, gj]
     timings.append(("export glands: colour PNG, RLE CSV, GeoJSON", time.perf_counter() - t0))
 
