@@ -13,6 +13,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from .io import Slide, SlideError, open_slide
+from ._torch_guard import hide_triton_without_gpu
+
+hide_triton_without_gpu()  # before anything here can import torch (every entry point)
+
+from .io import Slide, SlideError, open_slide  # noqa: E402
 
 __all__ = ["Slide", "SlideError", "__version__", "open_slide"]

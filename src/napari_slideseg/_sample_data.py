@@ -48,20 +48,96 @@ def demo_cache_dir() -> Path:
 def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
     """The sample slide plus the bundled models' glands and typed nuclei.
 
-    The first call runs the demo predictions on the CPU (about a minute)
-    and caches them; later calls open the cache.
+    With the predictions cached, every layer is returned at once. The first
+    time (an empty cache), inside napari, the slide is returned at once and
+    the predictions are computed in a background worker with a progress bar
+    in napari's activity dock; their layers are added when they are ready,
+    so the viewer is never frozen. Without a viewer (a script), it computes
+    them here first (about a minute on a CPU).
     """
-    from .demo import run_demo
     from .io.slide import open_slide
-    from .layers import centroid_points, prediction_layers, slide_layer
+    from .layers import slide_layer
 
     out = demo_cache_dir()
-    if not (out / "overlay_nuclei.png").exists():
-        run_demo(out)
-    slide = open_slide(sample_slide_path())
-    base = slide_layer(slide, name="CMU-1 small region")
+    base = slide_layer(open_slide(sample_slide_path()), name="CMU-1 small region")
+    if _demo_cached(out):
+        return [base, *_prediction_layers(out, base)]
+    viewer = _current_viewer()
+    if viewer is None:
+        from . import demo
+
+        demo.run_demo(out, nuclei_region=demo.NUCLEI_REGION)
+        return [base, *_prediction_layers(out, base)]
+    _compute_in_background(viewer, out, base)
+    return [base]
+
+
+def _demo_cached(out: Path) -> bool:
+    return (out / "overlay_nuclei.png").exists()
+
+
+def _current_viewer() -> Any:
+    try:
+        import napari
+    except ImportError:  # pragma: no cover - napari is what calls this
+        return None
+    return napari.current_viewer()
+
+
+#: Workers computing demo predictions (kept referenced until they finish).
+_WORKERS: list[Any] = []
+
+
+def _compute_in_background(viewer: Any, out: Path, base: tuple[Any, ...]) -> Any:
+    """Run the demo predictions in a worker; add their layers to ``viewer`` when done."""
+    from napari.qt.threading import create_worker
+    from napari.utils import progress
+    from napari.utils.notifications import show_error, show_info
+
+    from . import demo
+    from .progress import Progress
+
+    bar = progress(total=0, desc="SlideSeg demo predictions")
+    show_info(
+        "SlideSeg: computing the demo predictions in the background (about a minute on a "
+        "CPU, once); their layers appear when they are ready"
+    )
+    worker = create_worker(demo.run_demo_steps, out, nuclei_region=demo.NUCLEI_REGION)
+
+    def on_yield(event: Any) -> None:
+        if isinstance(event, Progress) and event.total:
+            bar.total = event.total
+            bar.n = min(event.done, event.total)
+            bar.set_description(f"SlideSeg demo: {event.stage} {event.message}"[:80])
+            bar.refresh()
+
+    def on_done(_result: Any) -> None:
+        for data, kwargs, kind in _prediction_layers(out, base):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+    def on_error(exc: BaseException) -> None:
+        show_error(f"SlideSeg demo predictions failed: {exc}")
+
+    def on_finished() -> None:
+        bar.close()
+        if worker in _WORKERS:
+            _WORKERS.remove(worker)
+
+    worker.yielded.connect(on_yield)
+    worker.returned.connect(on_done)
+    worker.errored.connect(on_error)
+    worker.finished.connect(on_finished)
+    _WORKERS.append(worker)
+    worker.start()
+    return worker
+
+
+def _prediction_layers(out: Path, base: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Layer tuples of the cached demo predictions, placed on the slide layer ``base``."""
+    from .layers import centroid_points, prediction_layers
+
     scale = tuple(base[1].get("scale", (1.0, 1.0)))
-    layers: list[tuple[Any, ...]] = [base]
+    layers: list[tuple[Any, ...]] = []
     glands = prediction_layers(out / "glands.zarr", base_scale=scale, name="glands")
     glands[0][1]["opacity"] = 0.4
     layers += glands
@@ -76,6 +152,6 @@ def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
     )
     units = base[1].get("units")
     if units:
-        for _, kwargs, _ in layers[1:]:
+        for _, kwargs, _ in layers:
             kwargs["units"] = units
     return layers

@@ -689,7 +689,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         start_epoch = doc["epoch"] + 1
         best_value, best_epoch = doc["best_value"], doc["best_epoch"]
         bad_epochs, history = doc["bad_epochs"], doc["history"]
-        yield Progress("resume", start_epoch, cfg.epochs, f"resumed at epoch {start_epoch}")
+        yield Progress(
+            "resume",
+            start_epoch,
+            cfg.epochs,
+            f"resumed after epoch {start_epoch}: continuing with epoch {start_epoch + 1}",
+            {"epoch": start_epoch},
+        )
 
     stopped = False
     for epoch in range(start_epoch, cfg.epochs):

@@ -41,21 +41,13 @@ def layer_to_slide(layer: Any) -> Any:
 
 
 def guard_torch_imports() -> None:
-    """Keep torch from importing triton inside napari when there is no CUDA GPU.
+    """Hide triton where there is no NVIDIA GPU (done at package import; kept for callers).
 
-    The first ``optimizer.step()`` imports ``torch._dynamo``, which imports
-    triton when it is installed (CUDA builds of torch ship it). triton bundles
-    its own LLVM; next to Qt's OpenGL on Mesa (which loads another LLVM) that
-    import crashed the whole napari process here (segmentation fault under
-    Xvfb). triton only runs on CUDA GPUs, so without one it is hidden from
-    this process; with a GPU nothing is changed.
+    See :mod:`napari_slideseg._torch_guard`.
     """
-    import sys
+    from .._torch_guard import hide_triton_without_gpu
 
-    import torch
-
-    if not torch.cuda.is_available() and "triton" not in sys.modules:
-        sys.modules["triton"] = None  # type: ignore[assignment]  # import triton -> ImportError
+    hide_triton_without_gpu()
 
 
 def labels_level0(layer: Any) -> Any:
@@ -102,13 +94,45 @@ class LayerChoice(ComboBox):
         return next((ly for ly in self._viewer.layers if ly.name == name), None)
 
 
+#: Widest a dock widget grows (px): long messages wrap instead of squeezing the canvas.
+MAX_DOCK_WIDTH = 460
+
+
+def bound_width(container: Any, *labels: Label) -> None:
+    """Keep a dock widget at most :data:`MAX_DOCK_WIDTH` wide; ``labels`` wrap their text."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    container.native.setMaximumWidth(MAX_DOCK_WIDTH)
+    for label in labels:
+        label.native.setWordWrap(True)
+        label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+
+class _Failed:
+    """An exception raised inside a job, carried out as its return value.
+
+    superqt's worker swallows a ``RuntimeError`` raised by a job and never
+    emits ``finished`` (the Run button would stay "Cancel" for good), so
+    jobs never raise: the runner gets this instead and reports it.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_CANCELLED = object()
+
+
 class GeneratorRunner:
     """Run a core progress generator in a napari worker thread.
 
     The Run button turns into Cancel while a job runs; Cancel closes the
-    generator at its next event (core generators clean up in ``finally``).
-    Core errors (:class:`SlideSegError`) become error notifications and the
-    widget stays usable.
+    generator at its next event, **in the worker thread** (core generators
+    clean up in ``finally``, and torch's grad / inference mode is per thread:
+    a generator closed elsewhere would leave the pool thread in inference
+    mode and break the next training job). Every error, core or not, ends
+    the job with a notification and the widget stays usable; warnings
+    (``UserWarning``) raised in the job become warning notifications.
 
     Parameters
     ----------
@@ -136,14 +160,17 @@ class GeneratorRunner:
         on_done: Callable[[Any], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         run_text: str = "Run",
+        fraction: Callable[[Progress], float | None] | None = None,
     ) -> None:
         self.button, self.progress, self.status = button, progress, status
         self.on_event, self.on_done, self.on_progress = on_event, on_done, on_progress
         self.run_text = run_text
+        self.fraction = fraction
         self.worker: Any = None
         self.result: Any = None
         self.error: BaseException | None = None
         self.cancelled = False
+        self._cancel_requested = False
 
     @property
     def running(self) -> bool:
@@ -156,19 +183,32 @@ class GeneratorRunner:
         if self.running:
             return self.worker
         self.result, self.error, self.cancelled = None, None, False
+        self._cancel_requested = False
 
         def work() -> Generator[Any, None, Any]:
-            gen = make_generator()
+            gen = None
             try:
-                return (yield from gen)
+                gen = make_generator()
+                while True:
+                    try:
+                        item = next(gen)
+                    except StopIteration as stop:
+                        return stop.value
+                    yield item
+                    if self._cancel_requested:
+                        return _CANCELLED
+            except Exception as exc:  # every error ends the job with a notification
+                return _Failed(exc)
             finally:
-                gen.close()
+                if gen is not None and hasattr(gen, "close"):
+                    gen.close()  # here, in the worker thread
 
         worker = GeneratorWorker(work)
         worker.yielded.connect(self._yielded)
         worker.returned.connect(self._returned)
         worker.errored.connect(self._errored)
         worker.aborted.connect(self._aborted)
+        worker.warned.connect(self._warned)
         worker.finished.connect(self._finished)
         self.worker = worker
         self.button.text = "Cancel"
@@ -178,10 +218,11 @@ class GeneratorRunner:
         return worker
 
     def cancel(self) -> None:
+        """Stop the job at its next event (it closes itself in the worker thread)."""
         if self.worker is not None:
             self.cancelled = True
+            self._cancel_requested = True
             self.status.value = "cancelling..."
-            self.worker.quit()
 
     def toggle(self, make_generator: Callable[[], Generator[Any, None, Any]]) -> None:
         """What the Run/Cancel button does."""
@@ -190,13 +231,17 @@ class GeneratorRunner:
         else:
             try:
                 self.start(make_generator)
-            except SlideSegError as err:
-                notify_error(str(err))
+            except Exception as err:
+                self._report(err)
 
     # -- slots (GUI thread) ---------------------------------------------------------
     def _yielded(self, item: Any) -> None:
         if isinstance(item, Progress):
-            if item.total:
+            share = self.fraction(item) if self.fraction is not None else None
+            if share is not None:
+                self.progress.max = 1000
+                self.progress.value = round(1000 * min(max(share, 0.0), 1.0))
+            elif item.total:
                 self.progress.max = item.total
                 self.progress.value = min(item.done, item.total)
             self.status.value = item.message or item.stage
@@ -206,14 +251,32 @@ class GeneratorRunner:
             self.on_event(item)
 
     def _returned(self, value: Any) -> None:
+        if isinstance(value, _Failed):
+            self._errored(value.exc)
+            return
+        if value is _CANCELLED:
+            self._aborted()
+            return
         self.result = value
         if self.on_done is not None:
-            self.on_done(value)
+            try:
+                self.on_done(value)
+            except Exception as exc:  # showing the result failed: say so, stay usable
+                self._errored(exc)
 
     def _errored(self, exc: BaseException) -> None:
         self.error = exc
-        self.status.value = f"error: {exc}"
-        notify_error(str(exc) if isinstance(exc, SlideSegError) else f"{type(exc).__name__}: {exc}")
+        self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        text = str(exc) if isinstance(exc, SlideSegError) else f"{type(exc).__name__}: {exc}"
+        self.status.value = f"error: {text}"
+        notify_error(text)
+
+    def _warned(self, warning: Any) -> None:
+        message, category = warning[0], warning[1]
+        if isinstance(category, type) and issubclass(category, UserWarning):
+            notify_warning(str(message))
 
     def _aborted(self) -> None:
         self.status.value = "cancelled"

@@ -27,7 +27,7 @@ from magicgui.widgets import (
 
 from ..infer.engine import InferConfig, InferError
 from ..io.errors import SlideSegError
-from ._common import GeneratorRunner, LayerChoice, layer_to_slide, notify_warning
+from ._common import GeneratorRunner, LayerChoice, bound_width, layer_to_slide, notify_warning
 
 REGIONS = ("whole slide", "current view", "box", "shapes layer")
 #: Refresh the live layer at most this often (seconds).
@@ -81,7 +81,10 @@ class InferWidget(Container):
         self.block = SpinBox(value=2048, min=256, max=8192, step=256, label="block")
         self.device = ComboBox(choices=_device_choices(), value="auto", label="device")
         self.tta = ComboBox(choices=["none", "flips", "d4"], value="none", label="TTA")
-        self.amp = CheckBox(value=True, label="mixed precision (CUDA)")
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+        self.amp = CheckBox(value=has_cuda, label="mixed precision (CUDA)", enabled=has_cuda)
         self.min_tissue = FloatSpinBox(value=0.0, min=0, max=1, step=0.05, label="min tissue")
         self.save_probs = CheckBox(value=False, label="save probabilities / maps")
         self.instance_halo = SpinBox(
@@ -138,6 +141,7 @@ class InferWidget(Container):
             on_progress=self._progress,
             on_done=self._done,
         )
+        bound_width(self, self.status, self.resolution)
         self.browse.changed.connect(self._add_checkpoint)
         watched = (
             self.model,
@@ -214,8 +218,12 @@ class InferWidget(Container):
         camera = scene.camera if scene is not None else self.viewer.camera
         center = np.asarray(camera.center[-2:], float)
         zoom = float(camera.zoom)  # screen pixels per world unit
-        qt = getattr(self.viewer.window, "_qt_viewer", None)
-        size = np.asarray(qt.canvas.size if qt is not None else (512, 512), float)  # (h, w)
+        canvas = getattr(self.viewer, "canvas", None)  # napari >= 0.9: the canvas model
+        if canvas is not None and hasattr(canvas, "size"):
+            size = np.asarray(canvas.size, float)  # (h, w) screen pixels
+        else:  # older napari: the Qt canvas
+            qt = getattr(self.viewer.window, "qt_viewer", None)
+            size = np.asarray(qt.canvas.size if qt is not None else (512, 512), float)
         half = size / zoom / 2
         return center - half, center + half
 
@@ -276,12 +284,39 @@ class InferWidget(Container):
             **self.region_args(slide),
         )
 
-    def _output_path(self, slide: Any, paths: list[Path]) -> Path:
-        value = str(self.out.value)
+    def output_path(self, slide: Any, paths: list[Path], cfg: InferConfig) -> Path:
+        """The field's path, or (empty field) a default unique to slide, models and settings.
+
+        The default lives in ``~/slideseg-predictions`` and is named after the
+        slide and model plus a digest of the slide path, the checkpoints and
+        every setting that changes the result (region included), so another
+        region or zoom never collides with an earlier output. A field that
+        names an existing folder that is not a ``.zarr`` (e.g. the working
+        directory after clearing the field) is never written into.
+        """
+        import hashlib
+        import json
+
+        value = str(self.out.value or "").strip()
         if value and value != ".":
-            return Path(value)
+            p = Path(value).expanduser()
+            if p.is_dir() and p.suffix != ".zarr" and not (p / "zarr.json").exists():
+                raise InferError(
+                    f"{p}: is a folder, not a .zarr output; give a new name ending in .zarr "
+                    "(or clear the field for the default)"
+                )
+            return p
+        settings = {
+            k: v for k, v in cfg.to_dict().items() if k not in ("device", "threads", "batch_size")
+        }
+        raw = json.dumps(
+            {"slide": slide.path or slide.name, "models": [str(p) for p in paths], **settings},
+            sort_keys=True,
+            default=str,
+        )
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
         stem = Path(slide.path or slide.name).name.split(".")[0]
-        return Path.home() / "slideseg-predictions" / f"{stem}_{paths[0].name}.zarr"
+        return Path.home() / "slideseg-predictions" / f"{stem}_{paths[0].name}_{digest}.zarr"
 
     # -- the job ---------------------------------------------------------------------
     def _job(self):
@@ -295,7 +330,7 @@ class InferWidget(Container):
         paths = self.model_paths()
         models = [load_model(p) for p in paths]
         cfg = self.config(slide, models[0][1])
-        out = self._output_path(slide, paths)
+        out = self.output_path(slide, paths, cfg)
         out.parent.mkdir(parents=True, exist_ok=True)
         self._out = out
         if self.layer is not None and self.layer.metadata.get("slideseg", {}).get(

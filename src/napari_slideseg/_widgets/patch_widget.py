@@ -19,7 +19,14 @@ from magicgui.widgets import (
 )
 
 from ..patching import PatchConfig, PatchPlan, plan_patches
-from ._common import GeneratorRunner, LayerChoice, labels_level0, layer_to_slide, notify_error
+from ._common import (
+    GeneratorRunner,
+    LayerChoice,
+    bound_width,
+    labels_level0,
+    layer_to_slide,
+    notify_error,
+)
 
 #: Above this many windows the preview is a coarse Labels grid instead of rectangles.
 PREVIEW_MAX_SHAPES = 3000
@@ -94,6 +101,7 @@ class PatchWidget(Container):
         self.runner = GeneratorRunner(
             self.run_button, self.progress, self.status, on_done=self._done
         )
+        bound_width(self, self.status)
         self.preview_button.changed.connect(self.preview)
         self.run_button.changed.connect(lambda *_: self.runner.toggle(self._job))
 

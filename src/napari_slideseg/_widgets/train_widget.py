@@ -23,6 +23,7 @@ from ..train import TrainConfig, cpu_only_build, list_devices
 from ._common import (
     GeneratorRunner,
     LayerChoice,
+    bound_width,
     guard_torch_imports,
     labels_level0,
     layer_to_slide,
@@ -155,7 +156,10 @@ class TrainWidget(Container):
             self.status,
             on_progress=self._on_progress,
             on_done=self._done,
+            fraction=self._fraction,
         )
+        self._epoch = 0
+        bound_width(self, self.status, self.device_hint)
         self.add_folder.changed.connect(self._append_folder)
         self.run_button.changed.connect(lambda *_: self.runner.toggle(self._job))
 
@@ -236,6 +240,24 @@ class TrainWidget(Container):
         canvas.setMinimumHeight(180)
         self.native.layout().addWidget(canvas)
         return fig, canvas
+
+    def _fraction(self, event: Any) -> float | None:
+        """Share of the whole run done (training steps 80 % of an epoch, validation 20 %).
+
+        Patch extraction before training shows its own progress (``None``).
+        """
+        epochs = max(1, self.epochs.value)
+        if event.stage in ("train", "resume"):
+            self._epoch = int(event.info.get("epoch", event.done if event.stage == "resume" else 0))
+        if event.stage == "train":
+            within = 0.8 * event.done / max(1, event.total)
+        elif event.stage == "val":
+            within = 0.8 + 0.2 * event.done / max(1, event.total)
+        elif event.stage in ("epoch", "resume"):
+            return event.done / epochs
+        else:
+            return None
+        return (self._epoch + within) / epochs
 
     def _on_progress(self, event: Any) -> None:
         if event.stage != "epoch":
