@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-SAMPLE_SLIDE = "CMU-1-Small-Region.pyramid.ome.tif"
+from .samples import SAMPLE_SLIDE, demo_cache_dir, sample_slide_path
 
-
-def sample_slide_path() -> Path:
-    """Path of the bundled sample slide (CC0, see ``data/SOURCE.md``)."""
-    return Path(str(files("napari_slideseg") / "data" / SAMPLE_SLIDE))
+__all__ = [
+    "SAMPLE_SLIDE",
+    "demo_cache_dir",
+    "sample_slide",
+    "sample_slide_path",
+    "sample_slide_with_predictions",
+]
 
 
 def sample_slide() -> list[tuple[Any, ...]]:
@@ -20,29 +22,6 @@ def sample_slide() -> list[tuple[Any, ...]]:
     from .layers import slide_layer
 
     return [slide_layer(open_slide(sample_slide_path()), name="CMU-1 small region")]
-
-
-def demo_cache_dir() -> Path:
-    """Where the sample's demo predictions are kept (computed once per version and models).
-
-    The folder name carries the package version and a digest of the bundled
-    model cards, so retrained models (same version, e.g. an editable
-    install) never show predictions cached from the old ones.
-    """
-    import hashlib
-    import os
-
-    import platformdirs
-
-    from . import __version__
-    from .models.bundled import bundled_models
-    from .models.checkpoint import CARD
-
-    digest = hashlib.sha256(b"prediction-format-2")  # bumped when predictions change
-    for name, folder in bundled_models().items():
-        digest.update(name.encode() + (folder / CARD).read_bytes())
-    base = os.environ.get("SLIDESEG_CACHE_DIR") or platformdirs.user_cache_dir("napari-slideseg")
-    return Path(base) / f"demo-{__version__}-{digest.hexdigest()[:10]}"
 
 
 def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
@@ -58,7 +37,7 @@ def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
     from .io.slide import open_slide
     from .layers import slide_layer
 
-    out = demo_cache_dir()
+    out = demo_cache_dir()  # this module's name, so tests can point it elsewhere
     base = slide_layer(open_slide(sample_slide_path()), name="CMU-1 small region")
     if _demo_cached(out):
         return [base, *_prediction_layers(out, base)]

@@ -302,7 +302,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     cfg = InferConfig(
         level=args.level,
         tile=tile,
-        overlap=tile // 4 if args.overlap is None else args.overlap,
+        overlap=min(128, tile // 2) if args.overlap is None else args.overlap,
         batch_size=args.batch_size,
         block=args.block,
         tta=args.tta,
@@ -759,7 +759,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .zarr folder")
     p.add_argument("--level", type=int, default=0)
     p.add_argument("--tile", type=int, help="tile size (default: the model's patch size)")
-    p.add_argument("--overlap", type=int, help="tile overlap (default: a quarter of the tile)")
+    p.add_argument("--overlap", type=int, help="tile overlap (default: 128, at most half the tile)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--block", type=int, default=2048)
     p.add_argument("--tta", choices=["none", "flips", "d4"], default="none")

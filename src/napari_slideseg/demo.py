@@ -57,7 +57,6 @@ def run_demo_steps(
     nuclei_region: tuple[int, int, int, int] | None = NUCLEI_REGION,
 ) -> Generator[Progress, None, dict[str, Any]]:
     """:func:`run_demo` as a generator of progress events."""
-    from ._sample_data import sample_slide_path
     from .infer import InferConfig, predict_slide_steps
     from .infer.hover import export_instances_steps
     from .io.export import write_color_png_steps, write_geojson_steps
@@ -66,6 +65,7 @@ def run_demo_steps(
     from .io.rle import write_rle_csv
     from .io.slide import open_slide
     from .models.checkpoint import load_model
+    from .samples import sample_slide_path
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

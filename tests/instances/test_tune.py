@@ -106,7 +106,7 @@ def test_cli_writes_the_choice_into_the_card(hover_ckpt, weak_maps, data_dir, tm
     assert card.hover["postproc_tuned_tta"] == "flips"
     assert weak_maps and all(kw["tta"] == "flips" for kw in weak_maps)  # maps made with TTA
     _, loaded = load_model(hover_ckpt)  # still a valid checkpoint
-    assert loaded["hover"]["postproc"]["np_threshold"] == 0.4
+    assert loaded.postproc["np_threshold"] == 0.4
     lines = (tmp_path / "tune.csv").read_text().splitlines()
     assert lines[0].startswith("np_threshold,min_size,marker_threshold,pq_") and len(lines) == 3
 

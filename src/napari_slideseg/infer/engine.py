@@ -349,15 +349,36 @@ def read_block(
     y0, x0, y1, x1 = core
     halo = math.ceil(halo / zoom)
     need = math.ceil(tile / zoom)
-    ry0, rx0 = y0 - halo, x0 - halo
-    ry1 = max(y1 + halo, ry0 + need)
-    rx1 = max(x1 + halo, rx0 + need)
+    H, W = arr.shape[:2]
+    ry0, ry1 = _window(y0, y1, halo, need, H)
+    rx0, rx1 = _window(x0, x1, halo, need, W)
     # The same clip-read-pad as patch extraction, so both see identical edge pixels.
     part = read_window_rect(arr, ry0, rx0, ry1 - ry0, rx1 - rx0, "reflect", 0)
     if part.ndim == 2:
         part = np.repeat(part[..., None], 3, -1)
     part = part[..., :3]
     return part, (y0 - ry0, x0 - rx0)
+
+
+def _window(a: int, b: int, halo: int, need: int, n: int) -> tuple[int, int]:
+    """``[a - halo, b + halo)`` grown to ``need`` pixels, into the image before past its edges.
+
+    A block near the edge that is shorter than a tile takes the missing pixels
+    from the image side first, so no block reads further past the edge than
+    its halo when the image has the pixels (a whole-image pass reads no
+    further either): predictions at the edge then see the same context.
+    """
+    lo, hi = a - halo, b + halo
+    short = need - (hi - lo)
+    if short > 0:
+        grow = min(short, max(0, n - hi))  # into the image after the block
+        hi += grow
+        short -= grow
+        grow = min(short, max(0, lo))  # into the image before it
+        lo -= grow
+        short -= grow
+        hi += short  # still short: the image is smaller than a tile (reflect-padded)
+    return lo, hi
 
 
 def predict_block(
