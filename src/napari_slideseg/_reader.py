@@ -8,6 +8,7 @@ reader function.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -35,8 +36,14 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
     path = os.fspath(path)
     lower = path.lower().rstrip("/\\")
     kind = sniff_kind(path)
-    if kind == "tiff" and _written_by_slideseg(path, kind) and _tiff_may_be_mask(path):
-        return None  # a mask this plugin wrote: the mask reader opens it as Labels
+    if (
+        kind == "tiff"
+        and _tiff_may_be_mask(path)
+        and (_written_by_slideseg(path, kind) or _is_id_map(path))
+    ):
+        return None  # a mask or instance map: the mask reader opens it as Labels
+    if kind == "zarr" and is_label_store(path):
+        return None  # NGFF labels: the mask reader opens them as Labels
     if kind in ("tiff", "zarr"):
         return read_slide
     if kind in ("png", "jpeg"):
@@ -44,7 +51,11 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
             header = raster_header(path)
         except (OSError, ValueError):
             return read_slide
-        return read_slide if header.pixels > RASTER_MIN_PIXELS else None
+        if header.pixels <= RASTER_MIN_PIXELS:
+            return None
+        if kind == "png" and header.channels == 1 and header.bits == 16 and _is_id_map(path):
+            return None
+        return read_slide
     if lower.endswith(TIFF_SUFFIXES) or lower.endswith(".zarr"):
         return read_slide  # broken or missing: read_slide reports why
     if lower.endswith(RASTER_SUFFIXES) and not os.path.exists(path):
@@ -109,35 +120,50 @@ MASK_SNIFF_MAX_PIXELS = 50_000_000
 
 
 def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
-    """Return a Labels reader for colour masks in a known palette and RLE CSVs, else ``None``.
+    """Return a Labels reader for masks, instance maps, RLE CSVs and NGFF labels, else ``None``.
 
     A PNG/TIFF is a mask when this plugin wrote it (its class map is
     recorded in the file) or when every colour in it belongs to one preset
     palette (``biopsy6``, ``wsi3``, ``binary``); TIFFs with lossy
     compression (JPEG, JPEG 2000: slides, never masks) are not read.
-    A CSV is claimed when its header has an RLE column.
+    An instance map (object ids) is a 16-bit single-channel PNG, a
+    single-channel 16/32-bit integer TIFF or a 2-D integer ``.npy`` of at
+    most :data:`MASK_SNIFF_MAX_PIXELS` whose content is ids on a 0
+    background (:func:`~napari_slideseg.io.masks.looks_like_id_map`: almost
+    all neighbouring object pixels share their value, unlike a grey
+    image's), or an id PNG/TIFF this plugin wrote. A CSV is claimed when its
+    header has an RLE column; a zarr store when it holds NGFF labels.
     """
     if isinstance(path, list | tuple):
         if len(path) != 1:
             return None
         path = path[0]
     path = os.fspath(path)
-    lower = path.lower()
+    lower = path.lower().rstrip("/\\")
     if lower.endswith(".csv"):
         return read_mask if _csv_has_rle(path) else None
+    if lower.endswith(".npy"):
+        return read_mask if _is_id_map(path) else None
     kind = sniff_kind(path)
+    if kind == "zarr":
+        return read_mask if is_label_store(path) else None
     if kind == "png":
         try:
-            if raster_header(path).pixels > MASK_SNIFF_MAX_PIXELS:
-                return None
+            header = raster_header(path)
         except (OSError, ValueError):
             return None
+        if header.pixels > MASK_SNIFF_MAX_PIXELS:
+            return None
+        if header.channels == 1 and header.bits == 16:
+            return read_mask if _is_id_map(path) else None
     elif kind == "tiff":
         if not _tiff_may_be_mask(path):
             return None
     else:
         return None
     if _written_by_slideseg(path, kind):
+        return read_mask
+    if kind == "tiff" and _is_id_map(path):
         return read_mask
     from .io.palette import is_color_mask
 
@@ -170,7 +196,8 @@ def _written_by_slideseg(path: str, kind: str) -> bool:
                     if tag in (b"IDAT", b"IEND"):
                         return False
                     if tag == b"tEXt" and n < 1 << 20:
-                        if fh.read(n).split(b"\x00", 1)[0] == b"slideseg:classmap":
+                        key = fh.read(n).split(b"\x00", 1)[0]
+                        if key in (b"slideseg:classmap", b"slideseg:instances"):
                             return True
                         fh.seek(4, 1)
                     else:
@@ -179,7 +206,7 @@ def _written_by_slideseg(path: str, kind: str) -> bool:
 
         with tifffile.TiffFile(path) as tif:
             desc = tif.pages.first.description or ""
-        return desc.startswith('{"slideseg"') and '"classmap"' in desc
+        return desc.startswith('{"slideseg"') and ('"classmap"' in desc or '"instances"' in desc)
     except Exception:
         return False
 
@@ -196,35 +223,264 @@ def _tiff_may_be_mask(path: str) -> bool:
         return False
 
 
-def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
-    """Open a colour mask or RLE CSV as a Labels layer coloured by its class map."""
-    from pathlib import Path
+def _is_id_map(path: str) -> bool:
+    """Whether ``path`` is an instance map (cached by path, size and modification time)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return _is_id_map_cached(os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
+
+@functools.lru_cache(maxsize=64)
+def _is_id_map_cached(path: str, size: int, mtime_ns: int) -> bool:
+    from .io.masks import sniff_id_map
+
+    return sniff_id_map(path, MASK_SNIFF_MAX_PIXELS)
+
+
+def _zarr_attrs(path: str) -> dict[str, Any] | None:
+    """A zarr group's attributes from its metadata file (v2 ``.zattrs`` or v3 ``zarr.json``)."""
+    import json
+
+    for name, key in (("zarr.json", "attributes"), (".zattrs", None)):
+        meta = os.path.join(path, name)
+        if os.path.isfile(meta):
+            try:
+                with open(meta, encoding="utf-8") as fh:
+                    doc = json.load(fh)
+            except (OSError, ValueError):
+                return None
+            attrs = doc.get(key, {}) if key else doc
+            if not isinstance(attrs, dict):
+                return None
+            ome = attrs.get("ome")
+            return {**attrs, **ome} if isinstance(ome, dict) else attrs
+    return None
+
+
+def is_label_store(path: str) -> bool:
+    """Whether a zarr directory holds NGFF labels rather than an image (metadata files only).
+
+    True for a root whose ``labels`` group lists label images and that is
+    not itself an image (what this plugin's OME-Zarr writer makes), for a
+    ``labels`` group, and for a label image group (``image-label``: also
+    this plugin's earlier layout). An OME-Zarr image with labels beside it
+    stays a slide.
+    """
+    path = os.fspath(path).rstrip("/\\")
+    attrs = _zarr_attrs(path)
+    if attrs is None:
+        return False
+    if "image-label" in attrs:
+        return True
+    if "multiscales" in attrs:
+        return False
+    if isinstance(attrs.get("labels"), list):
+        return True
+    sub = _zarr_attrs(os.path.join(path, "labels"))
+    return bool(sub) and isinstance(sub.get("labels"), list)
+
+
+def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
+    """Open a mask, RLE CSV, instance map or NGFF labels store as Labels layer(s).
+
+    Class labels are coloured by their class map. Instance maps (object
+    ids) get napari's own colours and, where the file records them, a
+    ``features`` row per object (``index``, ``type``, ``type_name`` and the
+    file's properties) and the type class map in ``metadata["slideseg"]``,
+    so they save again as instances. An NGFF store gives one layer per
+    label image, multiscale when it holds a pyramid.
+    """
     from .io.errors import SlideSegError
-    from .io.masks import read_labels
-    from .layers import labels_layer
+    from .io.masks import ngff_label_names, read_labels
 
     if isinstance(path, list | tuple):
         path = path[0]
+    path = os.fspath(path)
     try:
-        labels, classmap, info = read_labels(path)
+        names = ngff_label_names(path) if os.path.isdir(path) else []
+        layers = []
+        for name in names or [None]:
+            labels, classmap, info = read_labels(path, label=name)
+            layers.append(
+                _mask_layer(path, labels, classmap, info, name if len(names) > 1 else None)
+            )
     except SlideSegError as err:
         _notify_error(str(err))
         return [(None,)]
+    return layers
+
+
+#: ``info`` entries of read_labels that stay out of layer metadata (big or not JSON).
+_INFO_LEFT_OUT = ("attrs", "levels", "properties", "type_classmap", "instance_classes")
+
+
+def _mask_layer(
+    path: str, labels: Any, classmap: Any, info: dict[str, Any], label_name: str | None
+) -> tuple[Any, dict[str, Any], str]:
+    from pathlib import Path
+
+    from .layers import labels_layer
+
+    stem = Path(path.rstrip("/\\")).name.split(".")[0] or Path(path).stem
     meta: dict[str, Any] = {
-        "path": os.fspath(path),
-        "slideseg": {"source": {k: v for k, v in info.items() if k != "attrs"}},
+        "path": path,
+        "slideseg": {"source": {k: v for k, v in info.items() if k not in _INFO_LEFT_OUT}},
     }
     if info.get("placement"):
         meta["slideseg"]["placement"] = info["placement"]
     mpp = info.get("mpp")
-    return [
-        labels_layer(
-            labels,
-            classmap,
-            name=Path(path).stem,
-            metadata=meta,
-            scale=tuple(mpp) if mpp else None,
-            units=("micrometer", "micrometer") if mpp else None,
-        )
+    levels = info.get("levels") or []
+    data = levels if len(levels) > 1 else labels
+    features = None
+    if info.get("instances"):
+        meta["slideseg"]["instances"] = True
+        types = info.get("type_classmap")
+        if types is not None:
+            meta["slideseg"]["classmap"] = types.to_dict()
+        features = _instance_table(info, types)
+        classmap = None
+    data, kwargs, kind = labels_layer(
+        data,
+        classmap,
+        name=f"{stem} {label_name}" if label_name else stem,
+        metadata=meta,
+        scale=tuple(mpp) if mpp else None,
+        units=("micrometer", "micrometer") if mpp else None,
+        features=features,
+    )
+    if isinstance(data, list):
+        kwargs["multiscale"] = True
+    return data, kwargs, kind
+
+
+def _instance_table(info: dict[str, Any], types: Any) -> Any:
+    """A features table (one row per object, ``index`` = id) from what the file records."""
+    import pandas as pd
+
+    props = info.get("properties")
+    inst = info.get("instance_classes")
+    if props:
+        df = pd.DataFrame.from_dict(props, orient="index")
+        df.index.name = "index"
+        df = df.reset_index()
+    elif inst:
+        df = pd.DataFrame({"index": list(inst), "type": list(inst.values())})
+    else:
+        return None
+    df["index"] = df["index"].astype("int64")
+    if "type" in df and types is not None:
+        names = list(types.names)
+        t = pd.to_numeric(df["type"], errors="coerce")
+        df["type"] = t.fillna(-1).astype("int64")
+        if "type_name" not in df:
+            df["type_name"] = [names[i] if 0 <= i < len(names) else "" for i in df["type"]]
+    return df.sort_values("index").reset_index(drop=True)
+
+
+# -----------------------------------------------------------------------------
+# GeoJSON -> Shapes
+# -----------------------------------------------------------------------------
+#: Opacity of polygon faces (edges are opaque) in the class colour.
+GEOJSON_FACE_ALPHA = 0.3
+
+
+def napari_get_geojson_reader(path: str | list[str]) -> Callable[..., list] | None:
+    """Return a Shapes reader for GeoJSON (QuPath annotations/detections, our exports), else None.
+
+    ``.geojson`` and ``.geojson.gz`` are claimed when they start like
+    GeoJSON; ``.json`` only when its first 4 kB hold a GeoJSON ``type``.
+    """
+    if isinstance(path, list | tuple):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = os.fspath(path)
+    if not path.lower().endswith((".geojson", ".geojson.gz", ".json", ".json.gz")):
+        return None
+    if not os.path.isfile(path):
+        return None
+    from .io.geojson import sniff_geojson
+
+    return read_geojson_shapes if sniff_geojson(path) else None
+
+
+def read_geojson_shapes(path: str | list[str]) -> list[tuple[Any, ...]]:
+    """Open GeoJSON polygons as a Shapes layer (class names and measurements as features).
+
+    Each polygon (each part of a MultiPolygon) is one shape, edged and
+    lightly filled in its class colour; lines are paths; points become a
+    Points layer. Vertices sit on pixel edges as QuPath's do (the shape of
+    a pixel-exact export covers exactly its pixels). When the file states
+    its µm per pixel (this plugin's exports) the layers get that scale in
+    micrometres and overlay the slide layer; QuPath's files are in pixels.
+    Holes are left out (napari polygons have none) and counted in
+    ``metadata["slideseg"]["holes_left_out"]``.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from .io.errors import SlideSegError
+    from .io.geojson import read_geojson
+
+    if isinstance(path, list | tuple):
+        path = path[0]
+    path = os.fspath(path)
+    try:
+        found = read_geojson(path)
+    except SlideSegError as err:
+        _notify_error(str(err))
+        return [(None,)]
+    name = Path(path).name
+    for suffix in (".gz", ".geojson", ".json"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    common: dict[str, Any] = {}
+    if found.mpp:
+        common = {"scale": tuple(found.mpp), "units": ("micrometer", "micrometer")}
+    meta = {
+        "path": path,
+        "slideseg": {"geojson": {"coordinates": found.coordinates, "holes_left_out": found.holes}},
+    }
+    layers: list[tuple[Any, ...]] = []
+    keep = [
+        i
+        for i, (s, t) in enumerate(zip(found.shapes, found.shape_types, strict=True))
+        if len(s) >= (3 if t == "polygon" else 2)
     ]
+    if keep:
+        import pandas as pd
+
+        edge = np.ones((len(keep), 4), np.float32)
+        edge[:, :3] = np.asarray([found.colors[i] for i in keep], np.float32) / 255
+        face = edge.copy()
+        face[:, 3] = GEOJSON_FACE_ALPHA
+        kwargs = {
+            "name": name,
+            "shape_type": [found.shape_types[i] for i in keep],
+            "edge_color": edge,
+            "face_color": face,
+            "features": pd.DataFrame([found.records[i] for i in keep]),
+            "metadata": meta,
+            **common,
+        }
+        layers.append(([found.shapes[i] for i in keep], kwargs, "shapes"))
+    if found.points:
+        import pandas as pd
+
+        colors = np.ones((len(found.points), 4), np.float32)
+        colors[:, :3] = np.asarray(found.point_colors, np.float32) / 255
+        kwargs = {
+            "name": f"{name} points",
+            "face_color": colors,
+            "features": pd.DataFrame(found.point_records),
+            "metadata": meta,
+            **common,
+        }
+        layers.append((np.asarray(found.points, np.float64), kwargs, "points"))
+    if not layers:
+        _notify_error(f"{path}: holds no polygons, lines or points")
+        return [(None,)]
+    return layers

@@ -68,19 +68,24 @@ def test_ome_zarr_labels_with_properties(tmp_path):
         mpp=(0.5, 0.5),
         chunk=512,
     )
+    # NGFF labels: the root's labels/ group lists the label image, which holds the pyramid
     root = zarr.open_group(str(out), mode="r")
-    attrs = dict(root.attrs)
+    assert "multiscales" not in dict(root.attrs)
+    assert dict(root["labels"].attrs)["labels"] == ["labels"]
+    image = root["labels/labels"]
+    attrs = dict(image.attrs)
     ms = attrs["multiscales"][0]
     assert [d["path"] for d in ms["datasets"]] == ["0", "1", "2"]
     assert ms["axes"][0]["unit"] == "micrometer"
     props = {p["label-value"]: p for p in attrs["image-label"]["properties"]}
     assert props[1] == {"label-value": 1, "class": "yellow", "area": 12}
     assert attrs["image-label"]["colors"][2]["rgba"] == [255, 0, 0, 255]
-    np.testing.assert_array_equal(root["0"][:], labels)
-    np.testing.assert_array_equal(root["1"][:], labels[::2, ::2])
+    np.testing.assert_array_equal(image["0"][:], labels)
+    np.testing.assert_array_equal(image["1"][:], labels[::2, ::2])
     back, found, info = read_labels(out)
     assert found == cm and info["format"] == "ome-zarr"
     np.testing.assert_array_equal(back.compute(), labels)
+    assert [lv.shape for lv in info["levels"]] == [(2100, 1500), (1050, 750), (525, 375)]
 
 
 def _blobs():
@@ -278,7 +283,7 @@ def test_written_masks_carry_their_resolution(tmp_path, ext):
             num, den = tags["YResolution"].value
             assert num / den == pytest.approx(1e4 / 0.499, rel=1e-6)
     if ext == ".ome.zarr":
-        ms = dict(zarr.open_group(str(out), mode="r").attrs)["multiscales"][0]
+        ms = dict(zarr.open_group(str(out), mode="r")["labels/labels"].attrs)["multiscales"][0]
         assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [0.499, 0.25]
         assert [a["unit"] for a in ms["axes"]] == ["micrometer", "micrometer"]
 

@@ -74,16 +74,29 @@ def _as_2d(labels: Any, what: str = "labels") -> Any:
 def iter_bands(labels: Any, rows: int) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(y0, band)`` row bands of a NumPy or dask array as NumPy arrays.
 
-    A dask array is computed one row of chunks at a time (each chunk once,
-    however small ``rows`` is), then cut into bands of ``rows``.
+    Every band has ``rows`` rows but the last (tiled writers rely on it). A
+    dask array is computed one row of chunks at a time (each chunk once,
+    however small ``rows`` is), and its strips are cut and joined into
+    bands of ``rows``: memory is one row of chunks plus one band.
     """
     if isinstance(labels, da.Array):
-        y = 0
+        y = y_out = 0
+        pending: list[np.ndarray] = []
+        have = 0
         for ch in labels.chunks[0]:
             strip = np.asarray(labels[y : y + ch].compute(scheduler="threads"))
-            for r in range(0, ch, rows):
-                yield y + r, strip[r : r + rows]
             y += ch
+            pending.append(strip)
+            have += ch
+            while have >= rows:
+                buf = pending[0] if len(pending) == 1 else np.concatenate(pending)
+                yield y_out, buf[:rows]
+                y_out += rows
+                rest = buf[rows:]
+                pending = [rest] if len(rest) else []
+                have = len(rest)
+        if have:
+            yield y_out, pending[0] if len(pending) == 1 else np.concatenate(pending)
         return
     for y0 in range(0, labels.shape[0], rows):
         yield y0, np.asarray(labels[y0 : y0 + rows])
@@ -227,6 +240,76 @@ def write_index_png(
     return path
 
 
+#: tEXt key under which the id PNG writer marks an instance map (JSON: type class map).
+PNG_INSTANCES_KEY = "slideseg:instances"
+#: Largest id a 16-bit id PNG holds.
+PNG_MAX_ID = 2**16 - 1
+
+
+def _id_refusal(path: Path, top: int, limit: int, fmt: str) -> MaskError:
+    return MaskError(
+        f"{path}: instance id {top} does not fit a {fmt} (ids 0..{limit}); save the instance "
+        "layer as .tif (32-bit ids), .csv (one RLE row per instance), .zarr (OME-Zarr labels) "
+        "or .geojson (one polygon per instance), or save the nucleus-type layer as a colour PNG"
+    )
+
+
+def _check_ids(band: np.ndarray, path: Path, limit: int, fmt: str) -> None:
+    if band.size == 0:
+        return
+    lo, hi = int(band.min()), int(band.max())
+    if lo < 0:
+        raise MaskError(f"{path}: instance ids must be non-negative, found {lo}")
+    if hi > limit:
+        raise _id_refusal(path, hi, limit, fmt)
+
+
+def write_id_png_steps(
+    path: str | os.PathLike,
+    labels: Any,
+    *,
+    classmap: ClassMap | None = None,
+    band_rows: int = PNG_BAND_ROWS,
+    level: int = 6,
+    placement: Placement | None = None,
+    mpp: tuple[float, float] | None = None,
+) -> Generator[Progress, None, Path]:
+    """:func:`write_id_png` as a generator of progress events."""
+    path = Path(path)
+    labels = _as_2d(labels)
+    h, w = labels.shape
+    meta: dict[str, Any] = {"instances": True}
+    if classmap is not None:
+        meta["classmap"] = classmap.to_dict()
+    text = {PNG_INSTANCES_KEY: json.dumps(meta)}
+    where = resolve_placement(placement, mpp, (h, w))
+    ppm = None
+    if where is not None:
+        text[PNG_PLACEMENT_KEY] = json.dumps(where.to_dict())
+        if where.pixel_mpp is not None:
+            ppm = mpp_to_ppm(where.pixel_mpp)
+    n = -(-h // band_rows)
+    with PngStreamWriter(path, w, h, "L", bit_depth=16, level=level, text=text, ppm=ppm) as png:
+        for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
+            _check_ids(band, path, PNG_MAX_ID, "16-bit PNG")
+            png.write_rows(band.astype(np.uint16))
+            yield Progress("png", i + 1, n, f"PNG rows {min(h, (i + 1) * band_rows)}/{h}")
+    return path
+
+
+def write_id_png(path: str | os.PathLike, labels: Any, **kwargs: Any) -> Path:
+    """Write an instance map as a 16-bit grey PNG whose pixel values are the ids (0..65535).
+
+    The ids are kept as they are (never renumbered, so they still match the
+    instance table); an id above 65535 is refused with a message naming the
+    formats that hold it (``.tif`` 32-bit ids, ``.csv``, ``.zarr``,
+    ``.geojson``), and nothing is written. The file is marked as an instance
+    map (``tEXt`` ``slideseg:instances``, with the type class map if given as
+    ``classmap``) and records ``placement``/``mpp`` like the colour PNG.
+    """
+    return drain(write_id_png_steps(path, labels, **kwargs))
+
+
 # -----------------------------------------------------------------------------
 # TIFF
 # -----------------------------------------------------------------------------
@@ -306,9 +389,125 @@ def write_color_tiff(
     return drain(write_color_tiff_steps(path, labels, classmap, **kwargs))
 
 
+def write_id_tiff_steps(
+    path: str | os.PathLike,
+    labels: Any,
+    *,
+    classmap: ClassMap | None = None,
+    placement: Placement | None = None,
+    mpp: tuple[float, float] | None = None,
+    tile: int = TIFF_TILE,
+) -> Generator[Progress, None, Path]:
+    """:func:`write_id_tiff` as a generator of progress events."""
+    import tifffile
+
+    path = Path(path)
+    labels = _as_2d(labels)
+    h, w = labels.shape
+    small = labels.dtype.kind == "u" and labels.dtype.itemsize <= 2
+    dtype = np.dtype(np.uint16 if small else np.uint32)
+    limit = int(np.iinfo(dtype).max)
+    where = resolve_placement(placement, mpp, (h, w))
+    desc: dict[str, Any] = {"instances": True}
+    if classmap is not None:
+        desc["classmap"] = classmap.to_dict()
+    kwargs: dict[str, Any] = {}
+    if where is not None:
+        desc["placement"] = where.to_dict()
+        if where.pixel_mpp is not None:
+            my, mx = where.pixel_mpp
+            kwargs = {"resolution": (1e4 / mx, 1e4 / my), "resolutionunit": "CENTIMETER"}
+    n_rows = -(-h // tile)
+    progress: list[Progress] = []
+
+    def tiles() -> Iterator[np.ndarray]:
+        for i, (_, band) in enumerate(iter_bands(labels, tile)):
+            _check_ids(band, path, limit, f"{dtype.itemsize * 8}-bit TIFF")
+            band = band.astype(dtype)
+            for x0 in range(0, w, tile):
+                t = np.zeros((tile, tile), dtype)
+                part = band[:, x0 : x0 + tile]
+                t[: part.shape[0], : part.shape[1]] = part
+                yield t
+            progress.append(
+                Progress("tiff", i + 1, n_rows, f"TIFF rows {min(h, (i + 1) * tile)}/{h}")
+            )
+
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=h * w * dtype.itemsize > 2**31) as tw:
+            tw.write(
+                tiles(),
+                shape=(h, w),
+                dtype=dtype,
+                tile=(tile, tile),
+                photometric="minisblack",
+                compression="zlib",
+                description=json.dumps({"slideseg": desc}),
+                metadata=None,
+                software="napari-slideseg",
+                **kwargs,
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    yield from progress
+    return path
+
+
+def write_id_tiff(path: str | os.PathLike, labels: Any, **kwargs: Any) -> Path:
+    """Write an instance map as a tiled grey TIFF of its ids (uint16, or uint32 for wider input).
+
+    Ids are kept as they are (HoVer ids reach about 4e9: uint32); deflate
+    compressed, tiles of ``tile``; ``placement``/``mpp`` become resolution
+    tags and, with the type class map (``classmap``), the slideseg JSON
+    description (``{"slideseg": {"instances": true, ...}}``) that marks the
+    file as an instance map for the reader.
+    """
+    return drain(write_id_tiff_steps(path, labels, **kwargs))
+
+
 # -----------------------------------------------------------------------------
 # OME-Zarr labels
 # -----------------------------------------------------------------------------
+#: NGFF version of the label images written (zarr v2 layout, ``/`` chunk keys).
+NGFF_VERSION = "0.4"
+
+
+def ngff_label_name(name: str) -> str:
+    """A group name for a label image (letters, digits, ``.``, ``_``, ``-``; ``labels`` if empty)."""
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")
+    return cleaned or "labels"
+
+
+def _label_metadata(
+    classmap: ClassMap | None,
+    properties: Mapping[int, Mapping[str, Any]] | None,
+    instances: bool,
+) -> dict[str, Any]:
+    """NGFF ``image-label`` metadata: class colours (semantic labels) and per-value properties."""
+    label_meta: dict[str, Any] = {"version": NGFF_VERSION}
+    props: list[dict[str, Any]] = []
+    if classmap is not None and not instances:
+        label_meta["colors"] = [
+            {"label-value": i, "rgba": [*c, 0 if i == classmap.background else 255]}
+            for i, c in enumerate(classmap.colors)
+        ]
+        props = [{"label-value": i, "class": n} for i, n in enumerate(classmap.names)]
+    if properties:
+        by_value = {p["label-value"]: p for p in props}
+        for value, extra in properties.items():
+            by_value.setdefault(int(value), {"label-value": int(value)}).update(
+                {k: _jsonable(v) for k, v in extra.items()}
+            )
+        props = [by_value[k] for k in sorted(by_value)]
+    if props:
+        label_meta["properties"] = props
+    return label_meta
+
+
 def write_ome_zarr_labels_steps(
     path: str | os.PathLike,
     labels: Any,
@@ -321,6 +520,7 @@ def write_ome_zarr_labels_steps(
     lowest_max: int = 1024,
     source: Mapping[str, Any] | None = None,
     placement: Placement | None = None,
+    instances: bool = False,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_ome_zarr_labels` as a generator of progress events."""
     import zarr
@@ -338,31 +538,12 @@ def write_ome_zarr_labels_steps(
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     sy, sx = mpp if mpp else (1.0, 1.0)
     unit = {"unit": "micrometer"} if mpp else {}
-    label_meta: dict[str, Any] = {"version": "0.4"}
-    if classmap is not None:
-        label_meta["colors"] = [
-            {"label-value": i, "rgba": [*c, 0 if i == classmap.background else 255]}
-            for i, c in enumerate(classmap.colors)
-        ]
-        props = [{"label-value": i, "class": n} for i, n in enumerate(classmap.names)]
-    else:
-        props = []
-    if properties:
-        by_value = {p["label-value"]: p for p in props}
-        for value, extra in properties.items():
-            by_value.setdefault(int(value), {"label-value": int(value)}).update(
-                {k: _jsonable(v) for k, v in extra.items()}
-            )
-        props = [by_value[k] for k in sorted(by_value)]
-    if props:
-        label_meta["properties"] = props
-    if source:
-        label_meta["source"] = dict(source)
-    attrs = {
+    label_name = ngff_label_name(name)
+    attrs: dict[str, Any] = {
         "multiscales": [
             {
-                "version": "0.4",
-                "name": name,
+                "version": NGFF_VERSION,
+                "name": label_name,
                 "axes": [
                     {"name": "y", "type": "space", **unit},
                     {"name": "x", "type": "space", **unit},
@@ -378,19 +559,26 @@ def write_ome_zarr_labels_steps(
                 ],
             }
         ],
-        "image-label": label_meta,
+        "image-label": _label_metadata(classmap, properties, instances),
     }
-    slideseg: dict[str, Any] = {}
+    slideseg: dict[str, Any] = {"kind": "instances" if instances else "semantic"}
+    if instances:
+        slideseg["instances"] = True
     if classmap is not None:
         slideseg["classmap"] = classmap.to_dict()
     if where is not None:
         slideseg["placement"] = where.to_dict()
-    if slideseg:
-        attrs["slideseg"] = slideseg
+    if source:
+        slideseg["source"] = {k: _jsonable(v) for k, v in dict(source).items()}
+    attrs["slideseg"] = slideseg
     dtype = labels.dtype
     try:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        root.attrs.update(attrs)
+        root.attrs.update({"slideseg": {"labels": [label_name]}})
+        group = root.create_group("labels")
+        group.attrs.update({"labels": [label_name]})
+        image = group.create_group(label_name)
+        image.attrs.update(attrs)
         blocks_total = sum(-(-s[0] // chunk) * -(-s[1] // chunk) for s in shapes)
         done = 0
         lv = labels
@@ -398,8 +586,8 @@ def write_ome_zarr_labels_steps(
             if i:
                 # Each level is subsampled (nearest: labels are never averaged) from the
                 # level just written, so the source graph (e.g. inference) runs once.
-                lv = da.from_zarr(root[str(i - 1)])[::2, ::2]
-            arr = root.create_array(
+                lv = da.from_zarr(image[str(i - 1)])[::2, ::2]
+            arr = image.create_array(
                 str(i),
                 shape=shape,
                 chunks=(min(chunk, shape[0]), min(chunk, shape[1])),
@@ -425,6 +613,14 @@ def write_ome_zarr_labels_steps(
 def write_ome_zarr_labels(path: str | os.PathLike, labels: Any, **kwargs: Any) -> Path:
     """Write labels as an OME-Zarr (NGFF 0.4) label image with colours and per-label properties.
 
+    The store is laid out as NGFF labels: the root group's ``labels`` group
+    lists the label image (``{"labels": [name]}``), and ``labels/<name>/``
+    holds the pyramid (``0``, ``1``, ...) with ``multiscales`` and
+    ``image-label`` metadata (class colours as ``colors``, class names and
+    ``properties`` per label value). The root holds no image (the slide is
+    not copied), so other NGFF readers such as napari-ome-zarr open
+    ``<path>/labels``; this plugin opens ``<path>`` itself.
+
     Parameters
     ----------
     path
@@ -432,13 +628,16 @@ def write_ome_zarr_labels(path: str | os.PathLike, labels: Any, **kwargs: Any) -
     labels
         2D integer label image (NumPy or dask), written block by block.
     **kwargs
-        ``classmap`` (colours and class names per value), ``properties``
-        (``{value: {key: value}}``, e.g. instance type and area), ``name``,
+        ``classmap`` (colours and class names per value; for ``instances``
+        the classes named in the properties), ``properties``
+        (``{value: {key: value}}``, e.g. instance type and area), ``name``
+        (the label image's group name, cleaned to letters, digits, ``._-``),
+        ``instances`` (label values are object ids: no class colours),
         ``mpp`` (``(y, x)`` µm/px, recorded as the scale, axes in
         micrometres), ``placement`` (level, factors and level-0 mpp: its
         µm/px is the scale, and it is kept in ``attrs["slideseg"]``), ``chunk``,
         ``lowest_max`` (reduced levels by nearest sampling down to this size),
-        ``source`` (provenance dict).
+        ``source`` (provenance dict, kept in ``attrs["slideseg"]["source"]``).
 
     Returns
     -------
@@ -449,10 +648,13 @@ def write_ome_zarr_labels(path: str | os.PathLike, labels: Any, **kwargs: Any) -
 
 
 def _jsonable(v: Any) -> Any:
+    """A JSON value: NumPy scalars and arrays as Python ones, NaN and infinities as None."""
     if isinstance(v, np.generic):
-        return v.item()
+        v = v.item()
     if isinstance(v, np.ndarray):
-        return v.tolist()
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
     return v
 
 
@@ -767,6 +969,8 @@ def export_labels(
     rle_layout: str = "semantic",
     image_id: str | None = None,
     placement: Placement | None = None,
+    instances: bool = False,
+    instance_classes: Mapping[int, int] | None = None,
     **kwargs: Any,
 ) -> Path:
     """Write ``labels`` in the format given by ``out``'s suffix.
@@ -777,6 +981,13 @@ def export_labels(
     every row), ``.ome.zarr``/``.zarr`` OME-Zarr labels,
     ``.geojson``/``.geojson.gz`` polygons.
 
+    ``instances=True``: the values are object ids (nuclei), not classes, and
+    ``classmap`` (if any) names the objects' types, given per id by
+    ``instance_classes``: PNG is a 16-bit id image (ids above 65535 are
+    refused, naming the formats that hold them), TIFF a uint16/uint32 id
+    image, CSV the instance layout (one row per object), OME-Zarr labels
+    without class colours, GeoJSON one polygon per id.
+
     ``placement`` (the labels' level, factors to level 0 and level-0 mpp,
     e.g. :meth:`Placement.from_attrs` of a prediction zarr): GeoJSON is
     written in level-0 pixels; rasters record their resolution (PNG
@@ -785,6 +996,10 @@ def export_labels(
     """
     out = Path(out)
     name = out.name.lower()
+    if instances and name.endswith((".png", ".tif", ".tiff")):
+        if name.endswith(".png"):
+            return write_id_png(out, labels, classmap=classmap, placement=placement, **kwargs)
+        return write_id_tiff(out, labels, classmap=classmap, placement=placement, **kwargs)
     if name.endswith((".png", ".tif", ".tiff")):
         if classmap is None:
             classmap = ClassMap.default(int(_max(labels)) + 1)
@@ -798,18 +1013,30 @@ def export_labels(
         write_rle_csv(
             out,
             labels,
-            layout=rle_layout,
+            layout="instance" if instances else rle_layout,
             order=rle_order,
             image_id=image_id or out.stem,
             class_names=class_names,
+            instance_classes=instance_classes,
             placement=placement,
             **kwargs,
         )
         return out
     if name.endswith(".zarr"):
-        return write_ome_zarr_labels(out, labels, classmap=classmap, placement=placement, **kwargs)
+        return write_ome_zarr_labels(
+            out, labels, classmap=classmap, placement=placement, instances=instances, **kwargs
+        )
     if name.endswith((".geojson", ".geojson.gz", ".json")):
-        return write_geojson(out, labels, classmap=classmap, placement=placement, **kwargs)
+        if instances:
+            kwargs.setdefault("mode", "instances")
+        return write_geojson(
+            out,
+            labels,
+            classmap=classmap,
+            placement=placement,
+            instance_classes=instance_classes,
+            **kwargs,
+        )
     raise MaskError(
         f"{out}: unknown export format (use .png, .tif, .csv, .ome.zarr or .geojson[.gz])"
     )

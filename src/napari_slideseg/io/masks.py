@@ -28,7 +28,87 @@ from .palette import ClassMap, MaskError, read_color_mask
 from .placement import Placement, is_micrometer
 
 
-def _read_zarr_labels(path: Path) -> tuple[da.Array, ClassMap | None, dict[str, Any]]:
+def _ngff_attrs(node: Any) -> dict[str, Any]:
+    """A zarr node's attributes, NGFF 0.5's ``ome`` member unwrapped."""
+    attrs = dict(node.attrs)
+    ome = attrs.get("ome")
+    if isinstance(ome, dict):
+        attrs = {**attrs, **ome}
+    return attrs
+
+
+def ngff_label_names(path: str | os.PathLike) -> list[str]:
+    """Names of the NGFF label images in a store (``labels/`` listing), ``[]`` when none."""
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception:
+        return []
+    if isinstance(node, zarr.Array):
+        return []
+    attrs = _ngff_attrs(node)
+    if "image-label" in attrs:
+        return []
+    names = attrs.get("labels")
+    if not (isinstance(names, list) and "multiscales" not in attrs):
+        try:
+            group = node["labels"]
+        except KeyError:
+            return []
+        if isinstance(group, zarr.Array):
+            return []
+        names = _ngff_attrs(group).get("labels")
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def _ngff_classmap(label_meta: dict[str, Any]) -> ClassMap | None:
+    """A ClassMap from NGFF ``image-label`` colours (values 0..n-1) and ``class`` properties."""
+    colors = {
+        int(c["label-value"]): tuple(int(v) for v in c["rgba"][:3])
+        for c in label_meta.get("colors") or []
+        if isinstance(c, dict) and "rgba" in c and isinstance(c.get("label-value"), int)
+    }
+    if not colors or max(colors) >= 256 or min(colors) < 0:
+        return None
+    colors.setdefault(0, (0, 0, 0))
+    n = max(colors) + 1
+    if len(colors) != n:
+        return None
+    names = {
+        int(p["label-value"]): str(p.get("class") or p.get("name"))
+        for p in label_meta.get("properties") or []
+        if isinstance(p, dict) and (p.get("class") or p.get("name"))
+    }
+    try:
+        return ClassMap(
+            tuple(names.get(i, "background" if i == 0 else f"class {i}") for i in range(n)),
+            tuple(colors[i] for i in range(n)),
+        )
+    except SlideSegError:
+        return None
+
+
+def _ngff_properties(label_meta: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for p in label_meta.get("properties") or []:
+        if isinstance(p, dict) and isinstance(p.get("label-value"), int):
+            out[int(p["label-value"])] = {k: v for k, v in p.items() if k != "label-value"}
+    return out
+
+
+def _read_zarr_labels(
+    path: Path, label: str | None = None
+) -> tuple[da.Array, ClassMap | None, dict[str, Any]]:
+    """Labels from a zarr store: NGFF labels (``labels/<name>``), an OME-Zarr or a plain array.
+
+    NGFF layouts read: a root whose ``labels`` group lists label images (what
+    :func:`~napari_slideseg.io.export.write_ome_zarr_labels` writes; ``label``
+    picks one by name, the first by default), the ``labels`` group itself, a
+    label image group (``image-label`` + ``multiscales``: also the layout
+    this plugin wrote before), or an image group with labels. All pyramid
+    levels come back in ``info["levels"]``.
+    """
     import zarr
 
     try:
@@ -39,24 +119,53 @@ def _read_zarr_labels(path: Path) -> tuple[da.Array, ClassMap | None, dict[str, 
     classmap = None
     if isinstance(node, zarr.Array):
         arr = node
+        levels = [arr]
     else:
-        attrs = dict(node.attrs)
-        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        names = ngff_label_names(path)
+        root_attrs = _ngff_attrs(node)
+        if names:
+            name = label if label is not None else names[0]
+            if name not in names:
+                raise MaskError(f"{path}: no label image {name!r} (has {', '.join(names)})")
+            listed_here = isinstance(root_attrs.get("labels"), list) and (
+                "multiscales" not in root_attrs
+            )
+            node = node[name] if listed_here else node["labels"][name]
+            info["label_name"] = name
+            info["label_names"] = names
+        elif label is not None:
+            raise MaskError(f"{path}: holds no NGFF label images (no labels/ group)")
+        attrs = _ngff_attrs(node)
+        ms = attrs.get("multiscales")
         if ms:
-            arr = node[ms[0]["datasets"][0]["path"]]
+            levels = [node[d["path"]] for d in ms[0]["datasets"]]
+            arr = levels[0]
             info["format"] = "ome-zarr"
         elif "labels" in node and isinstance(node["labels"], zarr.Array):
             arr = node["labels"]
+            levels = [arr]
         else:
             arrays = sorted((a for _, a in node.arrays()), key=lambda a: -int(np.prod(a.shape)))
             if not arrays:
                 raise MaskError(f"{path}: zarr group holds no label array")
             arr = arrays[0]
-        cm = attrs.get("slideseg", {}).get("classmap")
+            levels = [arr]
+        slideseg = attrs.get("slideseg") or root_attrs.get("slideseg") or {}
+        cm = slideseg.get("classmap")
         if cm:
             classmap = ClassMap.from_dict(cm)
+        label_meta = attrs.get("image-label")
+        if isinstance(label_meta, dict):
+            info["image_label"] = True
+            if classmap is None:
+                classmap = _ngff_classmap(label_meta)
+            props = _ngff_properties(label_meta)
+            if props:
+                info["properties"] = props
+        if slideseg.get("instances") or slideseg.get("kind") == "instances":
+            info["instances"] = True
         info["attrs"] = attrs
-        where = Placement.from_attrs(attrs)
+        where = Placement.from_attrs(attrs) or Placement.from_attrs(root_attrs)
         if where is None and ms:
             where = Placement.from_pixel_mpp(_ngff_mpp(ms[0]))
             where = where if where.mpp else None
@@ -65,7 +174,8 @@ def _read_zarr_labels(path: Path) -> tuple[da.Array, ClassMap | None, dict[str, 
             info["mpp"] = list(where.pixel_mpp) if where.pixel_mpp else None
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
         raise MaskError(f"{path}: expected a 2D integer label array, got {arr.shape} {arr.dtype}")
-    return da.from_zarr(arr), classmap, info
+    info["levels"] = [da.from_zarr(a) for a in levels if a.ndim == 2]
+    return info["levels"][0], classmap, info
 
 
 def _ngff_mpp(ms: dict[str, Any]) -> tuple[float, float] | None:
@@ -169,8 +279,9 @@ def read_labels(
     shape: tuple[int, int] | None = None,
     rle_order: str | None = None,
     tolerance: float | None = None,
+    label: str | None = None,
 ) -> tuple[Any, ClassMap | None, dict[str, Any]]:
-    """Read a label image from a colour mask, index mask, RLE CSV or zarr.
+    """Read a label image from a colour mask, index mask, RLE CSV, instance map or zarr.
 
     Parameters
     ----------
@@ -185,12 +296,21 @@ def read_labels(
         ``"col"`` or ``"row"`` for RLE files that don't record their order.
     tolerance
         Opt-in nearest-colour tolerance for JPEG-compressed colour masks.
+    label
+        Which NGFF label image of a zarr store (its name under ``labels/``);
+        the first by default.
 
     Returns
     -------
     tuple
         ``(labels, classmap or None, info)``; ``labels`` is NumPy, or dask for
-        zarr input.
+        zarr input (``info["levels"]`` holds every pyramid level).
+        Instance maps (object ids, not classes: an instance-layout RLE CSV,
+        a ``.npy``, a 16-bit id PNG or id TIFF this plugin wrote, OME-Zarr
+        labels marked as instances) come back with ``classmap`` None (or
+        the one passed) and ``info["instances"]`` True; ``info["type_classmap"]`` names the
+        objects' types where the file records them (with
+        ``info["instance_classes"]`` or ``info["properties"]`` per id).
     """
     p = Path(path)
     if not p.exists():
@@ -198,22 +318,29 @@ def read_labels(
     cm = resolve_classmap(classmap)
     name = p.name.lower()
     if p.is_dir() or name.endswith(".zarr"):
-        labels, zcm, info = _read_zarr_labels(p)
+        labels, zcm, info = _read_zarr_labels(p, label)
+        if info.get("instances"):
+            info["type_classmap"] = cm or zcm
+            return labels, cm, info
         return labels, cm or zcm, info
     if name.endswith(".csv"):
         from .rle import read_rle_csv
 
         labels, info = read_rle_csv(p, order=rle_order, shape=shape)
         names = info.get("class_names")
-        if cm is None and names and info.get("layout") != "instance":
-            from .palette import PRESETS
-
-            same = [p for p in PRESETS.values() if list(p.names) == list(names)]
-            cm = same[0] if same else ClassMap.default(len(names), names=names)
+        found = cm
+        if found is None and names:
+            found = _named_classmap(names)
         info = {"format": "rle-csv", **info}
         if "level" in info:
             info = _with_placement(info, _rle_placement(info))
-        return labels, cm, info
+        if info.get("layout") == "instance":
+            info["instances"] = True
+            info["type_classmap"] = found
+            return labels, cm, info
+        return labels, found, info
+    if name.endswith(".npy") or instance_marker(p) is not None:
+        return read_id_map(p)
     if cm is None:
         cm = png_classmap(p)
     where = file_placement(p)
@@ -222,6 +349,14 @@ def read_labels(
         return labels, found, _with_placement(info, where)
     labels, found = read_color_mask(p, cm, tolerance=tolerance)
     return labels, found, _with_placement({"format": "mask"}, where)
+
+
+def _named_classmap(names: list[str]) -> ClassMap:
+    """A preset with exactly these class names, else a default map with them."""
+    from .palette import PRESETS
+
+    same = [cm for cm in PRESETS.values() if list(cm.names) == list(names)]
+    return same[0] if same else ClassMap.default(len(names), names=names)
 
 
 def _rle_placement(info: dict[str, Any]) -> Placement:
@@ -400,3 +535,143 @@ def read_instance_map(path: str | os.PathLike, key: str = "inst_map") -> np.ndar
     if arr.dtype.kind == "f" or (arr.dtype.kind == "i" and arr.min() < 0):
         raise SlideSegError(f"{p}: instance ids must be non-negative integers (dtype {arr.dtype})")
     return arr
+
+
+# -----------------------------------------------------------------------------
+# instance (id) maps: 16-bit PNG, uint16/uint32 TIFF, .npy
+# -----------------------------------------------------------------------------
+#: Share of neighbouring object pixels (both non-zero) that must hold the same id.
+ID_MAP_MIN_SAME = 0.8
+#: Pixels an id-map sniff looks at (whole rows, evenly spaced).
+ID_MAP_SNIFF_PIXELS = 4_000_000
+
+
+def instance_marker(path: str | os.PathLike) -> dict[str, Any] | None:
+    """What an id PNG/TIFF this plugin wrote records (``{"instances": True, ...}``), else None."""
+    from .sniff import sniff_kind
+
+    p = Path(path)
+    kind = sniff_kind(str(p))
+    try:
+        if kind == "png":
+            from PIL import Image
+
+            from .export import PNG_INSTANCES_KEY
+
+            with Image.open(p) as im:  # header: the text chunks come before the pixels
+                raw = im.info.get(PNG_INSTANCES_KEY)
+            found = json.loads(raw) if raw else None
+        elif kind == "tiff":
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                desc = tif.pages.first.description or ""
+            if not (desc.startswith('{"slideseg"') and '"instances"' in desc):
+                return None
+            found = json.loads(desc).get("slideseg")
+        else:
+            return None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return found if isinstance(found, dict) and found.get("instances") else None
+
+
+def looks_like_id_map(arr: Any) -> bool:
+    """Whether a 2-D integer array is an instance map rather than a grey image.
+
+    An instance map has a background of 0 and objects of one id each, so
+    almost all horizontally neighbouring object pixels hold the same value
+    (at least :data:`ID_MAP_MIN_SAME`); a grey image's neighbours differ by
+    noise. Whole rows, evenly spaced, up to :data:`ID_MAP_SNIFF_PIXELS`, are
+    looked at.
+    """
+    if getattr(arr, "ndim", 0) != 2 or np.dtype(arr.dtype).kind not in "ui":
+        return False
+    h, w = arr.shape
+    if h == 0 or w < 2:
+        return False
+    step = max(1, -(-(h * w) // ID_MAP_SNIFF_PIXELS))
+    rows = np.asarray(arr[::step])
+    if rows.min() < 0:
+        return False
+    nz = rows != 0
+    if nz.all() or not nz.any():
+        return False
+    both = nz[:, :-1] & nz[:, 1:]
+    n = int(both.sum())
+    if n == 0:
+        return False
+    same = int(((rows[:, :-1] == rows[:, 1:]) & both).sum())
+    return same >= ID_MAP_MIN_SAME * n
+
+
+def sniff_id_map(path: str | os.PathLike, max_pixels: int) -> bool:
+    """Whether ``path`` is an instance map the reader should open as Labels; never raises.
+
+    Claimed: id PNGs/TIFFs this plugin wrote; 16-bit single-channel PNGs,
+    single-channel 16/32-bit integer TIFFs (lossless) and 2-D integer
+    ``.npy`` files of at most ``max_pixels`` whose content
+    :func:`looks_like_id_map`. 8-bit images, colour images, and 16-bit grey
+    images with noise (slides, photos) are not.
+    """
+    from .sniff import raster_header, sniff_kind
+
+    p = Path(path)
+    try:
+        if not p.is_file():
+            return False
+        if p.name.lower().endswith(".npy"):
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            return arr.ndim == 2 and arr.size <= max_pixels and looks_like_id_map(arr)
+        kind = sniff_kind(str(p))
+        if kind == "png":
+            head = raster_header(str(p))
+            if head.channels != 1 or head.bits != 16 or head.pixels > max_pixels:
+                return False
+            if instance_marker(p) is not None:
+                return True
+            import imagecodecs
+
+            return looks_like_id_map(np.asarray(imagecodecs.imread(str(p))))
+        if kind == "tiff":
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                page = tif.pages.first
+                lossy = int(page.compression) in (6, 7, 33003, 33004, 33005, 34712, 50001, 50002)
+                if (
+                    lossy
+                    or page.samplesperpixel != 1
+                    or page.bitspersample not in (16, 32)
+                    or int(page.sampleformat) not in (1, 2)
+                    or int(page.photometric) == 3  # palette
+                    or page.imagewidth * page.imagelength > max_pixels
+                ):
+                    return False
+                desc = page.description or ""
+                if desc.startswith('{"slideseg"') and '"instances"' in desc:
+                    return True
+                return looks_like_id_map(page.asarray())
+    except Exception:
+        return False
+    return False
+
+
+def read_id_map(path: str | os.PathLike) -> tuple[np.ndarray, None, dict[str, Any]]:
+    """An instance map (ids as they are) with what the file records about it.
+
+    Returns ``(ids, None, info)``: ``info["instances"]`` is True,
+    ``info["type_classmap"]`` the type class map an id file this plugin
+    wrote records (else None), and placement/mpp as for masks.
+    """
+    p = Path(path)
+    ids = read_instance_map(p)
+    marker = instance_marker(p) or {}
+    types = marker.get("classmap")
+    info: dict[str, Any] = {
+        "format": "instance-map",
+        "instances": True,
+        "type_classmap": ClassMap.from_dict(types, source=str(p)) if types else None,
+    }
+    where = None if p.name.lower().endswith(".npy") else file_placement(p)
+    return ids, None, _with_placement(info, where)

@@ -1,0 +1,255 @@
+"""Reading GeoJSON polygons: QuPath annotations and detections, and this plugin's exports.
+
+:func:`read_geojson` returns the shapes in napari's conventions (vertices
+``(y, x)`` in pixel-centre coordinates) with one record per shape (object
+id, QuPath object type, class name and colour, scalar measurements), so the
+npe2 glue only has to build the Shapes layer.
+
+Coordinates: GeoJSON from QuPath and from this plugin's writers is in
+level-0 pixels of the slide with pixel ``(x, y)`` covering ``[x, x + 1) x
+[y, y + 1)``; napari centres pixel ``(y, x)`` on the integer point, so a
+vertex ``(x, y)`` becomes ``(y - 0.5, x - 0.5)`` and the polygons sit
+exactly on the pixels they came from. The µm per pixel comes from the
+FeatureCollection's ``slideseg`` member when this plugin wrote the file;
+QuPath files don't state it (the shapes are then in pixels).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SlideSegError
+
+#: Colour of shapes whose class states none (QuPath's default yellow-ish grey).
+DEFAULT_COLOR = (255, 200, 0)
+
+
+class GeoJSONError(SlideSegError, ValueError):
+    """A GeoJSON file that cannot be read as polygons."""
+
+
+@dataclass
+class GeoJSONShapes:
+    """Shapes read from a GeoJSON file, in napari's conventions.
+
+    ``shapes[i]`` is an ``(n, 2)`` array of ``(y, x)`` vertices,
+    ``shape_types[i]`` ``"polygon"`` or ``"path"``; ``records[i]`` its
+    properties (``id``, ``object_type``, ``class_name``, measurements);
+    ``colors[i]`` its class colour (RGB 0-255). ``points`` (``(m, 2)``) and
+    ``point_records`` hold Point geometries. ``mpp`` is the µm per pixel the
+    file states (None when it does not); ``holes`` counts the interior rings
+    left out (napari polygons have none).
+    """
+
+    shapes: list[np.ndarray] = field(default_factory=list)
+    shape_types: list[str] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    colors: list[tuple[int, int, int]] = field(default_factory=list)
+    points: list[tuple[float, float]] = field(default_factory=list)
+    point_records: list[dict[str, Any]] = field(default_factory=list)
+    point_colors: list[tuple[int, int, int]] = field(default_factory=list)
+    mpp: tuple[float, float] | None = None
+    holes: int = 0
+    coordinates: dict[str, Any] = field(default_factory=dict)
+
+
+def _open_text(path: Path) -> str:
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    if gz:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return fh.read()
+    return path.read_text(encoding="utf-8")
+
+
+def sniff_geojson(path: str | os.PathLike) -> bool:
+    """Whether a ``.geojson``/``.json`` file (gzipped or not) starts like GeoJSON; never raises.
+
+    Only the first 4 kB are read: a FeatureCollection, a Feature, a list of
+    Features (QuPath's "export as array") or a bare geometry.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        opener = gzip.open if head == b"\x1f\x8b" else open
+        with opener(path, "rb") as fh:
+            text = fh.read(4096).decode("utf-8", errors="replace")
+    except (OSError, EOFError):
+        return False
+    text = text.lstrip("\ufeff \t\r\n")
+    if not text.startswith(("{", "[")):
+        return False
+    compact = text.replace(" ", "").replace("\n", "").replace("\r", "").replace("\t", "")
+    return any(
+        f'"type":"{kind}"' in compact
+        for kind in ("FeatureCollection", "Feature", "Polygon", "MultiPolygon")
+    )
+
+
+def _color(props: dict[str, Any]) -> tuple[int, int, int] | None:
+    cls = props.get("classification")
+    candidates = []
+    if isinstance(cls, dict):
+        candidates += [cls.get("color"), cls.get("colorRGB")]
+    candidates += [props.get("color"), props.get("colorRGB")]
+    for c in candidates:
+        if isinstance(c, list | tuple) and len(c) >= 3:
+            try:
+                return tuple(int(v) & 255 for v in c[:3])  # type: ignore[return-value]
+            except (TypeError, ValueError):
+                continue
+        if isinstance(c, int) and not isinstance(c, bool):  # QuPath's packed (A)RGB int
+            c &= 0xFFFFFF
+            return ((c >> 16) & 255, (c >> 8) & 255, c & 255)
+        if isinstance(c, str) and c.startswith("#") and len(c) == 7:
+            try:
+                return tuple(int(c[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+            except ValueError:
+                continue
+    return None
+
+
+def _class_name(props: dict[str, Any]) -> str:
+    cls = props.get("classification")
+    if isinstance(cls, dict):
+        name = cls.get("name")
+        if name is None and isinstance(cls.get("names"), list):
+            name = ": ".join(str(n) for n in cls["names"])
+        return "" if name is None else str(name)
+    if isinstance(cls, str):
+        return cls
+    return str(props.get("class_name") or props.get("classification_name") or "")
+
+
+def _record(feature: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "id": props.get("id", feature.get("id", "")),
+        "object_type": str(props.get("objectType") or props.get("object_type") or ""),
+        "class_name": _class_name(props),
+    }
+    skip = {"classification", "objectType", "object_type", "id", "color", "colorRGB", "isLocked"}
+    for k, v in props.items():
+        if k in skip or k in rec:
+            continue
+        if isinstance(v, bool | int | float | str) or v is None:
+            rec[k] = v
+    meas = props.get("measurements")
+    if isinstance(meas, dict):
+        rec.update({str(k): v for k, v in meas.items() if isinstance(v, int | float)})
+    elif isinstance(meas, list):  # older QuPath: [{"name": ..., "value": ...}]
+        for m in meas:
+            if isinstance(m, dict) and "name" in m and isinstance(m.get("value"), int | float):
+                rec[str(m["name"])] = m["value"]
+    rec.pop("measurements", None)
+    return rec
+
+
+def _ring_to_napari(ring: Any) -> np.ndarray:
+    pts = np.asarray(ring, dtype=float)
+    if pts.ndim != 2 or pts.shape[1] < 2:
+        raise GeoJSONError(f"a ring is not a list of [x, y] positions (shape {pts.shape})")
+    pts = pts[:, :2]
+    if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
+        pts = pts[:-1]
+    return pts[:, ::-1] - 0.5  # (x, y) on pixel edges -> (y, x) on pixel centres
+
+
+def _features(doc: Any, path: Path) -> list[dict[str, Any]]:
+    if isinstance(doc, list):
+        return [f for f in doc if isinstance(f, dict)]
+    if not isinstance(doc, dict):
+        raise GeoJSONError(f"{path}: not GeoJSON (top level is {type(doc).__name__})")
+    kind = doc.get("type")
+    if kind == "FeatureCollection":
+        feats = doc.get("features")
+        if not isinstance(feats, list):
+            raise GeoJSONError(f"{path}: FeatureCollection without a features list")
+        return [f for f in feats if isinstance(f, dict)]
+    if kind == "Feature":
+        return [doc]
+    if kind in ("Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point", "MultiPoint"):
+        return [{"type": "Feature", "geometry": doc, "properties": {}}]
+    raise GeoJSONError(f"{path}: not GeoJSON (type {kind!r})")
+
+
+def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
+    """Read a GeoJSON file's polygons, lines and points (see :class:`GeoJSONShapes`).
+
+    Accepts a FeatureCollection, a Feature, a list of Features (QuPath) or
+    a bare geometry, gzipped or not. Polygons keep their outer ring (holes
+    are counted in ``holes``), MultiPolygons give one shape per part (all
+    with the feature's record), LineStrings become paths, Points points.
+
+    Raises
+    ------
+    GeoJSONError
+        Naming the file: unreadable JSON, not GeoJSON, a malformed geometry.
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(_open_text(p))
+    except FileNotFoundError:
+        raise GeoJSONError(f"{p}: no such file") from None
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GeoJSONError(f"{p}: not readable as JSON ({type(exc).__name__}: {exc})") from exc
+    out = GeoJSONShapes()
+    if isinstance(doc, dict):
+        coords = (doc.get("slideseg") or {}).get("coordinates") or {}
+        if isinstance(coords, dict):
+            out.coordinates = coords
+            mpp = coords.get("mpp")
+            if isinstance(mpp, list) and len(mpp) == 2:
+                try:
+                    out.mpp = (float(mpp[0]), float(mpp[1]))
+                except (TypeError, ValueError):
+                    out.mpp = None
+    for i, feat in enumerate(_features(doc, p)):
+        geom = feat.get("geometry")
+        if not isinstance(geom, dict):
+            continue
+        props = feat.get("properties") or {}
+        props = props if isinstance(props, dict) else {}
+        rec = _record(feat, props)
+        color = _color(props) or DEFAULT_COLOR
+        kind = geom.get("type")
+        coords = geom.get("coordinates")
+        try:
+            if kind == "Polygon":
+                polys = [coords]
+            elif kind == "MultiPolygon":
+                polys = list(coords)
+            else:
+                polys = []
+            for poly in polys:
+                if not poly:
+                    continue
+                out.shapes.append(_ring_to_napari(poly[0]))
+                out.shape_types.append("polygon")
+                out.records.append(rec)
+                out.colors.append(color)
+                out.holes += max(0, len(poly) - 1)
+            if kind in ("LineString", "MultiLineString"):
+                for line in [coords] if kind == "LineString" else list(coords):
+                    pts = np.asarray(line, dtype=float)[:, :2]
+                    out.shapes.append(pts[:, ::-1] - 0.5)
+                    out.shape_types.append("path")
+                    out.records.append(rec)
+                    out.colors.append(color)
+            if kind in ("Point", "MultiPoint"):
+                for pt in [coords] if kind == "Point" else list(coords):
+                    out.points.append((float(pt[1]) - 0.5, float(pt[0]) - 0.5))
+                    out.point_records.append(rec)
+                    out.point_colors.append(color)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise GeoJSONError(
+                f"{p}: feature {i + 1} ({rec.get('id') or 'no id'}) has a malformed {kind} "
+                f"geometry ({exc})"
+            ) from exc
+    return out
