@@ -144,3 +144,65 @@ def test_train_widget_runs_and_cancels(make_napari_viewer, qtbot, tmp_path, data
     assert (tmp_path / "run" / "last" / "model.safetensors").exists()
     assert not (tmp_path / "run" / "done.json").exists()
     assert len(w._figure.axes) >= 1
+
+
+@pytest.mark.parametrize("stage", ["train", "val", "epoch"])
+def test_train_widget_cancel_at_each_stage_then_run_again(
+    make_napari_viewer, qtbot, tmp_path, data_dir, stage
+):
+    """Cancel during a training step, validation or at an epoch's end, then Run again with
+    resume: it finishes. (Cancel during validation used to leave the worker thread in
+    torch's inference mode; the next Run's backward() raised and the button stayed
+    "Cancel" for good.)"""
+    from napari_slideseg import open_slide
+    from napari_slideseg._widgets.train_widget import TrainWidget
+    from napari_slideseg.patching import PatchConfig, extract_patches
+
+    slide = open_slide(data_dir / "glas" / "train_1.png")
+    mask = (np.asarray(Image.open(data_dir / "glas" / "train_1_mask.png")) > 0).astype(np.uint8)
+    extract_patches(slide, tmp_path / "p", PatchConfig(size=128, stride=128), mask=mask)
+    viewer = make_napari_viewer()
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.folders.value = str(tmp_path / "p")
+    w.epochs.value = 2
+    w.batch_size.value = 4
+    w.out.value = str(tmp_path / "run")
+    seen = []
+    plain = w.runner.on_progress
+
+    def cancel_at(event):
+        seen.append(event.stage)
+        plain(event)
+        if event.stage == stage and w.runner.running and not w.runner.cancelled:
+            w.runner.cancel()
+
+    w.runner.on_progress = cancel_at
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=120000)
+    assert stage in seen and w.runner.cancelled and w.runner.error is None
+    assert w.run_button.text == "Run" and w.status.value == "cancelled"
+    assert not (tmp_path / "run" / "done.json").exists()
+    w.runner.on_progress = plain
+    # after an epoch there is a last/ checkpoint to resume; before it, Run starts afresh
+    w.resume.value = stage == "epoch"
+    w.run_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=180000)
+    assert w.runner.error is None, w.runner.error
+    assert (tmp_path / "run" / "done.json").exists() and w.progress.value == w.progress.max
+    assert "done: best epoch" in w.status.value
+
+
+def test_long_status_never_widens_the_dock(make_napari_viewer, qtbot):
+    from napari_slideseg._widgets._common import MAX_DOCK_WIDTH
+    from napari_slideseg._widgets.infer_widget import InferWidget
+
+    viewer = make_napari_viewer(show=True)
+    w = InferWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    qtbot.wait(50)
+    canvas = viewer.canvas.size
+    w.status.value = "error: " + "a very long message without breaks " * 40
+    qtbot.wait(200)
+    assert w.native.width() <= MAX_DOCK_WIDTH
+    assert viewer.canvas.size[1] >= canvas[1] - 5  # the canvas kept its width

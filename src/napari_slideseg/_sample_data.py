@@ -67,11 +67,59 @@ def _current_viewer() -> Any:
 _WORKERS: list[Any] = []
 
 
+def _demo_process_events(out: Path, region: Any, procs: list[Any], base: tuple[Any, ...]) -> Any:
+    """Run the demo in a child process; yield its progress; return the layer tuples.
+
+    A generator for a napari worker thread: it only reads the child's JSON
+    lines, and builds the layer tuples (zarr, tables) once the child is done,
+    so napari's process never imports torch and its event loop never waits.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from .progress import Progress
+
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from napari_slideseg.demo import run_demo_json_lines as r; "
+        "sys.exit(r(sys.argv[1], sys.argv[2]))",
+        str(out),
+        json.dumps(list(region) if region else None),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(proc)
+    error = None
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "progress" in msg:
+                p = msg["progress"]
+                yield Progress(p["stage"], p["done"], p["total"], p["message"])
+            elif "error" in msg:
+                error = msg["error"]
+        proc.wait()
+    finally:
+        if proc.poll() is None:  # napari closed or the worker was stopped
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0 or not _demo_cached(out):
+        tail = (proc.stderr.read() if proc.stderr else "")[-500:]  # type: ignore[union-attr]
+        raise RuntimeError(error or f"the demo process exited with {proc.returncode}: {tail}")
+    return _prediction_layers(out, base)  # opened here, in the worker thread
+
+
 def _compute_in_background(viewer: Any, out: Path, base: tuple[Any, ...]) -> Any:
-    """Run the demo predictions in a worker; add their layers to ``viewer`` when done."""
+    """Compute the demo predictions in a child process; add their layers to ``viewer``."""
     from napari.qt.threading import create_worker
     from napari.utils import progress
     from napari.utils.notifications import show_error, show_info
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
 
     from . import demo
     from .progress import Progress
@@ -81,18 +129,27 @@ def _compute_in_background(viewer: Any, out: Path, base: tuple[Any, ...]) -> Any
         "SlideSeg: computing the demo predictions in the background (about a minute on a "
         "CPU, once); their layers appear when they are ready"
     )
-    worker = create_worker(demo.run_demo_steps, out, nuclei_region=demo.NUCLEI_REGION)
+    procs: list[Any] = []
+    worker = create_worker(_demo_process_events, out, demo.NUCLEI_REGION, procs, base)
 
     def on_yield(event: Any) -> None:
         if isinstance(event, Progress) and event.total:
             bar.total = event.total
             bar.n = min(event.done, event.total)
-            bar.set_description(f"SlideSeg demo: {event.stage} {event.message}"[:80])
+            bar.set_description(f"SlideSeg demo: {event.message}"[:80])
             bar.refresh()
 
-    def on_done(_result: Any) -> None:
-        for data, kwargs, kind in _prediction_layers(out, base):
-            getattr(viewer, f"add_{kind}")(data, **kwargs)
+    def on_done(tuples: Any) -> None:
+        # one layer per turn of the event loop: napari builds each layer's visuals here
+        pending = list(tuples)
+
+        def add_next() -> None:
+            if pending:
+                data, kwargs, kind = pending.pop(0)
+                getattr(viewer, f"add_{kind}")(data, **kwargs)
+                QTimer.singleShot(0, add_next)
+
+        add_next()
 
     def on_error(exc: BaseException) -> None:
         show_error(f"SlideSeg demo predictions failed: {exc}")
@@ -102,10 +159,18 @@ def _compute_in_background(viewer: Any, out: Path, base: tuple[Any, ...]) -> Any
         if worker in _WORKERS:
             _WORKERS.remove(worker)
 
+    def stop_child() -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
     worker.yielded.connect(on_yield)
     worker.returned.connect(on_done)
     worker.errored.connect(on_error)
     worker.finished.connect(on_finished)
+    app = QApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(stop_child)
     _WORKERS.append(worker)
     worker.start()
     return worker

@@ -149,6 +149,39 @@ def run_demo_steps(
     return {"out": out, "timings": timings, "files": files, "n_nuclei": n_nuclei, "slide": slide}
 
 
+def run_demo_json_lines(out: str, region: str) -> int:
+    """Run the demo, printing each progress event as one JSON line (for a parent process).
+
+    napari's demo sample runs this in a child process, so torch and the models
+    never load into napari's process: a thread there would hold the GIL while
+    torch imports and stall the event loop.
+    """
+    import json
+    import sys
+
+    box = tuple(int(v) for v in json.loads(region)) if region != "null" else None
+    try:
+        gen = run_demo_steps(out, nuclei_region=box)  # type: ignore[arg-type]
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                print(json.dumps({"done": True, "n_nuclei": stop.value["n_nuclei"]}), flush=True)
+                return 0
+            if isinstance(ev, Progress):
+                line = {
+                    "stage": ev.stage,
+                    "done": ev.done,
+                    "total": ev.total,
+                    "message": ev.message,
+                }
+                print(json.dumps({"progress": line}), flush=True)
+    except Exception as exc:  # reported to the parent, which shows it
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
 def run_demo(out: str | Path = "slideseg-demo", **kwargs: Any) -> dict[str, Any]:
     """Run the demo to the end; returns ``{"out", "timings", "files", "n_nuclei", "slide"}``."""
     from .progress import drain
