@@ -181,9 +181,11 @@ def instance_layer(
 ) -> tuple[Any, dict[str, Any], str]:
     """An instance Labels layer of a HoVer prediction, with one ``features`` row per nucleus.
 
-    ``features`` holds ``index`` (the label id), ``type``, ``type_name``,
-    ``type_prob``, ``area`` and the centroid (level-0 pixels), so hovering a
-    nucleus in napari shows its type. Rows appear once the prediction is
+    ``features`` (:func:`instance_features`) holds ``index`` (the label
+    id), ``id``, ``type_name``, ``type_prob``, ``area``, ``type`` and the
+    centroid (level-0 pixels) as plain ints and rounded floats, so hovering
+    a nucleus in napari shows ``id: 1717987014, type_name: epithelial,
+    type_prob: 0.87, area: 1930, ...``. Rows appear once the prediction is
     complete (the table is assembled at the end); the pixels show live.
     ``base_scale`` is the slide layer's scale (default: the slide's mpp);
     ``scale``, if given, is the layer's own scale (the prediction level's).
@@ -216,29 +218,41 @@ def instance_layer(
 
 
 def instance_features(table: Any) -> Any:
-    """The instance table as a pandas DataFrame for a Labels layer (``index`` = label id).
+    """The instance table as a pandas DataFrame for a Labels layer, in tooltip form.
 
-    Centroids are level-0 pixel indices of the slide; ``centroid_y_um``,
-    ``centroid_x_um`` and ``area_um2`` come along when the table has them
-    (the slide's mpp was known).
+    napari shows every column but ``index`` (the label id it looks rows up
+    by) when the cursor is on a nucleus, formatting floats with 3
+    significant digits, so the columns are plain ``int64`` where the
+    quantity is whole and rounded floats where it is not: ``id`` (the label
+    id, shown), ``type_name``, ``type_prob`` (2 decimals), ``area`` (level-0
+    pixels), ``area_um2`` (1 decimal, NaN and so not shown when the mpp is
+    unknown), ``type`` (the ClassMap index) and ``centroid_y``,
+    ``centroid_x`` (level-0 pixel indices, rounded to the nearest pixel).
+    Hovering a nucleus shows e.g. ``id: 1717987014, type_name: epithelial,
+    type_prob: 0.87, area: 1930``. The exact values (centroids to 0.01 px,
+    probabilities to 4 decimals, µm centroids) are in ``instances.csv``
+    (:func:`~napari_slideseg.infer.hover.read_instance_table`); the cursor
+    position napari shows is already in µm when the slide's mpp is known.
     """
+    import numpy as np
     import pandas as pd
 
     from .infer.hover import read_instance_table
 
     t = read_instance_table(table)
+    ids = t["id"].astype(np.int64)
     cols = {
-        "index": t["id"],
-        "type": t["type"],
-        "type_name": t["type_name"],
-        "type_prob": t["type_prob"],
-        "area": t["area"],
-        "centroid_y": t["centroid_y"],
-        "centroid_x": t["centroid_x"],
+        "index": ids,
+        "id": ids.copy(),
+        "type_name": np.asarray([str(v) for v in t["type_name"]], dtype=object),
+        "type_prob": np.round(t["type_prob"].astype(np.float64), 2),
+        "area": t["area"].astype(np.int64),
     }
-    for c in ("area_um2", "centroid_y_um", "centroid_x_um"):
-        if c in t:
-            cols[c] = t[c]
+    if "area_um2" in t:
+        cols["area_um2"] = np.round(t["area_um2"].astype(np.float64), 1)
+    cols["type"] = t["type"].astype(np.int64)
+    cols["centroid_y"] = np.rint(t["centroid_y"]).astype(np.int64)
+    cols["centroid_x"] = np.rint(t["centroid_x"]).astype(np.int64)
     return pd.DataFrame(cols)
 
 
@@ -252,7 +266,12 @@ def centroid_points(
 ) -> tuple[Any, dict[str, Any], str]:
     """A Points layer of nucleus centroids coloured by type (ClassMap colours).
 
-    The points are level-0 pixel indices of the slide (the table's) and the
+    Each point has its type's ClassMap colour; a nucleus typed background
+    (tables made before nuclei were always given a type) or with a type the
+    ClassMap lacks is white, never the background's (black) colour.
+
+    The points are level-0 pixel indices of the slide (the table's centroids,
+    rounded to the nearest pixel as in :func:`instance_features`) and the
     layer's scale is the slide layer's: ``base_scale``, else derived from
     ``scale`` (the prediction layer's scale, the level's: divided by the
     level's downsample), else the slide's mpp; units are micrometres when
@@ -276,11 +295,12 @@ def centroid_points(
     _where, base, _level_scale, units = _prediction_grid(info, base_scale)
     cm = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
     df = features if features is not None else instance_features(Path(str(out)) / "instances.csv")
-    colors = np.ones((len(df), 4), np.float32)
+    colors = np.ones((len(df), 4), np.float32)  # white unless the type has a colour
     if cm is not None and len(df):
         pal = np.asarray(cm.colors, np.float32) / 255
-        t = np.clip(df["type"].to_numpy(), 0, len(pal) - 1)
-        colors[:, :3] = pal[t]
+        t = df["type"].to_numpy().astype(np.int64)
+        typed = (t >= 0) & (t < len(pal)) & (t != int(cm.background))
+        colors[typed, :3] = pal[t[typed]]
     kwargs = {
         "name": name or f"nucleus centroids ({Path(str(out)).stem})",
         "scale": base,
@@ -290,4 +310,4 @@ def centroid_points(
         "features": df,
         **units,
     }
-    return df[["centroid_y", "centroid_x"]].to_numpy(), kwargs, "points"
+    return df[["centroid_y", "centroid_x"]].to_numpy(np.float64), kwargs, "points"

@@ -175,6 +175,6 @@ def test_level1_nucleus_layers_sit_on_the_slide(level1_hover):
     for kw in ({"scale": nuclei[1]["scale"]}, {}, {"base_scale": (MPP0, MPP0)}):
         pts, pkw, kind = centroid_points(pred, features=nuclei[1]["features"], **kw)
         assert kind == "points"
-        np.testing.assert_allclose(pts[:, 0], tab["centroid_y"])
+        np.testing.assert_allclose(pts[:, 0], tab["centroid_y"], atol=0.5)  # nearest pixel
         assert pkw["scale"] == pytest.approx((MPP0, MPP0))
         assert pkw["units"] == ("micrometer", "micrometer")

@@ -109,19 +109,37 @@ def test_fixed_normalisation_is_tile_independent(data_dir):
     assert tp.shape[1] >= pairs.shape[1]  # (min-max: may split differently)
 
 
-def test_type_vote_and_table():
-    inst = np.zeros((20, 20), np.int32)
-    inst[2:8, 2:8] = 1
-    inst[10:18, 10:18] = 2
-    nc = np.zeros((3, 20, 20), np.float32)
+def test_types_from_mean_probabilities_and_table():
+    """Type = argmax over non-background types of the mean NC probabilities; never 0."""
+    inst = np.zeros((20, 30), np.int32)
+    inst[2:8, 2:8] = 1  # 36 px
+    inst[10:18, 10:18] = 2  # 64 px
+    inst[2:6, 20:30] = 3  # 40 px
+    nc = np.zeros((3, 20, 30), np.float32)
     nc[0] = 1.0
     nc[:, 2:8, 2:8] = [[[0]], [[0.2]], [[0.8]]]
-    nc[:, 2:4, 2:8] = [[[0]], [[0.9]], [[0.1]]]  # 12 of 36 pixels vote type 1
+    nc[:, 2:4, 2:8] = [[[0]], [[0.9]], [[0.1]]]  # 12 of 36 pixels
+    # background-dominated everywhere: once type 0, now its best non-background type
+    nc[:, 10:18, 10:18] = [[[0.9]], [[0.04]], [[0.06]]]
+    # 30 of 40 pixels lean to type 2 but carry little type evidence; 10 are confidently type 1
+    nc[:, 2:6, 20:30] = [[[0.9]], [[0.04]], [[0.06]]]
+    nc[:, 2:3, 20:30] = [[[0.1]], [[0.85]], [[0.05]]]
     t = instance_table(inst, nc)
-    assert list(t["id"]) == [1, 2]
-    assert t["type"][0] == 2 and t["type_prob"][0] == pytest.approx(24 / 36)
-    assert t["type"][1] == 0 and t["area"][1] == 64
+    assert list(t["id"]) == [1, 2, 3]
+    mean1 = np.array([24 * 0.2 + 12 * 0.9, 24 * 0.8 + 12 * 0.1]) / 36
+    assert t["type"][0] == 2 and t["type_prob"][0] == pytest.approx(mean1[1] / mean1.sum())
+    assert t["type"][1] == 2 and t["type_prob"][1] == pytest.approx(0.06 / 0.1)
+    mean3 = np.array([10 * 0.85 + 30 * 0.04, 10 * 0.05 + 30 * 0.06]) / 40
+    assert t["type"][2] == 1 and t["type_prob"][2] == pytest.approx(mean3[0] / mean3.sum())
+    assert t["area"][1] == 64
     assert t["centroid_y"][1] == pytest.approx(13.5) and t["bbox_x1"][1] == 18
+    # no type evidence at all: the first type, uniform probability (still not background)
+    bare = instance_table(
+        inst, np.stack([np.ones((20, 30)), np.zeros((20, 30)), np.zeros((20, 30))])
+    )
+    assert list(bare["type"]) == [1, 1, 1] and bare["type_prob"] == pytest.approx(0.5)
+    # no NC map: untyped (the block labels them "nucleus")
+    assert list(instance_table(inst)["type"]) == [0, 0, 0]
 
 
 def test_params_scale_with_resolution():

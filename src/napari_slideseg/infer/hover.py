@@ -70,7 +70,13 @@ def hover_block(
     Parameters
     ----------
     maps
-        ``(3 + T, h, w)`` maps over ``ext``: NP probability, H, V, type probabilities.
+        ``(3 + T, h, w)`` maps over ``ext``: NP probability, H, V, type
+        probabilities (channel 3 background). Each nucleus's type is the
+        argmax over the non-background types of its pixels' mean NC
+        probabilities, never background, with that mean renormalised over
+        the non-background types as ``type_prob``
+        (:func:`~napari_slideseg.instances.postproc.instance_table`);
+        without types (``T`` < 2) every nucleus is type 1 with probability 1.
     ext
         The extended window (core plus instance halo, clipped to the level) in level pixels.
     core
@@ -80,12 +86,13 @@ def hover_block(
     -------
     dict
         ``window`` (= ext), ``ids`` (uint32 map over the window: owned nuclei
-        only), ``types`` (uint8 type per owned pixel), ``rows`` (table rows in
-        level pixels).
+        only), ``types`` (uint8 map over the window: each owned pixel's
+        nucleus type, the table's), ``rows`` (table rows in level pixels).
     """
     ey0, ex0 = ext[:2]
     y0, x0, y1, x1 = core
-    nc = maps[3:] if maps.shape[0] > 3 else None
+    # an NC head needs a background channel and at least one type to type nuclei
+    nc = maps[3:] if maps.shape[0] > 4 else None
     inst, table = hover_instances(maps[0], maps[1:3], nc, params)
     cy = table["centroid_y"] + ey0
     cx = table["centroid_x"] + ex0

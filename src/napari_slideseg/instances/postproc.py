@@ -15,9 +15,13 @@ reference resolution of 0.25 µm/px (40x):
    smaller than ``min_size`` removed;
 5. marker-controlled watershed of ``-(1 - energy) * foreground`` blurred with
    a ``blur_size`` (3 x 3) Gaussian, restricted to the foreground;
-6. each nucleus's type: the majority of the per-pixel NC argmax inside it
-   (background excluded when any nucleus type is present), with the vote's
-   share as its probability.
+6. each nucleus's type (when the model has an NC head): the NC
+   probabilities are averaged over the nucleus's pixels and the type is the
+   argmax over the non-background types (a nucleus is never typed
+   background: NP already said it is a nucleus); its ``type_prob`` is that
+   type's mean probability renormalised over the non-background types
+   (mean of the type / sum of the means of all non-background types), i.e.
+   the probability of the type given that it is a nucleus.
 
 Kernel sizes scale with resolution (``mpp``): a 21 px kernel at 0.25 µm/px
 becomes 11 px at 0.5 µm/px.
@@ -237,7 +241,21 @@ def hover_instances(
 def instance_table(
     inst: np.ndarray, nc_prob: np.ndarray | None = None, n_types: int | None = None
 ) -> dict[str, np.ndarray]:
-    """Per-nucleus id, centroid, bbox, area, type and type probability (bbox crops only)."""
+    """Per-nucleus id, centroid, bbox, area, type and type probability (bbox crops only).
+
+    With ``nc_prob`` (``(T, H, W)``, channel 0 background), a nucleus's
+    ``type`` is the argmax over the non-background channels (``1..T-1``) of
+    its pixels' mean NC probabilities, never 0, and ``type_prob`` is that
+    mean renormalised over the non-background channels: the chosen type's
+    mean divided by the sum of the means of types ``1..T-1`` (the
+    probability of the type given that it is a nucleus; the probabilities
+    of a nucleus's types sum to 1). A nucleus whose non-background
+    probabilities are all 0 gets type 1 and ``1 / (T - 1)``. Without
+    ``nc_prob`` (or with a background-only NC map) ``type`` is 0 and
+    ``type_prob`` 0; the caller labels such nuclei (``hover_block``: type 1,
+    "nucleus", probability 1). ``n_types`` is accepted for compatibility and
+    unused.
+    """
     from scipy import ndimage as ndi
 
     objs = ndi.find_objects(inst)
@@ -255,9 +273,6 @@ def instance_table(
         "type": np.zeros(n, np.int64),
         "type_prob": np.zeros(n, np.float64),
     }
-    nc_arg = None
-    if nc_prob is not None:
-        nc_arg = np.asarray(nc_prob).argmax(0)
     for r, (i, sl) in enumerate(rows):
         m = inst[sl] == i
         yy, xx = np.nonzero(m)
@@ -267,11 +282,36 @@ def instance_table(
         t["bbox_y0"][r], t["bbox_y1"][r] = sl[0].start, sl[0].stop
         t["bbox_x0"][r], t["bbox_x1"][r] = sl[1].start, sl[1].stop
         t["area"][r] = len(yy)
-        if nc_arg is not None:
-            votes = np.bincount(nc_arg[sl][m])
-            if len(votes) > 1 and votes[1:].sum() > 0:
-                votes = votes.copy()
-                votes[0] = 0
-            t["type"][r] = int(votes.argmax())
-            t["type_prob"][r] = float(votes.max() / max(1, votes.sum()))
+    if nc_prob is not None and n and np.shape(nc_prob)[0] > 1:
+        t["type"], t["type_prob"] = nucleus_types(inst, nc_prob, t["id"])
     return t
+
+
+def nucleus_types(
+    inst: np.ndarray, nc_prob: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(type, type_prob)`` of each nucleus in ``ids`` (see :func:`instance_table`).
+
+    The NC probabilities are summed per nucleus in one pass per channel
+    (``np.bincount`` weighted by the channel, float64), so a block with
+    thousands of nuclei costs ``T`` passes over its pixels.
+    """
+    nc = np.asarray(nc_prob)
+    flat = np.asarray(inst).ravel()
+    size = int(flat.max()) + 1 if flat.size else 1
+    count = np.bincount(flat, minlength=size)[ids].astype(np.float64)
+    sums = np.stack(
+        [
+            np.bincount(flat, weights=nc[c].ravel().astype(np.float64), minlength=size)[ids]
+            for c in range(1, nc.shape[0])
+        ]
+    )  # (T - 1, n): types 1..T-1
+    mean = sums / np.maximum(count, 1)
+    total = mean.sum(0)
+    best = mean.argmax(0)
+    prob = np.where(
+        total > 0,
+        mean[best, np.arange(len(ids))] / np.where(total > 0, total, 1),
+        1.0 / mean.shape[0],
+    )
+    return (best + 1).astype(np.int64), prob.astype(np.float64)

@@ -1,0 +1,147 @@
+"""Nucleus types of the bundled HoVer model on a real tile of the sample slide.
+
+A nucleus is never typed background: its type is the non-background type
+with the highest NC probability averaged over its pixels, and ``type_prob``
+is that mean renormalised over the non-background types. The saved maps
+(``save_probs``) are the maps the post-processing saw, so every nucleus's
+type can be recomputed from them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_slideseg.infer import InferConfig, predict_slide
+from napari_slideseg.infer.hover import read_instance_table
+
+REGION = (1500, 700, 1756, 956)  # level-0 (y0, x0, y1, x1) of the sample slide
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory):
+    """``(root, table, instances, labels, maps)`` of the bundled model over REGION."""
+    from napari_slideseg.samples import sample_slide_path
+    from napari_slideseg.io.slide import open_slide
+    from napari_slideseg.models.bundled import bundled_models
+
+    out = tmp_path_factory.mktemp("types") / "nuclei.zarr"
+    cfg = InferConfig(region=REGION, block=256, instance_halo=32, device="cpu", save_probs=True)
+    predict_slide(open_slide(sample_slide_path()), [bundled_models()["hover-nuclei"]], out, cfg)
+    root = zarr.open_group(str(out), mode="r")
+    assert root.attrs["slideseg_inference"]["config"]["zoom"] == 2  # "auto": 0.5 -> 0.25 µm/px
+    y0, x0, y1, x1 = REGION
+    inst = np.asarray(root["instances"][y0:y1, x0:x1]).astype(np.int64)
+    labels = np.asarray(root["labels"][y0:y1, x0:x1])
+    maps = np.asarray(root["maps"][:, y0:y1, x0:x1]).astype(np.float64)
+    return out, read_instance_table(out), inst, labels, maps
+
+
+def _type_of_pixels(tab, inst):
+    """The table's type of each instance pixel (-1 where the id is not in the table)."""
+    fg = inst > 0
+    ids, inv = np.unique(inst[fg], return_inverse=True)
+    by_id = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
+    return fg, np.asarray([by_id.get(int(i), -1) for i in ids])[inv]
+
+
+def test_no_nucleus_is_background_and_the_label_image_agrees(typed):
+    out, tab, inst, labels, maps = typed
+    assert len(tab["id"]) >= 30
+    assert (tab["type"] >= 1).all() and (tab["type"] < maps.shape[0] - 3).all()
+    assert set(tab["type_name"]) <= {"other", "inflammatory", "epithelial", "spindle-shaped"}
+    fg, pixel_type = _type_of_pixels(tab, inst)
+    assert (pixel_type >= 1).all()
+    np.testing.assert_array_equal(labels[fg], pixel_type)
+    assert not labels[~fg].any()
+    # the whole output (the halo's nuclei too), not only the region
+    root = zarr.open_group(str(out), mode="r")
+    allfg, all_types = _type_of_pixels(tab, np.asarray(root["instances"][:]).astype(np.int64))
+    np.testing.assert_array_equal(np.asarray(root["labels"][:])[allfg], all_types)
+    # a vote share of the in-nucleus pixels was 1.0 for most nuclei; a mean probability is not
+    assert np.mean(tab["type_prob"] >= 0.999) < 0.2
+    assert (tab["type_prob"] >= 1 / 4 - 1e-4).all() and (tab["type_prob"] <= 1).all()
+
+
+def test_type_is_the_argmax_of_the_mean_nc_probabilities(typed):
+    """Recomputed from the saved maps: exactly where the nucleus lies in its block's core.
+
+    The region is four blocks of the level's 256 px grid; a block's saved
+    maps are the ones its post-processing saw, so a nucleus inside its own
+    block's core is recomputed to float16 precision. A nucleus reaching into
+    a neighbour's core has pixels whose saved maps the neighbour predicted
+    (another context): close, not equal.
+    """
+    out, tab, inst, _labels, maps = typed
+    y0, x0, y1, x1 = REGION
+    blocks = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]["blocks"]
+    nc = maps[3:]  # channel 0 of the NC maps: background
+    exact = near = 0
+    for r, i in enumerate(tab["id"]):
+        box = [int(tab[k][r]) for k in ("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1")]
+        if not (box[0] >= y0 and box[1] >= x0 and box[2] <= y1 and box[3] <= x1):
+            continue  # reaches into the region's halo, where no maps are saved
+        m = inst == i
+        assert m.sum() == tab["area"][r]
+        mean = nc[:, m].mean(1)
+        t, p = int(tab["type"][r]), float(tab["type_prob"][r])
+        top2 = np.sort(mean[1:])[-2:]
+        cy, cx = tab["centroid_y"][r], tab["centroid_x"][r]
+        own = next(b for b in blocks if b[0] <= cy < b[2] and b[1] <= cx < b[3])
+        inside = box[0] >= own[0] and box[1] >= own[1] and box[2] <= own[2] and box[3] <= own[3]
+        tol = 1e-3 if inside else 0.03
+        if top2[1] - top2[0] > tol:  # not a tie within the saved maps' precision
+            assert t == 1 + int(np.argmax(mean[1:])), (i, mean)
+        assert p == pytest.approx(mean[t] / mean[1:].sum(), abs=tol), (i, mean)
+        exact += inside
+        near += not inside
+    assert exact >= 0.5 * len(tab["id"]) and exact + near >= 0.8 * len(tab["id"])
+
+
+def test_types_are_distributed_like_the_nc_output(typed):
+    """Nucleus types vs the per-pixel argmax of the NC output over nucleus pixels.
+
+    The type sums each type's probability over the nucleus, so a pixel counts
+    as much as the NC head believes it shows a nucleus type (1 - background
+    probability); the per-pixel argmax (over the non-background types) is
+    weighted the same way. Unweighted, this model's types lean to
+    "inflammatory" (the type its NC head is most confident about) by 5-20
+    points, as any rule that averages probabilities would.
+    """
+    _out, tab, inst, _labels, maps = typed
+    fg, pixel_type = _type_of_pixels(tab, inst)
+    nc = maps[3:, fg]
+    weight = 1 - nc[0]
+    n = nc.shape[0]
+    per_pixel = np.bincount(1 + nc[1:].argmax(0), weight, minlength=n) / weight.sum()
+    per_nucleus = np.bincount(pixel_type, weight, minlength=n) / weight.sum()
+    assert per_nucleus[0] == 0
+    np.testing.assert_allclose(per_nucleus, per_pixel, atol=0.04)
+    # the two main types of this tile are the same both ways
+    assert set(np.argsort(per_nucleus)[-2:]) == set(np.argsort(per_pixel)[-2:])
+
+
+def test_centroid_points_have_type_colours_and_tooltips_plain_values(typed):
+    from napari.layers import Labels
+
+    from napari_slideseg.io.palette import ClassMap
+    from napari_slideseg.layers import centroid_points, instance_layer
+
+    out, tab, inst, _labels, _maps = typed
+    data, kwargs, _ = instance_layer(out)
+    feats = kwargs["features"]
+    pts, pkw, _ = centroid_points(out, features=feats)
+    cm = ClassMap.from_dict(zarr.open_group(str(out), mode="r").attrs["slideseg"]["classmap"])
+    colours = np.asarray(cm.colors, np.float32)[feats["type"].to_numpy()] / 255
+    np.testing.assert_allclose(pkw["face_color"][:, :3], colours)
+    assert (pkw["face_color"][:, :3].sum(1) > 0).all()  # never black
+    np.testing.assert_allclose(pts[:, 0], tab["centroid_y"], atol=0.5)
+    layer = Labels(data, **kwargs)
+    y0, x0 = REGION[:2]
+    r = int(np.argmax(tab["area"]))
+    ys, xs = np.nonzero(inst == tab["id"][r])
+    shown = layer._get_properties((ys[0] + y0, xs[0] + x0))
+    assert f"id: {tab['id'][r]}" in shown and f"type_name: {tab['type_name'][r]}" in shown
+    assert f"area: {tab['area'][r]}" in shown
+    assert f"type_prob: {round(float(tab['type_prob'][r]), 2):g}" in shown
