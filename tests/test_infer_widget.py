@@ -7,6 +7,8 @@ import pytest
 import torch
 import zarr
 
+from napari_slideseg.models.card import read_card
+
 pytestmark = pytest.mark.viewer
 
 CM = {
@@ -345,3 +347,60 @@ def test_infer_widget_warns_when_the_image_has_no_mpp(
     assert len(said) == 1 and "states no µm/px" in said[0] and "--mpp" in said[0]
     info = dict(zarr.open_group(str(tmp_path / "n.zarr"), mode="r").attrs)["slideseg_inference"]
     assert info["config"]["zoom"] == 1.0
+
+
+def test_infer_widget_default_output_is_unique_and_never_the_cwd(
+    sample_viewer, checkpoint, tmp_path, monkeypatch
+):
+    from pathlib import Path
+
+    from napari_slideseg._widgets.infer_widget import InferWidget
+    from napari_slideseg.infer import InferError
+    from napari_slideseg.io.slide import open_slide
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    w = InferWidget(sample_viewer)
+    w.model.value = "checkpoint folder(s)"
+    w.checkpoints.value = str(checkpoint)
+    slide = open_slide(sample_viewer.layers[0].metadata["slideseg"]["path"])
+    paths = w.model_paths()
+    w.out.value = ""  # the user cleared the field
+    w.region.value = "box"
+    w.box.value = "0 0 512 512"
+    a = w.output_path(slide, paths, w.config(slide, read_card(paths[0])))
+    w.box.value = "512 512 1024 1024"
+    b = w.output_path(slide, paths, w.config(slide, read_card(paths[0])))
+    assert a != b and a.parent == b.parent == Path(tmp_path / "home" / "slideseg-predictions")
+    assert a.suffix == ".zarr" and "tiny-unet" in a.name
+    (tmp_path / "my-files").mkdir()
+    w.out.value = str(tmp_path / "my-files")  # a folder of the user's: never written into
+    with pytest.raises(InferError, match=r"is a folder, not a \.zarr output"):
+        w.output_path(slide, paths, w.config(slide, read_card(paths[0])))
+
+
+def test_any_exception_in_a_job_ends_it_with_a_notification(make_napari_viewer, qtbot, monkeypatch):
+    """superqt swallows a RuntimeError raised by a job and never says it finished."""
+    from magicgui.widgets import Label, ProgressBar, PushButton
+
+    from napari_slideseg._widgets import _common
+
+    said = []
+    monkeypatch.setattr(_common, "notify_error", said.append)
+    make_napari_viewer()
+    button, bar, status = PushButton(text="Run"), ProgressBar(), Label()
+    runner = _common.GeneratorRunner(button, bar, status)
+
+    def job():
+        from napari_slideseg.progress import Progress
+
+        yield Progress("x", 1, 2, "half")
+        raise RuntimeError("element 0 of tensors does not require grad")
+
+    runner.toggle(job)
+    qtbot.waitUntil(lambda: not runner.running, timeout=10000)
+    assert button.text == "Run" and isinstance(runner.error, RuntimeError)
+    assert said and "RuntimeError: element 0" in said[0] and status.value.startswith("error:")
+    runner.toggle(job)  # and it runs again
+    qtbot.waitUntil(lambda: not runner.running, timeout=10000)
+    assert len(said) == 2

@@ -298,7 +298,8 @@ class InferWidget(Container):
         import json
 
         value = str(self.out.value or "").strip()
-        if value and value != ".":
+        # a cleared FileEdit reads back as "." or the working directory itself
+        if value and value != "." and Path(value).expanduser().resolve() != Path.cwd().resolve():
             p = Path(value).expanduser()
             if p.is_dir() and p.suffix != ".zarr" and not (p / "zarr.json").exists():
                 raise InferError(
