@@ -33,7 +33,7 @@ def demo_cache_dir() -> Path:
     from .models.bundled import bundled_models
     from .models.card import CARD
 
-    digest = hashlib.sha256(b"prediction-format-2")  # bumped when predictions change
+    digest = hashlib.sha256(b"prediction-format-3")  # bumped when predictions change
     for name, folder in bundled_models().items():
         digest.update(name.encode() + (folder / CARD).read_bytes())
     base = os.environ.get("SLIDESEG_CACHE_DIR") or platformdirs.user_cache_dir("napari-slideseg")
