@@ -293,12 +293,14 @@ def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
     label image, multiscale when it holds a pyramid.
     """
     from .io.errors import SlideSegError
-    from .io.masks import ngff_label_names, read_labels
+    from .io.masks import ngff_label_names, read_id_map, read_labels
 
     if isinstance(path, list | tuple):
         path = path[0]
     path = os.fspath(path)
     try:
+        if os.path.isfile(path) and not path.lower().endswith(".csv") and _is_id_map(path):
+            return [_mask_layer(path, *read_id_map(path), None)]
         names = ngff_label_names(path) if os.path.isdir(path) else []
         layers = []
         for name in names or [None]:

@@ -1010,6 +1010,7 @@ def export_labels(
         from .rle import write_rle_csv
 
         class_names = list(classmap.names) if classmap is not None else None
+        kwargs.setdefault("class_colors", list(classmap.colors) if classmap is not None else None)
         write_rle_csv(
             out,
             labels,

@@ -330,7 +330,7 @@ def read_labels(
         names = info.get("class_names")
         found = cm
         if found is None and names:
-            found = _named_classmap(names)
+            found = _named_classmap(names, info.get("class_colors"))
         info = {"format": "rle-csv", **info}
         if "level" in info:
             info = _with_placement(info, _rle_placement(info))
@@ -351,10 +351,32 @@ def read_labels(
     return labels, found, _with_placement({"format": "mask"}, where)
 
 
-def _named_classmap(names: list[str]) -> ClassMap:
-    """A preset with exactly these class names, else a default map with them."""
+def _named_classmap(names: list[str], colors: list[Any] | None = None) -> ClassMap:
+    """The classes an RLE CSV names: its colours when it states them, else a preset.
+
+    A ``class_color`` column (what this plugin writes) gives the colours;
+    class 0 without a row is black. Otherwise a preset with exactly these
+    names, else a default map with them.
+    """
     from .palette import PRESETS
 
+    if colors:
+        stated = list(colors) + [None] * (len(names) - len(colors))
+        if stated[0] is None:
+            stated[0] = (0, 0, 0)
+        if all(c is not None for c in stated[: len(names)]):
+            same = [
+                cm
+                for cm in PRESETS.values()
+                if list(cm.names) == list(names)
+                and [list(c) for c in cm.colors] == [list(c) for c in stated[: len(names)]]
+            ]
+            if same:
+                return same[0]
+            try:
+                return ClassMap(tuple(names), tuple(tuple(c) for c in stated[: len(names)]))
+            except SlideSegError:
+                pass
     same = [cm for cm in PRESETS.values() if list(cm.names) == list(names)]
     return same[0] if same else ClassMap.default(len(names), names=names)
 

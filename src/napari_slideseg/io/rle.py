@@ -1570,6 +1570,7 @@ _COLS = {
     "instance": ("instance_id", "object_id"),
     "class": ("class_index", "class_id", "classid"),
     "class_name": ("class_name",),
+    "class_color": ("class_color",),
     "height": ("height",),
     "width": ("width",),
     "order": ("order",),
@@ -1650,9 +1651,10 @@ def read_rle_csv(
     tuple
         ``(labels, info)``: a C-contiguous unsigned label image and
         ``{"layout", "image_id", "order", "shape", "n_rows", "class_names",
-        "instance_classes", "overlaps"}`` (``class_names[i]`` names class
-        ``i``, index 0 is ``"background"``; None when the file names no
-        class), plus ``level``, ``slide_shape`` and ``mpp`` (µm per mask
+        "class_colors", "instance_classes", "overlaps"}`` (``class_names[i]``
+        names class ``i``, index 0 is ``"background"``; None when the file
+        names no class; ``class_colors[i]`` its RGB from a ``class_color``
+        column, None where the file states none), plus ``level``, ``slide_shape`` and ``mpp`` (µm per mask
         pixel) when the file has the :data:`PLACEMENT_COLUMNS`.
 
     Raises
@@ -1706,6 +1708,7 @@ def read_rle_csv(
         es: list[np.ndarray] = []
         vs: list[np.ndarray] = []
         names: dict[int, str] = {}
+        colors: dict[int, tuple[int, int, int]] = {}
         instance_classes: dict[int, int] = {}
         placed: dict[str, str] | None = None
         n_rows = 0
@@ -1771,6 +1774,8 @@ def read_rle_csv(
                 ci = _int_field(ci_text, "class index") if ci_text else None
                 if ci is not None and field("class_name"):
                     names[ci] = field("class_name")
+                if ci is not None and field("class_color"):
+                    colors[ci] = _parse_color(field("class_color"))
                 if layout == "instance":
                     value = _int_field(field("instance"), "instance id")
                     if ci is not None:
@@ -1804,6 +1809,7 @@ def read_rle_csv(
         "shape": (h, w),
         "n_rows": n_rows,
         "class_names": None,
+        "class_colors": None,
         "instance_classes": instance_classes if layout == "instance" else None,
         "overlaps": False,
     }
@@ -1816,6 +1822,9 @@ def read_rle_csv(
         ]
         if 0 in names:
             info["class_names"][0] = names[0]
+    if colors:
+        top = max(max(colors), len(info["class_names"] or [None]) - 1)
+        info["class_colors"] = [colors.get(i) for i in range(top + 1)]
     if not ss:
         return np.zeros((h, w), _label_dtype(0)), info
     s, e, v = np.concatenate(ss), np.concatenate(es), np.concatenate(vs)
@@ -1834,6 +1843,23 @@ def read_rle_csv(
         if rs.size:
             _paint_into(out, rs, re_, dtype.type(rv[0]), order_out)
     return out, info
+
+
+def _format_color(colors: Sequence[Sequence[int]], index: Any) -> str:
+    if index == "" or index is None or not 0 <= int(index) < len(colors):
+        return ""
+    r, g, b = (int(v) for v in colors[int(index)][:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _parse_color(text: str) -> tuple[int, int, int]:
+    t = text.strip().lstrip("#")
+    if len(t) != 6:
+        raise RLEError(f"class colour {text!r} is not #rrggbb")
+    try:
+        return (int(t[0:2], 16), int(t[2:4], 16), int(t[4:6], 16))
+    except ValueError:
+        raise RLEError(f"class colour {text!r} is not #rrggbb") from None
 
 
 def _placement_fields(placement: Any, shape: tuple[int, int]) -> list[Any]:
@@ -1863,6 +1889,7 @@ def write_rle_csv(
     instance_classes: Mapping[int, int] | None = None,
     band: int | None = None,
     placement: Any = None,
+    class_colors: Sequence[Sequence[int]] | None = None,
 ) -> Path:
     """Write a label image as an RLE CSV (semantic or instance layout).
 
@@ -1898,6 +1925,11 @@ def write_rle_csv(
         states the pyramid ``level`` the mask's pixels are on, the slide's
         level-0 ``slide_height``/``slide_width`` and the mask pixels'
         ``mpp_y``/``mpp_x`` (:data:`PLACEMENT_COLUMNS`, before ``rle``).
+    class_colors
+        RGB colour of each class index (with ``class_names``): a
+        ``class_color`` column (``#rrggbb``) after ``class_name``, so the
+        file reopens in the class map's colours. Readers that look columns
+        up by name are unaffected.
 
     Returns
     -------
@@ -1948,6 +1980,11 @@ def write_rle_csv(
                     [ident, iid, "" if ci is None else int(ci), name, h, w, order, base, rles[iid]]
                 )
             header = list(INSTANCE_COLUMNS)
+        if class_colors is not None:
+            at = header.index("class_name") + 1
+            ci_col = header.index("class_index")
+            header = [*header[:at], "class_color", *header[at:]]
+            rows = [[*r[:at], _format_color(class_colors, r[ci_col]), *r[at:]] for r in rows]
         if placement is not None:
             extra = _placement_fields(placement, (h, w))
             header = header[:-1] + list(PLACEMENT_COLUMNS) + header[-1:]
