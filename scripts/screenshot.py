@@ -4,9 +4,9 @@ Run (Linux, no display needed)::
 
     xvfb-run -a .venv/bin/python scripts/screenshot.py [docs/screenshot.png]
 
-It loads *File > Open Sample > SlideSeg > H&E slide + demo predictions*
-(running the bundled models on first use), zooms to the nuclei region and
-saves the window.
+It fills the demo cache (running the bundled models on first use), loads
+*File > Open Sample > SlideSeg > H&E slide + demo predictions*, zooms to
+the nuclei region and saves the window.
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from pathlib import Path
 
 
 def main() -> None:
-    # torch (and the triton it pulls in) before Qt: importing triton after napari has
-    # set up its OpenGL context crashed the process on this machine.
-    import torch  # noqa: F401, I001 (order matters here)
-    import torchvision  # noqa: F401
-
     import napari
 
-    from napari_slideseg.demo import NUCLEI_REGION
+    from napari_slideseg._sample_data import _demo_cached
+    from napari_slideseg.demo import NUCLEI_REGION, run_demo
+    from napari_slideseg.samples import demo_cache_dir
+
+    # The sample computes an empty cache in the background; the screenshot needs the
+    # layers now, so fill the cache first (in this process: napari is not up yet).
+    if not _demo_cached(demo_cache_dir()):
+        run_demo(demo_cache_dir())
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")
     out.parent.mkdir(parents=True, exist_ok=True)
