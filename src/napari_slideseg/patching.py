@@ -124,26 +124,47 @@ class PatchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.size <= 0 or self.stride <= 0:
-            raise PatchError(f"size and stride must be positive (got {self.size}, {self.stride})")
-        if not self.zoom > 0 or not math.isfinite(self.zoom):
-            raise PatchError(f"zoom must be a positive number, not {self.zoom}")
-        if self.grid not in GRID_MODES:
-            raise PatchError(f"grid must be one of {GRID_MODES}, not {self.grid!r}")
-        if self.pad_mode not in PAD_MODES:
-            raise PatchError(f"pad_mode must be one of {PAD_MODES}, not {self.pad_mode!r}")
+        from . import validate as v
+
+        err = PatchError
+
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("size", v.positive_int("size", self.size, error=err))
+        put("stride", v.positive_int("stride", self.stride, error=err))
+        put("level", v.nonneg_int("level", self.level, error=err))
+        if self.mpp is not None:
+            put("mpp", v.positive("mpp", self.mpp, error=err))
+        put("zoom", v.positive("zoom", self.zoom, error=err))
+        v.choice("grid", self.grid, GRID_MODES, error=err)
+        v.choice("pad_mode", self.pad_mode, PAD_MODES, error=err)
+        put("pad_value", v.int_in_range("pad_value", self.pad_value, 0, 65535, error=err))
         for name in ("min_tissue", "max_black", "max_white", "keep_background"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise PatchError(f"{name} must be a fraction in [0, 1], not {v}")
+            put(name, v.fraction(name, getattr(self, name), error=err))
+        if self.tissue_level is not None:
+            put("tissue_level", v.nonneg_int("tissue_level", self.tissue_level, error=err))
+        put("seed", v.integer("seed", self.seed, error=err))
+        if not isinstance(self.drop_background, bool | np.bool_):
+            raise PatchError(f"drop_background must be true or false, not {self.drop_background!r}")
         if self.polygons is not None:
-            object.__setattr__(
-                self,
-                "polygons",
-                tuple(tuple((float(y), float(x)) for y, x in p) for p in self.polygons),
-            )
+            try:
+                polys = tuple(tuple((float(y), float(x)) for y, x in p) for p in self.polygons)
+            except (TypeError, ValueError):
+                raise PatchError(
+                    "polygons must be lists of (y, x) points in level-0 pixels"
+                ) from None
+            put("polygons", polys)
         if self.region is not None:
-            object.__setattr__(self, "region", tuple(int(v) for v in self.region))
+            r = self.region
+            if isinstance(r, str | bytes) or len(r) != 4:
+                raise PatchError(f"region must be four integers (y0, x0, y1, x1), not {r!r}")
+            y0, x0, y1, x1 = (v.nonneg_int("region", c, error=err) for c in r)
+            if y1 <= y0 or x1 <= x0:
+                raise PatchError(
+                    f"region must be (y0, x0, y1, x1) with y1 > y0 and x1 > x0, not {tuple(r)}"
+                )
+            put("region", (y0, x0, y1, x1))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
