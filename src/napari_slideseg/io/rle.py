@@ -1389,7 +1389,62 @@ def _atomic_text(path: Path) -> Iterator[IO[str]]:
 def _open_csv(path: Path) -> IO[str]:
     if not path.exists():
         raise RLEError("no such file", source=path)
+    if not path.is_file():
+        raise RLEError("is not a regular file (a directory, pipe or device)", source=path)
     return open(path, newline="", encoding="utf-8-sig")
+
+
+#: Fraction of the available memory one decoded RLE label image may take.
+MEMORY_FRACTION = 0.7
+
+
+def _available_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _check_alloc(h: int, w: int, itemsize: int) -> None:
+    """Refuse a ``(h, w)`` label image that would not fit in memory (before allocating it)."""
+    need = h * w * itemsize
+    avail = _available_memory()
+    if need > MEMORY_FRACTION * avail:
+        raise RLEError(
+            f"a {h} x {w} label image needs {need / 2**30:.1f} GiB, more than "
+            f"{MEMORY_FRACTION:.0%} of the {avail / 2**30:.1f} GiB of memory available; "
+            "check the height and width columns"
+        )
+
+
+def _decode_error_row(path: Path) -> tuple[int, str]:
+    """1-based data row (0: the header) and the bytes where ``path`` stops being UTF-8."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        return data.count(b"\n", 0, start), data[start : start + 4].hex(" ")
+    return 0, ""
+
+
+def _csv_rows(fh: IO[str], path: Path) -> Iterator[list[str]]:
+    """``csv.reader`` rows whose decoding errors become :class:`RLEError` naming the row."""
+    rd = csv.reader(fh)
+    while True:
+        try:
+            rec = next(rd)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            row, raw = _decode_error_row(path)
+            raise RLEError(
+                f"is not UTF-8 text (bytes {raw} cannot be decoded; save the file as UTF-8)",
+                source=path,
+                row=row or None,
+            ) from None
+        except csv.Error as exc:
+            raise RLEError(f"is not a readable CSV ({exc})", source=path, row=rd.line_num) from None
+        yield rec
 
 
 def write_submission_csv(
@@ -1473,7 +1528,11 @@ def read_rle_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
     """
     path = Path(path)
     with _big_fields(), _open_csv(path) as fh:
-        return [dict(r) for r in csv.DictReader(fh)]
+        rows = _csv_rows(fh, path)
+        header = next(rows, None)
+        if not header:
+            return []
+        return [dict(zip(header, r, strict=False)) for r in rows if r]
 
 
 def read_submission_csv(
@@ -1512,7 +1571,7 @@ def read_submission_csv(
     shape_of: dict[str, tuple[int, int]] = {}
     fixed = None if isinstance(shapes, Mapping) else _check_shape(shapes)
     with _big_fields(), _open_csv(path) as fh:
-        rd = csv.reader(fh)
+        rd = _csv_rows(fh, path)
         header = next(rd, None)
         if not header:
             raise RLEError("empty file: expected a header row", source=path)
@@ -1541,6 +1600,8 @@ def read_submission_csv(
                     raise RLEError("no shape given for this id", source=path, row=row, row_id=ident)
                 shape = _check_shape(shapes[ident])
             try:
+                if ident not in shape_of:
+                    _check_alloc(*shape, 1)
                 s, e = _runs_from_rle(rec[cr], *shape, base)
             except RLEError as err:
                 raise err.located(path, row, ident) from None
@@ -1583,13 +1644,20 @@ _COLS = {
 }
 
 
-def _int_field(text: str, what: str, minimum: int = 0) -> int:
+_UINT64_MAX = 2**64 - 1
+#: Largest height or width a row may state (also bounded by memory, see _check_alloc).
+_MAX_SIDE = 2**31 - 1
+
+
+def _int_field(text: str, what: str, minimum: int = 0, maximum: int = _MAX_SIDE) -> int:
     try:
         v = int(text.strip())
     except ValueError:
         raise RLEError(f"{what} {text!r} is not an integer") from None
     if v < minimum:
         raise RLEError(f"{what} {v} is below {minimum}")
+    if v > maximum:
+        raise RLEError(f"{what} {v} is above the largest allowed value {maximum}")
     return v
 
 
@@ -1670,7 +1738,7 @@ def read_rle_csv(
         base = _check_base(base)
     fixed_shape = None if shape is None else _check_shape(shape)
     with _big_fields(), _open_csv(path) as fh:
-        rd = csv.reader(fh)
+        rd = _csv_rows(fh, path)
         header = next(rd, None)
         if not header:
             raise RLEError("empty file: expected a header row", source=path)
@@ -1761,6 +1829,7 @@ def read_rle_csv(
                 else:
                     raise RLEError("the row does not record height and width; pass shape=")
                 if file_shape is None:
+                    _check_alloc(*r_shape, 1)
                     file_shape = r_shape
                 elif r_shape != file_shape:
                     raise RLEError(
@@ -1777,7 +1846,7 @@ def read_rle_csv(
                 if ci is not None and field("class_color"):
                     colors[ci] = _parse_color(field("class_color"))
                 if layout == "instance":
-                    value = _int_field(field("instance"), "instance id")
+                    value = _int_field(field("instance"), "instance id", maximum=_UINT64_MAX)
                     if ci is not None:
                         instance_classes[value] = ci
                 elif layout == "semantic":
@@ -1794,7 +1863,7 @@ def read_rle_csv(
             n_rows += 1
             ss.append(s)
             es.append(e)
-            vs.append(np.full(s.size, value, np.int64))
+            vs.append(np.full(s.size, value, np.uint64))
     if n_rows == 0 and image_id is not None:
         raise RLEError(f"no rows for image {image_id!r}", source=path)
     shape_out = file_shape or fixed_shape
@@ -1833,6 +1902,10 @@ def read_rle_csv(
     )
     if layout == "kaggle" and len(ss) == 1:
         dtype = np.dtype(np.uint8)
+    try:
+        _check_alloc(h, w, dtype.itemsize)
+    except RLEError as err:
+        raise err.located(path) from None
     idx = np.argsort(s, kind="stable")
     ssorted, esorted = s[idx], e[idx]
     if not np.any(ssorted[1:] < esorted[:-1]):

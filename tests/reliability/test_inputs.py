@@ -1,0 +1,154 @@
+"""Bad input through the API and the npe2 readers: a clear error naming the file, never a hang.
+
+Every call runs in a daemon thread joined with a timeout, so a regression
+that blocks (a FIFO opened for reading) fails the test instead of hanging
+the suite. Each case asserts the exact outcome: the error type and that the
+message names the file (and the row or tile where there is one).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from napari_slideseg import _reader
+from napari_slideseg.io import rle
+from napari_slideseg.io.errors import SlideError, SlideSegError
+from napari_slideseg.io.rle import RLEError, read_rle_csv
+
+DATA = Path(__file__).parents[1] / "data"
+TIMEOUT = 30.0
+
+
+def _call(fn, *args: Any, timeout: float = TIMEOUT, **kwargs: Any) -> Any:
+    """``fn(*args)`` in a thread: its result, or its exception re-raised; fails on a hang."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        pytest.fail(f"{getattr(fn, '__name__', fn)}{args} still running after {timeout} s (hang)")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _read_via_napari(monkeypatch, getter, path: Path) -> tuple[Any, list[str]]:
+    """Ask an npe2 reader hook for ``path`` and call what it returns; (layers, notifications)."""
+    messages: list[str] = []
+    monkeypatch.setattr(_reader, "_notify_error", messages.append)
+    reader = _call(getter, str(path))
+    if reader is None:
+        return None, messages
+    return _call(reader, str(path)), messages
+
+
+def _assert_notified(layers: Any, messages: list[str], path: Path, *words: str) -> None:
+    assert layers == [(None,)], "the reader must notify, not return layers"
+    assert len(messages) == 1, messages
+    assert str(path) in messages[0]
+    for w in words:
+        assert w in messages[0], messages[0]
+
+
+# -----------------------------------------------------------------------------
+# RLE CSV (issue 16, item 5)
+# -----------------------------------------------------------------------------
+def _write(tmp_path: Path, name: str, data: bytes | str) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data.encode() if isinstance(data, str) else data)
+    return p
+
+
+_HUGE = "id,rle,height,width,order\na,1 10,100000,100000,col\n"
+_BAD_RLE = {
+    "huge_shape": (_HUGE, "row 1", "GiB"),
+    "enormous_shape": (
+        "id,rle,height,width,order\na,1 10,1000000000,1000000000,col\n",
+        "row 1",
+        "GiB",
+    ),
+    "side_too_large": ("id,rle,height,width,order\na,1 10,10,99999999999,col\n", "row 1", "width"),
+    "latin1_row2": (
+        b"id,rle,height,width,order\na,1 10,10,10,col\nb\xe9,1 10,10,10,col\n",
+        "row 2",
+        "UTF-8",
+    ),
+    "latin1_header": (b"id,rl\xe9,height,width,order\na,1 10,10,10,col\n", "", "UTF-8"),
+    "uint64_overflow": (
+        f"image_id,instance_id,rle,height,width,order\na,{2**64},1 10,10,10,col\n",
+        "row 1",
+        "instance id",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_RLE))
+def test_bad_rle_csv_api(tmp_path, monkeypatch, case):
+    text, where, word = _BAD_RLE[case]
+    monkeypatch.setattr(rle, "_available_memory", lambda: 4 * 2**30)
+    path = _write(tmp_path, f"{case}.csv", text)
+    with pytest.raises(RLEError) as info:
+        _call(read_rle_csv, path)
+    msg = str(info.value)
+    assert str(path) in msg and where in msg and word in msg, msg
+
+
+@pytest.mark.parametrize("case", ["huge_shape", "latin1_row2", "uint64_overflow"])
+def test_bad_rle_csv_napari(tmp_path, monkeypatch, case):
+    text, where, word = _BAD_RLE[case]
+    monkeypatch.setattr(rle, "_available_memory", lambda: 4 * 2**30)
+    path = _write(tmp_path, f"{case}.csv", text)
+    layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_mask_reader, path)
+    _assert_notified(layers, messages, path, where, word)
+
+
+@pytest.mark.parametrize("ident", [2**63 - 1, 2**63, 2**64 - 1])
+def test_rle_csv_full_uint64_ids(tmp_path, ident):
+    path = _write(
+        tmp_path,
+        "ids.csv",
+        f"image_id,instance_id,rle,height,width,order\na,{ident},1 10,10,10,col\na,3,11 5,10,10,col\n",
+    )
+    labels, _info = _call(read_rle_csv, path)
+    assert labels.dtype == np.uint64
+    assert int(labels[0, 0]) == ident and int(labels[0, 1]) == 3
+    assert int((labels == np.uint64(ident)).sum()) == 10
+
+
+def test_rle_csv_uint64_ids_via_napari(tmp_path, monkeypatch):
+    ident = 2**64 - 1
+    path = _write(
+        tmp_path,
+        "ids.csv",
+        f"image_id,instance_id,rle,height,width,order\na,{ident},1 10,10,10,col\n",
+    )
+    layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_mask_reader, path)
+    assert not messages, messages
+    data = np.asarray(layers[0][0])
+    assert int(data.max()) == ident
+
+
+def test_rle_csv_that_is_a_directory(tmp_path):
+    path = tmp_path / "dir.csv"
+    path.mkdir()
+    with pytest.raises(RLEError, match="not a regular file") as info:
+        _call(read_rle_csv, path, order="col", shape=(4, 4))
+    assert str(path) in str(info.value)
+
+
+def test_error_types_are_slideseg_errors():
+    assert issubclass(RLEError, SlideSegError) and issubclass(SlideError, SlideSegError)
+    assert os.name == "posix"  # FIFOs below need POSIX
