@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
-from .io.sniff import RASTER_SUFFIXES, TIFF_SUFFIXES, raster_header, sniff_kind
+from .io.sniff import (
+    RASTER_SUFFIXES,
+    TIFF_SUFFIXES,
+    raster_header,
+    sniff_kind,
+    special_file_kind,
+)
 
 #: PNG/JPEG files smaller than this are left to napari's builtin reader.
 RASTER_MIN_PIXELS = 4096 * 4096
@@ -35,6 +42,10 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
         path = path[0]
     path = os.fspath(path)
     lower = path.lower().rstrip("/\\")
+    if special_file_kind(path) is not None:
+        # A FIFO/socket/device is never opened (it would block); claim slide names so
+        # read_slide reports it, leave the rest alone.
+        return read_slide if lower.endswith((*TIFF_SUFFIXES, ".zarr", *RASTER_SUFFIXES)) else None
     kind = sniff_kind(path)
     if (
         kind == "tiff"
@@ -140,6 +151,10 @@ def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
         path = path[0]
     path = os.fspath(path)
     lower = path.lower().rstrip("/\\")
+    if special_file_kind(path) is not None:
+        # Never opened (a FIFO would block): read_mask reports mask-only names,
+        # the slide reader the others.
+        return read_mask if lower.endswith((".csv", ".npy")) else None
     if lower.endswith(".csv"):
         return read_mask if _csv_has_rle(path) else None
     if lower.endswith(".npy"):
@@ -229,6 +244,8 @@ def _is_id_map(path: str) -> bool:
         st = os.stat(path)
     except OSError:
         return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
     return _is_id_map_cached(os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
@@ -298,6 +315,10 @@ def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
     if isinstance(path, list | tuple):
         path = path[0]
     path = os.fspath(path)
+    special = special_file_kind(path)
+    if special is not None:
+        _notify_error(f"{path}: is a {special}, not a regular file or directory; it is not opened")
+        return [(None,)]
     try:
         if os.path.isfile(path) and not path.lower().endswith(".csv") and _is_id_map(path):
             return [_mask_layer(path, *read_id_map(path), None)]

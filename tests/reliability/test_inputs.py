@@ -152,3 +152,111 @@ def test_rle_csv_that_is_a_directory(tmp_path):
 def test_error_types_are_slideseg_errors():
     assert issubclass(RLEError, SlideSegError) and issubclass(SlideError, SlideSegError)
     assert os.name == "posix"  # FIFOs below need POSIX
+
+
+# -----------------------------------------------------------------------------
+# FIFOs, sockets, devices: never opened (issue 16, item 4)
+# -----------------------------------------------------------------------------
+@pytest.fixture
+def fifo(tmp_path, request):
+    """A FIFO with the name the test asks for; unblocked at teardown should a reader hang."""
+    path = tmp_path / request.param
+    os.mkfifo(path)
+    yield path
+    try:  # release a reader stuck in open() (a regression) so the thread can end
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+_SLIDE_NAMES = ["x.svs", "x.tif", "x.ndpi", "x.png", "x.jpg", "x.zarr"]
+
+
+@pytest.mark.parametrize("fifo", _SLIDE_NAMES, indirect=True)
+def test_fifo_open_slide_refused(fifo):
+    from napari_slideseg.io.slide import open_slide
+
+    with pytest.raises(SlideError, match="FIFO") as info:
+        _call(open_slide, fifo, timeout=10)
+    assert str(fifo) in str(info.value)
+
+
+@pytest.mark.parametrize("fifo", _SLIDE_NAMES, indirect=True)
+def test_fifo_npe2_slide_reader_notifies(fifo, monkeypatch):
+    layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_reader, fifo)
+    _assert_notified(layers, messages, fifo, "FIFO")
+
+
+@pytest.mark.parametrize("fifo", ["x.csv", "x.npy"], indirect=True)
+def test_fifo_npe2_mask_reader_notifies(fifo, monkeypatch):
+    layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_mask_reader, fifo)
+    _assert_notified(layers, messages, fifo, "FIFO")
+
+
+@pytest.mark.parametrize("fifo", ["x.png", "x.tif", "x.svs"], indirect=True)
+def test_fifo_mask_reader_hook_declines(fifo):
+    assert _call(_reader.napari_get_mask_reader, str(fifo), timeout=10) is None
+
+
+@pytest.mark.parametrize("fifo", ["x.csv"], indirect=True)
+def test_fifo_rle_csv_refused(fifo):
+    with pytest.raises(RLEError, match="not a regular file") as info:
+        _call(read_rle_csv, fifo, order="col", shape=(4, 4), timeout=10)
+    assert str(fifo) in str(info.value)
+
+
+def test_device_refused():
+    from napari_slideseg.io.slide import open_slide
+
+    with pytest.raises(SlideError, match="device") as info:
+        _call(open_slide, "/dev/zero", timeout=10)
+    assert "/dev/zero" in str(info.value)
+
+
+# -----------------------------------------------------------------------------
+# tiny and extreme shapes (issue 16, item 4)
+# -----------------------------------------------------------------------------
+_SHAPES = {
+    "1xN": ((1, 500), {}),
+    "Nx1": ((500, 1), {}),
+    "1x1": ((1, 1), {}),
+    "1xN_rgb": ((1, 300, 3), {}),
+    "40x100000": ((40, 100000), {}),
+    "20000x3": ((20000, 3), {}),
+    "1x5000_tiled": ((1, 5000), {"tile": (16, 16)}),
+    "3x20000_tiled": ((3, 20000), {"tile": (16, 1024)}),
+}
+
+
+def _shape_tiff(tmp_path: Path, case: str) -> tuple[Path, tuple[int, ...]]:
+    import tifffile
+
+    shape, kw = _SHAPES[case]
+    data = (np.arange(int(np.prod(shape))) % 251).astype(np.uint8).reshape(shape)
+    path = tmp_path / f"{case}.tif"
+    tifffile.imwrite(path, data, **kw)
+    return path, shape
+
+
+@pytest.mark.parametrize("case", sorted(_SHAPES))
+def test_extreme_shapes_open(tmp_path, case):
+    from napari_slideseg.io.slide import open_slide
+
+    path, shape = _shape_tiff(tmp_path, case)
+    slide = _call(open_slide, path)
+    assert slide.shape == shape
+    for lvl in slide.levels:
+        assert min(lvl.shape[:2]) >= 1
+    smallest = np.asarray(slide.levels[-1].compute())
+    assert smallest.size > 0
+
+
+@pytest.mark.parametrize("case", ["1xN", "Nx1", "40x100000", "1x5000_tiled"])
+def test_extreme_shapes_npe2(tmp_path, monkeypatch, case):
+    path, shape = _shape_tiff(tmp_path, case)
+    layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_reader, path)
+    assert not messages, messages
+    data = layers[0][0]
+    levels = data if isinstance(data, list) else [data]
+    assert tuple(levels[0].shape) == shape

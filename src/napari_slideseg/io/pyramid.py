@@ -61,11 +61,15 @@ def cache_key(path: str | os.PathLike, extra: str = "") -> str:
 
 
 def n_reduced_levels(shape_yx: tuple[int, int], lowest_max: int = LOWEST_LEVEL_MAX) -> int:
-    """How many 2x reductions bring the longest side to ``lowest_max`` or below."""
-    longest = max(shape_yx)
-    if longest <= lowest_max:
+    """How many 2x reductions bring the longest side to ``lowest_max`` or below.
+
+    Never more than keep the shortest side at least 1 pixel: a 40 x 100000
+    strip gets 5 reductions (down to 1 x 3125), a 1 x N line none.
+    """
+    longest, shortest = max(shape_yx), min(shape_yx)
+    if longest <= lowest_max or shortest < 2:
         return 0
-    return math.ceil(math.log2(longest / lowest_max))
+    return min(math.ceil(math.log2(longest / lowest_max)), int(math.log2(shortest)))
 
 
 def downsample2(arr: da.Array) -> da.Array:

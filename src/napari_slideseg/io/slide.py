@@ -49,7 +49,7 @@ import numpy as np
 from ..progress import Progress, ProgressCallback, drain
 from . import pyramid as _pyr
 from .errors import SlideError, SlideNotFoundError, SlideTooLargeError
-from .sniff import raster_header, sniff_kind
+from .sniff import raster_header, sniff_kind, special_file_kind
 
 #: Raster (PNG/JPEG) images up to this many pixels are decoded into memory
 #: directly; larger ones go through the pyramid cache.
@@ -333,6 +333,11 @@ def open_slide_steps(
     spath = os.fspath(path)
     if not os.path.exists(spath):
         raise SlideNotFoundError(spath, "no such file or directory")
+    special = special_file_kind(spath)
+    if special is not None:
+        raise SlideError(
+            spath, f"is a {special}, not a regular file or directory; it is not opened"
+        )
     if os.path.isfile(spath) and os.path.getsize(spath) == 0:
         raise SlideError(spath, "the file is empty (0 bytes)")
     kind = sniff_kind(spath)
@@ -664,7 +669,11 @@ def _open_tiff(path: str, cache_dir: Any) -> Generator[Progress, None, Slide]:
     small = levels[-1]
     small[: min(64, small.shape[0]), : min(64, small.shape[1])].compute(scheduler="sync")
 
-    if len(levels) == 1 and max(levels[0].shape[:2]) > _pyr.LOWEST_LEVEL_MAX * 4:
+    if (
+        len(levels) == 1
+        and max(levels[0].shape[:2]) > _pyr.LOWEST_LEVEL_MAX * 4
+        and _pyr.n_reduced_levels(levels[0].shape[:2]) > 0
+    ):
         reduced = yield from _cached_reductions(path, levels[0], mpp, cache_dir, metadata)
         levels.extend(reduced)
         metadata["pyramid"] = "reduced levels built into the cache"

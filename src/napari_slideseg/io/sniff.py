@@ -8,6 +8,7 @@ tifffile, no dask.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 
@@ -40,6 +41,29 @@ class RasterHeader:
         return self.pixels * self.channels * (2 if self.bits > 8 else 1)
 
 
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """``"FIFO"``, ``"socket"``, ``"device"`` (etc.) for a path that is neither a file nor a directory.
+
+    ``None`` for a regular file, a directory and a path that does not exist.
+    Opening a FIFO for reading blocks until someone writes to it (a
+    drag-and-drop would freeze napari), so every reader asks this first,
+    from ``os.stat`` alone, before any ``open()``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
 def is_zarr_path(path: str) -> bool:
     """Whether ``path`` looks like a zarr store (directory with zarr metadata)."""
     p = path.rstrip("/\\")
@@ -57,6 +81,8 @@ def sniff_kind(path: str) -> str | None:
     """
     if os.path.isdir(path):
         return "zarr" if is_zarr_path(path) else None
+    if special_file_kind(path) is not None:
+        return None
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
@@ -123,8 +149,12 @@ def raster_header(path: str) -> RasterHeader:
     Raises
     ------
     ValueError
-        If the file is neither, or its header is truncated.
+        If the file is neither, or its header is truncated (or it is a FIFO,
+        socket or device, which is never opened).
     """
+    special = special_file_kind(path)
+    if special is not None:
+        raise ValueError(f"is a {special}, not a regular file")
     with open(path, "rb") as fh:
         head = fh.read(8)
         fh.seek(0)
