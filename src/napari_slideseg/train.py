@@ -46,6 +46,7 @@ from .progress import Progress, drain
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
 SCHEDULERS = ("cosine", "plateau", "onecycle", "none")
 MONITORS = ("val_loss", "val_dice")
+MANIFEST_COLUMNS = ("image", "mask")  # what training reads from every manifest row
 
 
 class TrainError(SlideSegError, ValueError):
@@ -111,25 +112,86 @@ class TrainConfig:
     mixed_mpp: bool = False
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise TrainError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
-        if self.scheduler not in SCHEDULERS:
-            raise TrainError(f"scheduler must be one of {SCHEDULERS}, not {self.scheduler!r}")
-        if self.monitor not in MONITORS:
-            raise TrainError(f"monitor must be one of {MONITORS}, not {self.monitor!r}")
-        if self.split_by not in ("slide", "patch"):
-            raise TrainError(f"split_by must be 'slide' or 'patch', not {self.split_by!r}")
-        if self.fold is not None and not 0 <= self.fold < self.folds:
-            raise TrainError(f"fold {self.fold} is outside 0..{self.folds - 1}")
-        if self.norm not in ("batch", "group"):
-            raise TrainError(f"norm must be 'batch' or 'group', not {self.norm!r}")
-        if self.kind not in ("semantic", "hover"):
-            raise TrainError(f"kind must be 'semantic' or 'hover', not {self.kind!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise TrainError("epochs and batch_size must be at least 1")
+        from . import validate as v
+        from .augment import PRESETS
+
+        err = TrainError
+        if isinstance(self.manifests, str | os.PathLike):
+            self.manifests = [self.manifests]
+        if isinstance(self.val_manifests, str | os.PathLike):
+            self.val_manifests = [self.val_manifests]
+        self.manifests = [os.fspath(m) for m in self.manifests]
+        self.val_manifests = [os.fspath(m) for m in self.val_manifests or []]
+        self.out = os.fspath(self.out)
+        v.choice("optimizer", self.optimizer, OPTIMIZERS, error=err)
+        v.choice("scheduler", self.scheduler, SCHEDULERS, error=err)
+        v.choice("monitor", self.monitor, MONITORS, error=err)
+        v.choice("split_by", self.split_by, ("slide", "patch"), error=err)
+        v.choice("norm", self.norm, ("batch", "group"), error=err)
+        v.choice("kind", self.kind, ("semantic", "hover"), error=err)
+        v.choice("augment", self.augment, PRESETS, error=err)
+        self.val_fraction = v.fraction("val_fraction", self.val_fraction, hi_open=True, error=err)
+        self.folds = v.int_at_least("folds", self.folds, 2, error=err)
+        if self.fold is not None:
+            self.fold = v.int_in_range("fold", self.fold, 0, self.folds - 1, error=err)
+        self.lr = v.positive("lr", self.lr, error=err)
+        self.weight_decay = v.nonneg("weight_decay", self.weight_decay, error=err)
+        self.epochs = v.positive_int("epochs", self.epochs, error=err)
+        self.batch_size = v.positive_int("batch_size", self.batch_size, error=err)
+        self.seed = v.integer("seed", self.seed, error=err)
+        self.num_workers = v.nonneg_int("num_workers", self.num_workers, error=err)
+        self.bn_recalibrate = v.nonneg_int("bn_recalibrate", self.bn_recalibrate, error=err)
+        for name in ("patience", "threads", "max_steps"):
+            if getattr(self, name) is not None:
+                setattr(self, name, v.positive_int(name, getattr(self, name), error=err))
+        if self.encoder_depth is not None:
+            self.encoder_depth = v.int_in_range(
+                "encoder_depth", self.encoder_depth, 3, 5, error=err
+            )
+        if self.decoder_channels is not None:
+            dc = self.decoder_channels
+            if isinstance(dc, str | bytes) or not isinstance(dc, Sequence) or not dc:
+                raise TrainError(
+                    f"decoder_channels must be a list of integers >= 1 (deepest first), not {dc!r}"
+                )
+            self.decoder_channels = [
+                v.positive_int(f"decoder_channels[{i}]", c, error=err) for i, c in enumerate(dc)
+            ]
+            depth = self.encoder_depth or 5
+            if (
+                self.kind == "semantic"
+                and self.arch.lower().startswith("unet")
+                and len(dc) != depth
+            ):
+                raise TrainError(
+                    f"decoder_channels must have one width per encoder stage ({depth}, "
+                    f"encoder_depth), not {len(dc)}"
+                )
+        cw = self.class_weights
+        if cw is not None and cw != "auto":
+            if isinstance(cw, str):
+                raise TrainError(
+                    f"class_weights must be 'auto' or a list of positive numbers, not {cw!r}"
+                )
+            self.class_weights = v.positive_numbers("class_weights", cw, error=err)
+        if self.hover_weights is not None:
+            if not isinstance(self.hover_weights, dict):
+                raise TrainError(
+                    f"hover_weights must be a mapping of loss term to weight, not {self.hover_weights!r}"
+                )
+            self.hover_weights = {
+                str(k): v.nonneg(f"hover_weights[{k!r}]", w, error=err)
+                for k, w in self.hover_weights.items()
+            }
+        for name in ("arch", "encoder", "loss", "device", "name"):
+            if not isinstance(getattr(self, name), str):
+                raise TrainError(f"{name} must be text, not {getattr(self, name)!r}")
         if self.scale_range is not None:
-            sr = [float(v) for v in self.scale_range]
-            if len(sr) != 2 or not 0 < sr[0] <= 1 <= sr[1]:
+            try:
+                sr = [float(x) for x in self.scale_range]
+            except (TypeError, ValueError):
+                sr = []
+            if len(sr) != 2 or not 0 < sr[0] <= 1 <= sr[1] or not all(map(math.isfinite, sr)):
                 raise TrainError(
                     f"scale_range must be two numbers lo <= 1 <= hi with lo > 0, not {self.scale_range}"
                 )
@@ -140,8 +202,29 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise TrainError(f"a training config is a JSON object, not {type(d).__name__}")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read a run's ``config.json``; any problem is a :class:`TrainError` naming the file."""
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TrainError(f"{p}: not a valid training config (invalid JSON: {exc})") from None
+        except OSError as exc:
+            raise TrainError(
+                f"{p}: cannot read the training config ({exc.strerror or exc})"
+            ) from None
+        try:
+            return cls.from_dict(doc)
+        except TypeError as exc:
+            raise TrainError(f"{p}: not a valid training config ({exc})") from None
+        except TrainError as exc:
+            raise TrainError(f"{p}: not a valid training config: {exc}") from None
 
 
 @dataclass
@@ -249,7 +332,22 @@ def _read_rows(manifests: Sequence[str]) -> list[tuple[Path, dict[str, str]]]:
     for m in manifests:
         p = Path(m)
         base = p if p.is_dir() else p.parent
-        rows += [(base, r) for r in read_manifest(p)]
+        f = p / "manifest.csv" if p.is_dir() else p
+        try:
+            got = read_manifest(p)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise TrainError(f"{f}: not a patch manifest (not a CSV file: {exc})") from None
+        if not got:
+            raise TrainError(f"{f}: the manifest lists no patches")
+        lacking = [c for c in MANIFEST_COLUMNS if c not in got[0]]
+        if lacking or None in got[0]:
+            problem = (
+                f"no {', '.join(lacking)} column{'s' if len(lacking) > 1 else ''}"
+                if lacking
+                else "rows with more fields than the header"
+            )
+            raise TrainError(f"{f}: not a patch manifest ({problem}; make one with slideseg patch)")
+        rows += [(base, r) for r in got]
     return rows
 
 
@@ -325,7 +423,12 @@ class _RowsDataset:
     """PatchDataset over pre-read manifest rows (so splits need no re-reading)."""
 
     def __new__(
-        cls, rows: list[tuple[Path, dict[str, str]]], transform: Any, seed: int, hover: bool = False
+        cls,
+        rows: list[tuple[Path, dict[str, str]]],
+        transform: Any,
+        seed: int,
+        hover: bool = False,
+        n_classes: int | None = None,
     ) -> Any:
         from .dataset import PatchDataset, _load_ref
 
@@ -335,6 +438,14 @@ class _RowsDataset:
             base, row = item
             img = _load_ref(base, row["image"], zcache)
             mask = _load_ref(base, row["mask"], zcache) if row.get("mask") else None
+            if n_classes is not None and mask is not None and mask.size:
+                top = int(mask.max())
+                if top >= n_classes:
+                    raise TrainError(
+                        f"{base / row['mask']}: mask value {top} is not a class (the patch set "
+                        f"has {n_classes} classes, values 0..{n_classes - 1}); re-extract the "
+                        "patches with the right class map"
+                    )
             if hover and mask is not None:
                 # instance ids and types travel together through the augmentation
                 from .instances.targets import UNKNOWN_TYPE
@@ -417,6 +528,11 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     return str(o)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _load_state(path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
@@ -562,16 +678,23 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
     from .models.losses import build_loss, class_weights_from_fractions
 
     cfg = config
+    if not isinstance(cfg, TrainConfig):
+        raise TrainError(f"train() takes a TrainConfig, not {type(cfg).__name__}")
     if not cfg.manifests:
         raise TrainError("no training data: give at least one patch folder or manifest.csv")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     last_dir, best_dir = out / "last", out / "best"
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"{out}: exists and is not a folder (the run folder)")
     if not resume and (last_dir / "training_state.json").exists():
         raise TrainError(
             f"{out}: holds a previous run; resume it (resume=True / --resume) or use another folder"
         )
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if resume:
+        if not (last_dir / "training_state.json").exists():
+            raise TrainError(f"{out}: nothing to resume (no last/ checkpoint)")
+        if (out / "config.json").exists():
+            TrainConfig.load_json(out / "config.json")  # names the file if it is damaged
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
@@ -580,13 +703,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
     device = resolve_device(cfg.device)
     use_amp = cfg.amp and device.type == "cuda"
 
-    # -- data ----------------------------------------------------------------------
+    # -- data (checked before the run folder is made: a refused run leaves nothing) --
     rows = _read_rows(cfg.manifests)
     if cfg.val_manifests:
         train_rows, val_rows = rows, _read_rows(cfg.val_manifests)
     else:
         groups = (
-            [r["slide"] for _, r in rows]
+            [r.get("slide") or f"{b}/{r['image']}" for b, r in rows]
             if cfg.split_by == "slide"
             else [f"{b}/{r['image']}" for b, r in rows]
         )
@@ -598,8 +721,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         train_rows, val_rows = [rows[i] for i in tr], [rows[i] for i in va]
     if not train_rows:
         raise TrainError("the split left no training patches")
-    if any(not r.get("mask") for _, r in train_rows):
-        raise TrainError("every training patch needs a mask (the manifest has rows without one)")
+    missing = next((b for b, r in train_rows if not r.get("mask")), None)
+    if missing is not None:
+        raise TrainError(
+            f"{missing}: every training patch needs a mask (the manifest has rows without one)"
+        )
     hover = cfg.kind == "hover"
     if hover:
         type_cm, n_types = _hover_classmap(cfg.manifests, train_rows)
@@ -624,10 +750,18 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             [[float(r.get(f"frac_{n}") or 0) for n in names] for _, r in train_rows]
         ).mean(0)
         weights = class_weights_from_fractions(fr)
+    elif weights is not None and not hover and len(weights) != out_ch:
+        raise TrainError(
+            f"class_weights must have {out_ch} values (one per "
+            f"{'output channel' if binary else 'class'}: {', '.join(names)}), not {len(weights)}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     aug = build_augmentation(cfg.augment, cfg.seed, cfg.scale_range)
-    train_ds = _RowsDataset(train_rows, aug, cfg.seed, hover)
-    calib_ds = _RowsDataset(train_rows, None, cfg.seed, hover)  # un-augmented, for BN statistics
-    val_ds = _RowsDataset(val_rows, None, cfg.seed, hover) if val_rows else None
+    nc = None if hover else n_classes
+    train_ds = _RowsDataset(train_rows, aug, cfg.seed, hover, nc)
+    calib_ds = _RowsDataset(train_rows, None, cfg.seed, hover, nc)  # un-augmented, for BN
+    val_ds = _RowsDataset(val_rows, None, cfg.seed, hover, nc) if val_rows else None
     steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
     if cfg.max_steps:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
@@ -684,11 +818,24 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             raise TrainError(f"{out}: nothing to resume (no last/ checkpoint)")
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(last_dir / "model.safetensors"), device=str(device)))
-        doc = _load_state(last_dir, opt, sched)
-        start_epoch = doc["epoch"] + 1
-        best_value, best_epoch = doc["best_value"], doc["best_epoch"]
-        bad_epochs, history = doc["bad_epochs"], doc["history"]
+        weights_file = last_dir / "model.safetensors"
+        try:
+            model.load_state_dict(load_file(str(weights_file), device=str(device)))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise TrainError(
+                f"{weights_file}: cannot resume from these weights ({_first_line(exc)}); "
+                "was the run started with another model (arch, encoder, classes)?"
+            ) from None
+        try:
+            doc = _load_state(last_dir, opt, sched)
+            start_epoch = int(doc["epoch"]) + 1
+            best_value, best_epoch = float(doc["best_value"]), int(doc["best_epoch"])
+            bad_epochs, history = int(doc["bad_epochs"]), list(doc["history"])
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TrainError(
+                f"{last_dir / 'training_state.json'}: not a usable training state "
+                f"({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
         yield Progress(
             "resume",
             start_epoch,

@@ -92,3 +92,193 @@ def test_patch_config_accepts_and_normalises():
     assert cfg.size == 64 and isinstance(cfg.size, int)
     assert cfg.region == (0, 0, 64, 64) and cfg.min_tissue == 1.0
     assert PatchConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# -----------------------------------------------------------------------------
+# TrainConfig
+# -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"epochs": 0}, "epochs must be an integer >= 1, not 0"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, not 0"),
+        ({"lr": 0}, "lr must be a number > 0, not 0"),
+        ({"lr": math.nan}, "lr must be a number > 0"),
+        ({"weight_decay": -1}, "weight_decay must be a number >= 0, not -1"),
+        ({"val_fraction": 1.5}, "val_fraction must be a number in [0, 1), not 1.5"),
+        ({"val_fraction": 1}, "val_fraction must be a number in [0, 1), not 1"),
+        ({"folds": 1}, "folds must be an integer >= 2, not 1"),
+        ({"fold": 5, "folds": 5}, "fold must be an integer in [0, 4], not 5"),
+        ({"encoder_depth": "four"}, "encoder_depth must be an integer in [3, 5], not 'four'"),
+        ({"encoder_depth": 7}, "encoder_depth must be an integer in [3, 5], not 7"),
+        ({"threads": -1}, "threads must be an integer >= 1, not -1"),
+        ({"threads": 0}, "threads must be an integer >= 1, not 0"),
+        ({"num_workers": -2}, "num_workers must be an integer >= 0, not -2"),
+        ({"patience": 0}, "patience must be an integer >= 1, not 0"),
+        ({"max_steps": 0}, "max_steps must be an integer >= 1, not 0"),
+        ({"class_weights": "heavy"}, "class_weights must be 'auto' or a list"),
+        ({"class_weights": [1.0, -1.0]}, "class_weights[1] must be a number > 0, not -1.0"),
+        ({"class_weights": [1.0, "x"]}, "class_weights[1] must be a number > 0, not 'x'"),
+        ({"decoder_channels": [64, 0, 16, 16, 8]}, "decoder_channels[1] must be an integer >= 1"),
+        ({"decoder_channels": [64, 32]}, "decoder_channels must have one width per encoder"),
+        ({"augment": "wild"}, "augment must be one of"),
+        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
+        ({"scale_range": [2, 0.5]}, "scale_range must be two numbers"),
+    ],
+)
+def test_train_config_refuses(kwargs, option):
+    from napari_slideseg.train import TrainConfig, TrainError
+
+    with pytest.raises(TrainError) as exc:
+        TrainConfig(manifests=["x"], **kwargs)
+    assert isinstance(exc.value, ValueError)
+    assert option in str(exc.value)
+
+
+def test_train_config_round_trip_and_normalise():
+    from napari_slideseg.train import TrainConfig
+
+    cfg = TrainConfig(manifests="a", class_weights=(1, 2), epochs=2.0, encoder_depth=4)
+    assert cfg.manifests == ["a"] and cfg.class_weights == [1.0, 2.0] and cfg.epochs == 2
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert TrainConfig(class_weights="auto").class_weights == "auto"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", "invalid JSON"),
+        ('["a list"]', "JSON object"),
+        ('{"encoder_depth": "four"}', "encoder_depth must be an integer in [3, 5]"),
+        (b"\xff\xfe\x00garbage", "invalid JSON"),
+    ],
+)
+def test_train_config_load_json_names_file(tmp_path, text, problem):
+    from napari_slideseg.train import TrainConfig, TrainError
+
+    f = tmp_path / "config.json"
+    f.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(TrainError) as exc:
+        TrainConfig.load_json(f)
+    assert str(f) in str(exc.value) and problem in str(exc.value)
+
+
+# -----------------------------------------------------------------------------
+# training data: bad masks and manifests name the file
+# -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def patch_set(tmp_path_factory):
+    """Four 64 px GlaS patches (binary class map) cut by the CLI."""
+    from napari_slideseg.cli import main
+
+    root = tmp_path_factory.mktemp("patches") / "p"
+    data = __import__("pathlib").Path(__file__).parents[1] / "data" / "glas"
+    rc = main(
+        [
+            "patch",
+            str(data / "train_1.png"),
+            "--mask",
+            str(data / "train_1_mask.png"),
+            "--size",
+            "64",
+            "--region",
+            "0",
+            "0",
+            "128",
+            "128",
+            "--out",
+            str(root),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    return root
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _tiny(manifests, out, **kw):
+    from napari_slideseg.train import TrainConfig
+
+    opts = {
+        "epochs": 1,
+        "batch_size": 2,
+        "max_steps": 1,
+        "encoder_depth": 3,
+        "decoder_channels": [16, 8, 8],
+        "bn_recalibrate": 0,
+        "device": "cpu",
+        "threads": 1,
+        **kw,
+    }
+    return TrainConfig(manifests=[str(m) for m in manifests], out=str(out), **opts)
+
+
+def test_train_mask_value_out_of_range_names_patch(patch_set, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from napari_slideseg.train import TrainError, train_blocking
+
+    p = _copy(patch_set, tmp_path / "p")
+    for f in sorted((p / "masks").glob("*.png")):
+        m = np.asarray(Image.open(f)).copy()
+        m[:4, :4] = 7
+        Image.fromarray(m).save(f)
+    with pytest.raises(TrainError) as exc:
+        train_blocking(_tiny([p], tmp_path / "run", val_fraction=0.0))
+    msg = str(exc.value)
+    assert "mask value 7" in msg and str(p / "masks") in msg and "2 classes" in msg
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("a,b,c\n1,2,3\n", "no image, mask columns"),
+        ("image\nimages/x.png\n", "no mask column"),
+        ("image,mask\n", "lists no patches"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe\xfd", "not a CSV file"),
+    ],
+)
+def test_train_garbage_manifest_names_file(tmp_path, content, problem):
+    from napari_slideseg.train import TrainError, train_blocking
+
+    f = tmp_path / "manifest.csv"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    out = tmp_path / "run"
+    with pytest.raises(TrainError) as exc:
+        train_blocking(_tiny([f], out))
+    assert str(f) in str(exc.value) and problem in str(exc.value)
+    assert not out.exists()  # refused before the run folder is made
+
+
+def test_train_class_weights_must_match_classes(patch_set, tmp_path):
+    from napari_slideseg.train import TrainError, train_blocking
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainError) as exc:
+        train_blocking(_tiny([patch_set], out, class_weights=[1.0, 2.0, 3.0]))
+    assert "class_weights must have 2 values" in str(exc.value)
+    assert "background, foreground" in str(exc.value)
+    assert not out.exists()
+
+
+def test_train_resume_with_damaged_config_names_file(patch_set, tmp_path):
+    from napari_slideseg.train import TrainError, train_blocking
+
+    out = tmp_path / "run"
+    train_blocking(_tiny([patch_set], out, val_fraction=0.0))
+    (out / "config.json").write_text('{"epochs": "many"')
+    with pytest.raises(TrainError) as exc:
+        train_blocking(_tiny([patch_set], out, val_fraction=0.0, epochs=2), resume=True)
+    assert str(out / "config.json") in str(exc.value) and "invalid JSON" in str(exc.value)
+    (out / "config.json").write_text("{}")
+    (out / "last" / "training_state.json").write_text("{}")
+    with pytest.raises(TrainError) as exc:
+        train_blocking(_tiny([patch_set], out, val_fraction=0.0, epochs=2), resume=True)
+    assert "training_state.json" in str(exc.value)
