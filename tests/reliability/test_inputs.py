@@ -260,3 +260,125 @@ def test_extreme_shapes_npe2(tmp_path, monkeypatch, case):
     data = layers[0][0]
     levels = data if isinstance(data, list) else [data]
     assert tuple(levels[0].shape) == shape
+
+
+# -----------------------------------------------------------------------------
+# checkpoints refused at load (issue 16, item 6)
+# -----------------------------------------------------------------------------
+def _bundled_copy(tmp_path: Path, name: str = "glas-gland") -> Path:
+    import shutil
+
+    from napari_slideseg.models.bundled import bundled_models
+
+    dst = tmp_path / name
+    shutil.copytree(bundled_models()[name], dst)
+    return dst
+
+
+def _edit_json(path: Path, edit) -> None:
+    import json
+
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _edit_weights(ck: Path, edit) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(ck / "model.safetensors"))
+    edit(state)
+    save_file(state, str(ck / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _first_conv(state: dict) -> str:
+    return next(k for k, v in state.items() if v.ndim == 4)
+
+
+def _set(key: str, value: Any):
+    def edit(doc: dict) -> None:
+        doc[key] = value
+
+    return edit
+
+
+def _norm(**kw: Any):
+    def edit(doc: dict) -> None:
+        doc["normalization"].update(kw)
+
+    return edit
+
+
+_BAD_CHECKPOINTS = {
+    # case: (file edited, how, file named in the message, words in the message)
+    "config_not_json": ("config.json", "{broken", "config.json", "JSON"),
+    "config_a_list": ("config.json", "[1, 2]", "config.json", "JSON object"),
+    "config_encoder_depth_four": (
+        "config.json",
+        _set("encoder_depth", "four"),
+        "config.json",
+        "cannot be built",
+    ),
+    "config_classes_text": ("config.json", _set("classes", "two"), "config.json", "integer"),
+    "config_latin1": ("config.json", b'{"encoder_name": "r\xe9snet"}', "config.json", "JSON"),
+    "card_std_zero": ("slideseg.json", _norm(std=[0.0, 0.2, 0.2]), "glas-gland", "std"),
+    "card_std_nan": ("slideseg.json", _norm(std=[float("nan"), 0.2, 0.2]), "glas-gland", "std"),
+    "weights_nan": (
+        "model.safetensors",
+        lambda s: s[_first_conv(s)].view(-1).__setitem__(0, float("nan")),
+        "model.safetensors",
+        "NaN",
+    ),
+    "weights_inf": (
+        "model.safetensors",
+        lambda s: s[_first_conv(s)].view(-1).__setitem__(0, float("inf")),
+        "model.safetensors",
+        "NaN or infinite",
+    ),
+    # finite weights, NaN outputs: only the probe batch sees it
+    "weights_negative_bn_variance": (
+        "model.safetensors",
+        lambda s: s[next(k for k in s if k.endswith("running_var"))].fill_(-1.0),
+        "hover-nuclei",
+        "probe batch",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_CHECKPOINTS))
+def test_bad_checkpoint_refused_at_load(tmp_path, case):
+    from napari_slideseg.models.checkpoint import CheckpointError, load_model
+
+    fname, how, named, word = _BAD_CHECKPOINTS[case]
+    ck = _bundled_copy(tmp_path, "hover-nuclei" if named == "hover-nuclei" else "glas-gland")
+    target = ck / fname
+    if fname == "model.safetensors":
+        _edit_weights(ck, how)
+    elif isinstance(how, str | bytes):
+        target.write_bytes(how.encode() if isinstance(how, str) else how)
+    else:
+        _edit_json(target, how)
+    with pytest.raises(CheckpointError) as info:
+        _call(load_model, ck, timeout=60)
+    msg = str(info.value)
+    assert named in msg and word in msg, msg
+    if named not in ("glas-gland", "hover-nuclei"):
+        assert str(ck / named) in msg, msg
+    else:
+        assert str(ck) in msg, msg
+
+
+@pytest.mark.parametrize("name", ["glas-gland", "hover-nuclei"])
+def test_probe_is_cheap_for_bundled_models(name):
+    import time
+
+    from napari_slideseg.models import checkpoint as ck
+    from napari_slideseg.models.bundled import bundled_models
+
+    model, card = ck.load_model(bundled_models()[name])
+    best = float("inf")
+    for _ in range(3):  # the machine is shared: take the best of three
+        t = time.perf_counter()
+        ck._probe(model, card, Path(name))
+        best = min(best, time.perf_counter() - t)
+    assert best < 0.2, f"probe of {name} took {best:.3f} s"
