@@ -22,9 +22,9 @@ REGION = (1500, 700, 1756, 956)  # level-0 (y0, x0, y1, x1) of the sample slide
 @pytest.fixture(scope="module")
 def typed(tmp_path_factory):
     """``(root, table, instances, labels, maps)`` of the bundled model over REGION."""
-    from napari_slideseg.samples import sample_slide_path
     from napari_slideseg.io.slide import open_slide
     from napari_slideseg.models.bundled import bundled_models
+    from napari_slideseg.samples import sample_slide_path
 
     out = tmp_path_factory.mktemp("types") / "nuclei.zarr"
     cfg = InferConfig(region=REGION, block=256, instance_halo=32, device="cpu", save_probs=True)
