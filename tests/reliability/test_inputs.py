@@ -382,3 +382,136 @@ def test_probe_is_cheap_for_bundled_models(name):
         ck._probe(model, card, Path(name))
         best = min(best, time.perf_counter() - t)
     assert best < 0.2, f"probe of {name} took {best:.3f} s"
+
+
+# -----------------------------------------------------------------------------
+# damaged image data (issue 16, item 4)
+# -----------------------------------------------------------------------------
+_JPG = sorted((DATA / "consep_patches" / "images").glob("*.jpg"))[0]
+_PNG = DATA / "glas" / "testA_1.png"
+_SVS = DATA / "wsi" / "CMU-1-Small-Region.svs"
+
+
+def _sof(raw: bytes) -> int:
+    import re
+
+    return re.search(rb"\xff[\xc0-\xc2]", raw).start()
+
+
+def _jpeg_case(case: str) -> bytes:
+    import struct
+
+    raw = bytearray(_JPG.read_bytes())
+    sos = raw.index(b"\xff\xda")
+    mid = sos + (len(raw) - sos) // 2
+    if case == "truncated_half":
+        return bytes(raw[: len(raw) // 2])
+    if case == "truncated_tail":
+        return bytes(raw[:-40])
+    if case == "bad_marker_in_data":
+        raw[mid : mid + 6] = b"\xff\x17\x00\x05\xaa\x55"
+        return bytes(raw)
+    if case == "second_soi_in_data":
+        raw[mid : mid + 2] = b"\xff\xd8"
+        return bytes(raw)
+    if case.startswith("header_"):
+        side = int(case.split("_")[1])
+        j = _sof(raw)
+        raw[j + 5 : j + 9] = struct.pack(">HH", side, side)
+        return bytes(raw)
+    raise AssertionError(case)
+
+
+_JPEG_CASES = {
+    "truncated_half": "truncated",
+    "truncated_tail": "truncated",
+    "bad_marker_in_data": "corrupt",
+    "second_soi_in_data": "corrupt",
+    "header_3000": "promises 3000 x 3000",
+    "header_5000": "promises 5000 x 5000",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_JPEG_CASES))
+def test_damaged_jpeg_refused(tmp_path, case):
+    from napari_slideseg.io.slide import open_slide
+
+    path = _write(tmp_path, f"{case}.jpg", _jpeg_case(case))
+    with pytest.raises(SlideError) as info:
+        _call(open_slide, path)
+    msg = str(info.value)
+    assert str(path) in msg and "damaged JPEG" in msg and _JPEG_CASES[case] in msg, msg
+
+
+def test_damaged_jpeg_header_npe2(tmp_path, monkeypatch):
+    path = _write(tmp_path, "forged.jpg", _jpeg_case("header_5000"))
+    layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_reader, path)
+    _assert_notified(layers, messages, path, "promises 5000 x 5000")
+
+
+def test_intact_jpeg_still_opens():
+    from napari_slideseg.io.slide import open_slide
+
+    assert _call(open_slide, _JPG).shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.99])
+def test_truncated_png_is_one_clear_line(tmp_path, keep):
+    from napari_slideseg.io.slide import open_slide
+
+    raw = _PNG.read_bytes()
+    path = _write(tmp_path, "cut.png", raw[: int(len(raw) * keep)])
+    with pytest.raises(SlideError) as info:
+        _call(open_slide, path)
+    msg = str(info.value)
+    assert str(path) in msg and "damaged PNG" in msg and "\n" not in msg, msg
+    assert "GIF" not in msg and "JPEG" not in msg, msg  # no tour of unrelated codecs
+
+
+def _svs_case(tmp_path: Path, case: str) -> Path:
+    import tifffile
+
+    with tifffile.TiffFile(_SVS) as tif:
+        page = tif.pages[0]
+        off, cnt = int(page.dataoffsets[5]), int(page.databytecounts[5])
+    raw = bytearray(_SVS.read_bytes())
+    if case == "tile_without_end":
+        raw[off + cnt - 2 : off + cnt] = b"\x00\x00"
+    elif case == "tile_bad_marker":
+        raw[off + cnt // 2 : off + cnt // 2 + 4] = b"\xff\x12\x34\x56"
+    elif case == "tile_cut_short":
+        raw[off + cnt // 3 : off + cnt] = bytes(cnt - cnt // 3)
+    return _write(tmp_path, f"{case}.svs", bytes(raw))
+
+
+@pytest.mark.parametrize("case", ["tile_without_end", "tile_bad_marker", "tile_cut_short"])
+def test_damaged_svs_tile_named(tmp_path, case):
+    from napari_slideseg.io.slide import open_slide
+
+    path = _svs_case(tmp_path, case)
+    slide = _call(open_slide, path)  # tile 5 is not the one checked at open
+    with pytest.raises(SlideError) as info:
+        _call(slide.levels[0].compute)
+    msg = str(info.value)
+    assert str(path) in msg and "JPEG tile 5 (row 0, column 5) of level 0" in msg, msg
+
+
+def test_damaged_svs_tile_in_region_read(tmp_path):
+    from napari_slideseg.io.slide import open_slide
+
+    path = _svs_case(tmp_path, "tile_bad_marker")
+    slide = _call(open_slide, path)
+    assert slide.read_region(0, 0, 0, 240, 240).shape == (240, 240, 3)  # tile 0 is intact
+    with pytest.raises(SlideError, match="tile 5"):
+        _call(slide.read_region, 0, 0, 5 * 240, 240, 240)
+
+
+def test_damaged_svs_tile_npe2_layer_read(tmp_path, monkeypatch):
+    path = _svs_case(tmp_path, "tile_without_end")
+    layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_reader, path)
+    assert not messages
+    data = layers[0][0]
+    level0 = data[0] if isinstance(data, list) else data
+    with pytest.raises(SlideError) as info:
+        _call(level0[:240, 5 * 240 : 6 * 240].compute)
+    assert str(path) in str(info.value)

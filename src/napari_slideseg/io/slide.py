@@ -49,7 +49,7 @@ import numpy as np
 from ..progress import Progress, ProgressCallback, drain
 from . import pyramid as _pyr
 from .errors import SlideError, SlideNotFoundError, SlideTooLargeError
-from .sniff import raster_header, sniff_kind, special_file_kind
+from .sniff import jpeg_damage, raster_header, sniff_kind, special_file_kind
 
 #: Raster (PNG/JPEG) images up to this many pixels are decoded into memory
 #: directly; larger ones go through the pyramid cache.
@@ -368,14 +368,17 @@ class _NamedArray:
     thread, with no hint of which file was being read.
     """
 
-    def __init__(self, arr: Any, path: str) -> None:
+    def __init__(self, arr: Any, path: str, check: Any = None) -> None:
         self._arr = arr
         self._path = path
+        self._check = check
         self.shape = tuple(arr.shape)
         self.dtype = np.dtype(arr.dtype)
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        if self._check is not None:
+            self._check(key)
         try:
             return np.asarray(self._arr[key])
         except SlideError:
@@ -388,10 +391,68 @@ class _NamedArray:
             ) from exc
 
 
-def _lazy(arr: Any, path: str, chunks: Sequence[int], name: str) -> da.Array:
+def _lazy(arr: Any, path: str, chunks: Sequence[int], name: str, check: Any = None) -> da.Array:
     return da.from_array(
-        _NamedArray(arr, path), chunks=tuple(chunks), name=name, asarray=False, fancy=False
+        _NamedArray(arr, path, check), chunks=tuple(chunks), name=name, asarray=False, fancy=False
     )
+
+
+class _JpegTileCheck:
+    """Checks the JPEG tiles a read will decode (:func:`jpeg_damage`) and names a damaged one.
+
+    Only the tiles' bytes are read (``os.pread``; they are in the OS cache
+    for the decode that follows) and scanned for markers: about a
+    microsecond per kilobyte. Each tile is checked once.
+    """
+
+    def __init__(self, path: str, page: Any, axes: str, level: int) -> None:
+        self.path = path
+        self.level = level
+        self.offsets = [int(o) for o in page.dataoffsets]
+        self.counts = [int(c) for c in page.databytecounts]
+        self.th, self.tw = int(page.tilelength), int(page.tilewidth)
+        self.nx = -(-int(page.imagewidth) // self.tw)
+        self.ny = -(-int(page.imagelength) // self.th)
+        axes = axes.upper()
+        self.yi, self.xi = axes.index("Y"), axes.index("X")
+        self.done: set[int] = set()
+        self.lock = threading.Lock()
+
+    def _range(self, key: Any, axis: int, size: int, n: int) -> range:
+        k = key[axis] if isinstance(key, tuple) and axis < len(key) else slice(None)
+        if isinstance(k, slice):
+            start, stop, _ = k.indices(n * size)
+        else:
+            start, stop = int(k), int(k) + 1
+        return range(start // size, min(n, -(-stop // size)))
+
+    def __call__(self, key: Any) -> None:
+        tiles = [
+            ty * self.nx + tx
+            for ty in self._range(key, self.yi, self.th, self.ny)
+            for tx in self._range(key, self.xi, self.tw, self.nx)
+        ]
+        with self.lock:
+            todo = [t for t in tiles if t not in self.done and t < len(self.offsets)]
+        if not todo:
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for t in todo:
+                if self.counts[t] == 0:
+                    continue
+                problem = jpeg_damage(os.pread(fd, self.counts[t], self.offsets[t]))
+                if problem:
+                    raise SlideError(
+                        self.path,
+                        f"reading pixels failed: JPEG tile {t} (row {t // self.nx}, column "
+                        f"{t % self.nx}) of level "
+                        f"{self.level} is damaged: {problem}",
+                    )
+        finally:
+            os.close(fd)
+        with self.lock:
+            self.done.update(todo)
 
 
 def _to_yxc(arr: da.Array, axes: str, path: str) -> da.Array:
@@ -633,7 +694,10 @@ def _open_tiff(path: str, cache_dir: Any) -> Generator[Progress, None, Slide]:
             yi = level.axes.upper().index("Y")
             if not page.is_tiled and chunks[yi] < 256:
                 chunks[yi] = min(z.shape[yi], chunks[yi] * math.ceil(256 / chunks[yi]))
-            arr = _lazy(z, path, chunks, name=f"slide-{_token(path)}-L{i}")
+            check = None
+            if int(page.compression) == 7 and page.is_tiled and len(level.pages) == 1:
+                check = _JpegTileCheck(path, page, level.axes, i)
+            arr = _lazy(z, path, chunks, name=f"slide-{_token(path)}-L{i}", check=check)
             levels.append(_to_yxc(arr, level.axes, path))
     except SlideError:
         tif.close()
@@ -820,12 +884,28 @@ def pil_pixel_limit(pixels: int):
             Image.MAX_IMAGE_PIXELS = old
 
 
-def _decode_raster(path: str, pixels: int) -> np.ndarray:
-    """Decode a PNG/JPEG fully (imagecodecs first; Pillow with a scoped pixel limit as fallback)."""
+def _decode_raster(path: str, pixels: int, fmt: str = "") -> np.ndarray:
+    """Decode a PNG/JPEG fully with its own codec (Pillow, pixel limit scoped, as fallback).
+
+    A JPEG is checked first (:func:`~napari_slideseg.io.sniff.jpeg_damage`):
+    libjpeg fills truncated or missing data with grey without an error.
+    Only the codec of the sniffed format is tried, so a damaged file gets
+    one line, not one failure per codec imagecodecs knows.
+    """
     import imagecodecs
 
+    fmt = fmt or (sniff_kind(path) or "")
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if fmt == "jpeg":
+        problem = jpeg_damage(data)
+        if problem:
+            raise SlideError(path, f"is a damaged JPEG: {problem}")
+    decode = {"jpeg": imagecodecs.jpeg8_decode, "png": imagecodecs.png_decode}.get(
+        fmt, imagecodecs.imread
+    )
     try:
-        return np.asarray(imagecodecs.imread(path))
+        return np.asarray(decode(data))
     except Exception as first:
         from PIL import Image
 
@@ -835,7 +915,10 @@ def _decode_raster(path: str, pixels: int) -> np.ndarray:
                 return np.asarray(im)
         except Exception as exc:
             raise SlideError(
-                path, f"could not be decoded ({type(first).__name__}: {first}; Pillow: {exc})"
+                path,
+                f"is a damaged {fmt.upper() or 'image'} file and could not be decoded "
+                f"({type(first).__name__}: {str(first).splitlines()[0] if str(first) else ''}; "
+                f"Pillow: {exc})",
             ) from exc
 
 
@@ -860,7 +943,7 @@ def _open_raster(
         "file_size": os.path.getsize(path),
     }
     if header.pixels <= RASTER_IN_MEMORY_MAX_PIXELS:
-        data = _decode_raster(path, header.pixels)
+        data = _decode_raster(path, header.pixels, header.format)
         chunk = min(1024, max(data.shape[:2]))
         level0 = da.from_array(
             data, chunks=(chunk, chunk, *data.shape[2:]), name=f"raster-{_token(path)}"
@@ -884,7 +967,7 @@ def _open_raster(
         yield Progress(
             "decode", 0, 1, f"decoding {Path(path).name} ({header.width} x {header.height})"
         )
-        data = _decode_raster(path, header.pixels)
+        data = _decode_raster(path, header.pixels, header.format)
         yield Progress("decode", 1, 1, "decoded")
         if data.ndim == 2:
             data = data[..., None]

@@ -163,3 +163,124 @@ def raster_header(path: str) -> RasterHeader:
         if head[:3] == _JPEG_MAGIC:
             return _jpeg_header(fh)
     raise ValueError("not a PNG or JPEG file")
+
+
+# -----------------------------------------------------------------------------
+# JPEG stream checks (damage the decoder would hide)
+# -----------------------------------------------------------------------------
+_SEQUENTIAL_HUFFMAN = {0xC0, 0xC1}
+#: Markers that may stand between scans or before the end of image.
+_BETWEEN_SCANS = {0xC4, 0xCC, 0xDB, 0xDD, 0xDC, 0xFE} | set(range(0xE0, 0xF0))
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def jpeg_damage(data: bytes) -> str | None:
+    """What is wrong with a JPEG stream's structure, or ``None`` when nothing is seen.
+
+    libjpeg fills missing or undecodable data with grey and says so only as a
+    warning nobody sees, so a few cheap checks run on the bytes first
+    (markers only, the entropy-coded data is not Huffman-decoded):
+
+    - the data ends before the end-of-image marker (truncated);
+    - a marker that cannot occur inside or between scans, or restart markers
+      out of order (overwritten bytes);
+    - a sequential Huffman frame whose header promises more 8 x 8 blocks than
+      its data can hold: every block costs at least 2 bits (a DC and an
+      end-of-block code of at least one bit each), so a header saying
+      5000 x 5000 over 3 kB of data is refused;
+    - fewer restart markers than the restart interval requires.
+
+    Works for a whole file and for a TIFF tile (tables may live elsewhere).
+    """
+    n = len(data)
+    if n < 4 or data[:2] != b"\xff\xd8":
+        return "it does not start with a JPEG start-of-image marker"
+    pos = 2
+    frame: tuple[int, int, int, list[tuple[int, int]]] | None = None
+    interval = 0
+    scans = 0
+    entropy = 0
+    restarts = 0
+    while True:
+        if pos >= n:
+            return "the data ends before the end-of-image marker (truncated)"
+        if data[pos] != 0xFF:
+            return f"a marker is expected at byte {pos}, found {data[pos]:#04x} (corrupt)"
+        while pos < n and data[pos] == 0xFF:
+            pos += 1
+        if pos >= n:
+            return "the data ends before the end-of-image marker (truncated)"
+        code = data[pos]
+        pos += 1
+        if code == 0xD9:
+            break
+        if code not in _BETWEEN_SCANS and code not in _SOF_MARKERS and code not in (0xDA, 0xDD):
+            return f"unexpected marker 0xff{code:02x} at byte {pos - 2} (corrupt)"
+        if pos + 2 > n:
+            return "the data ends inside a segment header (truncated)"
+        length = struct.unpack(">H", data[pos : pos + 2])[0]
+        if length < 2 or pos + length > n:
+            return "the data ends inside a segment (truncated)"
+        seg = data[pos + 2 : pos + length]
+        if code in _SOF_MARKERS:
+            if frame is not None or len(seg) < 6:
+                return "it has a second or broken frame header (corrupt)"
+            height, width, ncomp = struct.unpack(">HHB", seg[1:6])
+            comps = [(seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15) for i in range(ncomp)]
+            if len(seg) < 6 + 3 * ncomp or not comps or any(h < 1 or v < 1 for h, v in comps):
+                return "its frame header is broken (corrupt)"
+            frame = (code, height, width, comps)
+        elif code == 0xDD and len(seg) >= 2:
+            interval = struct.unpack(">H", seg[:2])[0]
+        pos += length
+        if code != 0xDA:
+            continue
+        if frame is None:
+            return "its scan comes before the frame header (corrupt)"
+        scans += 1
+        start = pos
+        expect = 0
+        while True:  # entropy-coded data: up to the next marker that is not stuffing or RSTn
+            ff = data.find(b"\xff", pos)
+            if ff < 0 or ff + 1 >= n:
+                return "the data ends inside the image data, before the end-of-image marker (truncated)"
+            nxt = data[ff + 1]
+            if nxt == 0x00 or nxt == 0xFF:
+                pos = ff + 1 if nxt == 0xFF else ff + 2
+                continue
+            if 0xD0 <= nxt <= 0xD7:
+                if nxt - 0xD0 != expect:
+                    return f"restart markers are out of order at byte {ff} (corrupt)"
+                expect = (expect + 1) % 8
+                restarts += 1
+                pos = ff + 2
+                continue
+            entropy += ff - start
+            pos = ff
+            break
+    if frame is None:
+        return "it has no frame header"
+    code, height, width, comps = frame
+    if code in _SEQUENTIAL_HUFFMAN and scans == 1 and height > 0 and width > 0:
+        hmax = max(h for h, _ in comps)
+        vmax = max(v for _, v in comps)
+        blocks = sum(
+            _ceil(_ceil(width * h, hmax), 8) * _ceil(_ceil(height * v, vmax), 8) for h, v in comps
+        )
+        if entropy * 8 < 2 * blocks:
+            return (
+                f"its header promises {width} x {height} pixels ({blocks} blocks) but its "
+                f"{entropy} bytes of image data can hold at most {entropy * 4} blocks "
+                "(truncated or a forged header)"
+            )
+        if interval:
+            mcus = _ceil(width, 8 * hmax) * _ceil(height, 8 * vmax)
+            if len(comps) == 1:
+                mcus = _ceil(width, 8) * _ceil(height, 8)
+            need = _ceil(mcus, interval) - 1
+            if restarts < need:
+                return f"it has {restarts} of the {need} restart markers its size needs (truncated)"
+    return None
