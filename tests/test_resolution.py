@@ -17,7 +17,7 @@ from napari_slideseg.cli import main
 from napari_slideseg.infer.hover import read_instance_table
 
 #: A 256 x 256 box of the sample with many nuclei (level-0 y0 x0 y1 x1).
-BOX = ["1500", "700", "1756", "956"]
+BOX = ["1536", "768", "1792", "1024"]  # one 256 px block of the grid
 
 
 def _predict(out, *extra, slide=None):
@@ -34,6 +34,8 @@ def _predict(out, *extra, slide=None):
         "256",
         "--instance-halo",
         "32",
+        "--overlap",
+        "64",
         "--quiet",
         *extra,
     ]
