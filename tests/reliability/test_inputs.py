@@ -515,3 +515,86 @@ def test_damaged_svs_tile_npe2_layer_read(tmp_path, monkeypatch):
     with pytest.raises(SlideError) as info:
         _call(level0[:240, 5 * 240 : 6 * 240].compute)
     assert str(path) in str(info.value)
+
+
+# -----------------------------------------------------------------------------
+# mask colours outside the palette (issue 16, item 4)
+# -----------------------------------------------------------------------------
+def _binary_with_stray(tmp_path: Path, n_stray: int = 1, name: str = "stray.png") -> Path:
+    from PIL import Image
+
+    m = np.zeros((256, 256, 3), np.uint8)
+    m[50:150, 50:150] = 255
+    m[3, 3 : 3 + n_stray] = (12, 200, 7)
+    path = tmp_path / name
+    Image.fromarray(m).save(path)
+    return path
+
+
+def _three_class_with_stray() -> np.ndarray:
+    c = np.zeros((256, 256, 3), np.uint8)
+    c[:100] = (200, 10, 10)
+    c[100:200] = (10, 200, 10)
+    c[0, 0] = (1, 2, 3)
+    c[0, 1:3] = (90, 90, 250)
+    return c
+
+
+def test_stray_colour_in_binary_mask_is_an_error(tmp_path):
+    from napari_slideseg.io.palette import MaskError, read_color_mask
+
+    path = _binary_with_stray(tmp_path)
+    with pytest.raises(MaskError) as info:
+        _call(read_color_mask, path)
+    msg = str(info.value)
+    assert str(path) in msg and "(12, 200, 7): 1 px" in msg and "'binary'" in msg, msg
+
+
+def test_stray_colour_with_tolerance_maps_to_the_preset(tmp_path):
+    from napari_slideseg.io.palette import PRESETS, read_color_mask
+
+    path = _binary_with_stray(tmp_path)
+    labels, cm = _call(read_color_mask, path, tolerance=255)
+    assert cm == PRESETS["binary"] and labels.max() == 1 and int(labels.sum()) == 100 * 100
+
+
+def test_stray_colour_with_its_class_map_is_accepted(tmp_path):
+    from napari_slideseg.io.palette import ClassMap, read_color_mask
+
+    path = _binary_with_stray(tmp_path)
+    cm = ClassMap(("bg", "fg", "odd"), ((0, 0, 0), (255, 255, 255), (12, 200, 7)))
+    labels, got = _call(read_color_mask, path, cm)
+    assert got == cm and int((labels == 2).sum()) == 1
+
+
+def test_stray_colour_mask_npe2_notifies(tmp_path, monkeypatch):
+    path = _binary_with_stray(tmp_path)
+    layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_mask_reader, path)
+    _assert_notified(layers, messages, path, "(12, 200, 7): 1 px")
+
+
+def test_rare_colours_never_become_classes_silently():
+    from napari_slideseg.io.palette import ClassMap, MaskError
+
+    with pytest.raises(MaskError) as info:
+        ClassMap.infer(_three_class_with_stray(), source="custom.png")
+    msg = str(info.value)
+    assert msg.startswith("custom.png: 2 colour(s)") and "(90, 90, 250): 2 px" in msg, msg
+    assert "(1, 2, 3): 1 px" in msg and "min_share=0" in msg, msg
+
+
+def test_rare_colours_opt_in():
+    from napari_slideseg.io.palette import ClassMap
+
+    rgb = _three_class_with_stray()
+    assert ClassMap.infer(rgb, min_share=0).n_classes == 5
+    assert ClassMap.infer(rgb, min_share=1e-6).n_classes == 5
+    with pytest.raises(Exception, match=r"\(90, 90, 250\): 2 px"):
+        ClassMap.infer(rgb, tolerance=5)  # (1, 2, 3) is JPEG noise of black; the blue is not
+
+
+def test_many_stray_pixels_are_not_sniffed_as_a_mask(tmp_path):
+    from napari_slideseg.io.palette import is_color_mask
+
+    assert is_color_mask(_binary_with_stray(tmp_path, 1, "one.png")) is not None
+    assert is_color_mask(_binary_with_stray(tmp_path, 200, "many.png")) is None

@@ -66,6 +66,11 @@ MAX_CLASSES = 65536
 #: ``is_color_mask`` decodes images up to this many pixels.
 SNIFF_MAX_PIXELS = 50_000_000
 
+#: Colours covering less than this share of a mask's pixels are never made classes
+#: by :meth:`ClassMap.infer` without being asked (``min_share=0``): they are refused,
+#: listed with their pixel counts (a stray pixel would change the class count).
+MIN_CLASS_SHARE = 0.001
+
 _FORMAT_VERSION = 1
 
 
@@ -376,6 +381,8 @@ class ClassMap:
         source: str | os.PathLike | None = None,
         *,
         match_presets: bool = True,
+        min_share: float = MIN_CLASS_SHARE,
+        tolerance: float | None = None,
     ) -> ClassMap:
         """A class map from the distinct colours of a colour mask.
 
@@ -395,6 +402,16 @@ class ClassMap:
             Return the smallest preset holding all the mask's colours, if any,
             so that masks of one dataset get the same map even when some lack
             a class.
+        min_share
+            Colours covering less than this share of the pixels (default
+            :data:`MIN_CLASS_SHARE`, 0.1 %) are not made classes silently:
+            when the other colours fit a preset, or such a colour lies within
+            ``tolerance`` of another colour, the map is inferred without it
+            (mapping the mask then names the colours not in it, unless the
+            tolerance covers them); otherwise it is an error listing the
+            colours and their pixel counts. ``0`` makes every colour a class.
+        tolerance
+            The tolerance the mask will be mapped with (JPEG noise), if any.
 
         Returns
         -------
@@ -406,7 +423,8 @@ class ClassMap:
         ------
         MaskError
             If the mask has more than ``max_classes`` colours (a photo or a
-            JPEG-compressed mask).
+            JPEG-compressed mask), or colours under ``min_share`` that would
+            become classes of their own (listed with pixel counts).
         """
         colors, counts = unique_colors(rgb, limit=max_classes, source=source)
         if len(colors) > max_classes:
@@ -422,6 +440,28 @@ class ClassMap:
             preset = cls.match_preset(colors)
             if preset is not None:
                 return preset
+        counts = np.asarray(counts, np.int64)
+        rare = counts < float(min_share) * int(counts.sum())
+        if rare.any() and (~rare).any():
+            major = colors[~rare]
+            preset = cls.match_preset(major) if match_presets else None
+            if preset is not None:
+                # The palette the mask's real colours fit: mapping the mask with it lists
+                # the stray colours and their counts (or the tolerance absorbs them).
+                return preset
+            tol = _check_tolerance(tolerance)
+            if tol is not None:
+                d2 = (colors[rare, None, :].astype(np.int64) - major[None].astype(np.int64)) ** 2
+                near = d2.sum(-1).min(1) <= tol * tol
+                rare_idx = np.flatnonzero(rare)
+                keep = np.ones(len(colors), bool)
+                keep[rare_idx[near]] = False
+                colors, counts, rare = colors[keep], counts[keep], rare[keep]
+            if rare.any():
+                bg = tuple(int(v) for v in background) if background is not None else None
+                rare &= np.array([tuple(int(v) for v in c) != bg for c in colors])
+            if rare.any():
+                raise MaskError(_rare_message(colors, counts, rare, min_share, source))
         order = np.lexsort((_pack(colors), -counts))
         cols = [tuple(int(v) for v in colors[i]) for i in order]
         bg = tuple(int(v) for v in background) if background is not None else None
@@ -690,6 +730,27 @@ def _unknown_message(
     return (
         f"{_where(source)}{len(keys)} {what} are not in the class map{label}{tol}{where}, "
         f"{int(counts.sum())} pixel(s) in all: {', '.join(items)}{more}. {hint}"
+    )
+
+
+def _rare_message(
+    colors: np.ndarray,
+    counts: np.ndarray,
+    rare: np.ndarray,
+    min_share: float,
+    source: str | os.PathLike | None,
+) -> str:
+    """'N colour(s) cover less than x % each ...' with the rare colours and their counts."""
+    idx = np.flatnonzero(rare)
+    idx = idx[np.lexsort((_pack(colors[idx]), -counts[idx]))]
+    items = [f"{tuple(int(v) for v in colors[i])}: {int(counts[i])} px" for i in idx[:10]]
+    more = f", and {len(idx) - 10} more" if len(idx) > 10 else ""
+    return (
+        f"{_where(source)}{len(idx)} colour(s) cover less than {min_share:.1%} of the mask each "
+        f"and would silently become classes of their own: {', '.join(items)}{more}; the other "
+        f"{int((~rare).sum())} colour(s) cover {int(counts[~rare].sum())} px. Give the class map "
+        "or preset (with a tolerance for JPEG noise), clean the mask, or pass min_share=0 to "
+        "make every colour a class"
     )
 
 
@@ -1176,7 +1237,11 @@ def read_color_mask(
     arr = _channels(_read_image(p), src)
     if arr.ndim == 3:
         arr = _as_uint8(arr, src)
-        cm = classmap if classmap is not None else ClassMap.infer(arr, source=src)
+        cm = (
+            classmap
+            if classmap is not None
+            else ClassMap.infer(arr, source=src, tolerance=tolerance)
+        )
         return rgb_to_labels(arr, cm, tolerance=tolerance, source=src), cm
     if arr.dtype == bool:
         arr = arr.view(np.uint8)
@@ -1221,7 +1286,10 @@ def is_color_mask(
     A cheap sniff for readers: images above ``max_pixels`` are not decoded,
     JPEGs and lossy TIFFs are never masks (their colours are not exact), and
     unreadable files give ``None``. An RGB image is a mask when all its
-    colours (at least 2, at most ``max_colors``) belong to one preset; a grey
+    colours (at least 2, at most ``max_colors``) belong to one preset, but
+    for stray pixels of other colours under :data:`MIN_CLASS_SHARE` (reading
+    such a mask then lists them as an error instead of it opening as a
+    photo); a grey
     image when its values are exactly {0, 255} (``binary``).
 
     Parameters
@@ -1281,11 +1349,16 @@ def is_color_mask(
         palette = tuple(sorted({c for cm in PRESETS.values() for c in cm.colors}))
         lut = _color_lut(palette, None)
         miss = np.iinfo(lut.dtype).max
-        if (lut[_pack(arr[::7, ::7])] == miss).any():  # photos fail here, fast
+        if (lut[_pack(arr[::7, ::7])] == miss).mean() > MIN_CLASS_SHARE:  # photos fail here
             return None
         idx = lut[_pack(arr)]
-        if (idx == miss).any():
-            return None
+        stray = idx == miss
+        if stray.any():
+            # A few stray pixels in a preset's mask: claim it, so that reading it says
+            # which colours are not in the palette instead of showing it as a photo.
+            if stray.mean() >= MIN_CLASS_SHARE:
+                return None
+            idx = idx[~stray]
         present = np.flatnonzero(np.bincount(idx.ravel(), minlength=len(palette)))
         if not 2 <= len(present) <= max_colors:
             return None
