@@ -1,15 +1,19 @@
 """The ``slideseg`` console command.
 
 Every subcommand is a thin driver over one core function; progress generators
-are shown with a terminal progress bar. Errors about user input print one line
-(``slideseg: error: <file>: <problem>``) and exit with status 2, without a
-traceback.
+are shown with a terminal progress bar. Errors print one line
+(``slideseg: error: <file>: <problem>``), without a traceback: status 2 for
+bad input (an option out of range, a file that cannot be used), status 1 for
+the system refusing (permission denied, a missing or read-only folder, disk
+full, out of memory). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -72,13 +76,22 @@ def _cmd_patch(args: argparse.Namespace) -> int:
     from .patching import PatchConfig, extract_patches_steps
 
     slide = _drive_open(args.slide, args.quiet, args.mpp)
+    if args.level >= slide.n_levels:
+        from .patching import PatchError
+
+        raise PatchError(
+            f"{args.slide}: --level {args.level} does not exist (the slide has "
+            f"{slide.n_levels} level{'s' if slide.n_levels > 1 else ''}: 0..{slide.n_levels - 1})"
+        )
     mask = classmap = types = None
     mask_id = None
     if args.instances:
         from .io.masks import read_instance_map, resolve_classmap
 
         if not args.mask:
-            raise SystemExit("slideseg patch: --instances needs --mask INSTANCE_MAP")
+            from .validate import OptionError
+
+            raise OptionError("--instances needs --mask INSTANCE_MAP")
         mask = read_instance_map(args.mask)
         mask_id = str(args.mask)
         if args.types:
@@ -140,13 +153,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train, train_folds
 
-    weights: list[float] | str | None = None
-    if args.class_weights:
-        weights = (
-            "auto"
-            if args.class_weights == "auto"
-            else [float(v) for v in args.class_weights.split(",")]
-        )
+    weights: list[float] | str | None = args.class_weights or None
     cfg = TrainConfig(
         manifests=[str(m) for m in args.manifests],
         out=args.out,
@@ -178,9 +185,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         max_steps=args.max_steps,
         kind=args.kind,
-        decoder_channels=[int(v) for v in args.decoder_channels.split(",")]
-        if args.decoder_channels
-        else None,
+        decoder_channels=args.decoder_channels or None,
         name=args.name or "",
         encoder_depth=args.encoder_depth,
         norm=args.norm,
@@ -236,6 +241,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     where = Placement.from_dict(info.get("placement"))
     out = args.to
     name = str(out).lower()
+    if info.get("instances"):
+        return _export_instance_map(args, labels, info, where)
     if classmap is None:
         from .io.palette import ClassMap
 
@@ -283,6 +290,44 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"wrote {out} ({info.get('format', 'labels')} -> {name.rsplit('.', 1)[-1]}{level}, "
         f"classes: {', '.join(classmap.names)})"
     )
+    return 0
+
+
+def _export_instance_map(args: argparse.Namespace, labels: Any, info: dict, where: Any) -> int:
+    """Export an instance map (object ids, not classes) as ids: never as a class map.
+
+    PNG is a 16-bit id image (ids above 65535 are refused naming the formats
+    that hold them), TIFF a uint16/uint32 id image, CSV one RLE row per
+    object (with its type where the input records one), OME-Zarr instance
+    labels, GeoJSON one polygon per object.
+    """
+    from .io.export import export_labels
+    from .io.masks import resolve_classmap
+
+    if args.indexed:
+        from .io.palette import MaskError
+
+        raise MaskError(
+            f"{args.labels}: --indexed writes a class palette, but this is an instance map "
+            "(object ids, not classes); leave --indexed out for a 16-bit id PNG"
+        )
+    types_cm = resolve_classmap(args.classmap) if args.classmap else info.get("type_classmap")
+    extra: dict[str, Any] = {}
+    if str(args.to).lower().endswith(".csv"):
+        extra = {"base": args.rle_base}
+    out = export_labels(
+        labels,
+        args.to,
+        classmap=types_cm,
+        rle_order=args.rle_order,
+        image_id=args.image_id or _stem(args.labels),
+        placement=where,
+        instances=True,
+        instance_classes=info.get("instance_classes"),
+        **extra,
+    )
+    ext = str(out).lower().rsplit(".", 1)[-1]
+    print(f"wrote {out} ({info.get('format', 'instance map')} instances -> {ext}, object ids)")
     return 0
 
 
@@ -364,8 +409,10 @@ def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
         elif args.pred_types:
             pred_types = read_instance_map(args.pred_types)
         else:
-            raise SystemExit(
-                "slideseg evaluate: --truth-types needs predicted types (a HoVer prediction "
+            from .validate import OptionError
+
+            raise OptionError(
+                "--truth-types needs predicted types (a HoVer prediction "
                 "folder, or --pred-types TYPEMAP)"
             )
         types = [(truth_types, pred_types)]
@@ -506,6 +553,57 @@ def _zoom(text: str) -> float | str:
     return "auto" if text.strip().lower() == "auto" else _positive_float(text)
 
 
+def _t(validator: Callable[..., Any], flag: str, *args: Any, **kwargs: Any) -> Callable:
+    """An argparse ``type`` checking ``flag``'s value with a shared validator."""
+    from .validate import arg_type
+
+    return arg_type(validator, flag, *args, **kwargs)
+
+
+def _positive_ints(flag: str) -> Callable[[str], list[int]]:
+    """``--decoder-channels 128,64,32``: comma-separated integers >= 1."""
+    from .validate import OptionError, positive_int
+
+    def parse(text: str) -> list[int]:
+        items = [t.strip() for t in text.split(",")]
+        out = []
+        for i, t in enumerate(items):
+            try:
+                value: Any = int(t)
+            except ValueError:
+                value = t
+            try:
+                out.append(positive_int(f"value {i + 1}", value))
+            except OptionError as err:
+                raise argparse.ArgumentTypeError(
+                    f"expected comma-separated integers >= 1, e.g. 128,64,32 ({err})"
+                ) from None
+        return out
+
+    return parse
+
+
+def _class_weights(text: str) -> list[float] | str:
+    """``--class-weights``: ``auto`` or comma-separated positive numbers."""
+    import math
+
+    if text.strip().lower() == "auto":
+        return "auto"
+    out = []
+    for i, t in enumerate(text.split(",")):
+        try:
+            f = float(t)
+        except ValueError:
+            f = math.nan
+        if not (math.isfinite(f) and f > 0):
+            raise argparse.ArgumentTypeError(
+                f"expected 'auto' or comma-separated numbers > 0 (one per class), "
+                f"not {text!r} (value {i + 1}: {t.strip()!r})"
+            )
+        out.append(f)
+    return out
+
+
 def _add_mpp(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mpp",
@@ -539,11 +637,35 @@ def _atomic_write_text(path, text: str) -> None:
     tmp.replace(path)
 
 
+EPILOG = """\
+exit status:
+  0  done
+  1  the system refused: permission denied, a missing or read-only folder,
+     disk full, out of memory (the message names the file)
+  2  bad input: an option out of its range, a file that cannot be used
+     (the message names the option or the file and the problem)
+  130  interrupted (Ctrl-C)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``slideseg`` (subcommands register here)."""
+    from .validate import (
+        fraction,
+        int_at_least,
+        int_in_range,
+        integer,
+        nonneg,
+        nonneg_int,
+        positive,
+        positive_int,
+    )
+
     parser = argparse.ArgumentParser(
         prog="slideseg",
         description="Whole-slide histology segmentation: inspect, patch, train, predict, export.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -574,12 +696,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["col", "row"],
         help="pixel order of an RLE mask without one recorded",
     )
-    p.add_argument("--tolerance", type=float, help="nearest-colour tolerance for JPEG colour masks")
+    p.add_argument(
+        "--tolerance",
+        type=_t(nonneg, "--tolerance"),
+        help="nearest-colour tolerance for JPEG colour masks",
+    )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--size", type=int, default=512)
-    p.add_argument("--stride", type=int, help="default: --size (no overlap)")
+    p.add_argument("--size", type=_t(positive_int, "--size"), default=512)
+    p.add_argument(
+        "--stride", type=_t(positive_int, "--stride"), help="default: --size (no overlap)"
+    )
     lv = p.add_mutually_exclusive_group()
-    lv.add_argument("--level", type=int, default=0)
+    lv.add_argument("--level", type=_t(nonneg_int, "--level"), default=0)
     lv.add_argument(
         "--target-mpp", type=_positive_float, help="target microns per pixel (picks the level)"
     )
@@ -593,19 +721,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", choices=["valid", "pad"], default="valid")
     p.add_argument("--pad-mode", choices=["reflect", "constant"], default="reflect")
     p.add_argument(
-        "--region", type=int, nargs=4, metavar=("Y0", "X0", "Y1", "X1"), help="level-0 box"
+        "--region",
+        type=_t(nonneg_int, "--region"),
+        nargs=4,
+        metavar=("Y0", "X0", "Y1", "X1"),
+        help="level-0 box",
     )
-    p.add_argument("--min-tissue", type=float, default=0.0, help="drop patches with less tissue")
-    p.add_argument("--max-black", type=float, default=1.0, help="drop patches with more near-black")
-    p.add_argument("--max-white", type=float, default=1.0, help="drop patches with more near-white")
+    p.add_argument(
+        "--min-tissue",
+        type=_t(fraction, "--min-tissue"),
+        default=0.0,
+        help="drop patches with less tissue",
+    )
+    p.add_argument(
+        "--max-black",
+        type=_t(fraction, "--max-black"),
+        default=1.0,
+        help="drop patches with more near-black",
+    )
+    p.add_argument(
+        "--max-white",
+        type=_t(fraction, "--max-white"),
+        default=1.0,
+        help="drop patches with more near-white",
+    )
     p.add_argument(
         "--drop-background", action="store_true", help="drop mask-background-only patches"
     )
-    p.add_argument("--keep-background", type=float, default=0.0, help="...but keep this fraction")
+    p.add_argument(
+        "--keep-background",
+        type=_t(fraction, "--keep-background"),
+        default=0.0,
+        help="...but keep this fraction",
+    )
     p.add_argument("--format", choices=["png", "zarr"], default="png")
     p.add_argument("--overwrite", choices=["error", "skip", "overwrite"], default="error")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=_t(nonneg_int, "--workers"), default=2)
+    p.add_argument("--seed", type=_t(integer, "--seed"), default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_patch)
 
@@ -617,12 +769,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifests", nargs="+", help="patch folders or manifest.csv files")
     p.add_argument("--out", required=True, help="run folder (config, metrics.csv, last/, best/)")
     p.add_argument("--val", nargs="*", help="explicit validation manifests")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument(
+        "--val-fraction",
+        type=_t(fraction, "--val-fraction", hi_open=True),
+        default=0.2,
+        help="share of slides (or patches) held out for validation, in [0, 1)",
+    )
     p.add_argument("--split-by", choices=["slide", "patch"], default="slide")
     p.add_argument(
-        "--folds", type=int, help="train K folds into OUT/fold_<k> (or with --fold, one fold)"
+        "--folds",
+        type=_t(int_at_least, "--folds", 2),
+        help="train K folds into OUT/fold_<k> (or with --fold, one fold)",
     )
-    p.add_argument("--fold", type=int, help="train only this fold of --folds")
+    p.add_argument("--fold", type=_t(nonneg_int, "--fold"), help="train only this fold of --folds")
     p.add_argument("--arch", default="Unet")
     p.add_argument("--encoder", default="resnet18")
     p.add_argument("--encoder-weights", default=None, help="e.g. imagenet (only if cached locally)")
@@ -633,32 +792,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="ce, bce, dice, focal, jaccard, lovasz, tversky; join with +",
     )
     p.add_argument(
-        "--class-weights", help="comma-separated weights, or 'auto' (from class fractions)"
+        "--class-weights",
+        type=_class_weights,
+        help="comma-separated weights, or 'auto' (from class fractions)",
     )
     p.add_argument("--optimizer", choices=["adamw", "adam", "sgd", "radam"], default="adamw")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=_t(positive, "--lr"), default=1e-3)
     p.add_argument(
         "--scheduler", choices=["cosine", "plateau", "onecycle", "none"], default="cosine"
     )
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--epochs", type=_t(positive_int, "--epochs"), default=10)
+    p.add_argument("--batch-size", type=_t(positive_int, "--batch-size"), default=8)
     p.add_argument("--augment", choices=["none", "flips", "standard", "strong"], default="flips")
     p.add_argument(
         "--scale-range",
         nargs=2,
-        type=float,
+        type=_t(positive, "--scale-range"),
         metavar=("LO", "HI"),
         help="zoom augmentation range, e.g. 0.5 2 (structures of varying size)",
     )
-    p.add_argument("--patience", type=int, help="early stopping patience (epochs)")
+    p.add_argument(
+        "--patience", type=_t(positive_int, "--patience"), help="early stopping patience (epochs)"
+    )
     p.add_argument("--monitor", choices=["val_loss", "val_dice"], default="val_loss")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_t(integer, "--seed"), default=0)
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--max-steps", type=int, help="cap steps per epoch (quick runs)")
+    p.add_argument("--threads", type=_t(positive_int, "--threads"), help="torch CPU threads")
+    p.add_argument(
+        "--workers", type=_t(nonneg_int, "--workers"), default=0, help="DataLoader worker processes"
+    )
+    p.add_argument(
+        "--max-steps", type=_t(positive_int, "--max-steps"), help="cap steps per epoch (quick runs)"
+    )
     p.add_argument(
         "--kind",
         choices=["semantic", "hover"],
@@ -667,9 +834,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--decoder-channels",
+        type=_positive_ints("--decoder-channels"),
         help="decoder widths, deepest first, e.g. 128,64,32,16,16 (smaller model)",
     )
-    p.add_argument("--encoder-depth", type=int, help="encoder stages (3-5; fewer = smaller model)")
+    p.add_argument(
+        "--encoder-depth",
+        type=_t(int_in_range, "--encoder-depth", 3, 5),
+        help="encoder stages (3-5; fewer = smaller model)",
+    )
     p.add_argument(
         "--norm",
         choices=["batch", "group"],
@@ -722,13 +894,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--shape",
-            type=int,
+            type=_t(positive_int, "--shape"),
             nargs=2,
             metavar=("H", "W"),
             help="shape of an input RLE without shape columns",
         )
         p.add_argument(
-            "--tolerance", type=float, help="nearest-colour tolerance for JPEG colour masks"
+            "--tolerance",
+            type=_t(nonneg, "--tolerance"),
+            help="nearest-colour tolerance for JPEG colour masks",
         )
         p.add_argument(
             "--indexed", action="store_true", help="palette (indexed) PNG instead of RGB"
@@ -757,11 +931,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint folder or bundled model name (repeat for an ensemble)",
     )
     p.add_argument("--out", required=True, help="output .zarr folder")
-    p.add_argument("--level", type=int, default=0)
-    p.add_argument("--tile", type=int, help="tile size (default: the model's patch size)")
-    p.add_argument("--overlap", type=int, help="tile overlap (default: 128, at most half the tile)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--block", type=int, default=2048)
+    p.add_argument("--level", type=_t(nonneg_int, "--level"), default=0)
+    p.add_argument(
+        "--tile",
+        type=_t(int_at_least, "--tile", 16),
+        help="tile size (default: the model's patch size)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=_t(nonneg_int, "--overlap"),
+        help="tile overlap (default: 128, at most half the tile)",
+    )
+    p.add_argument("--batch-size", type=_t(positive_int, "--batch-size"), default=4)
+    p.add_argument("--block", type=_t(positive_int, "--block"), default=2048)
     p.add_argument("--tta", choices=["none", "flips", "d4"], default="none")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-amp", action="store_true")
@@ -769,10 +951,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--probs", action="store_true", help="also store per-class probabilities (float16)"
     )
     p.add_argument(
-        "--region", type=int, nargs=4, metavar=("Y0", "X0", "Y1", "X1"), help="box in level pixels"
+        "--region",
+        type=_t(nonneg_int, "--region"),
+        nargs=4,
+        metavar=("Y0", "X0", "Y1", "X1"),
+        help="box in level pixels",
     )
-    p.add_argument("--min-tissue", type=float, default=0.0, help="skip blocks with less tissue")
-    p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--min-tissue",
+        type=_t(fraction, "--min-tissue"),
+        default=0.0,
+        help="skip blocks with less tissue",
+    )
+    p.add_argument("--threads", type=_t(positive_int, "--threads"), help="torch CPU threads")
     p.add_argument(
         "--zoom",
         type=_zoom,
@@ -782,7 +973,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_mpp(p)
     p.add_argument(
-        "--instance-halo", type=int, default=64, help="HoVer: margin wider than the largest nucleus"
+        "--instance-halo",
+        type=_t(nonneg_int, "--instance-halo"),
+        default=64,
+        help="HoVer: margin wider than the largest nucleus",
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted prediction")
     p.add_argument(
@@ -821,7 +1015,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description")
     p.add_argument("--metrics", help="held-out metrics: JSON text or a JSON file")
     p.add_argument("--reproduce", help="the commands that reproduce training and evaluation")
-    p.add_argument("--mpp", type=float, help="microns per pixel of the training images")
+    p.add_argument("--mpp", type=_positive_float, help="microns per pixel of the training images")
     p.add_argument("--float32", action="store_true", help="keep float32 weights")
     p.set_defaults(func=_cmd_pack)
 
@@ -832,14 +1026,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="HoVer checkpoint folder")
     p.add_argument("--images", nargs="+", required=True, help="annotated tiles (not test images)")
     p.add_argument("--truths", nargs="+", required=True, help="their instance maps, same order")
-    p.add_argument("--zoom", type=float, default=1.0, help="resample the images for the model")
+    p.add_argument(
+        "--zoom", type=_positive_float, default=1.0, help="resample the images for the model"
+    )
     p.add_argument(
         "--tta",
         choices=["none", "flips", "d4"],
         default="none",
         help="tune on test-time-augmented maps (use the mode you predict with)",
     )
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=_t(positive_int, "--threads"), help="torch CPU threads")
     p.add_argument("--write", action="store_true", help="store the best values in the card")
     p.add_argument("--report", help="CSV of every combination")
     p.add_argument("--quiet", action="store_true")
@@ -864,6 +1060,49 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"slideseg: warning: {message}", file=sys.stderr)
 
 
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (worker tracebacks and extra lines dropped)."""
+    text = str(err).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        # an error re-raised by a torch DataLoader worker: its own message is the last line
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return "; ".join(lines) if lines else type(err).__name__
+
+
+def _os_error(err: OSError) -> str:
+    """``<file>: <problem>`` for an OSError (permission, missing folder, disk full...)."""
+    import re
+
+    problem = err.strerror or _one_line(err)
+    names = []
+    for f in (err.filename, err.filename2):
+        if f is None:
+            continue
+        head, tail = os.path.split(os.fsdecode(f))
+        # writers go through a hidden temporary (.NAME[.pid].tmp / .part): name the target
+        m = re.fullmatch(r"\.(.+?)(?:\.(?:[0-9a-f]{6,}|\d+))?\.(?:tmp|part)", tail) or re.fullmatch(
+            r"(.+\.[A-Za-z]{2,8})\.(?:[0-9a-f]{8,32}|\d+)(?:\.(?:tmp|part))?", tail
+        )
+        names.append(os.path.join(head, m.group(1)) if m else os.path.join(head, tail))
+    hints = {
+        errno.ENOSPC: " (disk full: free space or write elsewhere)",
+        errno.EACCES: " (check the folder's permissions or write elsewhere)",
+        errno.EROFS: " (a read-only file system: write elsewhere)",
+        errno.ENOTDIR: " (a part of the path is a file, not a folder)",
+    }
+    hint = hints.get(err.errno or -1, "")
+    if err.errno == errno.ENOENT and names:
+        parent = os.path.dirname(names[0])
+        if parent and not os.path.isdir(parent) and not os.path.exists(parent):
+            hint = f" (the folder {parent} does not exist)"
+    if err.errno == errno.EEXIST and names and os.path.isfile(names[0]):
+        hint = " (a file is in the way where a folder is needed)"
+    if names:
+        return f"{' -> '.join(names)}: {problem}{hint}"
+    return f"{problem}{hint}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``slideseg`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
@@ -874,8 +1113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             return func(args)
     except SlideSegError as err:
-        print(f"slideseg: error: {err}", file=sys.stderr)
+        print(f"slideseg: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"slideseg: error: {_os_error(err)}", file=sys.stderr)
+        return 1
+    except MemoryError as err:
+        detail = f" ({_one_line(err)})" if str(err) else ""
+        print(
+            f"slideseg: error: not enough memory{detail}; try a smaller --block, --tile "
+            "or --batch-size, or a coarser --level",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("slideseg: interrupted", file=sys.stderr)
         return 130
