@@ -20,11 +20,34 @@ from typing import Any
 
 import numpy as np
 
+from .io.errors import SlideSegError
+
+
+class MetricsError(SlideSegError, ValueError):
+    """Label maps that cannot be scored as given (shapes differ, values outside the classes)."""
+
+
+def _check_values(what: str, a: np.ndarray, n_classes: int) -> None:
+    """Refuse class indices outside ``0 .. n_classes - 1`` (they would be scored as right)."""
+    if a.size and (a.min() < 0 or a.max() >= n_classes):
+        bad = int(a.max()) if a.max() >= n_classes else int(a.min())
+        count = int(((a < 0) | (a >= n_classes)).sum())
+        raise MetricsError(
+            f"the {what} holds label value {bad} ({count} px in this block outside the classes), "
+            f"but there are only {n_classes} classes (values 0-{n_classes - 1}): pass the class "
+            "names of every value, or a matching class map"
+        )
+
 
 def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -> np.ndarray:
-    """``(n_classes, 3)`` int64 array of TP, FP, FN per class (NumPy or dask inputs)."""
+    """``(n_classes, 3)`` int64 array of TP, FP, FN per class (NumPy or dask inputs).
+
+    A value outside ``0 .. n_classes - 1`` in either map is an error
+    (:class:`MetricsError`): left out, its pixels would count as neither
+    right nor wrong.
+    """
     if tuple(pred.shape) != tuple(truth.shape):
-        raise ValueError(
+        raise MetricsError(
             f"prediction shape {tuple(pred.shape)} and truth shape {tuple(truth.shape)} differ"
         )
     out = np.zeros((n_classes, 3), np.int64)
@@ -35,6 +58,8 @@ def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -
             t = truth[y : y + block, x : x + block]
             p = np.asarray(p.compute() if hasattr(p, "compute") else p).astype(np.int64).ravel()
             t = np.asarray(t.compute() if hasattr(t, "compute") else t).astype(np.int64).ravel()
+            _check_values("prediction", p, n_classes)
+            _check_values("truth", t, n_classes)
             cm = np.bincount(t * n_classes + p, minlength=n_classes * n_classes)[
                 : n_classes * n_classes
             ]

@@ -22,8 +22,9 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +44,18 @@ ZOOM_TOLERANCE = 0.1
 ZOOM_RANGE = (0.125, 8.0)
 #: An auto zoom this close (relative) to an integer n or 1/n is taken as exactly n or 1/n.
 ZOOM_SNAP = 0.02
+#: Endings of temporary files (ours, and zarr's ``*.partial`` chunk writes) a finished run removes.
+TEMP_SUFFIXES = (".tmp", ".part", ".partial")
+
+#: Fault injection for tests: when set, called with the name of each block write step
+#: (``labels``, ``pyramid``, ``instances``, ``instance_pyramid``, ``maps``, ``table``,
+#: ``done``) just before it happens; raising there simulates a kill at that point.
+_FAULT: Callable[[str], None] | None = None
+
+
+def _fault(step: str) -> None:
+    if _FAULT is not None:
+        _FAULT(step)
 
 
 class InferError(SlideSegError, ValueError):
@@ -530,9 +543,12 @@ def write_block(
     sampling, the usual way to shrink label images).
     """
     y0, x0, y1, x1 = core
+    _fault("labels")
     root["labels"][y0:y1, x0:x1] = labels
+    _fault("pyramid")
     write_pyramid(root, "pyramid", y0, x0, labels, factors)
     if probs is not None:
+        _fault("maps")
         root["probs"][:, y0:y1, x0:x1] = probs.astype(np.float16)
 
 
@@ -590,19 +606,28 @@ def _open_output(
         raise InferError(
             f"{out}: exists; pass resume=True (--resume) to continue it, or choose another path"
         )
-    root = zarr.open_group(str(out), mode="a")
-    attrs = dict(root.attrs)
-    if attrs:
-        info = attrs.get("slideseg_inference", {})
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        attrs = _prediction_attrs(out)
+        info = attrs["slideseg_inference"]
         if info.get("config_hash") != digest:
             raise InferError(
                 _mismatch(out, info.get("identity") or {}, identity) + "; not resuming it"
             )
+        root = zarr.open_group(str(out), mode="r+")
+        remove_temporaries(out)  # what a killed run was writing is redone from scratch
+        shutil.rmtree(out.with_name(f".{out.name}.part"), ignore_errors=True)
         # Same content: the provenance shows the cards as they are now (names, notes).
         meta = dict(attrs.get("slideseg") or {})
         meta["models"] = cards_summary(cards)
         root.attrs["slideseg"] = meta
         return root
+    # A new output is built under a temporary name and renamed into place once all its
+    # arrays and attributes exist: a kill while creating it leaves no half-made store.
+    tmp = out.with_name(f".{out.name}.part")
+    if tmp.exists():
+        shutil.rmtree(tmp)  # a killed creation of this same output
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    root = zarr.open_group(str(tmp), mode="w-")
     H, W = shape
     b = config.block
     root.create_array("labels", shape=(H, W), chunks=(b, b), dtype=np.uint8, fill_value=0)
@@ -643,7 +668,30 @@ def _open_output(
             "slideseg": {"classmap": card.classmap.to_dict(), "models": cards_summary(cards)},
         }
     )
-    return root
+    os.replace(tmp, out)  # (out is absent or an empty folder)
+    return zarr.open_group(str(out), mode="r+")
+
+
+def _prediction_attrs(out: Path) -> dict[str, Any]:
+    """The attributes of the prediction folder ``out``, or an error saying what it is instead."""
+    import zarr
+
+    what = "--resume continues a prediction this plugin wrote; choose a new or empty output folder"
+    if not out.is_dir():
+        raise InferError(f"{out}: is a file, not a prediction folder; {what}")
+    try:
+        node = zarr.open(str(out), mode="r")
+    except Exception:
+        raise InferError(
+            f"{out}: is a folder but not a prediction (no zarr store); {what}"
+        ) from None
+    attrs = dict(node.attrs)
+    if not isinstance(node, zarr.Group) or not isinstance(attrs.get("slideseg_inference"), dict):
+        raise InferError(
+            f"{out}: is a zarr store but not a slideseg prediction (no 'slideseg_inference' "
+            f"attributes); {what}"
+        )
+    return attrs
 
 
 def _versions() -> dict[str, str]:
@@ -737,7 +785,9 @@ def _write(
     write_hover(root, res, list(factors))
     if config.save_probs:
         y0, x0, y1, x1 = core
+        _fault("maps")
         root["maps"][:, y0:y1, x0:x1] = res["maps"].astype(np.float16)
+    _fault("table")
     write_table(out, index, res["rows"])
 
 
@@ -913,7 +963,47 @@ def _predict(slide, models, cards, out, config, resume, client):
     ctx = _context(slide, card, config, len(blocks))
     factors = pyramid_factors(shape, config.block)
     out = Path(out)
+    device = None
+    # Everything that can fail before the first block (paths for a cluster, the device,
+    # the models on it) is checked before the output exists, so a run that cannot start
+    # leaves nothing behind that would block the next one.
+    if client is not None:
+        paths = [c.source for c in cards]
+        if not all(paths):
+            raise InferError(
+                "distributed inference loads checkpoints on the workers by path: "
+                "pass checkpoint folders (or models from load_model(path))"
+            )
+        if not getattr(slide, "path", None) or not os.path.exists(slide.path):
+            raise InferError(
+                "distributed inference opens the slide on the workers by path: "
+                f"{getattr(slide, 'path', None)!r} is not a file they can read"
+            )
+    else:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = resolve_device(config.device)
+        models = [(m.to(device).eval(), c) for m, c in models]
+    empty_dir = out.is_dir() and not any(out.iterdir())
+    existed = out.exists() and not empty_dir
     root = _open_output(out, slide, cards, config, blocks, factors, shape, resume, resolution)
+    try:
+        yield from _run(
+            slide, models, cards, out, config, client, device, root, blocks, factors, ctx
+        )
+    except BaseException:
+        if not existed and not (np.asarray(root["done"][:]) == 1).any():
+            # Failed (or cancelled) before its first block: this run made the folder
+            # and nothing in it is worth resuming.
+            shutil.rmtree(out, ignore_errors=True)
+            if empty_dir:
+                out.mkdir(exist_ok=True)  # the user's empty folder stays as it was
+        raise
+    remove_temporaries(out)
+    return out
+
+
+def _run(slide, models, cards, out, config, client, device, root, blocks, factors, ctx):
     done = np.asarray(root["done"][:])
     skipped = 0
     if config.min_tissue > 0:
@@ -951,24 +1041,10 @@ def _predict(slide, models, cards, out, config, resume, client):
 
     if client is not None:
         paths = [c.source for c in cards]
-        if not all(paths):
-            raise InferError(
-                "distributed inference loads checkpoints on the workers by path: "
-                "pass checkpoint folders (or models from load_model(path))"
-            )
-        if not getattr(slide, "path", None) or not os.path.exists(slide.path):
-            raise InferError(
-                "distributed inference opens the slide on the workers by path: "
-                f"{getattr(slide, 'path', None)!r} is not a file they can read"
-            )
         yield from _run_distributed(
             client, slide, paths, config, out, blocks, todo, factors, root, event, ctx
         )
     else:
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        device = resolve_device(config.device)
-        models = [(m.to(device).eval(), c) for m, c in models]
         yield from _run_local(
             slide, models, config, device, blocks, todo, factors, root, event, ctx, out
         )
@@ -980,7 +1056,19 @@ def _predict(slide, models, cards, out, config, resume, client):
     meta["complete"] = True
     meta["skipped_blocks"] = int((np.asarray(root["done"][:]) == 2).sum())
     root.attrs["slideseg_inference"] = meta
-    return out
+
+
+def remove_temporaries(out: str | os.PathLike) -> int:
+    """Delete temporary files (:data:`TEMP_SUFFIXES`) a killed run left in ``out``; returns how many.
+
+    Only call it when no other process writes into ``out``.
+    """
+    n = 0
+    for p in Path(out).rglob("*"):
+        if p.name.endswith(TEMP_SUFFIXES) and p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def _run_local(slide, models, config, device, blocks, todo, factors, root, event, ctx, out):
@@ -997,7 +1085,8 @@ def _run_local(slide, models, config, device, blocks, todo, factors, root, event
             nxt = pool.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
             res = _compute(models, pixels, offset, ext, blocks[i], config, device, ctx, i)
             _write(root, out, i, res, config, factors)
-            root["done"][i] = 1  # only after the block's data is written
+            _fault("done")
+            root["done"][i] = 1  # only after all of the block's arrays and its table are written
             yield event(k, i, "")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -1036,6 +1125,7 @@ def _run_distributed(client, slide, paths, config, out, blocks, todo, factors, r
                 _write(root, Path(out), i, res, config, factors)
             else:
                 i = res
+            _fault("done")
             root["done"][i] = 1
             yield event(k, i, " (cluster)")
             k += 1

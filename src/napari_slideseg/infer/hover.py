@@ -133,21 +133,34 @@ def hover_block(
 
 
 def write_hover(root: Any, res: dict[str, Any], factors: list[int]) -> None:
-    """Merge one block's nuclei into ``instances`` and ``labels`` (smallest id wins), and pyramids."""
+    """Merge one block's nuclei into ``instances`` and ``labels`` (smallest id wins), and pyramids.
+
+    Idempotent, so a block whose write was interrupted (its ``instances``
+    written, its ``labels`` or pyramids not) is simply written again on
+    resume: a pixel already holding one of the block's own ids is claimed
+    again (``ids <= old``), which rewrites its type and pyramid pixels, and
+    a smaller id of a neighbour still wins whatever the order.
+    """
+    from .engine import _fault, write_pyramid
+
     y0, x0, y1, x1 = res["window"]
     ids = res["ids"]
     old = np.asarray(root["instances"][y0:y1, x0:x1])
-    take = (ids > 0) & ((old == 0) | (ids < old))
+    take = (ids > 0) & ((old == 0) | (ids <= old))
     if not take.any():
+        # none of this block's pixels is (or was) its own: a neighbour's smaller
+        # ids won them all, and that neighbour wrote its types and pyramids
         return
     new = np.where(take, ids, old)
+    _fault("instances")
     root["instances"][y0:y1, x0:x1] = new
     lab = np.asarray(root["labels"][y0:y1, x0:x1])
     lab = np.where(take, res["types"], lab)
+    _fault("labels")
     root["labels"][y0:y1, x0:x1] = lab
-    from .engine import write_pyramid
-
+    _fault("instance_pyramid")
     write_pyramid(root, "pyramid_instances", y0, x0, new, factors)
+    _fault("pyramid")
     write_pyramid(root, "pyramid", y0, x0, lab, factors)
 
 
@@ -196,7 +209,7 @@ def _level0_row(row: list[str], where: Any) -> list[Any]:
     return [r[c] for c in TABLE_COLUMNS] + um
 
 
-def merge_tables(out: Path) -> tuple[Path, int]:
+def merge_tables(out: Path, target: str | os.PathLike | None = None) -> tuple[Path, int]:
     """Concatenate the block tables into ``instances.csv`` (streamed, atomic); returns (path, rows).
 
     Rows are converted from level pixels to level-0 pixels of the slide
@@ -205,11 +218,13 @@ def merge_tables(out: Path) -> tuple[Path, int]:
 
     A nucleus whose pixels all went to smaller ids of a neighbour is kept in
     the table (it is rare and its centroid is still a detection).
+
+    ``target`` (default ``out/instances.csv``) writes the table elsewhere.
     """
     out = Path(out)
     where = _placement(out)
-    target = out / "instances.csv"
-    tmp = out / ".instances.csv.tmp"
+    target = out / "instances.csv" if target is None else Path(target)
+    tmp = target.with_name(f".{target.name}.tmp")
     n = 0
     with open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -225,14 +240,25 @@ def merge_tables(out: Path) -> tuple[Path, int]:
     return target, n
 
 
-def read_instance_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_instance_table(path: str | os.PathLike, *, partial: bool = False) -> dict[str, np.ndarray]:
     """``instances.csv`` (or a prediction folder) as a column dict of arrays.
 
     Coordinates are level-0 pixels of the slide; the µm columns
     (:data:`UM_COLUMNS`) are present when the table has them, NaN where empty.
+    A prediction folder whose run has not finished is refused
+    (:class:`~napari_slideseg.io.masks.IncompletePredictionError`) unless
+    ``partial``: then the table holds the nuclei of the finished blocks.
     """
+    from ..io.masks import check_prediction
+
     p = Path(path)
     if p.is_dir():
+        if check_prediction(p, partial):
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as d:
+                merged, _ = merge_tables(p, Path(d) / "instances.csv")
+                return read_instance_table(merged)
         p = p / "instances.csv"
     with open(p, newline="") as fh:
         reader = csv.DictReader(fh)
@@ -259,8 +285,14 @@ def export_instances_steps(
     *,
     what: str | None = None,
     image_id: str | None = None,
+    partial: bool = False,
 ) -> Any:
     """Export a HoVer prediction's nuclei (a generator of progress events; returns the path).
+
+    A prediction whose run has not finished is refused
+    (:class:`~napari_slideseg.io.masks.IncompletePredictionError`, naming the
+    folder and the missing blocks) unless ``partial``: then the finished
+    blocks' nuclei are exported, with a warning.
 
     ``what`` (default: from the suffix of ``out``):
 
@@ -283,10 +315,12 @@ def export_instances_steps(
     import dask.array as da
     import zarr
 
+    from ..io.masks import check_prediction
     from ..io.palette import ClassMap
     from ..progress import Progress
 
     pred, out = Path(pred), Path(out)
+    missing = check_prediction(pred, partial)
     root = zarr.open_group(str(pred), mode="r")
     if "instances" not in root:
         from ..io.errors import SlideSegError
@@ -298,16 +332,19 @@ def export_instances_steps(
     meta = dict(root.attrs).get("slideseg") or {}
     classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
     if what == "table":
-        tmp = out.with_name(f".{out.name}.tmp")
-        shutil.copyfile(pred / "instances.csv", tmp)
-        os.replace(tmp, out)
+        if missing:
+            merge_tables(pred, out)  # the finished blocks' nuclei (no instances.csv yet)
+        else:
+            tmp = out.with_name(f".{out.name}.tmp")
+            shutil.copyfile(pred / "instances.csv", tmp)
+            os.replace(tmp, out)
         yield Progress("export", 1, 1, f"wrote {out}")
         return out
     from dataclasses import replace
 
     from ..io.placement import Placement
 
-    tab = read_instance_table(pred)
+    tab = read_instance_table(pred, partial=True) if missing else read_instance_table(pred)
     classes = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
     labels = da.from_zarr(root["instances"])
     where = replace(

@@ -28,6 +28,90 @@ from .palette import ClassMap, MaskError, read_color_mask
 from .placement import Placement, is_micrometer
 
 
+class IncompletePredictionError(SlideSegError, ValueError):
+    """A prediction folder whose run has not finished (killed, failed or still running).
+
+    Its unfinished blocks read as background, so using it as a result would be
+    silently wrong; ``partial=True`` (``--partial``) takes it as it is, with a
+    :class:`PartialPredictionWarning`.
+    """
+
+    def __init__(self, path: str | os.PathLike, missing: int, total: int) -> None:
+        self.path = os.fspath(path)
+        self.missing = missing
+        self.total = total
+        super().__init__(
+            f"{self.path}: an incomplete prediction, {missing} of {total} blocks missing (the "
+            "run was interrupted or is still running): finish it with `slideseg predict ... "
+            "--resume`, or pass --partial (partial=True) to use it as it is"
+        )
+
+
+class PartialPredictionWarning(UserWarning):
+    """An incomplete prediction is used as it is (``partial=True``)."""
+
+
+def prediction_root(path: str | os.PathLike) -> Path | None:
+    """The prediction folder ``path`` is (or lies in, e.g. ``out.zarr/labels``), else None."""
+    import zarr
+
+    p = Path(path)
+    for cand in (p, p.parent, p.parent.parent):
+        if not (cand / "zarr.json").is_file() and not (cand / ".zattrs").is_file():
+            continue
+        try:
+            attrs = dict(zarr.open_group(str(cand), mode="r").attrs)
+        except Exception:
+            continue
+        if isinstance(attrs.get("slideseg_inference"), dict):
+            return cand
+    return None
+
+
+def missing_blocks(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(missing, total)`` blocks of an incomplete prediction at ``path``; None if complete or not one."""
+    import zarr
+
+    root_path = prediction_root(path)
+    if root_path is None:
+        return None
+    root = zarr.open_group(str(root_path), mode="r")
+    info = dict(root.attrs)["slideseg_inference"]
+    if info.get("complete"):
+        return None
+    total = len(info.get("blocks") or [])
+    try:
+        done = np.asarray(root["done"][:])
+        return int((done == 0).sum()), int(done.size)
+    except Exception:  # no readable done marks: nothing is known to be finished
+        return total, total
+
+
+def check_prediction(path: str | os.PathLike, partial: bool = False) -> int:
+    """Refuse an incomplete prediction at ``path`` unless ``partial``; returns the missing blocks.
+
+    Raises :class:`IncompletePredictionError` naming the folder and how many
+    blocks are missing; with ``partial=True`` a :class:`PartialPredictionWarning`
+    says the same and the count is returned (0 for anything else).
+    """
+    gap = missing_blocks(path)
+    if gap is None:
+        return 0
+    missing, total = gap
+    root = prediction_root(path)
+    if not partial:
+        raise IncompletePredictionError(root, missing, total)
+    import warnings
+
+    warnings.warn(
+        f"{root}: an incomplete prediction, {missing} of {total} blocks missing: they read "
+        "as background (partial=True)",
+        PartialPredictionWarning,
+        stacklevel=3,
+    )
+    return missing
+
+
 def _ngff_attrs(node: Any) -> dict[str, Any]:
     """A zarr node's attributes, NGFF 0.5's ``ome`` member unwrapped."""
     attrs = dict(node.attrs)
@@ -280,6 +364,7 @@ def read_labels(
     rle_order: str | None = None,
     tolerance: float | None = None,
     label: str | None = None,
+    partial: bool = False,
 ) -> tuple[Any, ClassMap | None, dict[str, Any]]:
     """Read a label image from a colour mask, index mask, RLE CSV, instance map or zarr.
 
@@ -299,6 +384,11 @@ def read_labels(
     label
         Which NGFF label image of a zarr store (its name under ``labels/``);
         the first by default.
+    partial
+        Take a prediction folder whose run has not finished (its missing
+        blocks read as background, ``info["missing_blocks"]`` says how many,
+        with a :class:`PartialPredictionWarning`); by default it is refused
+        with :class:`IncompletePredictionError`.
 
     Returns
     -------
@@ -318,7 +408,10 @@ def read_labels(
     cm = resolve_classmap(classmap)
     name = p.name.lower()
     if p.is_dir() or name.endswith(".zarr"):
+        missing = check_prediction(p, partial)
         labels, zcm, info = _read_zarr_labels(p, label)
+        if missing:
+            info["missing_blocks"] = missing
         if info.get("instances"):
             info["type_classmap"] = cm or zcm
             return labels, cm, info
@@ -509,13 +602,16 @@ def classmap_from_metadata(metadata: dict[str, Any] | None) -> ClassMap | None:
     return ClassMap.from_dict(cm)
 
 
-def read_instance_map(path: str | os.PathLike, key: str = "inst_map") -> np.ndarray:
+def read_instance_map(
+    path: str | os.PathLike, key: str = "inst_map", *, partial: bool = False
+) -> np.ndarray:
     """An instance map (0 = background, ids > 0) from ``.npy``, ``.mat``, PNG/TIFF or a prediction zarr.
 
     PNG/TIFF values are taken as ids as they are (16-bit PNGs hold up to
     65535 nuclei), never through a colour palette. A prediction folder gives
-    its ``instances`` array. The whole map is read: meant for tiles and
-    regions, as instance metrics need.
+    its ``instances`` array; one whose run has not finished is refused
+    (:class:`IncompletePredictionError`) unless ``partial``. The whole map is
+    read: meant for tiles and regions, as instance metrics need.
     """
     from .errors import SlideSegError
 
@@ -526,6 +622,7 @@ def read_instance_map(path: str | os.PathLike, key: str = "inst_map") -> np.ndar
     if p.is_dir():
         import zarr
 
+        check_prediction(p, partial)
         root = zarr.open_group(str(p), mode="r")
         if "instances" not in root:
             raise SlideSegError(f"{p}: not a HoVer prediction (no 'instances' array)")
