@@ -372,16 +372,23 @@ def test_bad_checkpoint_refused_at_load(tmp_path, case):
 def test_probe_is_cheap_for_bundled_models(name):
     import time
 
+    import torch
+
     from napari_slideseg.models import checkpoint as ck
     from napari_slideseg.models.bundled import bundled_models
 
     model, card = ck.load_model(bundled_models()[name])
-    best = float("inf")
-    for _ in range(3):  # the machine is shared: take the best of three
-        t = time.perf_counter()
-        ck._probe(model, card, Path(name))
-        best = min(best, time.perf_counter() - t)
-    assert best < 0.2, f"probe of {name} took {best:.3f} s"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # CPU time of this thread: not skewed by a busy shared machine
+    try:
+        best = float("inf")
+        for _ in range(3):
+            t = time.thread_time()
+            ck._probe(model, card, Path(name))
+            best = min(best, time.thread_time() - t)
+    finally:
+        torch.set_num_threads(threads)
+    assert best < 0.2, f"probe of {name} took {best:.3f} s of CPU"
 
 
 # -----------------------------------------------------------------------------
@@ -598,3 +605,12 @@ def test_many_stray_pixels_are_not_sniffed_as_a_mask(tmp_path):
 
     assert is_color_mask(_binary_with_stray(tmp_path, 1, "one.png")) is not None
     assert is_color_mask(_binary_with_stray(tmp_path, 200, "many.png")) is None
+
+
+@pytest.mark.parametrize("fifo", ["mask.png"], indirect=True)
+def test_fifo_color_mask_refused(fifo):
+    from napari_slideseg.io.palette import MaskError, read_color_mask
+
+    with pytest.raises(MaskError, match="FIFO") as info:
+        _call(read_color_mask, fifo, timeout=10)
+    assert str(fifo) in str(info.value)

@@ -1234,6 +1234,11 @@ def read_color_mask(
         raise MaskError(f"{src}: no such file")
     if p.is_dir():
         raise MaskError(f"{src}: is a directory, not a mask image")
+    from .sniff import special_file_kind
+
+    special = special_file_kind(p)
+    if special is not None:
+        raise MaskError(f"{src}: is a {special}, not a regular file; it is not opened")
     arr = _channels(_read_image(p), src)
     if arr.ndim == 3:
         arr = _as_uint8(arr, src)
