@@ -496,3 +496,15 @@ def test_evaluate_refuses_values_outside_the_classes():
         confusion_counts(np.full((2, 2), -1, np.int16), np.zeros((2, 2), np.int16), 2)
     rows = evaluate([("x", pred, truth)], ["background", "gland", "c2", "c3", "c4", "c5"])
     assert rows[0]["dice_gland"] < 1.0
+
+
+def test_napari_reader_refuses_an_incomplete_prediction(killed, monkeypatch):
+    from napari_slideseg import _reader
+
+    said = []
+    monkeypatch.setattr(_reader, "_notify_error", said.append)
+    out = killed["semantic"]
+    reader = _reader.napari_get_mask_reader(str(out))
+    layers = (reader or _reader.read_mask)(str(out))
+    assert layers == [(None,)]
+    assert len(said) == 1 and str(out) in said[0] and "7 of 9 blocks missing" in said[0]
