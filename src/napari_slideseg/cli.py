@@ -223,7 +223,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
         what = "table" if args.table else None
         out = _drive(
-            export_instances_steps(src, args.to, what=what, image_id=args.image_id),
+            export_instances_steps(
+                src, args.to, what=what, image_id=args.image_id, partial=args.partial
+            ),
             quiet=args.quiet,
         )
         print(f"wrote {out} ({'instance table' if args.table else 'nuclei'} of {src})")
@@ -235,6 +237,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         rle_order=args.in_rle_order,
         shape=tuple(args.shape) if args.shape else None,
         tolerance=args.tolerance,
+        partial=args.partial,
     )
     # a prediction's level and level-0 mpp (or what the mask file records): GeoJSON in
     # level-0 pixels, rasters with their resolution, RLE rows with level and slide size
@@ -394,7 +397,7 @@ def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
     from .io.masks import read_instance_map, resolve_classmap
     from .metrics import instance_report
 
-    pred = read_instance_map(args.pred)
+    pred = read_instance_map(args.pred, partial=args.partial)
     truth = read_instance_map(args.truth)
     types = None
     names = None
@@ -404,7 +407,7 @@ def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
         if Path(args.pred).is_dir() and (Path(args.pred) / "instances.csv").exists():
             from .infer.hover import read_instance_table
 
-            tab = read_instance_table(args.pred)
+            tab = read_instance_table(args.pred, partial=args.partial)
             pred_types = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
         elif args.pred_types:
             pred_types = read_instance_map(args.pred_types)
@@ -436,7 +439,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.instances:
         return _cmd_evaluate_instances(args)
 
-    pred, pcm, _ = read_labels(args.pred, classmap=args.classmap)
+    pred, pcm, _ = read_labels(args.pred, classmap=args.classmap, partial=args.partial)
     truth, tcm, _ = read_labels(args.truth, classmap=args.classmap)
     cm = pcm or tcm
     n = max(cm.n_classes if cm else 0, _max(pred) + 1, _max(truth) + 1)
@@ -872,6 +875,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--to", required=True, help="output: .png, .tif, .csv, .ome.zarr, .geojson[.gz]"
         )
+        p.add_argument(
+            "--partial",
+            action="store_true",
+            help="use an unfinished prediction as it is (missing blocks read as background)",
+        )
         p.add_argument("--classmap", help="preset (biopsy6, wsi3, binary) or class map JSON")
         p.add_argument(
             "--rle-order",
@@ -993,6 +1001,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("truth", help="ground truth in any mask format")
     p.add_argument("--classmap", help="preset or class map JSON")
     p.add_argument("--report", help="CSV report path")
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="use an unfinished prediction as it is (missing blocks read as background)",
+    )
     p.add_argument(
         "--instances",
         action="store_true",

@@ -480,6 +480,39 @@ def test_cli_refuses_an_incomplete_hover_export(killed, tmp_path, capsys):
     assert str(out) in capsys.readouterr().err
 
 
+def test_cli_partial_takes_an_incomplete_prediction_and_says_so(killed, tmp_path, capsys):
+    from napari_slideseg.cli import main
+
+    out = killed["semantic"]
+    assert main(["export", str(out), "--to", str(tmp_path / "x.png"), "--partial"]) == 0
+    assert "7 of 9 blocks missing" in capsys.readouterr().err  # the warning line
+    assert (tmp_path / "x.png").exists()
+    hover = killed["hover"]
+    dst = tmp_path / "n.geojson"
+    assert main(["export", str(hover), "--to", str(dst), "--instances", "--partial"]) == 0
+    assert dst.exists() and "blocks missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("min_tissue", 5, r"min_tissue must be a number in \[0, 1\], not 5"),
+        ("min_tissue", -1, "min_tissue must be"),
+        ("threads", -1, "threads must be an integer >= 1, not -1"),
+        ("threads", 0, "threads must be an integer >= 1"),
+        ("instance_halo", -10, "instance_halo must be 0 or more"),
+        ("level", -1, "level must be 0 or more"),
+        ("tile", 8, "tile must be at least 16"),
+        ("zoom", "fast", "zoom must be 'auto' or a number"),
+    ],
+)
+def test_infer_config_refuses_out_of_range_values_naming_them(field, value, message):
+    from napari_slideseg.infer import InferConfig, InferError
+
+    with pytest.raises(InferError, match=message):
+        InferConfig(**{field: value})
+
+
 # -----------------------------------------------------------------------------
 # metrics: label values outside the classes
 # -----------------------------------------------------------------------------

@@ -123,6 +123,15 @@ class InferConfig:
             raise InferError(f"halo must be 0 or more pixels, not {self.halo}")
         if self.instance_halo < 0:
             raise InferError(f"instance_halo must be 0 or more pixels, not {self.instance_halo}")
+        from ..validate import fraction, positive_int
+
+        object.__setattr__(
+            self, "min_tissue", fraction("min_tissue", self.min_tissue, error=InferError)
+        )
+        if self.threads is not None:
+            object.__setattr__(
+                self, "threads", positive_int("threads", self.threads, error=InferError)
+            )
         if isinstance(self.zoom, str):
             if self.zoom != "auto":
                 raise InferError(f"zoom must be 'auto' or a number, not {self.zoom!r}")
