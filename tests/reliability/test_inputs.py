@@ -614,3 +614,18 @@ def test_fifo_color_mask_refused(fifo):
     with pytest.raises(MaskError, match="FIFO") as info:
         _call(read_color_mask, fifo, timeout=10)
     assert str(fifo) in str(info.value)
+
+
+def test_rle_tokens_with_leading_zeros_are_numbers():
+    from napari_slideseg.io.rle import rle_decode
+
+    m = _call(rle_decode, "0000000000000000001 0000000000000000000003", (4, 4), order="row")
+    assert int(m.sum()) == 3 and m.ravel()[:3].all()
+
+
+def test_rle_token_too_large_is_named(tmp_path):
+    path = _write(tmp_path, "big.csv", f"id,rle,height,width,order\na,1 {10**30},10,10,col\n")
+    with pytest.raises(RLEError) as info:
+        _call(read_rle_csv, path)
+    msg = str(info.value)
+    assert str(path) in msg and "row 1" in msg and "token 2" in msg and "larger than" in msg, msg

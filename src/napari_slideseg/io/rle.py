@@ -284,6 +284,7 @@ _DIGIT[48:58] = True
 _ALLOWED = _SPACE | _DIGIT
 _ALLOWED[45] = True  # '-', reported later as a bad start or length
 _POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
+_INT64_MAX = 2**63 - 1
 
 
 def _bad_token(tokens: list[str]) -> RLEError:
@@ -291,8 +292,10 @@ def _bad_token(tokens: list[str]) -> RLEError:
         body = tok[1:] if tok.startswith("-") else tok
         if not (body.isascii() and body.isdigit()):
             return RLEError(f"token {i} ({tok[:40]!r}) is not an integer")
-        if len(tok) > _MAX_TOKEN_CHARS:
-            return RLEError(f"token {i} ({tok[:40]!r}) is too large for a pixel index")
+        if len(tok) > _MAX_TOKEN_CHARS and abs(int(tok)) > _INT64_MAX:
+            return RLEError(
+                f"token {i} ({tok[:40]!r}) is larger than any pixel index (at most {_INT64_MAX})"
+            )
     return RLEError("the RLE string could not be read as integers")
 
 
@@ -321,7 +324,12 @@ def _parse_ints(text: str) -> np.ndarray:
         if not (first[minus].all() and (minus + 1 < b.size).all() and _DIGIT[b[nxt]].all()):
             raise _bad_token(text.split())
     if lengths.size and lengths.max() > _MAX_TOKEN_CHARS:
-        raise _bad_token(text.split())
+        # Long tokens (leading zeros, or really too large): exact Python integers.
+        toks = text.split()
+        vals = [int(t) for t in toks]
+        if any(abs(v) > _INT64_MAX for v in vals):
+            raise _bad_token(toks)
+        return np.array(vals, np.int64)
     try:
         out = np.fromstring(text, dtype=np.int64, sep=" ")
     except (ValueError, DeprecationWarning):  # pragma: no cover - guarded above
