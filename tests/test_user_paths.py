@@ -102,9 +102,9 @@ def test_demo_sample_in_a_fresh_process_never_freezes_napari(tmp_path):
     assert res["layers"] == ["Image", "Labels", "Labels", "Labels", "Points"], res
     # while the child process computes, the event loop never waits 0.5 s
     assert res["n_ticks"] > 100 and res["max_gap_s"] < 0.5, res
-    # then napari adds one layer per turn (creating a Labels layer's visuals is napari's own
-    # cost: about 0.3-0.6 s here)
-    assert res["max_add_gap_s"] < 1.0, res
+    # then napari adds one layer per turn: creating a Labels layer's visuals and drawing it
+    # is napari's own cost (0.3-0.6 s each on an idle machine here, 1.1 s seen under load)
+    assert res["max_add_gap_s"] < 2.0, res
     assert res["triton"] == "None"  # hidden: this machine has no NVIDIA GPU
     assert (tmp_path / "cache").is_dir()
 

@@ -323,7 +323,6 @@ def write_color_tiff_steps(
     tile: int = TIFF_TILE,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_color_tiff` as a generator of progress events."""
-    import tifffile
 
     path = Path(path)
     labels = _as_2d(labels)
@@ -331,12 +330,8 @@ def write_color_tiff_steps(
     colors = np.asarray(classmap.colors, np.uint8)
     where = resolve_placement(placement, mpp, (h, w))
     desc: dict[str, Any] = {"classmap": classmap.to_dict()}
-    kwargs: dict[str, Any] = {}
     if where is not None:
         desc["placement"] = where.to_dict()
-        if where.pixel_mpp is not None:
-            my, mx = where.pixel_mpp
-            kwargs = {"resolution": (1e4 / mx, 1e4 / my), "resolutionunit": "CENTIMETER"}
     n_rows = -(-h // tile)
     progress: list[Progress] = []
 
@@ -353,15 +348,42 @@ def write_color_tiff_steps(
                 Progress("tiff", i + 1, n_rows, f"TIFF rows {min(h, (i + 1) * tile)}/{h}")
             )
 
+    _write_tiled_tiff(path, tiles(), (h, w, 3), np.dtype(np.uint8), "rgb", tile, desc, where)
+    yield from progress
+    return path
+
+
+def _write_tiled_tiff(
+    path: Path,
+    tiles: Iterator[np.ndarray],
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    photometric: str,
+    tile: int,
+    desc: dict[str, Any],
+    where: Placement | None,
+) -> None:
+    """Stream ``tiles`` into a zlib-tiled TIFF at ``path`` (temporary name, then rename).
+
+    The slideseg description (class map, placement) goes into the image
+    description, the pixel size (when known) into the resolution tags.
+    """
+    import tifffile
+
+    kwargs: dict[str, Any] = {}
+    if where is not None and where.pixel_mpp is not None:
+        my, mx = where.pixel_mpp
+        kwargs = {"resolution": (1e4 / mx, 1e4 / my), "resolutionunit": "CENTIMETER"}
+    nbytes = int(np.prod(shape)) * dtype.itemsize
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with tifffile.TiffWriter(tmp, bigtiff=h * w * 3 > 2**31) as tw:
+        with tifffile.TiffWriter(tmp, bigtiff=nbytes > 2**31) as tw:
             tw.write(
-                tiles(),
-                shape=(h, w, 3),
-                dtype=np.uint8,
+                tiles,
+                shape=shape,
+                dtype=dtype,
                 tile=(tile, tile),
-                photometric="rgb",
+                photometric=photometric,
                 compression="zlib",
                 description=json.dumps({"slideseg": desc}),
                 metadata=None,
@@ -371,8 +393,6 @@ def write_color_tiff_steps(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    yield from progress
-    return path
 
 
 def write_color_tiff(
@@ -399,7 +419,6 @@ def write_id_tiff_steps(
     tile: int = TIFF_TILE,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_id_tiff` as a generator of progress events."""
-    import tifffile
 
     path = Path(path)
     labels = _as_2d(labels)
@@ -411,12 +430,8 @@ def write_id_tiff_steps(
     desc: dict[str, Any] = {"instances": True}
     if classmap is not None:
         desc["classmap"] = classmap.to_dict()
-    kwargs: dict[str, Any] = {}
     if where is not None:
         desc["placement"] = where.to_dict()
-        if where.pixel_mpp is not None:
-            my, mx = where.pixel_mpp
-            kwargs = {"resolution": (1e4 / mx, 1e4 / my), "resolutionunit": "CENTIMETER"}
     n_rows = -(-h // tile)
     progress: list[Progress] = []
 
@@ -433,24 +448,7 @@ def write_id_tiff_steps(
                 Progress("tiff", i + 1, n_rows, f"TIFF rows {min(h, (i + 1) * tile)}/{h}")
             )
 
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=h * w * dtype.itemsize > 2**31) as tw:
-            tw.write(
-                tiles(),
-                shape=(h, w),
-                dtype=dtype,
-                tile=(tile, tile),
-                photometric="minisblack",
-                compression="zlib",
-                description=json.dumps({"slideseg": desc}),
-                metadata=None,
-                software="napari-slideseg",
-                **kwargs,
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write_tiled_tiff(path, tiles(), (h, w), dtype, "minisblack", tile, desc, where)
     yield from progress
     return path
 
