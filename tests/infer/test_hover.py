@@ -14,7 +14,7 @@ from napari_slideseg.infer.hover import read_instance_table
 from napari_slideseg.instances.postproc import hover_instances
 from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.io.slide import slide_from_arrays
-from napari_slideseg.models.card import new_card
+from napari_slideseg.models.card import NUCLEUS_CLASSMAP, new_card
 
 
 class MapsAsPixels(torch.nn.Module):
@@ -37,12 +37,7 @@ CARD = new_card(
     encoder="none",
     in_channels=3,
     classes=0,
-    classmap={
-        "name": "nuclei",
-        "names": ["background", "nucleus"],
-        "colors": [[0, 0, 0], [255, 255, 0]],
-        "background": 0,
-    },
+    classmap=NUCLEUS_CLASSMAP,
     patch_size=256,
     normalization={"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
 )

@@ -21,7 +21,7 @@ from napari_slideseg.infer import InferConfig, predict_slide
 from napari_slideseg.infer.hover import read_instance_table
 from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.io.slide import slide_from_arrays
-from napari_slideseg.models.card import new_card
+from napari_slideseg.models.card import NUCLEUS_CLASSMAP, new_card
 
 MPP0 = 0.25  # level-0 µm per pixel of the test slide
 
@@ -41,12 +41,7 @@ CARD = new_card(
     encoder="none",
     in_channels=3,
     classes=0,
-    classmap={
-        "name": "nuclei",
-        "names": ["background", "nucleus"],
-        "colors": [[0, 0, 0], [255, 255, 0]],
-        "background": 0,
-    },
+    classmap=NUCLEUS_CLASSMAP,
     patch_size=256,
     normalization={"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
 )

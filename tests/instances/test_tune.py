@@ -11,7 +11,7 @@ from napari_slideseg.cli import main
 from napari_slideseg.instances import tune
 from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.models import load_model, save_checkpoint
-from napari_slideseg.models.card import new_card
+from napari_slideseg.models.card import NUCLEUS_CLASSMAP, new_card
 from napari_slideseg.models.hovernet import HoVerNet
 
 IMAGE = "monuseg/images/TCGA-A7-A13E-01Z-00-DX1.png"
@@ -28,12 +28,7 @@ def hover_ckpt(tmp_path):
         encoder="resnet18",
         in_channels=3,
         classes=0,
-        classmap={
-            "name": "nuclei",
-            "names": ["background", "nucleus"],
-            "colors": [[0, 0, 0], [255, 255, 0]],
-            "background": 0,
-        },
+        classmap=NUCLEUS_CLASSMAP,
         patch_size=256,
         hover={"n_types": 0, "postproc": {"np_threshold": 0.5, "min_size": 10}},
     )

@@ -239,7 +239,7 @@ class InferWidget(Container):
                 self.resolution.value = "zoom: choose a slide layer"
                 return None
             slide = layer_to_slide(layer)
-            card = read_card(self.model_paths()[0])
+            card = read_card(self.model_paths()[0], hash_weights=False)  # only its mpp
             zoom, info, note = resolve_zoom(slide, card, self._zoom_config())
         except (SlideSegError, OSError) as exc:
             self.resolution.value = f"zoom: {exc}"

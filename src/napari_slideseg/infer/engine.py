@@ -236,7 +236,7 @@ def resolve_zoom(
         zoom = float(config.zoom)
         if level_mpp and card.mpp:
             ratio = level_mpp / card.mpp
-            wanted = 1.0 if abs(ratio - 1) <= ZOOM_TOLERANCE else _snap(ratio)
+            wanted = _auto_zoom(ratio)
             if abs(zoom / wanted - 1) > ZOOM_TOLERANCE:
                 info["auto_zoom"] = wanted
     elif level_mpp is None or card.mpp is None:
@@ -255,7 +255,7 @@ def resolve_zoom(
         )
     else:
         ratio = level_mpp / card.mpp
-        zoom = 1.0 if abs(ratio - 1) <= ZOOM_TOLERANCE else _snap(ratio)
+        zoom = _auto_zoom(ratio)
         if not ZOOM_RANGE[0] <= zoom <= ZOOM_RANGE[1]:
             raise InferError(
                 f"{getattr(slide, 'path', 'slide')}: level {config.level} is {level_mpp:.3g} µm/px "
@@ -264,6 +264,11 @@ def resolve_zoom(
             )
     info["zoom"] = zoom
     return zoom, info, note
+
+
+def _auto_zoom(ratio: float) -> float:
+    """The zoom "auto" runs at for slide mpp / model mpp = ``ratio``."""
+    return 1.0 if abs(ratio - 1) <= ZOOM_TOLERANCE else _snap(ratio)
 
 
 def _snap(ratio: float) -> float:

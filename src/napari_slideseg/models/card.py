@@ -397,8 +397,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 # -----------------------------------------------------------------------------
 # the file
 # -----------------------------------------------------------------------------
-def read_card(path: str | os.PathLike, weights: str = "model.safetensors") -> ModelCard:
-    """The card of a checkpoint folder, validated (clear error if missing or broken)."""
+def read_card(
+    path: str | os.PathLike, weights: str = "model.safetensors", *, hash_weights: bool = True
+) -> ModelCard:
+    """The card of a checkpoint folder, validated (clear error if missing or broken).
+
+    ``hash_weights=False`` skips hashing the weights (``weights_sha256`` stays
+    ``None``, so :meth:`ModelCard.digest` is not the content digest): for
+    callers that only show the card, such as a widget refreshing its fields.
+    """
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p}: no such checkpoint")
@@ -418,7 +425,9 @@ def read_card(path: str | os.PathLike, weights: str = "model.safetensors") -> Mo
         raise CheckpointError(f"{card_path}: model card is not valid JSON ({exc})") from exc
     card = ModelCard.from_dict(doc, source=p.resolve())
     w = p / weights
-    return card.replace(weights_sha256=sha256_file(w)) if w.exists() else card
+    if hash_weights and w.exists():
+        return card.replace(weights_sha256=sha256_file(w))
+    return card
 
 
 def write_card(path: str | os.PathLike, card: ModelCard) -> None:
