@@ -76,13 +76,9 @@ def _cmd_patch(args: argparse.Namespace) -> int:
     from .patching import PatchConfig, extract_patches_steps
 
     slide = _drive_open(args.slide, args.quiet, args.mpp)
-    if args.level >= slide.n_levels:
-        from .patching import PatchError
+    from .patching import PatchError
 
-        raise PatchError(
-            f"{args.slide}: --level {args.level} does not exist (the slide has "
-            f"{slide.n_levels} level{'s' if slide.n_levels > 1 else ''}: 0..{slide.n_levels - 1})"
-        )
+    slide.check_level(args.level, option="--level", error=PatchError)
     mask = classmap = types = None
     mask_id = None
     if args.instances:
@@ -106,6 +102,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
             rle_order=args.rle_order,
             shape=tuple(slide.levels[0].shape[:2]),
             tolerance=args.tolerance,
+            min_share=args.min_class_share,
         )
         mask_id = str(args.mask)
     elif args.classmap:
@@ -238,6 +235,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         shape=tuple(args.shape) if args.shape else None,
         tolerance=args.tolerance,
         partial=args.partial,
+        min_share=args.min_class_share,
     )
     # a prediction's level and level-0 mpp (or what the mask file records): GeoJSON in
     # level-0 pixels, rasters with their resolution, RLE rows with level and slide size
@@ -439,8 +437,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.instances:
         return _cmd_evaluate_instances(args)
 
-    pred, pcm, _ = read_labels(args.pred, classmap=args.classmap, partial=args.partial)
-    truth, tcm, _ = read_labels(args.truth, classmap=args.classmap)
+    share = args.min_class_share
+    pred, pcm, _ = read_labels(
+        args.pred, classmap=args.classmap, partial=args.partial, min_share=share
+    )
+    truth, tcm, _ = read_labels(args.truth, classmap=args.classmap, min_share=share)
     cm = pcm or tcm
     n = max(cm.n_classes if cm else 0, _max(pred) + 1, _max(truth) + 1)
     names = (
@@ -704,6 +705,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_t(nonneg, "--tolerance"),
         help="nearest-colour tolerance for JPEG colour masks",
     )
+    p.add_argument(
+        "--min-class-share",
+        type=_t(fraction, "--min-class-share"),
+        metavar="SHARE",
+        help="without --classmap: colours under this share of a mask's pixels are refused, "
+        "not made classes (default 0.001; 0 makes every colour a class)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--size", type=_t(positive_int, "--size"), default=512)
     p.add_argument(
@@ -913,6 +921,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="nearest-colour tolerance for JPEG colour masks",
         )
         p.add_argument(
+            "--min-class-share",
+            type=_t(fraction, "--min-class-share"),
+            metavar="SHARE",
+            help="without --classmap: colours under this share of a mask's pixels are refused, "
+            "not made classes (default 0.001; 0 makes every colour a class)",
+        )
+        p.add_argument(
             "--indexed", action="store_true", help="palette (indexed) PNG instead of RGB"
         )
         p.add_argument(
@@ -1001,6 +1016,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("truth", help="ground truth in any mask format")
     p.add_argument("--classmap", help="preset or class map JSON")
     p.add_argument("--report", help="CSV report path")
+    p.add_argument(
+        "--min-class-share",
+        type=_t(fraction, "--min-class-share"),
+        metavar="SHARE",
+        help="without --classmap: colours under this share of a mask's pixels are refused, "
+        "not made classes (default 0.001; 0 makes every colour a class)",
+    )
     p.add_argument(
         "--partial",
         action="store_true",

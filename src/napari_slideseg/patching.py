@@ -343,11 +343,7 @@ def choose_level(slide: Slide, level: int = 0, mpp: float | None = None) -> int:
     """The level for ``mpp`` when given, else ``level`` (checked)."""
     if mpp is not None:
         return slide.level_for_mpp(mpp)
-    if not 0 <= level < slide.n_levels:
-        raise PatchError(
-            f"{slide.path}: level {level} does not exist (the slide has {slide.n_levels})"
-        )
-    return level
+    return slide.check_level(level, error=PatchError)
 
 
 def plan_patches(slide: Slide, config: PatchConfig) -> PatchPlan:

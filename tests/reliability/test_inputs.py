@@ -629,3 +629,53 @@ def test_rle_token_too_large_is_named(tmp_path):
         _call(read_rle_csv, path)
     msg = str(info.value)
     assert str(path) in msg and "row 1" in msg and "token 2" in msg and "larger than" in msg, msg
+
+
+def _write_rgb(path: Path, rgb: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def test_rare_colours_cli_names_the_option(tmp_path, capsys):
+    from napari_slideseg.cli import main
+
+    mask = _write_rgb(tmp_path / "custom.png", _three_class_with_stray())
+    out = tmp_path / "labels.csv"
+    assert main(["convert", str(mask), "--to", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(mask) in err and "--min-class-share 0" in err, err
+    assert not out.exists()
+    assert main(["convert", str(mask), "--to", str(out), "--min-class-share", "0"]) == 0
+    assert out.exists()
+    from napari_slideseg.io.masks import read_labels
+
+    labels, cm, _ = read_labels(out)
+    assert cm is not None and cm.n_classes == 5 and int(labels.max()) == 4
+
+
+def test_rare_colours_read_labels_min_share(tmp_path):
+    from napari_slideseg.io.masks import read_labels
+    from napari_slideseg.io.palette import MaskError
+    from napari_slideseg.validate import OptionError
+
+    mask = _write_rgb(tmp_path / "custom.png", _three_class_with_stray())
+    with pytest.raises(MaskError, match=r"\(1, 2, 3\): 1 px"):
+        read_labels(mask)
+    _, cm, _ = read_labels(mask, min_share=0)
+    assert cm.n_classes == 5
+    _, cm, _ = read_labels(mask, min_share=1e-6)
+    assert cm.n_classes == 5
+    with pytest.raises(OptionError, match=r"min_share must be a number in \[0, 1\], not 2"):
+        read_labels(mask, min_share=2)
+
+
+def test_min_class_share_out_of_range_is_refused(capsys):
+    from napari_slideseg.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "a.zarr", "b.png", "--min-class-share", "1.5"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--min-class-share" in err and "[0, 1]" in err and "Traceback" not in err

@@ -98,6 +98,7 @@ class TrainWidget(Container):
             choices=["cosine", "plateau", "onecycle", "none"], value="cosine", label="LR schedule"
         )
         self.lr = FloatSpinBox(value=1e-3, min=1e-6, max=1.0, step=1e-4, label="learning rate")
+        self.lr.native.setDecimals(6)  # the step alone gives 4 places: 1e-6 would read as 0
         self.epochs = SpinBox(value=10, min=1, max=1000, label="epochs")
         self.batch_size = SpinBox(value=8, min=1, max=256, label="batch size")
         self.augment = ComboBox(

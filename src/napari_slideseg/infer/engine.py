@@ -921,11 +921,7 @@ def plan_blocks(
     slide: Any, config: InferConfig
 ) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
     """Level shape and block cores (row-major) of a prediction over ``slide``."""
-    if config.level >= slide.n_levels:
-        raise InferError(
-            f"{slide.path}: level {config.level} does not exist (the slide has "
-            f"{slide.n_levels} level(s), 0-{slide.n_levels - 1})"
-        )
+    slide.check_level(config.level, error=InferError)
     H, W = slide.levels[config.level].shape[:2]
     ry0, rx0, ry1, rx1 = 0, 0, H, W
     if config.region is not None:

@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 
 from .errors import SlideSegError
-from .palette import ClassMap, MaskError, read_color_mask
+from .palette import MIN_CLASS_SHARE, ClassMap, MaskError, read_color_mask
 from .placement import Placement, is_micrometer
 
 
@@ -365,6 +365,7 @@ def read_labels(
     tolerance: float | None = None,
     label: str | None = None,
     partial: bool = False,
+    min_share: float | None = None,
 ) -> tuple[Any, ClassMap | None, dict[str, Any]]:
     """Read a label image from a colour mask, index mask, RLE CSV, instance map or zarr.
 
@@ -389,6 +390,11 @@ def read_labels(
         blocks read as background, ``info["missing_blocks"]`` says how many,
         with a :class:`PartialPredictionWarning`); by default it is refused
         with :class:`IncompletePredictionError`.
+    min_share
+        For a colour mask read without a class map: colours under this share
+        of the pixels are refused rather than made classes of their own
+        (default :data:`~napari_slideseg.io.palette.MIN_CLASS_SHARE`, 0.1 %;
+        ``0`` makes every colour a class).
 
     Returns
     -------
@@ -405,6 +411,9 @@ def read_labels(
     p = Path(path)
     if not p.exists():
         raise MaskError(f"{p}: no such file or directory")
+    from ..validate import fraction
+
+    share = MIN_CLASS_SHARE if min_share is None else fraction("min_share", min_share)
     cm = resolve_classmap(classmap)
     name = p.name.lower()
     if p.is_dir() or name.endswith(".zarr"):
@@ -438,9 +447,9 @@ def read_labels(
         cm = png_classmap(p)
     where = file_placement(p)
     if _is_big_image(p):
-        labels, found, info = _read_big_mask(p, cm, tolerance)
+        labels, found, info = _read_big_mask(p, cm, tolerance, share)
         return labels, found, _with_placement(info, where)
-    labels, found = read_color_mask(p, cm, tolerance=tolerance)
+    labels, found = read_color_mask(p, cm, tolerance=tolerance, min_share=share)
     return labels, found, _with_placement({"format": "mask"}, where)
 
 
@@ -511,7 +520,7 @@ def _is_big_image(p: Path) -> bool:
 
 
 def _read_big_mask(
-    p: Path, cm: ClassMap | None, tolerance: float | None
+    p: Path, cm: ClassMap | None, tolerance: float | None, min_share: float
 ) -> tuple[Any, ClassMap, dict[str, Any]]:
     """A slide-sized mask as lazy labels: decoded once into the tiled cache, mapped chunk-wise."""
     from .palette import ClassMap as _CM
@@ -530,7 +539,7 @@ def _read_big_mask(
                 {"format": "mask", "lazy": True},
             )
         return rgb_to_labels(level0, cm, source=str(p)), cm, {"format": "mask", "lazy": True}
-    cm = cm or ClassMap.infer(level0, source=str(p))
+    cm = cm or ClassMap.infer(level0, source=str(p), tolerance=tolerance, min_share=min_share)
     return (
         rgb_to_labels(level0, cm, tolerance=tolerance, source=str(p)),
         cm,

@@ -749,8 +749,8 @@ def _rare_message(
         f"{_where(source)}{len(idx)} colour(s) cover less than {min_share:.1%} of the mask each "
         f"and would silently become classes of their own: {', '.join(items)}{more}; the other "
         f"{int((~rare).sum())} colour(s) cover {int(counts[~rare].sum())} px. Give the class map "
-        "or preset (with a tolerance for JPEG noise), clean the mask, or pass min_share=0 to "
-        "make every colour a class"
+        "or preset (with a tolerance for JPEG noise), clean the mask, or pass min_share=0 "
+        "(--min-class-share 0) to make every colour a class"
     )
 
 
@@ -1188,6 +1188,7 @@ def read_color_mask(
     classmap: ClassMap | None = None,
     *,
     tolerance: float | None = None,
+    min_share: float = MIN_CLASS_SHARE,
 ) -> tuple[np.ndarray, ClassMap]:
     """Read a colour mask or a grey mask (PNG, TIFF, ...) as class labels.
 
@@ -1202,6 +1203,10 @@ def read_color_mask(
         (:meth:`ClassMap.infer`).
     tolerance
         Opt-in nearest-colour tolerance for JPEG-compressed masks.
+    min_share
+        When the map is inferred: colours under this share of the pixels are
+        refused rather than made classes (:meth:`ClassMap.infer`); ``0``
+        makes every colour a class.
 
     Returns
     -------
@@ -1245,7 +1250,7 @@ def read_color_mask(
         cm = (
             classmap
             if classmap is not None
-            else ClassMap.infer(arr, source=src, tolerance=tolerance)
+            else ClassMap.infer(arr, source=src, tolerance=tolerance, min_share=min_share)
         )
         return rgb_to_labels(arr, cm, tolerance=tolerance, source=src), cm
     if arr.dtype == bool:

@@ -35,9 +35,10 @@ import dataclasses
 import itertools
 import json
 import math
+import numbers
 import os
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,8 +169,39 @@ class Slide:
             self, mpp=(vals[0], vals[1]), _metadata_json=json.dumps(meta, default=str)
         )
 
+    def check_level(
+        self,
+        level: Any,
+        *,
+        option: str = "level",
+        error: Callable[[str], Exception] | None = None,
+    ) -> int:
+        """``level`` if the slide has it, else an error naming ``option`` and the levels there are.
+
+        Parameters
+        ----------
+        level
+            The level index asked for.
+        option
+            How the caller's user names it (``--level``, ``level``).
+        error
+            Exception class taking one message (default: :class:`SlideError`).
+        """
+        n = self.n_levels
+        ok = isinstance(level, numbers.Integral) and not isinstance(level, bool)
+        if not ok or not 0 <= int(level) < n:
+            problem = (
+                f"{option} {level!r} does not exist (the slide has {n} level"
+                f"{'s' if n > 1 else ''}: {'0' if n == 1 else f'0-{n - 1}'})"
+            )
+            if error is None:
+                raise SlideError(self.path, problem)
+            raise error(f"{self.path}: {problem}")
+        return int(level)
+
     def level_factors(self, level: int) -> tuple[float, float]:
         """Exact ``(y, x)`` downsample of ``level`` from the level shapes."""
+        level = self.check_level(level)
         h0, w0 = self.levels[0].shape[:2]
         h, w = self.levels[level].shape[:2]
         return (h0 / h, w0 / w)
@@ -201,7 +233,7 @@ class Slide:
 
     def read_region(self, level: int, y: int, x: int, height: int, width: int) -> np.ndarray:
         """Read a region of ``level`` as a NumPy array (clipped to the level's bounds)."""
-        arr = self.levels[level]
+        arr = self.levels[self.check_level(level)]
         return np.asarray(arr[y : y + height, x : x + width].compute(scheduler="threads"))
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
