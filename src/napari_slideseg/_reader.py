@@ -83,7 +83,8 @@ def read_slide(path: str | list[str]) -> list[tuple[Any, ...]]:
     if isinstance(path, list | tuple):
         path = path[0]
     try:
-        slide = open_slide(path, progress=_napari_progress())
+        # markers only: panning stays fast; processing reopens with the full check
+        slide = open_slide(path, progress=_napari_progress(), jpeg_check="markers")
     except SlideError as err:
         _notify_error(str(err))
         return [(None,)]

@@ -450,6 +450,98 @@ def test_damaged_jpeg_refused(tmp_path, case):
     assert str(path) in msg and "damaged JPEG" in msg and _JPEG_CASES[case] in msg, msg
 
 
+def _scramble(data: bytes, seed: int, n_bytes: int) -> bytes:
+    """``data`` with ``n_bytes`` random bytes of its image data overwritten (markers intact)."""
+    rng = np.random.default_rng(seed)
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    raw = bytearray(data)
+    for i in rng.integers(start + 4, len(raw) - 4, n_bytes):
+        v = int(rng.integers(0, 255))
+        raw[i] = 0xFE if v == 0xFF else v  # never a new marker: that is jpeg_damage's case
+    return bytes(raw)
+
+
+def test_jpeg_with_scrambled_image_data_refused(tmp_path):
+    """Overwritten image data with intact markers decodes to garbage in libjpeg: refused."""
+    from napari_slideseg.io.slide import open_slide
+
+    path = _write(tmp_path, "scrambled.jpg", _scramble(_JPG.read_bytes(), 3, 12))
+    with pytest.raises(SlideError) as info:
+        _call(open_slide, path)
+    msg = str(info.value)
+    assert str(path) in msg and "damaged JPEG" in msg and "image data" in msg, msg
+
+
+def test_clean_jpegs_pass_the_entropy_check():
+    """Every encoder setting the check must follow: subsampling, grey, odd sizes, restarts."""
+    import io
+
+    import imagecodecs
+    from PIL import Image
+
+    from napari_slideseg.io.sniff import jpeg_problem
+
+    rgb = np.asarray(Image.open(_PNG).convert("RGB"))[:300, :301]
+    streams = [
+        imagecodecs.jpeg8_encode(np.ascontiguousarray(rgb), level=q, subsampling=sub)
+        for q in (30, 95)
+        for sub in ("444", "422", "420")
+    ]
+    streams.append(imagecodecs.jpeg8_encode(np.ascontiguousarray(rgb[:37, :53, 0]), level=80))
+    for kwargs in ({"restart_marker_rows": 1}, {"restart_marker_blocks": 3}, {}):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=85, **kwargs)
+        streams.append(buf.getvalue())
+    streams.append(_JPG.read_bytes())
+    assert [jpeg_problem(s) for s in streams] == [None] * len(streams)
+
+
+_CV2_WARNINGS = """
+import sys, cv2, numpy as np
+for path in sys.argv[1:]:
+    sys.stderr.write("@@" + path + "\\n"); sys.stderr.flush()
+    cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    sys.stderr.flush()
+"""
+
+
+def test_entropy_check_agrees_with_libjpeg_warnings(tmp_path):
+    """Independent check: libjpeg (through OpenCV, which prints its warnings) on 40 damaged
+    streams. Every stream libjpeg warns about is refused; a stream it decodes without a
+    word is refused only for a coefficient past the block end (libjpeg clamps those)."""
+    import subprocess
+    import sys
+
+    import imagecodecs
+    from PIL import Image
+
+    from napari_slideseg.io.sniff import jpeg_problem
+
+    rgb = np.ascontiguousarray(np.asarray(Image.open(_PNG).convert("RGB"))[:256, :256])
+    clean = imagecodecs.jpeg8_encode(rgb, level=90)
+    ours = {}
+    for seed in range(40):
+        path = _write(tmp_path, f"s{seed}.jpg", _scramble(clean, seed, 1 + seed % 8))
+        ours[str(path)] = jpeg_problem(path.read_bytes())
+    run = subprocess.run(
+        [sys.executable, "-c", _CV2_WARNINGS, *ours], capture_output=True, text=True, timeout=120
+    )
+    warned: dict[str, list[str]] = {}
+    current = None
+    for line in run.stderr.splitlines():
+        if line.startswith("@@"):
+            current = line[2:]
+        elif current and "Corrupt JPEG data" in line:
+            warned.setdefault(current, []).append(line)
+    assert len(warned) >= 10, run.stderr[-2000:]  # the damage is real
+    for path, problem in ours.items():
+        if path in warned:
+            assert problem is not None, (path, warned[path])
+        elif problem is not None:
+            assert "out of range" in problem, (path, problem)
+
+
 def test_damaged_jpeg_header_npe2(tmp_path, monkeypatch):
     path = _write(tmp_path, "forged.jpg", _jpeg_case("header_5000"))
     layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_reader, path)
@@ -501,6 +593,27 @@ def test_damaged_svs_tile_named(tmp_path, case):
         _call(slide.levels[0].compute)
     msg = str(info.value)
     assert str(path) in msg and "JPEG tile 5 (row 0, column 5) of level 0" in msg, msg
+
+
+def test_svs_tile_with_scrambled_image_data_named(tmp_path):
+    """A tile whose codes are damaged (markers intact) is an error naming it, not garbage."""
+    import tifffile
+
+    from napari_slideseg.io.slide import open_slide
+
+    with tifffile.TiffFile(_SVS) as tif:
+        page = tif.pages[0]
+        off, cnt = int(page.dataoffsets[5]), int(page.databytecounts[5])
+    raw = bytearray(_SVS.read_bytes())
+    raw[off : off + cnt] = _scramble(bytes(raw[off : off + cnt]), 7, 12)
+    path = _write(tmp_path, "scrambled.svs", bytes(raw))
+    slide = _call(open_slide, path)
+    with pytest.raises(SlideError) as info:
+        _call(slide.read_region, 0, 0, 1200, 200, 200)
+    msg = str(info.value)
+    assert str(path) in msg and "JPEG tile 5 (row 0, column 5)" in msg and "image data" in msg
+    viewer = _call(open_slide, path, jpeg_check="markers")  # what napari's reader opens
+    assert viewer.read_region(0, 0, 1200, 200, 200).shape == (200, 200, 3)
 
 
 def test_damaged_svs_tile_in_region_read(tmp_path):

@@ -284,3 +284,257 @@ def jpeg_damage(data: bytes) -> str | None:
             if restarts < need:
                 return f"it has {restarts} of the {need} restart markers its size needs (truncated)"
     return None
+
+
+# -----------------------------------------------------------------------------
+# JPEG entropy-coded data check (what libjpeg only warns about)
+# -----------------------------------------------------------------------------
+#: Bytes of entropy-coded data decoded per window list (bounds the check's memory).
+_WINDOW_BYTES = 1 << 20
+
+
+def _huffman_lut(seg: bytes) -> dict[tuple[int, int], list[int]]:
+    """``(class, id) -> 65536-entry lookup`` from one DHT segment's tables.
+
+    An entry is ``length << 8 | symbol`` for every 16-bit value starting with
+    that code, 0 where no code matches.
+    """
+    out = {}
+    pos = 0
+    while pos + 17 <= len(seg):
+        tc, th = seg[pos] >> 4, seg[pos] & 15
+        counts = seg[pos + 1 : pos + 17]
+        total = sum(counts)
+        symbols = seg[pos + 17 : pos + 17 + total]
+        if len(symbols) < total:
+            raise ValueError("its Huffman table is cut short (corrupt)")
+        lut = [0] * 65536
+        code = k = 0
+        for length in range(1, 17):
+            for _ in range(counts[length - 1]):
+                if code >= 1 << length:
+                    raise ValueError("its Huffman table is over-full (corrupt)")
+                lo = code << (16 - length)
+                hi = (code + 1) << (16 - length)
+                lut[lo:hi] = [length << 8 | symbols[k]] * (hi - lo)
+                code += 1
+                k += 1
+            code <<= 1
+        out[(tc, th)] = lut
+        pos += 17 + total
+    return out
+
+
+class _Bits:
+    """Peek 16 bits at any position of unstuffed entropy data (1-bit padded at the end)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.nbits = 8 * len(data)
+        self.base = -1
+        self.words: list[int] = []
+
+    def peek(self, pos: int) -> int:
+        i = pos >> 3
+        j = i - self.base
+        if self.base < 0 or j < 0 or j >= _WINDOW_BYTES:
+            import numpy as np
+
+            self.base, j = i, 0
+            chunk = self.data[i : i + _WINDOW_BYTES + 4] + b"\xff\xff\xff\xff"
+            b = np.frombuffer(chunk, np.uint8).astype(np.uint32)
+            self.words = (b[:-3] << 24 | b[1:-2] << 16 | b[2:-1] << 8 | b[3:]).tolist()
+        return (self.words[j] >> (16 - (pos & 7))) & 0xFFFF
+
+
+def _decode_interval(
+    bits: _Bits, units: list[tuple[list[int], list[int], int]], mcus: int, precision: int = 8
+) -> str | None:
+    """Huffman-decode ``mcus`` MCUs (each: per component, DC/AC lookups and block count)."""
+    pos, end = 0, bits.nbits
+    dc_max, ac_max = precision + 3, precision + 2
+    for _ in range(mcus):
+        for dc, ac, nblocks in units:
+            for _ in range(nblocks):
+                e = dc[bits.peek(pos)]
+                if not e:
+                    return "a Huffman code in its image data is invalid (corrupt)"
+                s = e & 255
+                if s > dc_max:
+                    return "a DC difference in its image data is out of range (corrupt)"
+                pos += (e >> 8) + s
+                k = 1
+                while k < 64:
+                    e = ac[bits.peek(pos)]
+                    if not e:
+                        return "a Huffman code in its image data is invalid (corrupt)"
+                    pos += e >> 8
+                    rs = e & 255
+                    r, s = rs >> 4, rs & 15
+                    if s == 0:
+                        if r != 15:
+                            break
+                        k += 16
+                        continue
+                    k += r
+                    if k > 63 or s > ac_max:
+                        return "a coefficient in its image data is out of range (corrupt)"
+                    pos += s
+                    k += 1
+                if k > 64:
+                    return "a run of zeros in its image data passes the block end (corrupt)"
+                if pos > end:
+                    return "its image data ends before the last block (corrupt or truncated)"
+    if end - pos >= 8:
+        return (
+            f"{(end - pos) // 8} byte(s) of its image data are left over after the last "
+            "block (corrupt)"
+        )
+    return None
+
+
+def jpeg_entropy_damage(data: bytes, tables: bytes = b"") -> str | None:
+    """Huffman-decode a baseline JPEG's image data and say what is wrong, or ``None``.
+
+    libjpeg decodes damaged image data (flipped or overwritten bytes with the
+    markers intact) into garbage, or fills the rest with grey, and reports it
+    only as a warning ("Corrupt JPEG data: bad Huffman code", "premature end
+    of data segment", "N extraneous bytes before marker") that neither
+    imagecodecs nor Pillow passes on. This decodes every block's Huffman
+    codes (not the pixels) and checks what libjpeg checks: every code is
+    valid, every restart interval and scan holds exactly its blocks, no
+    coefficient runs past its block.
+
+    Parameters
+    ----------
+    data
+        A JPEG stream (a whole file or one TIFF tile).
+    tables
+        An abbreviated JPEG holding the Huffman tables (TIFF ``JPEGTables``)
+        when the stream has none of its own.
+
+    Returns
+    -------
+    str or None
+        The problem, or ``None`` when the data decodes cleanly or the frame
+        is not baseline sequential Huffman (progressive and arithmetic
+        coding are not checked).
+
+    Notes
+    -----
+    About 0.5 µs per Huffman code in CPython: ~10 ms for a 256 x 256 tile.
+    Run :func:`jpeg_damage` first (marker structure, truncation).
+    """
+    luts: dict[tuple[int, int], list[int]] = {}
+    frame = None
+    interval = 0
+    try:
+        for stream in (tables, data):
+            n = len(stream)
+            pos = 2 if stream[:2] == b"\xff\xd8" else 0
+            while pos + 4 <= n:
+                if stream[pos] != 0xFF:
+                    return None  # structure problems are jpeg_damage's to name
+                code = stream[pos + 1]
+                if code in (0xD8, 0x01) or 0xD0 <= code <= 0xD7:
+                    pos += 2
+                    continue
+                if code == 0xFF:
+                    pos += 1
+                    continue
+                if code == 0xD9:
+                    break
+                length = struct.unpack(">H", stream[pos + 2 : pos + 4])[0]
+                seg = stream[pos + 4 : pos + 2 + length]
+                pos += 2 + length
+                if code == 0xC4:
+                    luts.update(_huffman_lut(seg))
+                elif code == 0xDD and len(seg) >= 2:
+                    interval = struct.unpack(">H", seg[:2])[0]
+                elif code in _SOF_MARKERS:
+                    if code not in _SEQUENTIAL_HUFFMAN:
+                        return None
+                    height, width, ncomp = struct.unpack(">HHB", seg[1:6])
+                    frame = (
+                        seg[0],
+                        height,
+                        width,
+                        {
+                            seg[6 + 3 * i]: (seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15)
+                            for i in range(ncomp)
+                        },
+                    )
+                elif code == 0xDA:
+                    if frame is None or frame[1] == 0:
+                        return None
+                    problem, pos = _check_scan(stream, pos, seg, frame, luts, interval)
+                    if problem:
+                        return problem
+    except ValueError as err:
+        return str(err)
+    except (IndexError, struct.error):
+        return None  # a broken structure: jpeg_damage names it
+    return None
+
+
+def _check_scan(
+    stream: bytes,
+    pos: int,
+    header: bytes,
+    frame: tuple[int, int, int, dict[int, tuple[int, int]]],
+    luts: dict[tuple[int, int], list[int]],
+    interval: int,
+) -> tuple[str | None, int]:
+    """Decode one scan's intervals; returns (problem, position after its data)."""
+    precision, height, width, comps = frame
+    hmax = max(h for h, _ in comps.values())
+    vmax = max(v for _, v in comps.values())
+    units = []
+    for i in range(header[0]):
+        cid, sel = header[1 + 2 * i], header[2 + 2 * i]
+        if cid not in comps:
+            raise ValueError("its scan names a component the frame does not have (corrupt)")
+        dc, ac = luts.get((0, sel >> 4)), luts.get((1, sel & 15))
+        if dc is None or ac is None:
+            raise ValueError("its scan uses a Huffman table it does not define (corrupt)")
+        h, v = comps[cid]
+        units.append((dc, ac, h * v, h, v))
+    if len(units) == 1:
+        _, _, _, h, v = units[0]
+        total = _ceil(_ceil(width * h, hmax), 8) * _ceil(_ceil(height * v, vmax), 8)
+        plan = [(units[0][0], units[0][1], 1)]
+    else:
+        total = _ceil(width, 8 * hmax) * _ceil(height, 8 * vmax)
+        plan = [(dc, ac, nb) for dc, ac, nb, _, _ in units]
+    per = interval or total
+    n = len(stream)
+    left = total
+    while left > 0:
+        # this interval's data: up to the next marker that is not stuffing
+        end = pos
+        while True:
+            ff = stream.find(b"\xff", end)
+            if ff < 0 or ff + 1 >= n:
+                return None, n  # truncated: jpeg_damage names it
+            if stream[ff + 1] in (0x00, 0xFF):
+                end = ff + 1 if stream[ff + 1] == 0xFF else ff + 2
+                continue
+            break
+        chunk = stream[pos:ff].replace(b"\xff\x00", b"\xff")
+        problem = _decode_interval(_Bits(chunk), plan, min(per, left), precision)
+        if problem:
+            at = total - left
+            where = f" (restart interval from MCU {at})" if interval else ""
+            return problem + where, ff
+        left -= min(per, left)
+        pos = ff + 2 if 0xD0 <= stream[ff + 1] <= 0xD7 else ff
+    return None, pos
+
+
+def jpeg_problem(data: bytes, tables: bytes = b"") -> str | None:
+    """What is wrong with a JPEG stream: its markers (:func:`jpeg_damage`), then its codes.
+
+    ``tables`` is the abbreviated stream with the Huffman tables of a TIFF
+    tile (``JPEGTables``). ``None`` when nothing is wrong.
+    """
+    return jpeg_damage(data) or jpeg_entropy_damage(data, tables)
