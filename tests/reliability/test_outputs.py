@@ -303,6 +303,37 @@ def test_real_model_kill_and_resume_is_identical(tmp_path, slide, real_refs, kin
         assert np.asarray(root["instances"][:]).any()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "step"),
+    [("semantic", "labels"), ("hover", "instances")],
+)
+def test_distributed_kill_and_resume_is_identical(tmp_path, slide, real_refs, kind, step):
+    """A dask cluster run killed inside a block write (on a worker for semantic models, in
+    the driver for HoVer) or before its done mark resumes on the cluster to the local result.
+
+    The cluster's workers are threads of this process, so the fault hook reaches them."""
+    distributed = pytest.importorskip("distributed")
+    from napari_slideseg.models.bundled import bundled_models
+
+    name, cfg = REAL[kind]
+    model = bundled_models()[name]
+    out = tmp_path / "cut.zarr"
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        engine._FAULT = _kill_at(step, 2)
+        with pytest.raises(Killed):
+            predict_slide(slide, [model], out, cfg, client=client)
+        engine._FAULT = None
+        assert not is_complete(out)
+        predict_slide(slide, [model], out, cfg, resume=True, client=client)
+    _assert_same(real_refs[kind], out)
+
+
 # -----------------------------------------------------------------------------
 # runs that fail before their first block; temporaries
 # -----------------------------------------------------------------------------
