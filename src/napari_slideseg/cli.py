@@ -557,6 +557,19 @@ def _zoom(text: str) -> float | str:
     return "auto" if text.strip().lower() == "auto" else _positive_float(text)
 
 
+def _add_min_class_share(p: argparse.ArgumentParser) -> None:
+    """``--min-class-share`` (colour masks read without a class map)."""
+    from .validate import fraction
+
+    p.add_argument(
+        "--min-class-share",
+        type=_t(fraction, "--min-class-share"),
+        metavar="SHARE",
+        help="without --classmap: colours under this share of a mask's pixels are refused, "
+        "not made classes (default 0.001; 0 makes every colour a class)",
+    )
+
+
 def _t(validator: Callable[..., Any], flag: str, *args: Any, **kwargs: Any) -> Callable:
     """An argparse ``type`` checking ``flag``'s value with a shared validator."""
     from .validate import arg_type
@@ -705,13 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_t(nonneg, "--tolerance"),
         help="nearest-colour tolerance for JPEG colour masks",
     )
-    p.add_argument(
-        "--min-class-share",
-        type=_t(fraction, "--min-class-share"),
-        metavar="SHARE",
-        help="without --classmap: colours under this share of a mask's pixels are refused, "
-        "not made classes (default 0.001; 0 makes every colour a class)",
-    )
+    _add_min_class_share(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--size", type=_t(positive_int, "--size"), default=512)
     p.add_argument(
@@ -920,13 +927,7 @@ def build_parser() -> argparse.ArgumentParser:
             type=_t(nonneg, "--tolerance"),
             help="nearest-colour tolerance for JPEG colour masks",
         )
-        p.add_argument(
-            "--min-class-share",
-            type=_t(fraction, "--min-class-share"),
-            metavar="SHARE",
-            help="without --classmap: colours under this share of a mask's pixels are refused, "
-            "not made classes (default 0.001; 0 makes every colour a class)",
-        )
+        _add_min_class_share(p)
         p.add_argument(
             "--indexed", action="store_true", help="palette (indexed) PNG instead of RGB"
         )
@@ -1016,13 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("truth", help="ground truth in any mask format")
     p.add_argument("--classmap", help="preset or class map JSON")
     p.add_argument("--report", help="CSV report path")
-    p.add_argument(
-        "--min-class-share",
-        type=_t(fraction, "--min-class-share"),
-        metavar="SHARE",
-        help="without --classmap: colours under this share of a mask's pixels are refused, "
-        "not made classes (default 0.001; 0 makes every colour a class)",
-    )
+    _add_min_class_share(p)
     p.add_argument(
         "--partial",
         action="store_true",
