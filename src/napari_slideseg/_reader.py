@@ -26,6 +26,18 @@ from .io.sniff import (
 RASTER_MIN_PIXELS = 4096 * 4096
 
 
+def _one_path(path: Any) -> str | None:
+    """``path`` (or the single path of a one-item list) as a str; None for anything else."""
+    if isinstance(path, list | tuple):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if not isinstance(path, str | os.PathLike):
+        return None
+    path = os.fspath(path)
+    return path if isinstance(path, str) and path else None
+
+
 def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
     """Return a slide reader for ``path`` or ``None`` (fast; nothing decoded).
 
@@ -36,11 +48,9 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
     their header is broken, so the user gets a clear message instead of
     "no reader found".
     """
-    if isinstance(path, list | tuple):
-        if len(path) != 1:
-            return None
-        path = path[0]
-    path = os.fspath(path)
+    path = _one_path(path)
+    if path is None:
+        return None
     lower = path.lower().rstrip("/\\")
     if special_file_kind(path) is not None:
         # A FIFO/socket/device is never opened (it would block); claim slide names so
@@ -55,6 +65,8 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
         return None  # a mask or instance map: the mask reader opens it as Labels
     if kind == "zarr" and is_label_store(path):
         return None  # NGFF labels: the mask reader opens them as Labels
+    if kind == "zarr" and looks_like_prediction(path):
+        return read_prediction  # Labels, or a notification when its metadata is broken
     if kind in ("tiff", "zarr"):
         return read_slide
     if kind in ("png", "jpeg"):
@@ -86,9 +98,151 @@ def read_slide(path: str | list[str]) -> list[tuple[Any, ...]]:
         # markers only: panning stays fast; processing reopens with the full check
         slide = open_slide(path, progress=_napari_progress(), jpeg_check="markers")
     except SlideError as err:
-        _notify_error(str(err))
+        message = str(err)
+        if os.path.isdir(path):
+            arrays = _zarr_arrays(path)
+            if arrays is not None and not any(len(shape) >= 2 for shape in arrays.values()):
+                found = ", ".join(f"{k} ({len(v)}-D)" for k, v in arrays.items()) or "none"
+                message = (
+                    f"{path}: is not a slide or prediction: it holds no 2-D image array "
+                    f"(arrays: {found})"
+                )
+        _notify_error(message)
         return [(None,)]
     return [slide_layer(slide)]
+
+
+def _zarr_arrays(path: str) -> dict[str, tuple[int, ...]] | None:
+    """Every array of a zarr group (name -> shape), or None if it is not a readable group."""
+    try:
+        import zarr
+
+        root = zarr.open_group(path, mode="r")
+        return {k: tuple(v.shape) for k, v in root.members(max_depth=None) if hasattr(v, "dtype")}
+    except Exception:
+        return None
+
+
+def looks_like_prediction(path: str) -> bool:
+    """Whether a zarr folder is (or was meant to be) a ``slideseg predict`` output (metadata only).
+
+    True when its attributes name ``slideseg_inference`` (whatever their
+    value), when it holds ``done`` marks, or a root ``labels`` array beside
+    a ``pyramid`` group (the engine's layout) and no image ``multiscales``.
+    """
+    path = os.fspath(path).rstrip("/\\")
+    attrs = _zarr_attrs(path)
+    if attrs is not None and "slideseg_inference" in attrs:
+        return True
+    if os.path.isdir(os.path.join(path, "done")):
+        return True
+    labels = os.path.join(path, "labels")
+    is_array = os.path.isfile(os.path.join(labels, ".zarray")) or _zarr_node_type(labels) == "array"
+    return (
+        is_array
+        and os.path.isdir(os.path.join(path, "pyramid"))
+        and not (attrs and "multiscales" in attrs)
+    )
+
+
+def _zarr_node_type(path: str) -> str | None:
+    import json
+
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return doc.get("node_type") if isinstance(doc, dict) else None
+
+
+#: Keys of ``slideseg_inference`` a prediction folder needs to open.
+PREDICTION_KEYS = ("kind", "level", "level_shape", "pyramid")
+
+
+def prediction_problem(path: str) -> tuple[bool, str] | None:
+    """What keeps a prediction folder from opening, or None when it opens.
+
+    Returns ``(broken, problem)``: ``broken`` is whether it is a prediction
+    with broken metadata (its ``slideseg_inference`` attributes or its
+    labels are there), not only prediction parts (e.g. ``done`` marks).
+    """
+    import zarr
+
+    try:
+        root = zarr.open_group(path, mode="r")
+        attrs = dict(root.attrs)
+    except Exception as err:  # unreadable metadata files
+        return False, f"its zarr metadata cannot be read ({type(err).__name__}: {err})"
+    info = attrs.get("slideseg_inference")
+    has = "slideseg_inference" in attrs
+    arrays = _zarr_arrays(path) or {}
+    if info is None and not has and "labels" not in arrays:
+        found = ", ".join(f"{k} ({len(v)}-D)" for k, v in arrays.items()) or "none"
+        return False, f"it has no 'slideseg_inference' attributes and no labels (arrays: {found})"
+    if info is None:
+        return True, "its 'slideseg_inference' attributes are missing"
+    if not isinstance(info, dict):
+        return True, f"its 'slideseg_inference' attributes are {_shown(info)}, not a mapping"
+    missing = [k for k in PREDICTION_KEYS if k not in info]
+    if missing:
+        return True, f"'slideseg_inference' lacks {', '.join(missing)}"
+    pyramid, shape = info["pyramid"], info["level_shape"]
+    if not isinstance(pyramid, list) or not all(isinstance(f, int) for f in pyramid):
+        return True, f"'slideseg_inference' pyramid is {_shown(pyramid)}, not a list of factors"
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) for n in shape)):
+        return True, f"'slideseg_inference' level_shape is {_shown(shape)}, not [height, width]"
+    meta = attrs.get("slideseg")
+    if not isinstance(meta, dict):
+        what = "missing" if meta is None else f"{_shown(meta)}, not a mapping"
+        return True, f"its 'slideseg' attributes (class map, models) are {what}"
+    if not isinstance(meta.get("classmap"), dict):
+        return True, "its 'slideseg' attributes have no class map"
+    try:
+        from .io.palette import ClassMap
+
+        ClassMap.from_dict(meta["classmap"])
+    except Exception as err:
+        return True, f"its class map is unusable ({err})"
+    needed = ["labels"] + [f"pyramid/{f}" for f in pyramid]
+    if info.get("kind") == "hover":
+        needed.append("instances")
+    gone = [k for k in needed if k not in arrays]
+    if gone:
+        return True, f"the arrays {', '.join(gone)} are missing"
+    if arrays["labels"] != tuple(shape):
+        return True, f"'labels' is {arrays['labels']} but level_shape says {tuple(shape)}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"a {type(value).__name__} ({text[:40] + '...' if len(text) > 40 else text})"
+
+
+def read_prediction(path: str | list[str]) -> list[tuple[Any, ...]]:
+    """Open a prediction folder as Labels layer(s); broken metadata becomes a notification."""
+    path = _one_path(path) or ""
+    found = prediction_problem(path)
+    if found is not None:
+        broken, problem = found
+        if broken:
+            _notify_error(
+                f"{path}: is a prediction folder with broken metadata: {problem}; it is not "
+                "opened (run slideseg predict again into a new folder)"
+            )
+        else:
+            _notify_error(f"{path}: is not a slide or prediction: {problem}; it is not opened")
+        return [(None,)]
+    try:
+        from .layers import prediction_layers
+
+        return prediction_layers(path)
+    except Exception as err:  # never an internal error into napari
+        _notify_error(
+            f"{path}: is a prediction folder that cannot be opened ({type(err).__name__}: {err})"
+        )
+        return [(None,)]
 
 
 def _napari_progress():
@@ -146,11 +300,9 @@ def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
     image's), or an id PNG/TIFF this plugin wrote. A CSV is claimed when its
     header has an RLE column; a zarr store when it holds NGFF labels.
     """
-    if isinstance(path, list | tuple):
-        if len(path) != 1:
-            return None
-        path = path[0]
-    path = os.fspath(path)
+    path = _one_path(path)
+    if path is None:
+        return None
     lower = path.lower().rstrip("/\\")
     if special_file_kind(path) is not None:
         # Never opened (a FIFO would block): read_mask reports mask-only names,
@@ -416,11 +568,9 @@ def napari_get_geojson_reader(path: str | list[str]) -> Callable[..., list] | No
     ``.geojson`` and ``.geojson.gz`` are claimed when they start like
     GeoJSON; ``.json`` only when its first 4 kB hold a GeoJSON ``type``.
     """
-    if isinstance(path, list | tuple):
-        if len(path) != 1:
-            return None
-        path = path[0]
-    path = os.fspath(path)
+    path = _one_path(path)
+    if path is None:
+        return None
     if not path.lower().endswith((".geojson", ".geojson.gz", ".json", ".json.gz")):
         return None
     if not os.path.isfile(path):

@@ -72,13 +72,6 @@ def _placement(labels: Any, attributes: dict[str, Any]) -> Any:
     return replace(where, shape=(int(labels.shape[-2]), int(labels.shape[-1])))
 
 
-def _max(labels: Any) -> int:
-    if labels.size == 0:
-        return 0
-    top = labels.max()
-    return int(top.compute() if hasattr(top, "compute") else top)
-
-
 @dataclass
 class _Layer:
     """What the writers need from a Labels layer."""
@@ -99,13 +92,34 @@ def _features(attributes: dict[str, Any]) -> Any:
     return features
 
 
-def _layer(data: Any, attributes: dict[str, Any]) -> _Layer:
-    """Level 0, class map, kind and per-object data of the layer napari passes."""
-    from .io.export import _as_2d
+def _layer(
+    path: str, data: Any, attributes: dict[str, Any] | None, *, zarr: bool = False
+) -> _Layer:
+    """Level 0, class map, kind and per-object data of the layer napari passes.
+
+    Checks what is refused before anything is written (:class:`MaskError`
+    naming ``path``): an output file name that is a directory (an OME-Zarr
+    target, ``zarr=True``, that is not an earlier labels export), a layer
+    without pixels, class labels with negative values.
+    """
+    from .io.export import (
+        _as_2d,
+        check_class_values,
+        check_file_target,
+        check_not_empty,
+        check_zarr_target,
+        value_range,
+    )
     from .io.masks import classmap_from_metadata
     from .io.palette import ClassMap
 
+    attributes = attributes if isinstance(attributes, dict) else {}
+    if zarr:
+        check_zarr_target(path)
+    else:
+        check_file_target(path)
     labels = _as_2d(_level0(data), "a Labels layer to save")
+    check_not_empty(labels, path)
     meta = attributes.get("metadata") or {}
     slideseg = meta.get("slideseg") or {} if isinstance(meta, dict) else {}
     cm = classmap_from_metadata(meta if isinstance(meta, dict) else None)
@@ -116,11 +130,12 @@ def _layer(data: Any, attributes: dict[str, Any]) -> _Layer:
         or slideseg.get("kind") == "instances"
         or {"index", "type"} <= cols
     )
-    if not instances and cm is None:
-        top = _max(labels)
-        if top > MAX_UNNAMED_CLASS:
+    if not instances:  # class labels: negative values are no class in any format
+        lo, top = value_range(labels)
+        check_class_values(lo, path)
+        if cm is None and top > MAX_UNNAMED_CLASS:
             instances = True
-        else:
+        elif cm is None:
             cm = ClassMap.default(top + 1)
     inst = slideseg.get("instance_classes")
     inst = {int(k): int(v) for k, v in inst.items()} if inst else None
@@ -176,7 +191,7 @@ def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[s
     from .io.export import PNG_MAX_ID, _id_refusal, write_color_png, write_id_png
 
     def write() -> None:
-        layer = _layer(data, attributes)
+        layer = _layer(path, data, attributes)
         if not layer.instances:
             write_color_png(path, layer.labels, layer.classmap, placement=layer.placement)
             return
@@ -196,7 +211,7 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     from .io.export import write_color_tiff, write_id_tiff
 
     def write() -> None:
-        layer = _layer(data, attributes)
+        layer = _layer(path, data, attributes)
         if layer.instances:
             write_id_tiff(path, layer.labels, classmap=layer.classmap, placement=layer.placement)
         else:
@@ -215,7 +230,7 @@ def write_labels_rle(path: str, data: Any, attributes: dict[str, Any]) -> list[s
     from .io.export import export_labels
 
     def write() -> None:
-        layer = _layer(data, attributes)
+        layer = _layer(path, data, attributes)
         export_labels(
             layer.labels,
             path,
@@ -234,7 +249,7 @@ def write_labels_zarr(path: str, data: Any, attributes: dict[str, Any]) -> list[
     from .io.export import write_ome_zarr_labels
 
     def write() -> None:
-        layer = _layer(data, attributes)
+        layer = _layer(path, data, attributes, zarr=True)
         props = layer.properties
         if layer.instances and layer.instance_classes and layer.classmap is not None:
             names = layer.classmap.names
@@ -264,7 +279,7 @@ def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> li
     from .io.export import write_geojson
 
     def write() -> None:
-        layer = _layer(data, attributes)
+        layer = _layer(path, data, attributes)
         props = None
         if layer.instances and layer.properties:
             extra = ("type_prob", "area", "area_um2")

@@ -39,6 +39,22 @@ def _check_values(what: str, a: np.ndarray, n_classes: int) -> None:
         )
 
 
+def _as_classes(what: str, a: np.ndarray) -> np.ndarray:
+    """``a`` as int64 class indices; a float block with a non-integer value is refused."""
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            value = a[bad].flat[0]
+            raise MetricsError(
+                f"the {what} holds non-integer values (e.g. {value!r}, {int(bad.sum())} px in this "
+                f"block; dtype {a.dtype}); pass class indices (integers), e.g. the argmax of "
+                "probabilities or a thresholded map, not probabilities"
+            )
+    elif a.dtype.kind not in "biu":
+        raise MetricsError(f"the {what} must hold integer class indices, not dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
 def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -> np.ndarray:
     """``(n_classes, 3)`` int64 array of TP, FP, FN per class (NumPy or dask inputs).
 
@@ -56,8 +72,9 @@ def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -
         for x in range(0, w, block):
             p = pred[y : y + block, x : x + block]
             t = truth[y : y + block, x : x + block]
-            p = np.asarray(p.compute() if hasattr(p, "compute") else p).astype(np.int64).ravel()
-            t = np.asarray(t.compute() if hasattr(t, "compute") else t).astype(np.int64).ravel()
+            p = _as_classes("prediction", np.asarray(p.compute() if hasattr(p, "compute") else p))
+            t = _as_classes("truth", np.asarray(t.compute() if hasattr(t, "compute") else t))
+            p, t = p.ravel(), t.ravel()
             _check_values("prediction", p, n_classes)
             _check_values("truth", t, n_classes)
             cm = np.bincount(t * n_classes + p, minlength=n_classes * n_classes)[
@@ -95,14 +112,37 @@ def evaluate(
     class_names
         Names for the report's columns (the ClassMap's names).
     report
-        Optional CSV path (written atomically).
+        Optional CSV path (written atomically; refused up front if it is a directory).
+
+    Raises
+    ------
+    MetricsError
+        For a ``class_names`` that is not a list of names, a pair that is
+        not ``(image_id, prediction, truth)`` arrays (named by its id or
+        position), maps of different shapes, values outside the classes or
+        non-integer values (float maps whose values are all integers are
+        accepted).
     """
+    if isinstance(class_names, str | bytes) or not hasattr(class_names, "__len__"):
+        raise MetricsError(
+            f"class_names must be a list of class names (e.g. ['background', 'gland']), "
+            f"not {type(class_names).__name__} {class_names!r}"
+        )
+    class_names = [str(c) for c in class_names]
+    if not class_names:
+        raise MetricsError("class_names is empty: give the name of every class")
+    if report is not None:
+        _check_report(Path(report))
     n = len(class_names)
     rows: list[dict[str, Any]] = []
     total = np.zeros((n, 3), np.int64)
     per_image = []
-    for image_id, pred, truth in pairs:
-        c = confusion_counts(pred, truth, n)
+    for k, item in enumerate(pairs):
+        image_id, pred, truth = _pair(k, item)
+        try:
+            c = confusion_counts(pred, truth, n)
+        except MetricsError as err:
+            raise MetricsError(f"{image_id}: {err}") from err
         total += c
         dice, iou = dice_iou(c)
         per_image.append((dice, iou))
@@ -118,6 +158,28 @@ def evaluate(
     if report is not None:
         _write_csv(Path(report), rows)
     return rows
+
+
+def _pair(k: int, item: Any) -> tuple[str, Any, Any]:
+    """Pair ``k`` as ``(image_id, prediction, truth)``; malformed pairs are refused by position."""
+    if not isinstance(item, tuple | list) or len(item) != 3:
+        size = f" of {len(item)} items" if isinstance(item, tuple | list) else ""
+        raise MetricsError(
+            f"pair {k}: expected (image_id, prediction, truth), got a {type(item).__name__}{size}"
+        )
+    image_id, pred, truth = item
+    for what, a in (("prediction", pred), ("truth", truth)):
+        if a is None or not hasattr(a, "shape") or len(a.shape) < 2:
+            got = "None" if a is None else f"{type(a).__name__} {getattr(a, 'shape', '')}".strip()
+            raise MetricsError(
+                f"pair {k} ({image_id}): the {what} must be a 2-D label array, not {got}"
+            )
+    return str(image_id), pred, truth
+
+
+def _check_report(path: Path) -> None:
+    if path.is_dir():
+        raise MetricsError(f"{path}: is a directory; give a file name for the report")
 
 
 def _row(image_id: str, dice: np.ndarray, iou: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
@@ -139,12 +201,19 @@ def _r(v: float) -> float:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    """Write ``rows`` to ``path`` atomically (the temporary file is removed on any failure)."""
+    _check_report(path)
+    if not rows:
+        raise MetricsError(f"{path}: no image pairs to report")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # -----------------------------------------------------------------------------

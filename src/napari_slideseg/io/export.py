@@ -71,6 +71,26 @@ def _as_2d(labels: Any, what: str = "labels") -> Any:
     return labels
 
 
+def check_file_target(path: str | os.PathLike) -> Path:
+    """Refuse an output file path that is an existing directory (before anything is written).
+
+    Raises :class:`MaskError` naming the path: the rename of the finished
+    temporary file onto a directory would fail only at the end, with an
+    ``Is a directory`` error naming the temporary file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise MaskError(f"{path}: is a directory; give a file name")
+    return path
+
+
+def check_not_empty(labels: Any, path: str | os.PathLike) -> None:
+    """Refuse a label image without pixels (a 0 x 0 layer): no file would be usable."""
+    if int(np.prod(labels.shape)) == 0:
+        shape = " x ".join(str(int(n)) for n in labels.shape)
+        raise MaskError(f"{path}: the labels are empty ({shape} pixels); nothing to save")
+
+
 def iter_bands(labels: Any, rows: int) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(y0, band)`` row bands of a NumPy or dask array as NumPy arrays.
 
@@ -114,6 +134,8 @@ def iter_blocks(labels: Any, block: int) -> Iterator[tuple[int, int, np.ndarray]
 
 
 def _check_range(band: np.ndarray, classmap: ClassMap, path: Path) -> None:
+    if band.size and band.dtype != bool:
+        check_class_values(int(band.min()), path)
     try:
         _check_label_range(band, classmap)
     except MaskError as err:
@@ -135,8 +157,9 @@ def write_color_png_steps(
     mpp: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_color_png` as a generator of progress events."""
-    path = Path(path)
+    path = check_file_target(path)
     labels = _as_2d(labels)
+    check_not_empty(labels, path)
     h, w = labels.shape
     colors = np.asarray(classmap.colors, np.uint8)
     text = {PNG_CLASSMAP_KEY: json.dumps(classmap.to_dict())}
@@ -155,12 +178,22 @@ def write_color_png_steps(
     else:
         writer = PngStreamWriter(path, w, h, "RGB", level=level, text=text, ppm=ppm)
     n = -(-h // band_rows)
-    with writer:
-        for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
-            _check_range(band, classmap, path)
-            writer.write_rows(band.astype(np.uint8) if indexed else colors[band])
-            yield Progress("png", i + 1, n, f"PNG rows {min(h, (i + 1) * band_rows)}/{h}")
+    try:
+        with writer:
+            for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
+                _check_range(band, classmap, path)
+                writer.write_rows(band.astype(np.uint8) if indexed else colors[band])
+                yield Progress("png", i + 1, n, f"PNG rows {min(h, (i + 1) * band_rows)}/{h}")
+    finally:
+        _drop_png_temp(writer)
     return path
+
+
+def _drop_png_temp(writer: PngStreamWriter) -> None:
+    """Remove a PNG writer's temporary file if it is still there (its final rename failed)."""
+    tmp = getattr(writer, "_tmp", None)
+    if tmp is not None:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_color_png(
@@ -223,8 +256,9 @@ def write_index_png(
     path: str | os.PathLike, labels: Any, *, band_rows: int = PNG_BAND_ROWS
 ) -> Path:
     """Write labels as a single-channel PNG of class indices (8-bit, or 16-bit above 255)."""
-    path = Path(path)
+    path = check_file_target(path)
     labels = _as_2d(labels)
+    check_not_empty(labels, path)
     h, w = labels.shape
     top = (
         int(labels.max().compute() if isinstance(labels, da.Array) else labels.max())
@@ -234,9 +268,13 @@ def write_index_png(
     if top >= 2**16 or (labels.size and int(labels.min()) < 0):
         raise MaskError(f"{path}: a PNG index mask holds values 0..65535")
     depth = 8 if top < 256 else 16
-    with PngStreamWriter(path, w, h, "L", bit_depth=depth) as png:
-        for _, band in iter_bands(labels, band_rows):
-            png.write_rows(band)
+    png = PngStreamWriter(path, w, h, "L", bit_depth=depth)
+    try:
+        with png:
+            for _, band in iter_bands(labels, band_rows):
+                png.write_rows(band)
+    finally:
+        _drop_png_temp(png)
     return path
 
 
@@ -275,8 +313,9 @@ def write_id_png_steps(
     mpp: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_id_png` as a generator of progress events."""
-    path = Path(path)
+    path = check_file_target(path)
     labels = _as_2d(labels)
+    check_not_empty(labels, path)
     h, w = labels.shape
     meta: dict[str, Any] = {"instances": True}
     if classmap is not None:
@@ -289,11 +328,15 @@ def write_id_png_steps(
         if where.pixel_mpp is not None:
             ppm = mpp_to_ppm(where.pixel_mpp)
     n = -(-h // band_rows)
-    with PngStreamWriter(path, w, h, "L", bit_depth=16, level=level, text=text, ppm=ppm) as png:
-        for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
-            _check_ids(band, path, PNG_MAX_ID, "16-bit PNG")
-            png.write_rows(band.astype(np.uint16))
-            yield Progress("png", i + 1, n, f"PNG rows {min(h, (i + 1) * band_rows)}/{h}")
+    png = PngStreamWriter(path, w, h, "L", bit_depth=16, level=level, text=text, ppm=ppm)
+    try:
+        with png:
+            for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
+                _check_ids(band, path, PNG_MAX_ID, "16-bit PNG")
+                png.write_rows(band.astype(np.uint16))
+                yield Progress("png", i + 1, n, f"PNG rows {min(h, (i + 1) * band_rows)}/{h}")
+    finally:
+        _drop_png_temp(png)
     return path
 
 
@@ -324,8 +367,9 @@ def write_color_tiff_steps(
 ) -> Generator[Progress, None, Path]:
     """:func:`write_color_tiff` as a generator of progress events."""
 
-    path = Path(path)
+    path = check_file_target(path)
     labels = _as_2d(labels)
+    check_not_empty(labels, path)
     h, w = labels.shape
     colors = np.asarray(classmap.colors, np.uint8)
     where = resolve_placement(placement, mpp, (h, w))
@@ -420,8 +464,9 @@ def write_id_tiff_steps(
 ) -> Generator[Progress, None, Path]:
     """:func:`write_id_tiff` as a generator of progress events."""
 
-    path = Path(path)
+    path = check_file_target(path)
     labels = _as_2d(labels)
+    check_not_empty(labels, path)
     h, w = labels.shape
     small = labels.dtype.kind == "u" and labels.dtype.itemsize <= 2
     dtype = np.dtype(np.uint16 if small else np.uint32)
@@ -506,6 +551,91 @@ def _label_metadata(
     return label_meta
 
 
+#: Entries an OME-Zarr labels store of this plugin holds at its root (new and old layout).
+_LABEL_STORE_ENTRIES = {".zgroup", ".zattrs", "zarr.json", "labels"}
+
+
+def _root_attrs(path: Path) -> dict[str, Any] | None:
+    """A zarr folder's root attributes (v2 ``.zattrs`` or v3 ``zarr.json``); None if unreadable."""
+    for name, key in (("zarr.json", "attributes"), (".zattrs", None)):
+        meta = path / name
+        if meta.is_file():
+            try:
+                doc = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+            attrs = doc.get(key, {}) if key and isinstance(doc, dict) else doc
+            return attrs if isinstance(attrs, dict) else None
+    return {} if (path / ".zgroup").is_file() else None
+
+
+def check_zarr_target(path: str | os.PathLike) -> bool:
+    """Refuse an OME-Zarr output path that holds anything but an earlier labels export.
+
+    Returns whether ``path`` exists (an earlier OME-Zarr labels export of
+    this plugin, or an empty folder), to be replaced. Raises
+    :class:`MaskError` naming ``path`` and why, before anything is written,
+    when it is a file, a prediction folder (``slideseg predict`` output:
+    ``slideseg_inference`` attributes or ``done`` marks), another zarr store
+    or a folder with other files.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
+    fix = "choose another output name, or delete it first if it is no longer needed"
+    if not path.is_dir() or path.is_symlink():
+        raise MaskError(f"{path}: exists and is not a folder; it is not replaced: {fix}")
+    entries = {e.name for e in path.iterdir()}
+    if not entries:
+        return True
+    attrs = _root_attrs(path)
+    if (attrs is not None and "slideseg_inference" in attrs) or "done" in entries:
+        raise MaskError(
+            f"{path}: is a prediction folder (slideseg predict output); exporting onto it would "
+            f"destroy the prediction: {fix}"
+        )
+    if attrs is None:
+        shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
+        raise MaskError(
+            f"{path}: is a folder that is not a zarr store (it holds {shown}); it is not "
+            f"replaced: {fix}"
+        )
+    ours = attrs.get("slideseg")
+    new_layout = isinstance(ours, dict) and isinstance(ours.get("labels"), list)
+    old_layout = isinstance(ours, dict) and "image-label" in attrs
+    other = sorted(e for e in entries - _LABEL_STORE_ENTRIES if not (old_layout and e.isdigit()))
+    if not (new_layout or old_layout):
+        raise MaskError(
+            f"{path}: is a zarr store that is not an OME-Zarr labels export of napari-slideseg "
+            f"(a slide or another program's data); it is not replaced: {fix}"
+        )
+    if other:
+        raise MaskError(
+            f"{path}: is an earlier labels export but also holds other files "
+            f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}); it is not replaced: {fix}"
+        )
+    return True
+
+
+def _swap_in(tmp: Path, path: Path, replace: bool) -> None:
+    """Move the finished folder ``tmp`` to ``path``, replacing it (an old export) when ``replace``.
+
+    The old folder is first renamed aside, so a failed rename puts it back
+    and ``path`` is never left missing or half-deleted.
+    """
+    if not replace or not path.exists():
+        os.replace(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_ome_zarr_labels_steps(
     path: str | os.PathLike,
     labels: Any,
@@ -525,6 +655,8 @@ def write_ome_zarr_labels_steps(
 
     path = Path(path)
     labels = _as_2d(labels)
+    check_not_empty(labels, path)
+    replace = check_zarr_target(path)
     if not isinstance(labels, da.Array):
         labels = da.from_array(labels, chunks=chunk)
     h, w = labels.shape
@@ -599,9 +731,7 @@ def write_ome_zarr_labels_steps(
                 yield Progress(
                     "ome-zarr", done, blocks_total, f"level {i}: block {done}/{blocks_total}"
                 )
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        _swap_in(tmp, path, replace)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -622,7 +752,11 @@ def write_ome_zarr_labels(path: str | os.PathLike, labels: Any, **kwargs: Any) -
     Parameters
     ----------
     path
-        Output ``.ome.zarr`` directory (replaced atomically when complete).
+        Output ``.ome.zarr`` directory, written under a temporary name and
+        renamed into place when complete. An existing folder is replaced
+        only when it is an earlier labels export of this plugin (or empty);
+        a prediction folder, another zarr store or a folder with other files
+        is refused (:func:`check_zarr_target`) before anything is written.
     labels
         2D integer label image (NumPy or dask), written block by block.
     **kwargs
@@ -855,8 +989,9 @@ def write_geojson_steps(
     compress: bool | None = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_geojson` as a generator of progress events."""
-    path = Path(path)
+    path = check_file_target(path)
     labels = _as_2d(labels)
+    check_not_empty(labels, path)
     if scale is None:
         scale = placement.factors if placement is not None else (1.0, 1.0)
     scale = _scale_pair(scale)
@@ -994,19 +1129,23 @@ def export_labels(
     """
     out = Path(out)
     name = out.name.lower()
+    labels = _as_2d(labels)
+    check_not_empty(labels, out)
     if instances and name.endswith((".png", ".tif", ".tiff")):
         if name.endswith(".png"):
             return write_id_png(out, labels, classmap=classmap, placement=placement, **kwargs)
         return write_id_tiff(out, labels, classmap=classmap, placement=placement, **kwargs)
     if name.endswith((".png", ".tif", ".tiff")):
         if classmap is None:
-            classmap = ClassMap.default(int(_max(labels)) + 1)
+            check_file_target(out)
+            classmap = default_classmap(labels, out)
         if name.endswith(".png"):
             return write_color_png(out, labels, classmap, placement=placement, **kwargs)
         return write_color_tiff(out, labels, classmap, placement=placement, **kwargs)
     if name.endswith(".csv"):
         from .rle import write_rle_csv
 
+        check_file_target(out)
         class_names = list(classmap.names) if classmap is not None else None
         kwargs.setdefault("class_colors", list(classmap.colors) if classmap is not None else None)
         write_rle_csv(
@@ -1044,3 +1183,30 @@ def export_labels(
 def _max(labels: Any) -> int:
     m = labels.max()
     return int(m.compute() if isinstance(m, da.Array) else m)
+
+
+def value_range(labels: Any) -> tuple[int, int]:
+    """``(min, max)`` of a NumPy or dask label image in one pass (``(0, 0)`` when empty)."""
+    if int(np.prod(labels.shape)) == 0:
+        return 0, 0
+    if isinstance(labels, da.Array):
+        lo, hi = da.compute(labels.min(), labels.max())
+    else:
+        lo, hi = labels.min(), labels.max()
+    return int(lo), int(hi)
+
+
+def check_class_values(lo: int, path: str | os.PathLike) -> None:
+    """Refuse class labels with negative values (class indices are 0 or more)."""
+    if lo < 0:
+        raise MaskError(
+            f"{path}: the labels hold negative values (min {lo}); class labels are 0, 1, 2, ... "
+            "(set the negative pixels to a class, e.g. 0 for background)"
+        )
+
+
+def default_classmap(labels: Any, path: str | os.PathLike) -> ClassMap:
+    """A default class map for every value of ``labels`` (negative values are refused)."""
+    lo, hi = value_range(labels)
+    check_class_values(lo, path)
+    return ClassMap.default(hi + 1)
