@@ -72,8 +72,21 @@ def _drive(gen, desc: str = "", quiet: bool = False):
         close()
 
 
+def _needs(args: argparse.Namespace, flag: str, *options: str) -> None:
+    """Refuse options that only apply with ``flag`` (they would be ignored without a word)."""
+    if getattr(args, flag.lstrip("-").replace("-", "_")):
+        return
+    given = [o for o in options if getattr(args, o.lstrip("-").replace("-", "_"), None)]
+    if given:
+        raise SlideSegError(
+            f"{' and '.join(given)} only apply with {flag}; add {flag} or drop them"
+        )
+
+
 def _cmd_patch(args: argparse.Namespace) -> int:
     from .patching import PatchConfig, extract_patches_steps
+
+    _needs(args, "--instances", "--types")
 
     slide = _drive_open(args.slide, args.quiet, args.mpp)
     from .patching import PatchError
@@ -196,7 +209,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         last = res.history[-1] if res.history else {}
         print(
             f"{res.run_dir}: {len(res.history)} epochs, best epoch {res.best_epoch} "
-            f"({cfg.monitor} {res.best_value:.4f}); last mean Dice {last.get('mean_dice', float('nan')):.4f}"
+            f"({res.monitor} {res.best_value:.4f}); last mean Dice {last.get('mean_dice', float('nan')):.4f}"
             + (" (stopped early)" if res.stopped_early else "")
         )
     return 0
@@ -436,11 +449,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.instances:
         return _cmd_evaluate_instances(args)
+    _needs(args, "--instances", "--truth-types", "--pred-types")
 
     share = args.min_class_share
-    pred, pcm, _ = read_labels(
-        args.pred, classmap=args.classmap, partial=args.partial, min_share=share
-    )
+    pred, pcm, _ = read_labels(args.pred, partial=args.partial, min_share=share)
+    if args.classmap:
+        from .io.masks import resolve_classmap
+
+        given = resolve_classmap(args.classmap)
+        if pcm is not None and (pcm.names, pcm.colors) != (given.names, given.colors):
+            raise SlideSegError(
+                f"{args.pred}: was predicted with the classes {', '.join(pcm.names)}, but "
+                f"--classmap {args.classmap} gives {', '.join(given.names)} (or other colours); "
+                "the class numbers would not match: drop --classmap or give the prediction's"
+            )
+        pcm = given
     truth, tcm, _ = read_labels(args.truth, classmap=args.classmap, min_share=share)
     cm = pcm or tcm
     n = max(cm.n_classes if cm else 0, _max(pred) + 1, _max(truth) + 1)
@@ -454,9 +477,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .models import resolve_model
     from .models.checkpoint import load_model, save_checkpoint
 
-    model, card = load_model(args.checkpoint)
+    source = resolve_model(args.checkpoint)
+    if Path(args.out).resolve() == Path(source).resolve():
+        raise SlideSegError(
+            f"{args.out}: --out is the checkpoint being packed; pack writes a copy: "
+            "give another folder"
+        )
+    model, card = load_model(source)
     changes: dict = {
         k: v
         for k, v in (
@@ -469,12 +501,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
         if v
     }
     if args.metrics:
-        from pathlib import Path
-
-        text = (
-            args.metrics if args.metrics.strip().startswith("{") else Path(args.metrics).read_text()
-        )
-        changes["held_out_metrics"] = json.loads(text)
+        changes["held_out_metrics"] = _metrics_arg(args.metrics)
     if args.mpp:
         if card.mpp and abs(card.mpp / args.mpp - 1) > 0.01:
             print(
@@ -487,6 +514,28 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB, weights {'float32' if args.float32 else 'float16'})")
     return 0
+
+
+def _metrics_arg(value: str) -> dict:
+    """``pack --metrics``: JSON object text or a JSON file holding one."""
+    from pathlib import Path
+
+    text, where = value, "--metrics"
+    if not value.strip().startswith(("{", "[")):
+        p = Path(value)
+        if not p.is_file():
+            raise SlideSegError(f"{value}: --metrics is neither JSON text nor a JSON file")
+        text, where = p.read_text(encoding="utf-8", errors="replace"), str(p)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SlideSegError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise SlideSegError(
+            f'{where}: --metrics must be a JSON object such as {{"dice": 0.9}}, '
+            f"not a {type(obj).__name__}"
+        )
+    return obj
 
 
 def _cmd_tune_hover(args: argparse.Namespace) -> int:
@@ -671,7 +720,6 @@ def build_parser() -> argparse.ArgumentParser:
         fraction,
         int_at_least,
         int_in_range,
-        integer,
         nonneg,
         nonneg_int,
         positive,
@@ -775,7 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["png", "zarr"], default="png")
     p.add_argument("--overwrite", choices=["error", "skip", "overwrite"], default="error")
     p.add_argument("--workers", type=_t(nonneg_int, "--workers"), default=2)
-    p.add_argument("--seed", type=_t(integer, "--seed"), default=0)
+    p.add_argument("--seed", type=_t(int_in_range, "--seed", 0, 2**31 - 1), default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_patch)
 
@@ -834,7 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--monitor", choices=["val_loss", "val_dice"], default="val_loss")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    p.add_argument("--seed", type=_t(integer, "--seed"), default=0)
+    p.add_argument("--seed", type=_t(int_in_range, "--seed", 0, 2**31 - 1), default=0)
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--threads", type=_t(positive_int, "--threads"), help="torch CPU threads")

@@ -144,7 +144,7 @@ class PatchConfig:
             put(name, v.fraction(name, getattr(self, name), error=err))
         if self.tissue_level is not None:
             put("tissue_level", v.nonneg_int("tissue_level", self.tissue_level, error=err))
-        put("seed", v.integer("seed", self.seed, error=err))
+        put("seed", v.int_in_range("seed", self.seed, 0, 2**31 - 1, error=err))
         if not isinstance(self.drop_background, bool | np.bool_):
             raise PatchError(f"drop_background must be true or false, not {self.drop_background!r}")
         if self.polygons is not None:
@@ -357,6 +357,11 @@ def plan_patches(slide: Slide, config: PatchConfig) -> PatchPlan:
     summary: dict[str, int] = {}
     if config.region is not None:
         y0, x0, y1, x1 = config.region
+        if y1 <= y0 or x1 <= x0:
+            raise PatchError(
+                f"region {tuple(config.region)} is empty: it is (y0, x0, y1, x1) with "
+                "y1 > y0 and x1 > x0"
+            )
         ly0, lx0 = max(0, int(y0 / fy)), max(0, int(x0 / fx))
         ly1, lx1 = min(h, math.ceil(y1 / fy)), min(w, math.ceil(x1 / fx))
         if ly1 <= ly0 or lx1 <= lx0:
@@ -364,6 +369,14 @@ def plan_patches(slide: Slide, config: PatchConfig) -> PatchPlan:
         origin, extent = (ly0, lx0), (ly1 - ly0, lx1 - lx0)
     positions = patch_grid(extent, config.size, config.stride, config.grid, origin)
     summary["grid"] = len(positions)
+    if not len(positions):
+        where = f"level {level}" + ("" if z == 1 else f" at zoom {z:g}")
+        raise PatchError(
+            f"{slide.path}: no {config.size} x {config.size} patch fits the "
+            f"{extent[1]} x {extent[0]} px {'region' if config.region else 'image'} "
+            f"({where}) with grid '{config.grid}': use grid 'pad' (--grid pad) to pad "
+            "the edges, or a smaller size"
+        )
     if config.polygons:
         centres = (positions + config.size / 2) * np.array([fy, fx])
         keep = np.zeros(len(positions), bool)
@@ -402,6 +415,7 @@ def align_mask(mask: Any, slide: Slide, level: int, name: str = "mask") -> Any:
     mask is subsampled with nearest-neighbour steps (labels are never
     averaged). Anything else is an error naming both shapes.
     """
+    check_mask_shape(mask, slide, level, name)
     mh, mw = mask.shape[:2]
     lh, lw = slide.levels[level].shape[:2]
     h0, w0 = slide.levels[0].shape[:2]
@@ -413,10 +427,20 @@ def align_mask(mask: Any, slide: Slide, level: int, name: str = "mask") -> Any:
         if isinstance(mask, da.Array):
             return mask[ys][:, xs]
         return np.asarray(mask)[np.ix_(ys, xs)]
+    raise AssertionError("unreachable: check_mask_shape passed")
+
+
+def check_mask_shape(mask: Any, slide: Slide, level: int, name: str = "mask") -> None:
+    """Refuse a mask whose (y, x) shape is neither level 0's nor ``level``'s, naming both."""
+    mh, mw = mask.shape[:2]
+    lh, lw = slide.levels[level].shape[:2]
+    h0, w0 = slide.levels[0].shape[:2]
+    if (mh, mw) in ((lh, lw), (h0, w0)):
+        return
+    sizes = f"{w0} x {h0} at level 0" + ("" if level == 0 else f" and {lw} x {lh} at level {level}")
     raise PatchError(
         f"{name} is {mw} x {mh} (width x height, shape {tuple(mask.shape)}) but slide "
-        f"{slide.name} is {w0} x {h0} at level 0 and {lw} x {lh} at level {level}; "
-        "they must match"
+        f"{slide.name} is {sizes}; a mask must have the size of level 0 or of the level cut"
     )
 
 
@@ -704,6 +728,8 @@ def encode_png(arr: np.ndarray) -> bytes:
     """
     import imagecodecs
 
+    if arr.dtype == bool:  # a 1-bit image: 0 and 255, as it displays
+        arr = arr.astype(np.uint8) * 255
     return imagecodecs.png_encode(
         np.ascontiguousarray(arr),
         level=1,
@@ -714,8 +740,11 @@ def encode_png(arr: np.ndarray) -> bytes:
 
 def _encode_png(path: Path, arr: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encode_png(arr))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(encode_png(arr))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -767,17 +796,22 @@ def extract_patches_steps(
     out = Path(out)
     run_file = out / "run.json"
     digest = _config_hash(config, slide, mask_id)
-    if out.exists() and any(out.iterdir()):
+    plan = plan_patches(slide, config)  # refuses impossible settings before anything is made
+    if mask is not None:
+        check_mask_shape(mask, slide, plan.level, mask_id or "mask")
+    fresh = not out.exists() or not any(out.iterdir())
+    if not fresh:
         previous = json.loads(run_file.read_text()) if run_file.exists() else None
         if overwrite == "error":
             raise PatchError(
-                f"{out}: folder is not empty; pass overwrite='skip' to resume the same run "
-                "or overwrite='overwrite' to replace it"
+                f"{out}: folder is not empty; pass overwrite='skip' (--overwrite skip) to "
+                "resume the same run or overwrite='overwrite' (--overwrite overwrite) to replace it"
             )
         if overwrite == "skip" and (previous is None or previous.get("config_hash") != digest):
             raise PatchError(
                 f"{out}: holds a different patch run (other slide, mask or settings); "
-                "'skip' only resumes the same run: use another folder or overwrite='overwrite'"
+                "'skip' only resumes the same run: use another folder or overwrite='overwrite' "
+                "(--overwrite overwrite)"
             )
         if overwrite == "overwrite":
             for name in (
@@ -794,7 +828,65 @@ def extract_patches_steps(
                     shutil.rmtree(p)
                 elif p.exists():
                     p.unlink()
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        result = yield from _extract_into(
+            slide,
+            out,
+            config,
+            plan,
+            digest,
+            mask,
+            classmap,
+            mask_id,
+            fmt,
+            overwrite,
+            workers,
+            block,
+            instances,
+            types,
+        )
+    except BaseException:
+        if fresh and not _has_patches(out):
+            # failed before the first patch: leave nothing that blocks the next run
+            if made:
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                for p in list(out.iterdir()):
+                    shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _has_patches(out: Path) -> bool:
+    """Whether a patch folder holds any patch file yet."""
+    for sub in ("images", "masks", "types"):
+        d = out / sub
+        if d.is_dir() and any(p.suffix == ".png" for p in d.iterdir()):
+            return True
+    z = out / "patches.zarr"
+    return z.exists() and any(z.rglob("c/*"))
+
+
+def _extract_into(
+    slide,
+    out,
+    config,
+    plan,
+    digest,
+    mask,
+    classmap,
+    mask_id,
+    fmt,
+    overwrite,
+    workers,
+    block,
+    instances,
+    types,
+) -> Generator[Progress, None, PatchSetResult]:
+    """The body of :func:`extract_patches_steps` once the folder is ready."""
+    run_file = out / "run.json"
     meta = {
         "config": config.to_dict(),
         "config_hash": digest,
@@ -822,7 +914,6 @@ def extract_patches_steps(
         else [f"class_{i}" for i in range(n_classes or 0)]
     )
 
-    plan = plan_patches(slide, config)
     stem = Path(slide.path.rstrip("/")).name.split(".")[0]
     ztag = "" if config.zoom == 1 else f"z{config.zoom:g}"
     fy, fx = plan.factor

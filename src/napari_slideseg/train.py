@@ -120,8 +120,13 @@ class TrainConfig:
             self.manifests = [self.manifests]
         if isinstance(self.val_manifests, str | os.PathLike):
             self.val_manifests = [self.val_manifests]
-        self.manifests = [os.fspath(m) for m in self.manifests]
-        self.val_manifests = [os.fspath(m) for m in self.val_manifests or []]
+        for name in ("manifests", "val_manifests"):
+            value = getattr(self, name) or []
+            if not isinstance(value, list | tuple) or not all(
+                isinstance(m, str | os.PathLike) for m in value
+            ):
+                raise err(f"{name} must be a list of folder or manifest paths, not {value!r}")
+            setattr(self, name, [os.fspath(m) for m in value])
         self.out = os.fspath(self.out)
         v.choice("optimizer", self.optimizer, OPTIMIZERS, error=err)
         v.choice("scheduler", self.scheduler, SCHEDULERS, error=err)
@@ -138,7 +143,7 @@ class TrainConfig:
         self.weight_decay = v.nonneg("weight_decay", self.weight_decay, error=err)
         self.epochs = v.positive_int("epochs", self.epochs, error=err)
         self.batch_size = v.positive_int("batch_size", self.batch_size, error=err)
-        self.seed = v.integer("seed", self.seed, error=err)
+        self.seed = v.int_in_range("seed", self.seed, 0, 2**31 - 1, error=err)
         self.num_workers = v.nonneg_int("num_workers", self.num_workers, error=err)
         self.bn_recalibrate = v.nonneg_int("bn_recalibrate", self.bn_recalibrate, error=err)
         for name in ("patience", "threads", "max_steps"):
@@ -234,6 +239,7 @@ class TrainResult:
     best_value: float
     history: list[dict[str, Any]]
     stopped_early: bool = False
+    monitor: str = "val_loss"  # what best_value is: train_loss when there was no validation
 
 
 # -----------------------------------------------------------------------------
@@ -721,6 +727,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         train_rows, val_rows = [rows[i] for i in tr], [rows[i] for i in va]
     if not train_rows:
         raise TrainError("the split left no training patches")
+    if not val_rows:
+        warnings.warn(
+            f"no validation patches ({len(rows)} patch(es), val_fraction {cfg.val_fraction:g}): "
+            "the best epoch is chosen on the training loss; give validation folders "
+            "(val_manifests, --val) or more patches",
+            UserWarning,
+            stacklevel=2,
+        )
     missing = next((b for b, r in train_rows if not r.get("mask")), None)
     if missing is not None:
         raise TrainError(
@@ -990,7 +1004,16 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         if cfg.patience is not None and bad_epochs >= cfg.patience:
             stopped = True
             break
-    result = TrainResult(out, best_epoch + 1, float(best_value), history, stopped)
+    if not val_rows and cfg.monitor == "val_dice":
+        best_value = -best_value  # it ranked epochs by -train_loss
+    result = TrainResult(
+        out,
+        best_epoch + 1,
+        float(best_value),
+        history,
+        stopped,
+        cfg.monitor if val_rows else "train_loss",
+    )
     (out / "done.json").write_text(
         json.dumps(
             {

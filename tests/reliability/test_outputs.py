@@ -533,7 +533,7 @@ def test_cli_partial_takes_an_incomplete_prediction_and_says_so(killed, tmp_path
         ("threads", 0, "threads must be an integer >= 1"),
         ("instance_halo", -10, "instance_halo must be 0 or more"),
         ("level", -1, "level must be 0 or more"),
-        ("tile", 8, "tile must be at least 16"),
+        ("tile", 8, r"tile must be in \[16, 8192\]"),
         ("zoom", "fast", "zoom must be 'auto' or a number"),
     ],
 )

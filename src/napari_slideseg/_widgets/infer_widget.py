@@ -199,9 +199,11 @@ class InferWidget(Container):
             return {"region": tuple(vals)}
         if kind == "current view":
             lo, hi = self._view_box()
-            y0, x0 = np.floor(lo / to_px).astype(int)
+            y0, x0 = np.maximum(np.floor(lo / to_px), 0).astype(int)  # the view may pass the edge
             y1, x1 = np.ceil(hi / to_px).astype(int)
-            return {"region": (int(y0), int(x0), int(y1), int(x1))}
+            return {
+                "region": (int(y0), int(x0), max(int(y1), int(y0) + 1), max(int(x1), int(x0) + 1))
+            }
         shapes = self.shapes_layer.layer
         if shapes is None or not len(shapes.data):
             raise InferError("region 'shapes layer': choose a Shapes layer with a polygon or box")

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Callable, Generator, Sequence
@@ -47,6 +48,8 @@ TTA_MODES = ("none", "flips", "d4")
 #: Slide and model resolutions closer than this (relative) run at zoom 1 (no resampling).
 ZOOM_TOLERANCE = 0.1
 ZOOM_RANGE = (0.125, 8.0)
+#: Largest model tile (px): a tile this size is already ~0.8 GB of float32 per batch item.
+MAX_TILE = 8192
 #: An auto zoom this close (relative) to an integer n or 1/n is taken as exactly n or 1/n.
 ZOOM_SNAP = 0.02
 #: Endings of temporary files (ours, and zarr's ``*.partial`` chunk writes) a finished run removes.
@@ -117,8 +120,8 @@ class InferConfig:
                 raise InferError(f"{name} must be an integer, not {v!r}")
         if self.level < 0:
             raise InferError(f"level must be 0 or more, not {self.level}")
-        if self.tile < 16:
-            raise InferError(f"tile must be at least 16 px, not {self.tile}")
+        if not 16 <= self.tile <= MAX_TILE:
+            raise InferError(f"tile must be in [16, {MAX_TILE}] px, not {self.tile}")
         if self.halo is not None and (isinstance(self.halo, bool) or self.halo < 0):
             raise InferError(f"halo must be 0 or more pixels, not {self.halo}")
         if self.instance_halo < 0:
@@ -151,6 +154,33 @@ class InferConfig:
             )
         if self.block < 1 or self.batch_size < 1:
             raise InferError("block and batch_size must be positive")
+        if self.region is not None:
+            r = self.region
+            ok = isinstance(r, list | tuple) and len(r) == 4
+            ok = ok and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in r)
+            if not ok or min(r) < 0:
+                raise InferError(
+                    f"region must be four integers >= 0 (y0, x0, y1, x1), not {self.region!r}"
+                )
+            if r[2] <= r[0] or r[3] <= r[1]:
+                raise InferError(
+                    f"region {tuple(int(v) for v in r)} is empty: (y0, x0, y1, x1) needs "
+                    "y1 > y0 and x1 > x0"
+                )
+            object.__setattr__(self, "region", tuple(int(v) for v in r))
+        if self.roi is not None:
+            try:
+                pts = np.asarray(self.roi, np.float64)
+            except (TypeError, ValueError):
+                pts = np.zeros((0,))
+            if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3 or not np.isfinite(pts).all():
+                raise InferError(
+                    f"roi must be a polygon of at least 3 finite (y, x) points, not {self.roi!r}"
+                )
+        if not isinstance(self.device, str) or not re.fullmatch(
+            r"auto|cpu|mps|cuda(:\d+)?", self.device
+        ):
+            raise InferError(f"device must be auto, cpu, mps, cuda or cuda:N, not {self.device!r}")
 
     @property
     def halo_px(self) -> int:

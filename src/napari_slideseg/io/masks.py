@@ -195,6 +195,13 @@ def _read_zarr_labels(
     """
     import zarr
 
+    from .sniff import sniff_kind
+
+    if Path(path).is_dir() and sniff_kind(str(path)) != "zarr":
+        raise MaskError(
+            f"{path}: is a folder but not a zarr store (no zarr.json/.zgroup/.zarray); "
+            "a mask is an image file, an RLE CSV or a zarr store"
+        )
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:

@@ -103,6 +103,8 @@ _DEFAULT_COLORS: tuple[RGB, ...] = (
 
 
 def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool | np.bool_):  # JSON true/false are not numbers here
+        raise MaskError(f"{what} must be an integer, not {value!r}")
     try:
         return operator.index(value)
     except TypeError:
@@ -1118,6 +1120,8 @@ def _read_image(path: Path) -> np.ndarray:
     """Decode a PNG/TIFF/other raster fully (tifffile for TIFF, imagecodecs, then Pillow)."""
     from .sniff import raster_header, sniff_kind
 
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise MaskError(f"{path}: the file is empty (0 bytes)")
     kind = sniff_kind(str(path))
     if kind == "zarr":
         raise MaskError(f"{path}: is a zarr store, not an image")

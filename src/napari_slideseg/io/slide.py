@@ -368,6 +368,20 @@ def open_slide(
     return slide if mpp is None else slide.with_mpp(mpp)
 
 
+def _missing_reason(path: str) -> str:
+    """Why ``path`` cannot be found: missing, a dangling link, or a loop of links."""
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "is a loop of symbolic links"
+        if os.path.islink(path):
+            return f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
+    return "no such file or directory"
+
+
 def open_slide_steps(
     path: str | os.PathLike,
     *,
@@ -376,11 +390,17 @@ def open_slide_steps(
     jpeg_check: str = "full",
 ) -> Generator[Progress, None, Slide]:
     """:func:`open_slide` as a generator of progress events (for widgets); returns the Slide."""
+    if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
+        raise SlideError(
+            repr(path), f"a slide is a file or folder path, not a {type(path).__name__}"
+        )
     spath = os.fspath(path)
+    if not spath:
+        raise SlideNotFoundError("''", "an empty path names no file")
     if jpeg_check not in ("full", "markers"):
         raise ValueError(f"jpeg_check must be 'full' or 'markers', not {jpeg_check!r}")
     if not os.path.exists(spath):
-        raise SlideNotFoundError(spath, "no such file or directory")
+        raise SlideNotFoundError(spath, _missing_reason(spath))
     special = special_file_kind(spath)
     if special is not None:
         raise SlideError(

@@ -70,6 +70,23 @@ def _state_to_cpu(model: Any, dtype: Any = None) -> dict[str, Any]:
     return out
 
 
+def _check_replaceable(path: Path) -> None:
+    """Refuse to replace anything at ``path`` but an empty folder or an earlier checkpoint."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise CheckpointError(
+            f"{path}: exists and is not a folder; a checkpoint is a folder: give another name"
+        )
+    names = {p.name for p in path.iterdir()}
+    if names and not {WEIGHTS, CONFIG} <= names:
+        listing = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+        raise CheckpointError(
+            f"{path}: is a folder that is not a checkpoint ({listing}); it is not replaced: "
+            "give another folder"
+        )
+
+
 def save_checkpoint(
     model: Any,
     path: str | os.PathLike,
@@ -96,6 +113,7 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     path = Path(path)
+    _check_replaceable(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
     try:

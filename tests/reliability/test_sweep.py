@@ -1,0 +1,369 @@
+"""Cases found by the bad-input acceptance sweep (issue 16): each now refused clearly or right.
+
+Silent wrong results (an option ignored, a checkpoint written over a user's
+file, scores against the wrong class numbers, a run with no validation
+reporting a "val_loss"), tracebacks (1-bit TIFF patches, negative seeds, bad
+``--metrics`` JSON, non-path arguments) and unclear messages.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_slideseg.cli import main
+from napari_slideseg.io.errors import SlideError, SlideSegError
+
+GLAS = Path(__file__).parents[1] / "data" / "glas"
+MODELS = Path(__file__).parents[2] / "src" / "napari_slideseg" / "data" / "models"
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("slideseg: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def crop(tmp_path_factory):
+    """A 256 x 256 GlaS crop with its binary mask."""
+    d = tmp_path_factory.mktemp("crop")
+    img = np.asarray(Image.open(GLAS / "train_1.png").convert("RGB"))[:256, :256]
+    mask = np.asarray(Image.open(GLAS / "train_1_mask.png"))[:256, :256]
+    Image.fromarray(img).save(d / "img.png")
+    Image.fromarray(((mask > 0) * 255).astype(np.uint8)).save(d / "mask.png")
+    return d
+
+
+@pytest.fixture(scope="module")
+def pred(crop, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pred") / "pred.zarr"
+    argv = ["predict", str(crop / "img.png"), "--model", "glas-gland", "--out", str(out)]
+    assert main([*argv, "--device", "cpu", "--threads", "1", "--quiet"]) == 0
+    return out
+
+
+# -----------------------------------------------------------------------------
+# pack never replaces what is not a checkpoint
+# -----------------------------------------------------------------------------
+def test_pack_onto_a_user_file_is_refused(tmp_path, capsys):
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"precious")
+    assert main(["pack", "glas-gland", "--out", str(victim)]) == 2
+    line = _error_line(capsys)
+    assert str(victim) in line and "not a folder" in line
+    assert victim.read_bytes() == b"precious"
+
+
+def test_pack_onto_a_user_folder_is_refused(tmp_path, capsys):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious")
+    assert main(["pack", "glas-gland", "--out", str(folder)]) == 2
+    line = _error_line(capsys)
+    assert str(folder) in line and "not a checkpoint" in line and "notes.txt" in line
+    assert (folder / "notes.txt").read_text() == "precious"
+
+
+def test_pack_onto_itself_is_refused(tmp_path, capsys):
+    import shutil
+
+    ck = tmp_path / "ck"
+    shutil.copytree(MODELS / "glas-gland", ck)
+    before = (ck / "model.safetensors").read_bytes()
+    assert main(["pack", str(ck), "--out", str(ck)]) == 2
+    assert "the checkpoint being packed" in _error_line(capsys)
+    assert (ck / "model.safetensors").read_bytes() == before
+
+
+def test_pack_takes_a_bundled_name_and_replaces_an_earlier_pack(tmp_path, capsys):
+    out = tmp_path / "packed"
+    assert main(["pack", "glas-gland", "--out", str(out)]) == 0
+    assert main(["pack", "glas-gland", "--out", str(out), "--name", "again"]) == 0
+    assert json.loads((out / "slideseg.json").read_text())["name"] == "again"
+
+
+@pytest.mark.parametrize(
+    ("metrics", "words"),
+    [
+        ("{bad", ["--metrics", "not valid JSON"]),
+        ("[1, 2]", ["--metrics must be a JSON object", "not a list"]),
+        ("no-such-file.json", ["no-such-file.json", "neither JSON text nor a JSON file"]),
+    ],
+)
+def test_pack_bad_metrics(tmp_path, capsys, metrics, words):
+    out = tmp_path / "packed"
+    assert main(["pack", "glas-gland", "--out", str(out), "--metrics", metrics]) == 2
+    line = _error_line(capsys)
+    assert all(w in line for w in words), line
+    assert not out.exists()
+
+
+# -----------------------------------------------------------------------------
+# options that would be ignored; class maps that would not match
+# -----------------------------------------------------------------------------
+def test_patch_types_without_instances(crop, tmp_path, capsys):
+    out = tmp_path / "p"
+    argv = ["patch", str(crop / "img.png"), "--mask", str(crop / "mask.png")]
+    assert main([*argv, "--types", str(crop / "mask.png"), "--out", str(out)]) == 2
+    assert "--types only apply with --instances" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_evaluate_truth_types_without_instances(pred, crop, capsys):
+    argv = ["evaluate", str(pred), str(crop / "mask.png"), "--truth-types", str(crop / "mask.png")]
+    assert main(argv) == 2
+    assert "--truth-types only apply with --instances" in _error_line(capsys)
+
+
+def test_evaluate_with_a_class_map_other_than_the_predictions(pred, crop, tmp_path, capsys):
+    swapped = tmp_path / "swap.json"
+    swapped.write_text(
+        json.dumps({"names": ["g", "bg"], "colors": [[255, 255, 255], [0, 0, 0]], "background": 1})
+    )
+    assert main(["evaluate", str(pred), str(crop / "mask.png"), "--classmap", str(swapped)]) == 2
+    line = _error_line(capsys)
+    assert str(pred) in line and "class numbers would not match" in line and "g, bg" in line
+
+
+def test_evaluate_with_the_predictions_own_class_map(pred, crop, tmp_path, capsys):
+    from napari_slideseg.io.masks import read_labels
+
+    _, cm, _ = read_labels(pred)
+    own = tmp_path / "own.json"
+    cm.save_json(own)
+    assert main(["evaluate", str(pred), str(crop / "mask.png"), "--classmap", str(own)]) == 0
+    assert "dice" in capsys.readouterr().out
+
+
+# -----------------------------------------------------------------------------
+# patch extraction
+# -----------------------------------------------------------------------------
+def test_patch_larger_than_the_image_says_how(crop, tmp_path, capsys):
+    out = tmp_path / "p"
+    argv = ["patch", str(crop / "img.png"), "--mask", str(crop / "mask.png"), "--size", "300"]
+    assert main([*argv, "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert "no 300 x 300 patch fits the 256 x 256 px image" in line and "--grid pad" in line
+    assert not out.exists()
+    assert main([*argv, "--out", str(out), "--grid", "pad", "--quiet", "--min-tissue", "0"]) == 0
+    assert len(list((out / "images").glob("*.png"))) == 1
+
+
+def test_one_bit_tiff_patches(crop, tmp_path):
+    import tifffile
+
+    from napari_slideseg.io.slide import open_slide
+    from napari_slideseg.patching import PatchConfig, extract_patches
+
+    img = np.asarray(Image.open(crop / "img.png").convert("L")) > 128
+    path = tmp_path / "onebit.tif"
+    Image.fromarray(img).convert("1").save(path)
+    assert tifffile.TiffFile(path).pages[0].bitspersample == 1
+    res = extract_patches(
+        open_slide(path),
+        tmp_path / "p",
+        PatchConfig(size=128, stride=128, min_tissue=0, max_white=1),
+    )
+    assert res.n_patches == 4
+    first = np.asarray(Image.open(next((tmp_path / "p" / "images").glob("*.png"))))
+    assert set(np.unique(first).tolist()) <= {0, 255}
+
+
+def test_failed_patch_run_leaves_nothing(crop, tmp_path, monkeypatch):
+    """A run that fails before its first patch leaves no folder that blocks the next."""
+    from napari_slideseg import patching
+    from napari_slideseg.io.slide import open_slide
+
+    def broken(*_a, **_k):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(patching, "_encode_png", broken)
+    out = tmp_path / "p"
+    slide = open_slide(crop / "img.png")
+    with pytest.raises(OSError, match="disk on fire"):
+        patching.extract_patches(
+            slide, out, patching.PatchConfig(size=128, stride=128, min_tissue=0)
+        )
+    assert not out.exists()
+    monkeypatch.undo()
+    res = patching.extract_patches(
+        slide, out, patching.PatchConfig(size=128, stride=128, min_tissue=0)
+    )
+    assert res.n_patches == 4
+
+
+def test_patch_overwrite_message_names_the_cli_flag(crop, tmp_path, capsys):
+    out = tmp_path / "p"
+    argv = ["patch", str(crop / "img.png"), "--out", str(out), "--size", "128", "--quiet"]
+    assert main(argv) == 0
+    assert main([*argv, "--stride", "64"]) == 2
+    assert "--overwrite skip" in _error_line(capsys)
+
+
+def test_mask_size_mismatch_names_the_mask(crop, tmp_path, capsys):
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((100, 120), np.uint8)).save(small)
+    out = tmp_path / "p"
+    argv = ["patch", str(crop / "img.png"), "--mask", str(small), "--size", "128"]
+    assert main([*argv, "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert str(small) in line and "120 x 100" in line and "256 x 256 at level 0;" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["patch", "x.png", "--out", "o", "--seed", "-5"], "--seed"),
+        (["train", "x", "--out", "o", "--seed", "-1"], "--seed"),
+    ],
+)
+def test_negative_seed_is_refused(argv, flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and "[0, 2147483647]" in err and "Traceback" not in err
+
+
+# -----------------------------------------------------------------------------
+# training without validation says so
+# -----------------------------------------------------------------------------
+def test_training_without_validation_warns_and_reports_train_loss(crop, tmp_path, capsys):
+    patches = tmp_path / "p"
+    argv = ["patch", str(crop / "img.png"), "--mask", str(crop / "mask.png"), "--size", "256"]
+    assert main([*argv, "--out", str(patches), "--quiet", "--min-tissue", "0"]) == 0
+    run = [
+        "train",
+        str(patches),
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--encoder-depth",
+        "3",
+        "--decoder-channels",
+        "8,8,8",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--quiet",
+    ]
+    assert main(run) == 0
+    captured = capsys.readouterr()
+    assert "slideseg: warning: no validation patches" in captured.err
+    assert "(train_loss " in captured.out and "val_loss" not in captured.out
+
+
+# -----------------------------------------------------------------------------
+# API inputs that are not paths, regions, devices
+# -----------------------------------------------------------------------------
+@pytest.mark.parametrize("value", [None, 123, [str(GLAS / "train_1.png")], b"x.svs"])
+def test_open_slide_with_a_non_path(value):
+    from napari_slideseg.io.slide import open_slide
+
+    with pytest.raises(SlideError, match="a slide is a file or folder path"):
+        open_slide(value)
+
+
+def test_symlink_loop_is_named(tmp_path):
+    from napari_slideseg.io.slide import open_slide
+
+    (tmp_path / "a.svs").symlink_to(tmp_path / "b.svs")
+    (tmp_path / "b.svs").symlink_to(tmp_path / "a.svs")
+    with pytest.raises(SlideError, match="loop of symbolic links"):
+        open_slide(tmp_path / "a.svs")
+    (tmp_path / "c.svs").symlink_to(tmp_path / "gone.svs")
+    with pytest.raises(SlideError, match=r"symbolic link to .*gone\.svs.*does not exist"):
+        open_slide(tmp_path / "c.svs")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"region": (0, 0, 5)}, "region must be four integers"),
+        ({"region": (5, 5, 1, 1)}, "region (5, 5, 1, 1) is empty"),
+        ({"region": (-5, 0, 10, 10)}, "region must be four integers >= 0"),
+        ({"roi": [(0, 0)]}, "roi must be a polygon of at least 3"),
+        ({"roi": [(0, 0), (1, float("nan")), (2, 2)]}, "roi must be a polygon"),
+        ({"device": "bogus"}, "device must be auto, cpu, mps, cuda or cuda:N, not 'bogus'"),
+        ({"tile": 100000}, "tile must be in [16, 8192] px"),
+    ],
+)
+def test_infer_config_checks_region_roi_device(kwargs, words):
+    from napari_slideseg.infer.engine import InferConfig, InferError
+
+    with pytest.raises(InferError) as info:
+        InferConfig(**kwargs)
+    assert words in str(info.value)
+
+
+def test_predict_inverted_region_cli(crop, tmp_path, capsys):
+    argv = ["predict", str(crop / "img.png"), "--model", "glas-gland", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--region", "100", "100", "50", "50"]) == 2
+    assert "is empty" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"manifests": 5}, "manifests must be a list"),
+        ({"manifests": [1, 2]}, "manifests must be a list of folder or manifest paths"),
+        ({"val_manifests": 5}, "val_manifests must be a list"),
+        ({"seed": -1}, "seed must be an integer in [0, 2147483647]"),
+    ],
+)
+def test_train_config_bad_types(kwargs, words):
+    from napari_slideseg.train import TrainConfig
+
+    with pytest.raises(SlideSegError) as info:
+        TrainConfig(**kwargs)
+    assert words in str(info.value)
+
+
+# -----------------------------------------------------------------------------
+# masks and class maps
+# -----------------------------------------------------------------------------
+def test_empty_mask_file(tmp_path, capsys):
+    empty = tmp_path / "e.png"
+    empty.touch()
+    assert main(["convert", str(empty), "--to", str(tmp_path / "o.png")]) == 2
+    line = _error_line(capsys)
+    assert str(empty) in line and "empty (0 bytes)" in line and "UnboundLocalError" not in line
+
+
+def test_folder_as_mask(crop, tmp_path, capsys):
+    folder = tmp_path / "dir.tif"
+    folder.mkdir()
+    argv = ["patch", str(crop / "img.png"), "--mask", str(folder), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert str(folder) in line and "not a zarr store" in line and "GroupNotFound" not in line
+
+
+def test_boolean_colour_component_is_refused():
+    from napari_slideseg.io.palette import ClassMap, MaskError
+
+    with pytest.raises(MaskError, match="colour component must be an integer, not True"):
+        ClassMap(("bg", "fg"), ((0, 0, 0), (True, 255, 255)))
+
+
+def test_no_warning_for_a_plain_patch_run(crop, tmp_path):
+    from napari_slideseg.io.slide import open_slide
+    from napari_slideseg.patching import PatchConfig, extract_patches
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = extract_patches(open_slide(crop / "img.png"), tmp_path / "p", PatchConfig(size=128))
+    assert res.out == tmp_path / "p"
