@@ -257,11 +257,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     name = str(out).lower()
     if info.get("instances"):
         return _export_instance_map(args, labels, info, where)
-    if classmap is None:
-        from .io.palette import ClassMap
+    from .io.export import check_not_empty, default_classmap
 
-        top = labels.max()
-        classmap = ClassMap.default(int(top.compute() if hasattr(top, "compute") else top) + 1)
+    check_not_empty(labels, out)
+    if classmap is None:
+        classmap = default_classmap(labels, out)
     if name.endswith(".png"):
         _drive(
             write_color_png_steps(out, labels, classmap, indexed=args.indexed, placement=where),
@@ -270,8 +270,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     elif name.endswith((".tif", ".tiff")):
         _drive(write_color_tiff_steps(out, labels, classmap, placement=where), quiet=args.quiet)
     elif name.endswith(".csv"):
+        from .io.export import check_file_target
         from .io.rle import write_rle_csv
 
+        check_file_target(out)
         write_rle_csv(
             out,
             labels,

@@ -367,3 +367,11 @@ def test_no_warning_for_a_plain_patch_run(crop, tmp_path):
         warnings.simplefilter("error")
         res = extract_patches(open_slide(crop / "img.png"), tmp_path / "p", PatchConfig(size=128))
     assert res.out == tmp_path / "p"
+
+
+def test_export_csv_to_a_folder_is_refused(tmp_path, capsys):
+    folder = tmp_path / "d.csv"
+    folder.mkdir()
+    assert main(["export", str(GLAS / "train_1_mask.png"), "--to", str(folder)]) == 2
+    assert "is a directory; give a file name" in _error_line(capsys)
+    assert not any(folder.iterdir()) and not list(tmp_path.glob(".*tmp*"))

@@ -157,7 +157,11 @@ class PngStreamWriter:
         self._flush()
         self._fh.write(_chunk(b"IEND", b""))
         self._fh.close()
-        os.replace(self._tmp, self.path)
+        try:
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
         return self.path
 
     def abort(self) -> None:
