@@ -375,3 +375,19 @@ def test_export_csv_to_a_folder_is_refused(tmp_path, capsys):
     assert main(["export", str(GLAS / "train_1_mask.png"), "--to", str(folder)]) == 2
     assert "is a directory; give a file name" in _error_line(capsys)
     assert not any(folder.iterdir()) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_outputs_get_the_users_default_permissions(tmp_path):
+    import os
+    import stat
+
+    from napari_slideseg.io.palette import ClassMap
+
+    old = os.umask(0o022)
+    try:
+        cm_path = ClassMap.default(3).save_json(tmp_path / "classmap.json")
+        assert main(["pack", "glas-gland", "--out", str(tmp_path / "packed")]) == 0
+    finally:
+        os.umask(old)
+    for p in (cm_path, tmp_path / "packed" / "model.safetensors"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p

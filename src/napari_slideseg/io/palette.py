@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SlideSegError
+from .files import use_default_mode
 
 RGB = tuple[int, int, int]
 
@@ -278,6 +279,7 @@ class ClassMap:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.to_dict(), fh, indent=2)
                 fh.write("\n")
+            use_default_mode(tmp)
             os.replace(tmp, p)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..io.files import use_default_mode
 from .card import (
     CARD,
     CheckpointError,
@@ -126,6 +127,7 @@ def save_checkpoint(
         save_file(
             state, str(tmp / WEIGHTS), metadata={"format": "pt", "slideseg": str(FORMAT_VERSION)}
         )
+        use_default_mode(tmp / WEIGHTS)
         card = card.replace(weights_dtype="float16" if half else "float32", n_tensors=len(state))
         write_card(tmp, card)
         if path.exists():
