@@ -175,6 +175,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         arch=args.arch,
         encoder=args.encoder,
         encoder_weights=args.encoder_weights,
+        input_norm=args.input_norm,
         binary=args.binary,
         loss=args.loss,
         class_weights=weights,
@@ -852,7 +853,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=_t(nonneg_int, "--fold"), help="train only this fold of --folds")
     p.add_argument("--arch", default="Unet")
     p.add_argument("--encoder", default="resnet18")
-    p.add_argument("--encoder-weights", default=None, help="e.g. imagenet (only if cached locally)")
+    p.add_argument(
+        "--encoder-weights",
+        default=None,
+        metavar="PATH",
+        help="pretrained encoder weights: a local .safetensors file (torchvision, smp or timm "
+        "key layout; never downloaded). Its sidecar JSON may state the input normalisation",
+    )
+    p.add_argument(
+        "--input-norm",
+        choices=["auto", "imagenet", "unit", "none"],
+        default="auto",
+        help="input normalisation: auto = what the weights' sidecar JSON states, else ImageNet; "
+        "unit = [-1, 1]",
+    )
     p.add_argument("--binary", action="store_true", help="1-channel sigmoid model for 2 classes")
     p.add_argument(
         "--loss",

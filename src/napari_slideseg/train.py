@@ -82,6 +82,7 @@ class TrainConfig:
     arch: str = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
+    input_norm: str = "auto"
     binary: bool = False
     loss: str = "ce+dice"
     class_weights: list[float] | str | None = None
@@ -149,6 +150,22 @@ class TrainConfig:
         for name in ("patience", "threads", "max_steps"):
             if getattr(self, name) is not None:
                 setattr(self, name, v.positive_int(name, getattr(self, name), error=err))
+        v.choice("input_norm", self.input_norm, tuple(INPUT_NORMS), error=err)
+        if self.encoder_weights is not None:
+            w = self.encoder_weights
+            if not isinstance(w, str | os.PathLike) or not os.fspath(w):
+                raise TrainError(
+                    f"encoder_weights must be the path of a local .safetensors file, not {w!r}"
+                )
+            w = os.fspath(w)
+            if not Path(w).exists():
+                hint = (
+                    "; weights are never downloaded: name a local .safetensors file"
+                    if os.sep not in w and not w.endswith(".safetensors")
+                    else ""
+                )
+                raise TrainError(f"{w}: encoder_weights: no such file{hint}")
+            self.encoder_weights = w
         if self.encoder_depth is not None:
             self.encoder_depth = v.int_in_range(
                 "encoder_depth", self.encoder_depth, 3, 5, error=err
@@ -230,6 +247,38 @@ class TrainConfig:
             raise TrainError(f"{p}: not a valid training config ({exc})") from None
         except TrainError as exc:
             raise TrainError(f"{p}: not a valid training config: {exc}") from None
+
+
+#: Input normalisations: ``auto`` takes what the encoder weights' sidecar JSON states,
+#: else ImageNet's; ``unit`` scales to [-1, 1] (mean = std = 0.5 on [0, 1] images).
+INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
+    "auto": None,
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "unit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+
+
+def _input_norm(cfg: TrainConfig) -> tuple[tuple[float, ...], tuple[float, ...], str]:
+    """The (mean, std) patches are normalised with, and where it came from."""
+    from .models.pretrained import weights_normalization
+
+    if cfg.input_norm != "auto":
+        mean, std = INPUT_NORMS[cfg.input_norm]  # type: ignore[misc]
+        return mean, std, f"input_norm={cfg.input_norm}"
+    if cfg.encoder_weights:
+        found = weights_normalization(cfg.encoder_weights)
+        if found is not None:
+            return tuple(found[0]), tuple(found[1]), f"{Path(cfg.encoder_weights).name} (sidecar)"
+        warnings.warn(
+            f"{cfg.encoder_weights}: no sidecar JSON states the input normalisation these "
+            "weights expect; using ImageNet mean/std. Give input_norm (--input-norm "
+            "imagenet|unit|none) if they were trained otherwise",
+            UserWarning,
+            stacklevel=3,
+        )
+    mean, std = INPUT_NORMS["imagenet"]  # type: ignore[misc]
+    return mean, std, "imagenet (default)"
 
 
 @dataclass
@@ -435,8 +484,11 @@ class _RowsDataset:
         seed: int,
         hover: bool = False,
         n_classes: int | None = None,
+        norm: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> Any:
-        from .dataset import PatchDataset, _load_ref
+        from .dataset import IMAGENET_MEAN, IMAGENET_STD, PatchDataset, _load_ref
+
+        mean, std = norm or (IMAGENET_MEAN, IMAGENET_STD)
 
         zcache: dict[Path, Any] = {}
 
@@ -469,7 +521,9 @@ class _RowsDataset:
             from .instances.targets import hover_target_array
 
             target_fn = hover_target_array
-        return PatchDataset(rows, load, transform=transform, seed=seed, target_fn=target_fn)
+        return PatchDataset(
+            rows, load, transform=transform, seed=seed, target_fn=target_fn, mean=mean, std=std
+        )
 
 
 # -----------------------------------------------------------------------------
@@ -769,13 +823,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             f"class_weights must have {out_ch} values (one per "
             f"{'output channel' if binary else 'class'}: {', '.join(names)}), not {len(weights)}"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     aug = build_augmentation(cfg.augment, cfg.seed, cfg.scale_range)
     nc = None if hover else n_classes
-    train_ds = _RowsDataset(train_rows, aug, cfg.seed, hover, nc)
-    calib_ds = _RowsDataset(train_rows, None, cfg.seed, hover, nc)  # un-augmented, for BN
-    val_ds = _RowsDataset(val_rows, None, cfg.seed, hover, nc) if val_rows else None
+    mean, std, norm_source = _input_norm(cfg)
+    norm = (mean, std)
+    train_ds = _RowsDataset(train_rows, aug, cfg.seed, hover, nc, norm)
+    calib_ds = _RowsDataset(train_rows, None, cfg.seed, hover, nc, norm)  # un-augmented, for BN
+    val_ds = _RowsDataset(val_rows, None, cfg.seed, hover, nc, norm) if val_rows else None
     steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
     if cfg.max_steps:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
@@ -791,23 +845,32 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         from .models.hovernet import HoVerNet
         from .models.losses import HoverLoss
 
-        model = HoVerNet(
-            cfg.encoder, encoder_weights=cfg.encoder_weights, n_types=n_types, **model_kwargs
-        ).to(device)
+        model = HoVerNet(cfg.encoder, encoder_weights=None, n_types=n_types, **model_kwargs).to(
+            device
+        )
         loss_fn = HoverLoss(cfg.hover_weights)
     else:
         model = build_model(
             cfg.arch,
             cfg.encoder,
             classes=out_ch,
-            encoder_weights=cfg.encoder_weights,
+            encoder_weights=None,
             **model_kwargs,
         ).to(device)
         loss_fn = build_loss(cfg.loss, classes=out_ch, class_weights=weights)
+    pretrained = None
+    if cfg.encoder_weights:
+        from .models.pretrained import load_encoder_weights
+
+        # before GroupNorm replaces BatchNorm: the file holds BatchNorm tensors
+        pretrained = load_encoder_weights(model.encoder, cfg.encoder_weights).to_dict()
     if cfg.norm == "group":
         from .models.factory import to_group_norm
 
         model = to_group_norm(model).to(device)
+    # the run folder is made once the model is built (weights that do not fit leave nothing)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     opt = _make_optimizer(cfg, model.parameters())
     sched = _make_scheduler(cfg, opt, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
@@ -823,6 +886,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         "level": int(first["level"]) if first.get("level") not in (None, "") else None,
         "mpp": model_mpp,
         "encoder_depth": cfg.encoder_depth,
+        "normalization": {"mean": list(mean), "std": list(std)},
     }
     history: list[dict[str, Any]] = []
     start_epoch, best_value, best_epoch, bad_epochs = 0, math.inf, -1, 0
@@ -971,6 +1035,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
                 "val_patches": len(val_rows),
                 "slides": sorted({r["slide"] for _, r in rows}),
                 "patch_mpp": folder_mpp,
+                "encoder_weights": pretrained,
+                "normalization_source": norm_source,
             },
             metrics={k: v for k, v in row.items() if k != "seconds"},
         )

@@ -29,6 +29,13 @@ from ._common import (
     layer_to_slide,
 )
 
+
+def _optional_path(value: Any) -> str | None:
+    """A FileEdit's path, or None when the field is empty (magicgui gives '.' then)."""
+    text = str(value or "").strip()
+    return None if text in ("", ".") else text
+
+
 ENCODERS = (
     "resnet18",
     "resnet34",
@@ -75,6 +82,13 @@ class TrainWidget(Container):
         self.patch_size = SpinBox(value=256, min=32, max=2048, step=32, label="patch size")
         self.arch = ComboBox(choices=list(ARCHS), value="Unet", label="architecture")
         self.encoder = ComboBox(choices=list(ENCODERS), value="resnet18", label="encoder")
+        self.encoder_weights = FileEdit(
+            mode="r", filter="*.safetensors", label="encoder weights (optional)", value=""
+        )
+        self.encoder_weights.tooltip = (
+            "pretrained encoder weights from a local .safetensors file (never downloaded); "
+            "the encoder above must match them, e.g. mobilenet_v2"
+        )
         self.binary = CheckBox(value=False, label="binary (sigmoid)")
         self.loss = ComboBox(
             choices=[
@@ -130,6 +144,7 @@ class TrainWidget(Container):
                 self.patch_size,
                 self.arch,
                 self.encoder,
+                self.encoder_weights,
                 self.binary,
                 self.loss,
                 self.optimizer,
@@ -176,6 +191,7 @@ class TrainWidget(Container):
             out=str(self.out.value),
             arch=self.arch.value,
             encoder=self.encoder.value,
+            encoder_weights=_optional_path(self.encoder_weights.value),
             binary=self.binary.value,
             loss=self.loss.value,
             optimizer=self.optimizer.value,
