@@ -202,6 +202,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         norm=args.norm,
         mixed_mpp=args.mixed_mpp,
     )
+    if args.resume:
+        cfg = _resume_config(args, cfg)
     if args.folds and args.fold is None:
         results = _drive(train_folds(cfg, args.folds), quiet=args.quiet)
     else:
@@ -214,6 +216,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
             + (" (stopped early)" if res.stopped_early else "")
         )
     return 0
+
+
+#: TrainConfig fields whose command-line option has another name
+_TRAIN_DEST = {"val_manifests": "val", "num_workers": "workers", "amp": "no_amp"}
+
+
+def _resume_config(args: argparse.Namespace, cfg: Any) -> Any:
+    """On ``train --resume``: the run's saved settings, with only the options given now.
+
+    An option left at its default takes the run's value; one given with another value
+    than the run's is kept, so :func:`~napari_slideseg.train.train` refuses it by name.
+    """
+    import dataclasses
+    from pathlib import Path
+
+    from .train import TrainConfig, resume_changes
+
+    saved_path = Path(cfg.out) / "config.json"
+    if not saved_path.exists():
+        return cfg
+    saved = TrainConfig.load_json(saved_path)
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    keep = {}
+    for change in resume_changes(saved, cfg):
+        name = change.split(" ", 1)[0]
+        dest = _TRAIN_DEST.get(name, name)
+        if getattr(args, dest, None) == train_parser.get_default(dest):
+            keep[name] = getattr(saved, name)  # not given now: the run's own value
+    return dataclasses.replace(cfg, **keep) if keep else cfg
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -229,7 +260,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .io.placement import Placement
 
     src = Path(args.labels)
-    if (args.instances or args.table) and (src / "instances").is_dir():
+    streamed = str(args.to).lower().endswith((".csv", ".geojson", ".geojson.gz", ".json"))
+    if (args.table or (args.instances and streamed)) and (src / "instances").is_dir():
         from .infer.hover import export_instances_steps
 
         what = "table" if args.table else None
@@ -256,6 +288,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
     where = Placement.from_dict(info.get("placement"))
     out = args.to
     name = str(out).lower()
+    if args.instances and (src / "instances").is_dir():
+        # a HoVer prediction's nuclei as an id image (PNG/TIFF/OME-Zarr), types per id
+        import dask.array as da
+        import zarr
+
+        from .infer.hover import read_instance_table
+
+        table = read_instance_table(src, partial=args.partial)
+        labels = da.from_zarr(zarr.open_group(str(src), mode="r")["instances"])
+        info = {
+            **info,
+            "format": "HoVer prediction",
+            "type_classmap": classmap,
+            "instance_classes": dict(
+                zip(
+                    table["id"].astype(int).tolist(),
+                    table["type"].astype(int).tolist(),
+                    strict=True,
+                )
+            ),
+        }
+        return _export_instance_map(args, labels, info, where)
     if info.get("instances"):
         return _export_instance_map(args, labels, info, where)
     from .io.export import check_not_empty, default_classmap
@@ -405,6 +459,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _region_crop(pred_path: str, pred: Any, truth: Any) -> Callable[[Any], Any]:
+    """Crop to the predicted region when the prediction covers only part of the slide."""
+    from .io.masks import predicted_box
+
+    box = predicted_box(pred_path)
+    if box is None or tuple(pred.shape[:2]) != tuple(truth.shape[:2]):
+        return lambda a: a  # whole slide, or shapes that metrics will refuse by name
+    y0, x0, y1, x1 = box
+    print(
+        f"{pred_path}: predicted only the region y {y0}-{y1}, x {x0}-{x1} "
+        f"({y1 - y0} x {x1 - x0} px): scored inside it",
+        file=sys.stderr,
+    )
+    return lambda a: a[y0:y1, x0:x1]
+
+
 def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -413,6 +483,8 @@ def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
 
     pred = read_instance_map(args.pred, partial=args.partial)
     truth = read_instance_map(args.truth)
+    crop = _region_crop(args.pred, pred, truth)
+    pred, truth = crop(pred), crop(truth)
     types = None
     names = None
     if args.truth_types:
@@ -432,7 +504,9 @@ def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
                 "--truth-types needs predicted types (a HoVer prediction "
                 "folder, or --pred-types TYPEMAP)"
             )
-        types = [(truth_types, pred_types)]
+        if not isinstance(pred_types, dict):
+            pred_types = crop(pred_types)
+        types = [(crop(truth_types), pred_types)]
         if args.classmap:
             names = list(resolve_classmap(args.classmap).names)
     rows = instance_report(
@@ -468,6 +542,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
         pcm = given
     truth, tcm, _ = read_labels(args.truth, classmap=args.classmap, min_share=share)
+    crop = _region_crop(args.pred, pred, truth)
+    pred, truth = crop(pred), crop(truth)
     cm = pcm or tcm
     n = max(cm.n_classes if cm else 0, _max(pred) + 1, _max(truth) + 1)
     names = (

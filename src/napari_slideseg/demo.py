@@ -50,6 +50,29 @@ def _bundled(name: str) -> Path:
     return models[name]
 
 
+#: What a demo run writes into its folder (an earlier run's files may be replaced).
+DEMO_OUTPUTS = ("glands", "nuclei", "overlay")
+
+
+def _check_demo_folder(out: Path) -> None:
+    """Refuse an output folder that is a prediction/zarr store or holds other files."""
+    if out.exists() and not out.is_dir():
+        raise SlideSegError(f"{out}: exists and is not a folder (the demo writes a folder)")
+    if not out.is_dir():
+        return
+    if any((out / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")):
+        raise SlideSegError(
+            f"{out}: is a zarr store (a prediction?); the demo writes its own folder of "
+            "outputs: give another --out"
+        )
+    other = [p.name for p in out.iterdir() if not p.name.lstrip(".").startswith(DEMO_OUTPUTS)]
+    if other:
+        raise SlideSegError(
+            f"{out}: holds files the demo did not write ({', '.join(sorted(other)[:5])}); "
+            "give an empty or new --out"
+        )
+
+
 def run_demo_steps(
     out: str | Path = "slideseg-demo",
     *,
@@ -68,6 +91,7 @@ def run_demo_steps(
     from .samples import sample_slide_path
 
     out = Path(out)
+    _check_demo_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: list[tuple[str, float]] = []
     files: list[Path] = []

@@ -346,8 +346,16 @@ def instance_report(
     for image_id, truth, pred in pairs:
         truth, pred = np.asarray(truth), np.asarray(pred)
         if truth.shape != pred.shape:
-            raise ValueError(
-                f"{image_id}: prediction shape {pred.shape} and truth shape {truth.shape} differ"
+            raise MetricsError(
+                f"{image_id}: the prediction is {pred.shape[1]} x {pred.shape[0]} px but the "
+                f"truth is {truth.shape[1]} x {truth.shape[0]} px (width x height); they must "
+                "cover the same pixels"
+            )
+        if truth.dtype == np.uint8 and set(np.unique(truth).tolist()) == {0, 255}:
+            raise MetricsError(
+                f"{image_id}: the truth holds only the values 0 and 255: a binary mask, not an "
+                "instance map (one id per object); label its objects first "
+                "(e.g. skimage.measure.label)"
             )
         c, u = aji_counts(truth, pred)
         cp, up = aji_counts(truth, pred, plus=True)

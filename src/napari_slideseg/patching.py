@@ -773,6 +773,17 @@ def extract_patches_steps(
     types: Any | None = None,
 ) -> Generator[Progress, None, PatchSetResult]:
     """:func:`extract_patches` as a generator of progress events (for widgets and the CLI)."""
+    if isinstance(slide, str | os.PathLike):
+        from .io.slide import open_slide
+
+        slide = open_slide(slide)
+    elif not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
+        raise PatchError(
+            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
+            f"not {type(slide).__name__}"
+        )
+    if not isinstance(config, PatchConfig):
+        raise PatchError(f"config must be a PatchConfig, not {type(config).__name__}")
     if instances:
         if fmt != "png":
             raise PatchError("instance patches are written as PNG (fmt='png')")

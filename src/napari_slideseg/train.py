@@ -249,6 +249,22 @@ class TrainConfig:
             raise TrainError(f"{p}: not a valid training config: {exc}") from None
 
 
+#: Options a resumed run may change (how long and where it runs, not what it learns).
+RESUME_MAY_CHANGE = frozenset(
+    {"epochs", "patience", "threads", "device", "num_workers", "max_steps", "out", "amp"}
+)
+
+
+def resume_changes(saved: TrainConfig, given: TrainConfig) -> list[str]:
+    """``"lr 0.5 (run: 0.001)"`` for each option that differs, apart from :data:`RESUME_MAY_CHANGE`."""
+    a, b = saved.to_dict(), given.to_dict()
+    return [
+        f"{k} {b[k]!r} (run: {a[k]!r})"
+        for k in a
+        if k not in RESUME_MAY_CHANGE and k in b and a[k] != b[k]
+    ]
+
+
 #: Input normalisations: ``auto`` takes what the encoder weights' sidecar JSON states,
 #: else ImageNet's; ``unit`` scales to [-1, 1] (mean = std = 0.5 on [0, 1] images).
 INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
@@ -754,7 +770,22 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
         if not (last_dir / "training_state.json").exists():
             raise TrainError(f"{out}: nothing to resume (no last/ checkpoint)")
         if (out / "config.json").exists():
-            TrainConfig.load_json(out / "config.json")  # names the file if it is damaged
+            saved = TrainConfig.load_json(out / "config.json")  # names the file if damaged
+            changed = resume_changes(saved, cfg)
+            if changed:
+                raise TrainError(
+                    f"{out / 'config.json'}: resume continues the run with its own settings, "
+                    f"but these differ: {'; '.join(changed)}. Drop them, or start a new run "
+                    f"in another folder (only {', '.join(sorted(RESUME_MAY_CHANGE))} may change)"
+                )
+    same = {os.path.realpath(m) for m in cfg.manifests} & {
+        os.path.realpath(m) for m in cfg.val_manifests
+    }
+    if same:
+        raise TrainError(
+            f"{sorted(same)[0]}: is both a training and a validation folder; the best epoch "
+            "would be chosen on training data: give validation folders of other images"
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
@@ -788,6 +819,18 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             "(val_manifests, --val) or more patches",
             UserWarning,
             stacklevel=2,
+        )
+    inst_rows = [b for b, r in rows if "n_instances" in r]
+    if cfg.kind == "hover" and len(inst_rows) < len(rows):
+        bad = next(b for b, r in rows if "n_instances" not in r)
+        raise TrainError(
+            f"{bad}: holds class patches, but kind 'hover' trains on nucleus instance "
+            "patches: extract them with instances=True (slideseg patch --instances)"
+        )
+    if cfg.kind == "semantic" and inst_rows:
+        raise TrainError(
+            f"{inst_rows[0]}: holds nucleus instance patches (object ids, not classes): "
+            "train them with kind 'hover' (--kind hover)"
         )
     missing = next((b for b, r in train_rows if not r.get("mask")), None)
     if missing is not None:

@@ -391,3 +391,157 @@ def test_outputs_get_the_users_default_permissions(tmp_path):
         os.umask(old)
     for p in (cm_path, tmp_path / "packed" / "model.safetensors"):
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+
+
+# -----------------------------------------------------------------------------
+# second sweep: vendor formats, HoVer exports, resumed training, regions
+# -----------------------------------------------------------------------------
+SHARED = Path(__file__).parents[3] / "shared" / "data" / "wsi_formats"
+
+
+@pytest.mark.parametrize("name", ["test3-DAPI-2-(387).ndpi", "test3-TRITC 2 (560).ndpi"])
+def test_real_ndpi_opens_with_the_full_jpeg_check(name):
+    """NDPI tiles are restart intervals of one JPEG stream: checked behind its header."""
+    from napari_slideseg.io.slide import open_slide
+
+    full = open_slide(SHARED / "ndpi" / name)
+    assert full.n_levels >= 4 and full.levels[0].shape[:2] == (4864, 3968)
+    a = full.read_region(0, 1000, 1000, 300, 300)
+    b = open_slide(SHARED / "ndpi" / name, jpeg_check="markers").read_region(
+        0, 1000, 1000, 300, 300
+    )
+    np.testing.assert_array_equal(a, b)
+    assert a.any()
+
+
+@pytest.mark.parametrize(
+    ("rel", "words"),
+    [
+        ("detection_stubs/Mirax2-Fluorescence-1.mrxs", "MIRAX slide: not supported yet"),
+        ("detection_stubs/Hamamatsu-VMS", "holds a .vms vendor slide"),
+        ("dicom/napari-wsi_CMU-1-Small-Region", "is a DICOM folder"),
+    ],
+)
+def test_vendor_formats_are_named_not_misread(rel, words, capsys):
+    assert main(["info", str(SHARED / rel)]) == 2
+    line = _error_line(capsys)
+    assert words in line and "not supported yet" in line
+
+
+@pytest.fixture(scope="module")
+def hover_pred(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hover")
+    src = sorted((Path(__file__).parents[1] / "data" / "monuseg" / "images").glob("*.png"))[0]
+    Image.fromarray(np.asarray(Image.open(src).convert("RGB"))[:256, :256]).save(d / "t.png")
+    out = d / "p.zarr"
+    argv = ["predict", str(d / "t.png"), "--model", "hover-nuclei", "--out", str(out)]
+    assert main([*argv, "--device", "cpu", "--threads", "1", "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("ext", ["png", "tif", "ome.zarr"])
+def test_hover_nuclei_export_as_id_images(hover_pred, tmp_path, ext):
+    import zarr
+
+    from napari_slideseg.io.masks import read_labels
+
+    out = tmp_path / f"n.{ext}"
+    assert main(["export", str(hover_pred), "--instances", "--to", str(out)]) == 0
+    ids, _, info = read_labels(out)
+    ref = zarr.open_group(str(hover_pred), mode="r")["instances"][:]
+    assert info.get("instances") and ref.max() > 5
+    np.testing.assert_array_equal(np.asarray(ids), ref)
+
+
+def test_hover_table_needs_csv(hover_pred, tmp_path, capsys):
+    out = tmp_path / "t.geojson"
+    assert main(["export", str(hover_pred), "--table", "--to", str(out)]) == 2
+    assert "the nuclei table is written as .csv" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_instances_evaluate_refuses_binary_and_other_sizes(hover_pred, tmp_path, capsys):
+    binary = np.zeros((256, 256), np.uint8)
+    binary[10:50, 10:50] = 255
+    Image.fromarray(binary).save(tmp_path / "bin.png")
+    assert main(["evaluate", str(hover_pred), str(tmp_path / "bin.png"), "--instances"]) == 2
+    assert "a binary mask, not an instance map" in _error_line(capsys)
+    Image.fromarray(np.zeros((100, 120), np.uint16)).save(tmp_path / "small.png")
+    assert main(["evaluate", str(hover_pred), str(tmp_path / "small.png"), "--instances"]) == 2
+    assert "256 x 256 px but the truth is 120 x 100 px" in _error_line(capsys)
+
+
+def test_evaluate_scores_a_region_prediction_inside_its_region(crop, tmp_path, capsys):
+    from napari_slideseg.io.masks import predicted_box
+
+    out = tmp_path / "r.zarr"
+    argv = ["predict", str(crop / "img.png"), "--model", "glas-gland", "--out", str(out)]
+    assert main([*argv, "--region", "0", "0", "128", "192", "--device", "cpu", "--quiet"]) == 0
+    assert predicted_box(out) == (0, 0, 128, 192)
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(crop / "mask.png")]) == 0
+    captured = capsys.readouterr()
+    assert "predicted only the region y 0-128, x 0-192" in captured.err
+    # the same score as evaluating the cropped arrays directly
+    from napari_slideseg.io.masks import read_labels
+    from napari_slideseg.metrics import evaluate
+
+    pred, _, _ = read_labels(out)
+    truth = (np.asarray(Image.open(crop / "mask.png")) > 0).astype(np.uint8)
+    rows = evaluate([("r", np.asarray(pred)[:128, :192], truth[:128, :192])], ["bg", "gland"])
+    assert f"dice_gland={rows[0]['dice_gland']}" in captured.out
+
+
+def test_resume_keeps_the_runs_settings_and_refuses_changes(crop, tmp_path, capsys):
+    patches = tmp_path / "p"
+    argv = ["patch", str(crop / "img.png"), "--mask", str(crop / "mask.png"), "--size", "128"]
+    assert main([*argv, "--out", str(patches), "--quiet", "--min-tissue", "0"]) == 0
+    run = ["train", str(patches), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    run += ["--encoder-depth", "3", "--decoder-channels", "8,8,8", "--max-steps", "1", "--quiet"]
+    run += ["--threads", "1", "--val-fraction", "0.5", "--split-by", "patch"]
+    assert main([*run, "--lr", "2e-3", "--epochs", "1"]) == 0
+    assert main([*run, "--resume", "--epochs", "2"]) == 0  # --lr left out: the run's 2e-3
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["lr"] == 2e-3 and saved["epochs"] == 2
+    capsys.readouterr()
+    assert main([*run, "--resume", "--epochs", "3", "--lr", "0.5"]) == 2
+    assert "these differ: lr 0.5 (run: 0.002)" in _error_line(capsys)
+
+
+def test_validation_folder_that_is_a_training_folder(crop, tmp_path, capsys):
+    patches = tmp_path / "p"
+    argv = ["patch", str(crop / "img.png"), "--mask", str(crop / "mask.png"), "--size", "128"]
+    assert main([*argv, "--out", str(patches), "--quiet"]) == 0
+    argv = ["train", str(patches), "--val", str(patches), "--out", str(tmp_path / "r")]
+    assert main([*argv, "--quiet"]) == 2
+    assert "is both a training and a validation folder" in _error_line(capsys)
+    assert main(["train", str(patches), "--kind", "hover", "--out", str(tmp_path / "h")]) == 2
+    assert "holds class patches, but kind 'hover'" in _error_line(capsys)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "h").exists()
+
+
+def test_api_takes_paths_and_bundled_names(crop, tmp_path):
+    from napari_slideseg.infer import InferConfig, InferError, predict_slide
+    from napari_slideseg.models import load_model
+    from napari_slideseg.patching import PatchConfig, PatchError, extract_patches
+
+    assert load_model("glas-gland")[1].name == "glas-gland"
+    out = predict_slide(str(crop / "img.png"), "glas-gland", tmp_path / "p.zarr", InferConfig())
+    assert (out / "labels").exists()
+    res = extract_patches(crop / "img.png", tmp_path / "patches", PatchConfig(size=128, stride=128))
+    assert res.n_patches == 4 and res.manifest.exists()
+    with pytest.raises(InferError, match="slide must be a Slide"):
+        predict_slide(np.zeros((8, 8, 3)), "glas-gland", tmp_path / "q.zarr")
+    with pytest.raises(PatchError, match="config must be a PatchConfig"):
+        extract_patches(crop / "img.png", tmp_path / "x", {"size": 64})
+
+
+def test_demo_never_writes_into_a_prediction_or_a_users_folder(pred, tmp_path, capsys):
+    assert main(["demo", "--out", str(pred)]) == 2
+    assert "is a zarr store" in _error_line(capsys)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("precious")
+    assert main(["demo", "--out", str(mine)]) == 2
+    assert "holds files the demo did not write (thesis.docx)" in _error_line(capsys)
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.docx"]

@@ -971,6 +971,20 @@ def plan_blocks(
     return (H, W), region_blocks((ry0, rx0, ry1, rx1), config.block)
 
 
+def _as_slide(slide: Any) -> Any:
+    """A Slide from a Slide or a path (opened lazily); anything else is refused by name."""
+    if isinstance(slide, str | os.PathLike):
+        from ..io.slide import open_slide
+
+        return open_slide(slide)
+    if not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
+        raise InferError(
+            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
+            f"not {type(slide).__name__}"
+        )
+    return slide
+
+
 def predict_slide_steps(
     slide: Any,
     models: Sequence[tuple[Any, dict[str, Any]] | str | os.PathLike],
@@ -982,10 +996,21 @@ def predict_slide_steps(
 ) -> Generator[Progress, None, Path]:
     """:func:`predict_slide` as a generator of progress events; returns the output path."""
 
+    from ..models import resolve_model
     from ..models.checkpoint import load_model
 
+    if not isinstance(config, InferConfig):
+        raise InferError(f"config must be an InferConfig, not {type(config).__name__}")
+    slide = _as_slide(slide)
+    if isinstance(models, str | os.PathLike) or (
+        isinstance(models, tuple) and len(models) == 2 and not isinstance(models[0], str)
+    ):
+        models = [models]  # one checkpoint (path, bundled name or (model, card))
     models = _check_models(
-        [load_model(m) if isinstance(m, str | os.PathLike) else m for m in models]
+        [
+            load_model(resolve_model(str(m))) if isinstance(m, str | os.PathLike) else m
+            for m in models
+        ]
     )
     cards = [c for _, c in models]
     owned = isinstance(client, str) and client not in ("current",)

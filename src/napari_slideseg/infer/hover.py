@@ -327,8 +327,26 @@ def export_instances_steps(
 
         raise SlideSegError(f"{pred}: not a HoVer prediction (no 'instances' array)")
     name = out.name.lower()
+    is_geojson = name.endswith((".geojson", ".geojson.gz", ".json"))
     if what is None:
-        what = "geojson" if name.endswith((".geojson", ".geojson.gz", ".json")) else "rle"
+        what = "geojson" if is_geojson else "rle"
+    fits = {"geojson": is_geojson, "rle": name.endswith(".csv"), "table": name.endswith(".csv")}
+    if what not in fits:
+        raise ValueError(f"what must be 'geojson', 'rle' or 'table', not {what!r}")
+    if not fits[what]:
+        from ..io.errors import SlideSegError
+
+        wants = ".geojson or .geojson.gz" if what == "geojson" else ".csv"
+        other = (
+            "; for an id image (PNG/TIFF/OME-Zarr) export the prediction's instance map "
+            "without --instances"
+            if what == "rle"
+            else ""
+        )
+        raise SlideSegError(
+            f"{out}: the nuclei {'table' if what == 'table' else 'export'} is written as "
+            f"{wants}, not {out.suffix or 'a file without extension'}{other}"
+        )
     meta = dict(root.attrs).get("slideseg") or {}
     classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
     if what == "table":

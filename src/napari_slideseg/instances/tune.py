@@ -130,6 +130,7 @@ def tune_hover_steps(
     if current not in combos:
         combos.append(current)  # the card's own values, for comparison
     maps = []
+    empty: list[str] = []
     for i, (ip, tp) in enumerate(zip(images, truths, strict=True)):
         image = _read_rgb(ip)
         truth = np.asarray(read_instance_map(tp))
@@ -138,10 +139,25 @@ def tune_hover_steps(
                 f"{tp}: instance map is {truth.shape[1]} x {truth.shape[0]} but {ip} is "
                 f"{image.shape[1]} x {image.shape[0]}"
             )
+        if not truth.any():
+            empty.append(str(tp))
         maps.append(
             (os.path.basename(str(ip)), predict_maps(model, card, image, zoom=zoom, tta=tta), truth)
         )
         yield Progress("predict", i + 1, len(images), os.path.basename(str(ip)))
+    if len(empty) == len(maps):
+        raise TuneError(
+            f"{empty[0]}: {'every truth holds' if len(empty) > 1 else 'the truth holds'} no "
+            "nucleus: PQ is 0 for every threshold, so nothing can be chosen; give annotated tiles"
+        )
+    if empty:
+        import warnings
+
+        warnings.warn(
+            f"{', '.join(empty)}: no nucleus annotated; these tiles only count false positives",
+            UserWarning,
+            stacklevel=2,
+        )
     rows: list[dict[str, Any]] = []
     for k, combo in enumerate(combos):
         params = replace(base, **combo)

@@ -87,6 +87,39 @@ def missing_blocks(path: str | os.PathLike) -> tuple[int, int] | None:
         return total, total
 
 
+def predicted_box(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
+    """``(y0, x0, y1, x1)`` in the prediction's pixels when it covers only a region or ROI.
+
+    ``None`` for a whole-slide prediction or anything that is not a prediction
+    folder. Scores and comparisons must be taken inside this box: outside it
+    nothing was predicted.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return None
+    try:
+        import zarr
+
+        meta = dict(zarr.open_group(str(p), mode="r").attrs).get("slideseg_inference") or {}
+    except Exception:
+        return None
+    cfg = meta.get("config") or {}
+    shape = meta.get("level_shape")
+    if not shape or (not cfg.get("region") and not cfg.get("roi")):
+        return None
+    h, w = int(shape[0]), int(shape[1])
+    y0, x0, y1, x1 = 0, 0, h, w
+    if cfg.get("region"):
+        a, b, c, d = (int(v) for v in cfg["region"])
+        y0, x0, y1, x1 = max(0, a), max(0, b), min(h, c), min(w, d)
+    if cfg.get("roi"):
+        pts = np.asarray(cfg["roi"], np.float64)
+        y0, x0 = max(y0, int(np.floor(pts[:, 0].min()))), max(x0, int(np.floor(pts[:, 1].min())))
+        y1 = min(y1, int(np.ceil(pts[:, 0].max())) + 1)
+        x1 = min(x1, int(np.ceil(pts[:, 1].max())) + 1)
+    return (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else None
+
+
 def check_prediction(path: str | os.PathLike, partial: bool = False) -> int:
     """Refuse an incomplete prediction at ``path`` unless ``partial``; returns the missing blocks.
 

@@ -368,6 +368,41 @@ def open_slide(
     return slide if mpp is None else slide.with_mpp(mpp)
 
 
+def _unsupported_vendor(path: str) -> str | None:
+    """Why a vendor format this reader does not open is refused, or ``None``.
+
+    A MIRAX ``.mrxs`` is itself only a JPEG preview of the slide (the pixels
+    are in the sibling folder), so opening it as a JPEG would show the wrong
+    image; VMS/VMU are text indexes of JPEG tiles; a folder of DICOM files is
+    a DICOM WSI.
+    """
+    p = Path(path)
+    name = p.name.lower()
+    later = "not supported yet (an OpenSlide / wsidicom backend is planned)"
+    if name.endswith(".mrxs"):
+        return (
+            f"is a 3DHISTECH MIRAX slide: {later}; the .mrxs file itself is only a preview "
+            "image, so it is not opened as one"
+        )
+    if name.endswith((".vms", ".vmu")):
+        return f"is a Hamamatsu {name[-3:].upper()} slide index: {later}"
+    if p.is_dir() and not any((p / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")):
+        for child in sorted(p.iterdir())[:50]:
+            if child.is_file():
+                with open(child, "rb") as fh:
+                    head = fh.read(132)
+                if head[128:132] == b"DICM":
+                    return f"is a DICOM folder ({child.name} is DICOM): DICOM WSI is {later}"
+            if child.suffix.lower() in (".vms", ".vmu", ".mrxs"):
+                return f"holds a {child.suffix} vendor slide ({child.name}): {later}"
+    elif p.is_file():
+        with open(p, "rb") as fh:
+            head = fh.read(132)
+        if head[128:132] == b"DICM":
+            return f"is a DICOM file: DICOM WSI is {later}"
+    return None
+
+
 def _missing_reason(path: str) -> str:
     """Why ``path`` cannot be found: missing, a dangling link, or a loop of links."""
     import errno
@@ -408,6 +443,9 @@ def open_slide_steps(
         )
     if os.path.isfile(spath) and os.path.getsize(spath) == 0:
         raise SlideError(spath, "the file is empty (0 bytes)")
+    vendor = _unsupported_vendor(spath)
+    if vendor:
+        raise SlideError(spath, vendor)
     kind = sniff_kind(spath)
     if kind == "tiff":
         return (yield from _open_tiff(spath, cache_dir, jpeg_check))
@@ -481,6 +519,9 @@ class _JpegTileCheck:
         self.offsets = [int(o) for o in page.dataoffsets]
         self.counts = [int(c) for c in page.databytecounts]
         self.tables = bytes(getattr(page, "jpegtables", None) or b"")
+        # NDPI: each "tile" is one restart interval of a single JPEG stream (no SOI of its
+        # own); tifffile decodes it behind the stream's header, sized to the tile.
+        self.header = _ndpi_tile_header(page)
         self.th, self.tw = int(page.tilelength), int(page.tilewidth)
         self.nx = -(-int(page.imagewidth) // self.tw)
         self.ny = -(-int(page.imagelength) // self.th)
@@ -513,6 +554,12 @@ class _JpegTileCheck:
                 if self.counts[t] == 0:
                     continue
                 data = os.pread(fd, self.counts[t], self.offsets[t])
+                if self.header:
+                    if len(data) >= 2 and data[-2] == 0xFF and 0xD0 <= data[-1] <= 0xD7:
+                        data = data[:-2]  # the interval's restart marker ends it
+                    if not data.endswith(b"\xff\xd9"):
+                        data += b"\xff\xd9"
+                    data = self.header + data
                 problem = jpeg_problem(data, self.tables) if self.full else jpeg_damage(data)
                 if problem:
                     raise SlideError(
@@ -525,6 +572,27 @@ class _JpegTileCheck:
             os.close(fd)
         with self.lock:
             self.done.update(todo)
+
+
+def _ndpi_tile_header(page: Any) -> bytes:
+    """The JPEG header an NDPI tile (one restart interval) decodes behind, or ``b""``.
+
+    It is the stream's own header (tables, restart interval, scan header)
+    with the frame size set to the tile's, as tifffile decodes it.
+    """
+    header = getattr(page, "jpegheader", None) if getattr(page, "is_ndpi", False) else None
+    if not header:
+        return b""
+    import re
+    import struct
+
+    sof = re.search(rb"\xff[\xc0\xc1]", header)
+    if sof is None:
+        return b""
+    out = bytearray(header)
+    i = sof.start()
+    out[i + 5 : i + 9] = struct.pack(">HH", int(page.tilelength), int(page.tilewidth))
+    return bytes(out)
 
 
 def _to_yxc(arr: da.Array, axes: str, path: str) -> da.Array:

@@ -200,6 +200,10 @@ def load_model(path: str | os.PathLike, *, device: str | Any = "cpu") -> tuple[A
     from safetensors.torch import load_file
 
     p = Path(path)
+    if not p.exists() and isinstance(path, str):
+        from .bundled import resolve_model
+
+        p = resolve_model(path)  # a bundled model's name, or an error naming the choices
     card = read_card(p)
     cfg_path, w_path = p / CONFIG, p / WEIGHTS
     for f in (cfg_path, w_path):
