@@ -273,11 +273,12 @@ def test_train_resume_with_damaged_config_names_file(patch_set, tmp_path):
 
     out = tmp_path / "run"
     train_blocking(_tiny([patch_set], out, val_fraction=0.0))
+    original = (out / "config.json").read_text()
     (out / "config.json").write_text('{"epochs": "many"')
     with pytest.raises(TrainError) as exc:
         train_blocking(_tiny([patch_set], out, val_fraction=0.0, epochs=2), resume=True)
     assert str(out / "config.json") in str(exc.value) and "invalid JSON" in str(exc.value)
-    (out / "config.json").write_text("{}")
+    (out / "config.json").write_text(original)
     (out / "last" / "training_state.json").write_text("{}")
     with pytest.raises(TrainError) as exc:
         train_blocking(_tiny([patch_set], out, val_fraction=0.0, epochs=2), resume=True)
