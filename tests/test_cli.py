@@ -222,8 +222,10 @@ def test_cli_hover_patch_train_predict_export_evaluate(tmp_path, data_dir, capsy
             [
                 "train",
                 str(tmp_path / "p"),
-                "--val",
-                str(tmp_path / "p"),
+                "--val-fraction",
+                "0.5",
+                "--split-by",
+                "patch",
                 "--kind",
                 "hover",
                 "--encoder",
