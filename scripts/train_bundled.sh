@@ -143,7 +143,7 @@ if [[ $what == all || $what == nuclei ]]; then
   for n in "${val_tiles[@]}"; do
     rm -rf "$WORK/eval/nuclei-$n.zarr"
     $S predict "$MT/images/$n.jpg" --model "$WORK/nuclei-run/best" --out "$WORK/eval/nuclei-$n.zarr" \
-      --device cpu --threads "$THREADS" --quiet
+      --mpp 0.25 --device cpu --threads "$THREADS" --quiet
     $S evaluate "$WORK/eval/nuclei-$n.zarr" "$MT/inst_maps/$n.png" --instances \
       --report "$WORK/eval/nuclei-$n.csv" > /dev/null
   done
