@@ -629,6 +629,7 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
             zoom=args.zoom,
             tta=args.tta,
             threads=args.threads,
+            mpp=args.mpp,
         ),
         "tune",
         args.quiet,
@@ -1204,6 +1205,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["none", "flips", "d4"],
         default="none",
         help="tune on test-time-augmented maps (use the mode you predict with)",
+    )
+    p.add_argument(
+        "--mpp",
+        type=_t(positive, "--mpp"),
+        metavar="UM",
+        help="µm/px of the tiles: zoom to the model's resolution, as predict does",
     )
     p.add_argument("--threads", type=_t(positive_int, "--threads"), help="torch CPU threads")
     p.add_argument("--write", action="store_true", help="store the best values in the card")

@@ -545,3 +545,33 @@ def test_demo_never_writes_into_a_prediction_or_a_users_folder(pred, tmp_path, c
     assert main(["demo", "--out", str(mine)]) == 2
     assert "holds files the demo did not write (thesis.docx)" in _error_line(capsys)
     assert sorted(p.name for p in mine.iterdir()) == ["thesis.docx"]
+
+
+@pytest.mark.parametrize(
+    ("mpp", "zoom", "want"),
+    [(0.25, 1.0, 1.0), (0.26, 1.0, 1.0), (0.5, 1.0, 2.0), (0.125, 1.0, 0.5)],
+)
+def test_tune_hover_mpp_sets_the_zoom_like_predict(mpp, zoom, want):
+    from napari_slideseg.instances.tune import tile_zoom
+    from napari_slideseg.models.card import read_card
+
+    card = read_card(MODELS / "hover-nuclei", hash_weights=False)
+    assert card.mpp == pytest.approx(0.25)
+    assert tile_zoom(card, mpp, zoom) == pytest.approx(want)
+
+
+@pytest.mark.parametrize(
+    ("mpp", "zoom", "words"),
+    [
+        (0.5, 2.0, "give mpp or zoom, not both"),
+        (0.0, 1.0, "mpp must be a number > 0"),
+        (5.0, 1.0, "outside 1/8-8"),
+    ],
+)
+def test_tune_hover_mpp_refusals(mpp, zoom, words):
+    from napari_slideseg.instances.tune import TuneError, tile_zoom
+    from napari_slideseg.models.card import read_card
+
+    card = read_card(MODELS / "hover-nuclei", hash_weights=False)
+    with pytest.raises(TuneError, match=words):
+        tile_zoom(card, mpp, zoom)

@@ -94,6 +94,25 @@ def _combos(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
+def tile_zoom(card: ModelCard, mpp: Any, zoom: float, where: Any = "model") -> float:
+    """The zoom that brings tiles of ``mpp`` µm/px to the model's resolution."""
+    from ..infer.engine import ZOOM_RANGE, _auto_zoom
+    from ..validate import positive
+
+    mpp = positive("mpp", mpp, error=TuneError)
+    if zoom != 1.0:
+        raise TuneError("give mpp or zoom, not both (mpp sets the zoom to the model's resolution)")
+    if not card.mpp:
+        raise TuneError(f"{where}: its card states no µm/px, so mpp cannot set the zoom; give zoom")
+    z = _auto_zoom(mpp / card.mpp)
+    if not ZOOM_RANGE[0] <= z <= ZOOM_RANGE[1]:
+        raise TuneError(
+            f"tiles at {mpp:g} µm/px and a model at {card.mpp:g} µm/px need zoom {z:.3g}, "
+            "outside 1/8-8"
+        )
+    return z
+
+
 def tune_hover_steps(
     model_path: str | os.PathLike,
     images: Sequence[str | os.PathLike],
@@ -103,8 +122,13 @@ def tune_hover_steps(
     zoom: float = 1.0,
     tta: str = "none",
     threads: int | None = None,
+    mpp: float | None = None,
 ) -> Generator[Progress, None, tuple[HoverParams, list[dict[str, Any]]]]:
-    """:func:`tune_hover` as a generator of progress events."""
+    """:func:`tune_hover` as a generator of progress events.
+
+    ``mpp`` (µm/px of the tiles) sets the zoom to the model's resolution as
+    ``predict``'s ``zoom="auto"`` does; it cannot be combined with a ``zoom``.
+    """
     import torch
 
     from ..infer.engine import TTA_MODES
@@ -123,6 +147,8 @@ def tune_hover_steps(
     model, card = load_model(model_path)
     if not card.is_hover:
         raise TuneError(f"{model_path}: a {card.kind!r} model; tuning needs a HoVer model")
+    if mpp is not None:
+        zoom = tile_zoom(card, mpp, zoom, model_path)
     base = HoverParams(**card.postproc)
     combos = _combos(grid or DEFAULT_GRID)
     keys = list(combos[0])
