@@ -60,7 +60,9 @@ def _check_demo_folder(out: Path) -> None:
         raise SlideSegError(f"{out}: exists and is not a folder (the demo writes a folder)")
     if not out.is_dir():
         return
-    if any((out / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")):
+    from .io.sniff import sniff_kind
+
+    if sniff_kind(str(out)) == "zarr":
         raise SlideSegError(
             f"{out}: is a zarr store (a prediction?); the demo writes its own folder of "
             "outputs: give another --out"

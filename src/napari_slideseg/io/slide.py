@@ -386,21 +386,23 @@ def _unsupported_vendor(path: str) -> str | None:
         )
     if name.endswith((".vms", ".vmu")):
         return f"is a Hamamatsu {name[-3:].upper()} slide index: {later}"
-    if p.is_dir() and not any((p / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")):
+    if p.is_dir() and sniff_kind(path) != "zarr":
         for child in sorted(p.iterdir())[:50]:
-            if child.is_file():
-                with open(child, "rb") as fh:
-                    head = fh.read(132)
-                if head[128:132] == b"DICM":
-                    return f"is a DICOM folder ({child.name} is DICOM): DICOM WSI is {later}"
+            if _is_dicom(child):
+                return f"is a DICOM folder ({child.name} is DICOM): DICOM WSI is {later}"
             if child.suffix.lower() in (".vms", ".vmu", ".mrxs"):
                 return f"holds a {child.suffix} vendor slide ({child.name}): {later}"
-    elif p.is_file():
-        with open(p, "rb") as fh:
-            head = fh.read(132)
-        if head[128:132] == b"DICM":
-            return f"is a DICOM file: DICOM WSI is {later}"
+    elif _is_dicom(p):
+        return f"is a DICOM file: DICOM WSI is {later}"
     return None
+
+
+def _is_dicom(path: Path) -> bool:
+    """Whether ``path`` is a file with the DICOM preamble (``DICM`` at byte 128)."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(132)[128:132] == b"DICM"
 
 
 def _missing_reason(path: str) -> str:

@@ -7,6 +7,7 @@ tifffile, no dask.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import struct
@@ -293,11 +294,13 @@ def jpeg_damage(data: bytes) -> str | None:
 _WINDOW_BYTES = 1 << 20
 
 
+@functools.lru_cache(maxsize=32)
 def _huffman_lut(seg: bytes) -> dict[tuple[int, int], list[int]]:
     """``(class, id) -> 65536-entry lookup`` from one DHT segment's tables.
 
     An entry is ``length << 8 | symbol`` for every 16-bit value starting with
-    that code, 0 where no code matches.
+    that code, 0 where no code matches. Cached: every tile of a TIFF page
+    shares the page's tables (callers copy the dict's items, never change them).
     """
     out = {}
     pos = 0
