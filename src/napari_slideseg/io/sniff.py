@@ -178,6 +178,26 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _next_marker(data: bytes, pos: int) -> int | None:
+    """Index of the next ``0xFF`` at or after ``pos`` that starts a marker, or ``None``.
+
+    Inside entropy-coded data ``FF 00`` is a stuffed data byte and ``FF FF``
+    fill; neither starts a marker.
+    """
+    n = len(data)
+    while True:
+        ff = data.find(b"\xff", pos)
+        if ff < 0 or ff + 1 >= n:
+            return None
+        nxt = data[ff + 1]
+        if nxt == 0x00:
+            pos = ff + 2
+        elif nxt == 0xFF:
+            pos = ff + 1
+        else:
+            return ff
+
+
 def jpeg_damage(data: bytes) -> str | None:
     """What is wrong with a JPEG stream's structure, or ``None`` when nothing is seen.
 
@@ -245,13 +265,10 @@ def jpeg_damage(data: bytes) -> str | None:
         start = pos
         expect = 0
         while True:  # entropy-coded data: up to the next marker that is not stuffing or RSTn
-            ff = data.find(b"\xff", pos)
-            if ff < 0 or ff + 1 >= n:
+            ff = _next_marker(data, pos)
+            if ff is None:
                 return "the data ends inside the image data, before the end-of-image marker (truncated)"
             nxt = data[ff + 1]
-            if nxt == 0x00 or nxt == 0xFF:
-                pos = ff + 1 if nxt == 0xFF else ff + 2
-                continue
             if 0xD0 <= nxt <= 0xD7:
                 if nxt - 0xD0 != expect:
                     return f"restart markers are out of order at byte {ff} (corrupt)"
@@ -513,16 +530,9 @@ def _check_scan(
     n = len(stream)
     left = total
     while left > 0:
-        # this interval's data: up to the next marker that is not stuffing
-        end = pos
-        while True:
-            ff = stream.find(b"\xff", end)
-            if ff < 0 or ff + 1 >= n:
-                return None, n  # truncated: jpeg_damage names it
-            if stream[ff + 1] in (0x00, 0xFF):
-                end = ff + 1 if stream[ff + 1] == 0xFF else ff + 2
-                continue
-            break
+        ff = _next_marker(stream, pos)  # this interval's data ends at the next marker
+        if ff is None:
+            return None, n  # truncated: jpeg_damage names it
         chunk = stream[pos:ff].replace(b"\xff\x00", b"\xff")
         problem = _decode_interval(_Bits(chunk), plan, min(per, left), precision)
         if problem:
