@@ -40,7 +40,7 @@ import numpy as np
 
 from .io.errors import SlideSegError
 from .io.palette import ClassMap
-from .models.card import NUCLEUS_CLASSMAP
+from .models.card import IMAGENET, NUCLEUS_CLASSMAP
 from .progress import Progress, drain
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
@@ -269,7 +269,7 @@ def resume_changes(saved: TrainConfig, given: TrainConfig) -> list[str]:
 #: else ImageNet's; ``unit`` scales to [-1, 1] (mean = std = 0.5 on [0, 1] images).
 INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
     "auto": None,
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "imagenet": (IMAGENET["mean"], IMAGENET["std"]),
     "unit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
@@ -502,9 +502,9 @@ class _RowsDataset:
         n_classes: int | None = None,
         norm: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> Any:
-        from .dataset import IMAGENET_MEAN, IMAGENET_STD, PatchDataset, _load_ref
+        from .dataset import PatchDataset, _load_ref
 
-        mean, std = norm or (IMAGENET_MEAN, IMAGENET_STD)
+        mean, std = norm or INPUT_NORMS["imagenet"]  # type: ignore[misc]
 
         zcache: dict[Path, Any] = {}
 
