@@ -18,9 +18,9 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
 WORK=${WORK:-bundled-work}
 S=${SLIDESEG:-.venv/bin/slideseg}
-EPOCHS_GLAS=${EPOCHS_GLAS:-14}
+EPOCHS_GLAS=${EPOCHS_GLAS:-11}
 WEIGHTS=${WEIGHTS:-../shared/weights/mobilenet_v2_imagenet.safetensors}
-EPOCHS_NUCLEI=${EPOCHS_NUCLEI:-16} 
+EPOCHS_NUCLEI=${EPOCHS_NUCLEI:-10}
 THREADS=${THREADS:-2}
 DEST=src/napari_slideseg/data/models
 what=${1:-all}
@@ -76,17 +76,21 @@ for line in open(w / "glas_split.txt"):
     if split == "val":
         dice[n] = float(next(csv.DictReader(open(w / f"eval/glas-{n}.csv")))["dice_gland"])
 vals = sorted(dice.values())
+def train_time(path):  # epochs and minutes as the run's own per-epoch timings record them
+    rows = list(csv.DictReader(open(path)))
+    return {"epochs": len(rows), "train_minutes": round(sum(float(r["seconds"]) for r in rows) / 60, 1)}
 print(json.dumps({
     "validation_images": len(vals),
     "validation_split": "GlaS training patients 3, 7, 9",
     "dice_gland_mean": round(sum(vals) / len(vals), 4),
     "dice_gland_worst": round(vals[0], 4),
+    **train_time(w / "glas-run/metrics.csv"),
 }))
 PY
   cat "$WORK/eval/glas-metrics.json"
   # PACK=0: train and measure only, leave the bundled model as it is
   [[ ${PACK:-1} == 1 ]] && $S pack "$WORK/glas-run/best" --out "$DEST/glas-gland" --name glas-gland \
-    --metrics "$WORK/eval/glas-metrics.json" \
+    --validation-metrics "$WORK/eval/glas-metrics.json" \
     --license "Weights trained by napari-slideseg on GlaS (Warwick-QU, MICCAI 2015) images: research and non-commercial use only, as the data's terms require; cite Sirinukunwattana et al. 2017. Encoder initialised from ImageNet MobileNetV2 (Google, Apache-2.0; ImageNet terms apply)." \
     --data "GlaS training set: 65 images of 13 patients (training), 20 images of patients 3, 7, 9 (epoch selection and the validation figures). 20x H&E colon at 0.62 um/px, gland vs background. No GlaS test image was used." \
     --description "Binary gland segmentation: U-Net with an ImageNet MobileNetV2 encoder (inputs scaled to [-1, 1]) at 0.62 um/px, trained on a CPU for up to $EPOCHS_GLAS epochs with stain and zoom augmentation. A research model, not a diagnostic one." \
@@ -156,12 +160,15 @@ out = {"validation_tiles": len(rows),
        + " (also used to choose the post-processing thresholds)"}
 for k in ("pq", "dq", "sq", "aji"):
     out[f"{k}_mean"] = round(sum(float(r[k]) for r in rows) / len(rows), 4)
+epochs = list(csv.DictReader(open(f"{w}/nuclei-run/metrics.csv")))
+out["epochs"] = len(epochs)
+out["train_minutes"] = round(sum(float(r["seconds"]) for r in epochs) / 60, 1)
 print(json.dumps(out))
 PY
   cat "$WORK/eval/nuclei-metrics.json"
   # PACK=0: train and measure only, leave the bundled model as it is
   [[ ${PACK:-1} == 1 ]] && $S pack "$WORK/nuclei-run/best" --out "$DEST/hover-nuclei" --name hover-nuclei \
-    --metrics "$WORK/eval/nuclei-metrics.json" \
+    --validation-metrics "$WORK/eval/nuclei-metrics.json" \
     --license "Weights trained by napari-slideseg on MoNuSeg 2018 (CC BY-NC-SA 4.0), CPM-15 (research use) and CoNSeP (research use, cite Graham et al. 2019): non-commercial research use only. Encoder initialised from ImageNet MobileNetV2 (Google, Apache-2.0; ImageNet terms apply)." \
     --data "MoNuSeg 2018 training set: 24 tiles train, 6 tiles of 6 organs validate (epoch and post-processing thresholds); CPM-15 image02, image06 (20x, read at 2x), image13, image14; the 8 CoNSeP 256 px patches with 4 nucleus types. No MoNuSeg 2018 test tile was used." \
     --description "HoVer-Net style nuclei: MobileNetV2 encoder from ImageNet (inputs scaled to [-1, 1]), NP/HV/NC decoders, 0.25 um/px, trained on a CPU for up to $EPOCHS_NUCLEI epochs with stain and zoom augmentation. The type head saw only 8 small CoNSeP patches: treat nucleus types as a demonstration." \

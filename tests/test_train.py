@@ -97,6 +97,19 @@ def test_resume_continues_exactly(tmp_path, glas_binary):
         assert resumed.history[1][key] == full.history[1][key]
 
 
+def test_resume_with_fewer_epochs_anneals_the_cosine_schedule_to_its_new_end(tmp_path, glas_binary):
+    kw = {"scheduler": "cosine", "max_steps": 1, "lr": 1e-3}
+    gen = train(_cfg(glas_binary, tmp_path / "run", epochs=8, **kw))
+    for ev in gen:
+        if ev.stage == "epoch" and ev.done == 1:
+            gen.close()
+            break
+    res = train_blocking(_cfg(glas_binary, tmp_path / "run", epochs=3, **kw), resume=True)
+    lrs = [h["lr"] for h in res.history]
+    # 8 epochs planned, cut to 3 at resume: the last epoch ends annealed, not at 8's epoch 3
+    assert len(lrs) == 3 and lrs[0] > lrs[1] > lrs[2] and lrs[2] < 1e-9, lrs
+
+
 def test_kfold_split_is_disjoint_and_covering():
     groups = [f"slide{i % 7}" for i in range(50)]
     vals = []

@@ -581,6 +581,10 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     }
     if args.metrics:
         changes["held_out_metrics"] = _metrics_arg(args.metrics)
+    if args.validation_metrics:
+        changes["validation_metrics"] = _metrics_arg(
+            args.validation_metrics, "--validation-metrics"
+        )
     if args.mpp:
         if card.mpp and abs(card.mpp / args.mpp - 1) > 0.01:
             print(
@@ -595,15 +599,15 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _metrics_arg(value: str) -> dict:
-    """``pack --metrics``: JSON object text or a JSON file holding one."""
+def _metrics_arg(value: str, option: str = "--metrics") -> dict:
+    """``pack --metrics`` (or ``option``): JSON object text or a JSON file holding one."""
     from pathlib import Path
 
-    text, where = value, "--metrics"
+    text, where = value, option
     if not value.strip().startswith(("{", "[")):
         p = Path(value)
         if not p.is_file():
-            raise SlideSegError(f"{value}: --metrics is neither JSON text nor a JSON file")
+            raise SlideSegError(f"{value}: {option} is neither JSON text nor a JSON file")
         text, where = p.read_text(encoding="utf-8", errors="replace"), str(p)
     try:
         obj = json.loads(text)
@@ -611,7 +615,7 @@ def _metrics_arg(value: str) -> dict:
         raise SlideSegError(f"{where}: not valid JSON ({err})") from None
     if not isinstance(obj, dict):
         raise SlideSegError(
-            f'{where}: --metrics must be a JSON object such as {{"dice": 0.9}}, '
+            f'{where}: {option} must be a JSON object such as {{"dice": 0.9}}, '
             f"not a {type(obj).__name__}"
         )
     return obj
@@ -1184,7 +1188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--license", help="licence of the weights (e.g. of the training data)")
     p.add_argument("--data", help="what the model was trained on")
     p.add_argument("--description")
-    p.add_argument("--metrics", help="held-out metrics: JSON text or a JSON file")
+    p.add_argument(
+        "--metrics", help="held-out test metrics (no choice made on them): JSON text or a file"
+    )
+    p.add_argument(
+        "--validation-metrics",
+        help="whole-image figures on the validation images: JSON text or a JSON file",
+    )
     p.add_argument("--reproduce", help="the commands that reproduce training and evaluation")
     p.add_argument("--mpp", type=_positive_float, help="microns per pixel of the training images")
     p.add_argument("--float32", action="store_true", help="keep float32 weights")

@@ -949,6 +949,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, N
             ) from None
         try:
             doc = _load_state(last_dir, opt, sched)
+            if cfg.scheduler == "cosine" and sched.T_max != cfg.epochs:
+                # a resumed run given another epoch count anneals to its new last epoch
+                sched.T_max = cfg.epochs
             start_epoch = int(doc["epoch"]) + 1
             best_value, best_epoch = float(doc["best_value"]), int(doc["best_epoch"])
             bad_epochs, history = int(doc["bad_epochs"]), list(doc["history"])

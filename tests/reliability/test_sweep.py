@@ -106,6 +106,20 @@ def test_pack_bad_metrics(tmp_path, capsys, metrics, words):
     assert not out.exists()
 
 
+def test_pack_validation_and_held_out_figures_are_kept_apart(tmp_path, capsys):
+    out = tmp_path / "packed"
+    argv = ["pack", "glas-gland", "--out", str(out), "--validation-metrics", '{"dice": 0.9}']
+    assert main(argv) == 0
+    card = json.loads((out / "slideseg.json").read_text())
+    assert card["validation_metrics"] == {"dice": 0.9}
+    readme = (out / "README.md").read_text()
+    assert '- validation images (whole images, own split): {"dice": 0.9}' in readme
+    assert main([*argv, "--metrics", "{}"]) == 0
+    assert "- held-out test: not measured on this card" in (out / "README.md").read_text()
+    assert main([*argv[:4], "--validation-metrics", "[1]"]) == 2
+    assert "--validation-metrics must be a JSON object" in _error_line(capsys)
+
+
 # -----------------------------------------------------------------------------
 # options that would be ignored; class maps that would not match
 # -----------------------------------------------------------------------------

@@ -130,9 +130,11 @@ class ModelCard:
         how they were tuned.
     name, license, training_data, description, reproduce
         Release notes (``slideseg pack``).
-    training, metrics, held_out_metrics, versions
-        Provenance: training summary, validation metrics of the saved epoch,
-        figures on held-out images, library versions.
+    training, metrics, validation_metrics, held_out_metrics, versions
+        Provenance: training summary, validation metrics of the saved epoch
+        (on patches), whole-image figures on the validation images
+        (``slideseg pack --validation-metrics``), figures on held-out test
+        images no choice was made on (``--metrics``), library versions.
     created
         When the card was made (not part of the digest).
     weights_dtype, n_tensors
@@ -165,6 +167,7 @@ class ModelCard:
     reproduce: str | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    validation_metrics: Mapping[str, Any] = field(default_factory=dict)
     held_out_metrics: Mapping[str, Any] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)
     created: str = ""
@@ -456,14 +459,28 @@ def card_readme(card: ModelCard) -> str:
         f"- classes: {', '.join(cm.names)} ({card.activation})",
         f"- normalisation: mean {list(norm.mean)}, std {list(norm.std)}",
     ]
-    if card.metrics:
-        lines.append(f"- metrics: {json.dumps(dict(card.metrics))}")
+    weights = card.training.get("encoder_weights") if card.training else None
+    if isinstance(weights, Mapping) and weights.get("name"):
+        lines.append(
+            f"- encoder initialised from: {weights['name']} (sha256 {weights.get('sha256')}, "
+            f"{weights.get('layout')} layout)"
+        )
     if card.license:
         lines.append(f"- licence: {card.license}")
     if card.training_data:
         lines.append(f"- training data: {card.training_data}")
-    if card.held_out_metrics:
-        lines.append(f"- held-out metrics: {json.dumps(dict(card.held_out_metrics))}")
+    if card.metrics:
+        lines.append(f"- saved epoch (validation patches): {json.dumps(dict(card.metrics))}")
+    if card.validation_metrics:
+        lines.append(
+            f"- validation images (whole images, own split): "
+            f"{json.dumps(dict(card.validation_metrics))}"
+        )
+    lines.append(
+        f"- held-out test: {json.dumps(dict(card.held_out_metrics))}"
+        if card.held_out_metrics
+        else "- held-out test: not measured on this card (none of its choices saw a test image)"
+    )
     if card.description:
         lines += ["", str(card.description)]
     if card.reproduce:
