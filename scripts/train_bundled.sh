@@ -62,7 +62,7 @@ PY
     n=$(basename "$d")
     rm -rf "$WORK/eval/glas-$n.zarr"
     $S predict "$GW/images/$n.jpg" --model "$WORK/glas-run/best" --out "$WORK/eval/glas-$n.zarr" \
-      --device cpu --threads "$THREADS" --quiet
+      --mpp 0.62 --device cpu --threads "$THREADS" --quiet
     $S evaluate "$WORK/eval/glas-$n.zarr" "$GW/masks/$n.png" --classmap scripts/glas_classmap.json \
       --report "$WORK/eval/glas-$n.csv" > /dev/null
   done
@@ -78,7 +78,8 @@ for line in open(w / "glas_split.txt"):
 vals = sorted(dice.values())
 def train_time(path):  # epochs and minutes as the run's own per-epoch timings record them
     rows = list(csv.DictReader(open(path)))
-    return {"epochs": len(rows), "train_minutes": round(sum(float(r["seconds"]) for r in rows) / 60, 1)}
+    return {"epochs": len(rows),
+            "train_minutes_recorded": round(sum(float(r["seconds"]) for r in rows) / 60, 1)}
 print(json.dumps({
     "validation_images": len(vals),
     "validation_split": "GlaS training patients 3, 7, 9",
@@ -162,7 +163,7 @@ for k in ("pq", "dq", "sq", "aji"):
     out[f"{k}_mean"] = round(sum(float(r[k]) for r in rows) / len(rows), 4)
 epochs = list(csv.DictReader(open(f"{w}/nuclei-run/metrics.csv")))
 out["epochs"] = len(epochs)
-out["train_minutes"] = round(sum(float(r["seconds"]) for r in epochs) / 60, 1)
+out["train_minutes_recorded"] = round(sum(float(r["seconds"]) for r in epochs) / 60, 1)
 print(json.dumps(out))
 PY
   cat "$WORK/eval/nuclei-metrics.json"

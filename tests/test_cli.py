@@ -59,33 +59,41 @@ def test_console_script_installed(cmu_svs):
 
 @pytest.mark.slow
 def test_demo_writes_outputs(demo_dir):
-    """The README's main job: glands over the sample, typed nuclei in a region, every export."""
+    """The README's main job: typed nuclei in a region of the sample, every export, no glands."""
     import csv
     import gzip
 
     import zarr
     from PIL import Image
 
+    from napari_slideseg.demo import NUCLEI_REGION
     from napari_slideseg.infer import is_complete
+    from napari_slideseg.io.palette import ClassMap
 
     d = demo_dir
     for name in (
-        "glands.png",
-        "glands_rle.csv",
-        "glands.geojson",
         "nuclei.geojson.gz",
         "nuclei_rle.csv",
         "nuclei_table.csv",
+        "nucleus_types.png",
         "overlay.png",
         "overlay_nuclei.png",
     ):
         assert (d / name).stat().st_size > 0, name
-    assert is_complete(d / "glands.zarr") and is_complete(d / "nuclei.zarr")
-    labels = zarr.open_group(str(d / "glands.zarr"), mode="r")["labels"][:]
-    assert labels.shape == (2967, 2220) and 0.02 < (labels > 0).mean() < 0.98
-    with Image.open(d / "glands.png") as im:
+    # the gland model is not run on the skin sample: no output presents epidermis as glands
+    assert not list(d.glob("gland*"))
+    assert is_complete(d / "nuclei.zarr")
+    root = zarr.open_group(str(d / "nuclei.zarr"), mode="r")
+    types = root["labels"][:]
+    cm = ClassMap.from_dict(dict(root.attrs)["slideseg"]["classmap"])
+    with Image.open(d / "nucleus_types.png") as im:
         png = np.asarray(im)
-    assert png.shape == (2967, 2220, 3) and ((png == 255).all(-1) == (labels == 1)).all()
+    assert png.shape == (*types.shape, 3)
+    y0, x0, y1, x1 = NUCLEI_REGION
+    m = 32  # nuclei on the region's border are kept whole
+    assert not types[: y0 - m].any() and not types[:, x1 + m :].any() and types[y0:y1, x0:x1].any()
+    for value in np.unique(types):  # each type painted in its class-map colour
+        assert (png[types == value] == np.asarray(cm.colors[value], np.uint8)).all()
     with open(d / "nuclei_table.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) > 50  # a 1024 x 1024 H&E region holds hundreds of nuclei
@@ -109,8 +117,8 @@ def test_demo_prints_steps_and_timings(demo_dir, tmp_path, capsys):
     shutil.copytree(demo_dir, tmp_path / "demo")  # finished outputs: the run resumes instantly
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "predict glands" in out and "predict nuclei" in out and " s" in out
-    assert "nuclei_table.csv" in out
+    assert "predict nuclei" in out and " s" in out and "nuclei_table.csv" in out
+    assert "glands: not run on this sample" in out and "skin" in out
 
 
 def test_predict_evaluate_export_pipeline(tmp_path, data_dir, capsys):

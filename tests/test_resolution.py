@@ -64,8 +64,13 @@ def test_default_zoom_matches_the_model_resolution(tmp_path, capsys):
     med = {k: float(np.median(a)) for k, a in area.items()}
     # the same nuclei as an explicit zoom 2 ...
     np.testing.assert_array_equal(area["auto"], area["z2"])
-    # ... and not what the model makes of the slide at its own pixels
-    assert abs(med["z1"] / med["auto"] - 1) > 0.1, med
+    # ... and not what the model makes of the slide at its own pixels (the model is
+    # trained with 0.8-1.25x zoom augmentation, so sizes move less than 2x: compare the maps)
+    maps = {k: zarr.open_group(str(tmp_path / f"{k}.zarr"), mode="r")["instances"] for k in area}
+    y0, x0, y1, x1 = (int(v) for v in BOX)
+    fg = {k: np.asarray(m[y0:y1, x0:x1]) > 0 for k, m in maps.items()}
+    assert (fg["auto"] == fg["z2"]).all()
+    assert (fg["auto"] != fg["z1"]).mean() > 0.02 or len(area["z1"]) != len(area["auto"]), med
 
 
 def test_an_image_without_mpp_warns_and_mpp_silences_it(tmp_path, data_dir, capsys):

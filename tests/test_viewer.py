@@ -58,7 +58,7 @@ def test_corrupt_file_real_notification(make_napari_viewer, tmp_path):
 
 @pytest.mark.slow
 def test_sample_with_demo_predictions(make_napari_viewer, demo_dir, monkeypatch):
-    """Open Sample > slide + demo predictions: slide, glands, nucleus types, nuclei, centroids."""
+    """Open Sample > slide + demo predictions: slide, nucleus types, nuclei, centroids."""
     import shutil
 
     from napari_slideseg import _sample_data
@@ -68,10 +68,16 @@ def test_sample_with_demo_predictions(make_napari_viewer, demo_dir, monkeypatch)
         shutil.copytree(demo_dir, cache)
     monkeypatch.setattr(_sample_data, "demo_cache_dir", lambda: cache)
     viewer = make_napari_viewer()
+    from napari.utils.notifications import notification_manager
+
+    n_before = len(notification_manager.records)
     viewer.open_sample("napari-slideseg", "cmu1_demo_predictions")
     kinds = [type(ly).__name__ for ly in viewer.layers]
-    assert kinds == ["Image", "Labels", "Labels", "Labels", "Points"]
-    nuclei = viewer.layers[3]
+    assert kinds == ["Image", "Labels", "Labels", "Points"]
+    assert not any("gland" in ly.name for ly in viewer.layers)
+    said = [str(n.message) for n in notification_manager.records[n_before:]]
+    assert any("glands: not run on this sample" in m and "skin" in m for m in said), said
+    nuclei = viewer.layers[2]
     assert {"type_name", "type_prob", "area"} <= set(nuclei.features.columns)
-    assert len(viewer.layers[4].data) == len(nuclei.features) > 50
+    assert len(viewer.layers[3].data) == len(nuclei.features) > 50
     assert viewer.layers[1].scale[0] == pytest.approx(viewer.layers[0].scale[0])

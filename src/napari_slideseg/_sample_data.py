@@ -25,7 +25,10 @@ def sample_slide() -> list[tuple[Any, ...]]:
 
 
 def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
-    """The sample slide plus the bundled models' glands and typed nuclei.
+    """The sample slide plus the bundled nuclei model's typed nuclei on a region.
+
+    The gland model is not run on this skin sample; a notification says why
+    (:data:`napari_slideseg.demo.NO_GLANDS`).
 
     With the predictions cached, every layer is returned at once. The first
     time (an empty cache), inside napari, the slide is returned at once and
@@ -34,11 +37,13 @@ def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
     so the viewer is never frozen. Without a viewer (a script), it computes
     them here first (about a minute on a CPU).
     """
+    from .demo import NO_GLANDS
     from .io.slide import open_slide
     from .layers import slide_layer
 
     out = demo_cache_dir()  # this module's name, so tests can point it elsewhere
     base = slide_layer(open_slide(sample_slide_path()), name="CMU-1 small region")
+    _tell(NO_GLANDS)
     if _demo_cached(out):
         return [base, *_prediction_layers(out, base)]
     viewer = _current_viewer()
@@ -49,6 +54,16 @@ def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
         return [base, *_prediction_layers(out, base)]
     _compute_in_background(viewer, out, base)
     return [base]
+
+
+def _tell(message: str) -> None:
+    """A napari notification (printed by napari when no viewer shows it)."""
+    try:
+        from napari.utils.notifications import show_info
+    except ImportError:  # pragma: no cover - napari is what calls this
+        print(message)
+        return
+    show_info(f"SlideSeg: {message}")
 
 
 def _demo_cached(out: Path) -> bool:
@@ -182,9 +197,6 @@ def _prediction_layers(out: Path, base: tuple[Any, ...]) -> list[tuple[Any, ...]
 
     scale = tuple(base[1].get("scale", (1.0, 1.0)))
     layers: list[tuple[Any, ...]] = []
-    glands = prediction_layers(out / "glands.zarr", base_scale=scale, name="glands")
-    glands[0][1]["opacity"] = 0.4
-    layers += glands
     nuclei = prediction_layers(out / "nuclei.zarr", base_scale=scale)
     layers += nuclei
     layers.append(

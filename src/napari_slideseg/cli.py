@@ -775,6 +775,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"{res['n_nuclei']} nuclei; outputs in {res['out'].resolve()}:")
     for p in res["files"]:
         print(f"  {p.name}")
+    for note in res.get("notes", []):
+        print(note)
     return 0
 
 

@@ -1,16 +1,16 @@
-"""The main job on the bundled sample: glands and typed nuclei, exported (no Qt).
+"""The main job on the bundled sample: typed nuclei, exported and measured (no Qt).
 
-:func:`run_demo` opens the bundled CMU-1 H&E sample (0.5 µm/px), runs the
-bundled GlaS gland model over the whole slide and the bundled HoVer nuclei
-model over a 1024 x 1024 region, and writes every output a user would
-take away: prediction zarrs, a colour-map PNG, RLE CSVs, GeoJSON (glands as
-annotations, nuclei as QuPath detections), the nucleus table and an overlay
-PNG. Each step is timed.
+:func:`run_demo` opens the bundled CMU-1 H&E sample (skin, 0.5 µm/px), runs
+the bundled HoVer nuclei model over a 1024 x 1024 region of epidermis and
+dermis, and writes every output a user would take away: the prediction
+zarr, QuPath GeoJSON detections, an RLE CSV, the nucleus table, a
+colour-map PNG of the nucleus types and overlay PNGs. Each step is timed.
 
-The models were trained at other resolutions (glands 1.24 µm/px, half the
-GlaS scans' 0.62; nuclei 0.25 µm/px); inference's default ``zoom="auto"``
-resamples blocks so each model sees its own scale, and the outputs stay on
-the slide's pixel grid.
+The bundled gland model is *not* run on this sample (:data:`NO_GLANDS` says
+why, on screen): it was trained on colon glands (GlaS) and the sample is
+skin, where it marks the epidermis. The nuclei model was trained at
+0.25 µm/px; inference's default ``zoom="auto"`` resamples blocks so it sees
+its own scale, and the outputs stay on the slide's pixel grid.
 """
 
 from __future__ import annotations
@@ -27,8 +27,15 @@ from .progress import Progress
 
 GLAND_MODEL = "glas-gland"
 NUCLEI_MODEL = "hover-nuclei"
-#: Region of the sample the nuclei model runs on (y0, x0, y1, x1 at level 0).
-NUCLEI_REGION = (1200, 400, 2224, 1424)
+#: Why the demo does not run the gland model on the bundled sample (shown on screen).
+NO_GLANDS = (
+    "glands: not run on this sample. The bundled gland model (glas-gland) was trained on "
+    "colon glands (GlaS) and the bundled sample is skin, which has no such glands: there it "
+    "marks the epidermis. Run it on colon tissue: slideseg predict SLIDE --model glas-gland"
+)
+#: Region of the sample the nuclei model runs on (y0, x0, y1, x1 at level 0): epithelium
+#: and dermis with a hair follicle, where the skin has its nuclei (no keratin flakes).
+NUCLEI_REGION = (1900, 450, 2924, 1474)
 
 
 def _zoom_used(out: Path) -> float:
@@ -51,7 +58,9 @@ def _bundled(name: str) -> Path:
 
 
 #: What a demo run writes into its folder (an earlier run's files may be replaced).
-DEMO_OUTPUTS = ("glands", "nuclei", "overlay")
+DEMO_OUTPUTS = ("nuclei", "nucleus_types", "overlay")
+#: What earlier versions wrote there (removed: they showed epidermis as glands).
+OLD_DEMO_OUTPUTS = ("glands",)
 
 
 def _check_demo_folder(out: Path) -> None:
@@ -67,7 +76,8 @@ def _check_demo_folder(out: Path) -> None:
             f"{out}: is a zarr store (a prediction?); the demo writes its own folder of "
             "outputs: give another --out"
         )
-    other = [p.name for p in out.iterdir() if not p.name.lstrip(".").startswith(DEMO_OUTPUTS)]
+    known = DEMO_OUTPUTS + OLD_DEMO_OUTPUTS
+    other = [p.name for p in out.iterdir() if not p.name.lstrip(".").startswith(known)]
     if other:
         raise SlideSegError(
             f"{out}: holds files the demo did not write ({', '.join(sorted(other)[:5])}); "
@@ -84,10 +94,9 @@ def run_demo_steps(
     """:func:`run_demo` as a generator of progress events."""
     from .infer import InferConfig, predict_slide_steps
     from .infer.hover import export_instances_steps
-    from .io.export import write_color_png_steps, write_geojson_steps
+    from .io.export import write_color_png_steps
     from .io.masks import read_labels
     from .io.placement import Placement
-    from .io.rle import write_rle_csv
     from .io.slide import open_slide
     from .models.checkpoint import load_model
     from .samples import sample_slide_path
@@ -100,20 +109,9 @@ def run_demo_steps(
 
     t0 = time.perf_counter()
     slide = open_slide(sample_slide_path())
-    gland_model = load_model(_bundled(GLAND_MODEL))
     nuclei_model = load_model(_bundled(NUCLEI_MODEL))
-    timings.append(("open the sample slide and the bundled models", time.perf_counter() - t0))
-
-    t0 = time.perf_counter()
-    glands = out / "glands.zarr"
-    cfg = InferConfig(tile=256, overlap=64, block=1024, device=device)
-    yield from predict_slide_steps(slide, [gland_model], glands, cfg, resume=True)
-    timings.append(
-        (
-            f"predict glands over the whole slide (zoom {_zoom_used(glands):g})",
-            time.perf_counter() - t0,
-        )
-    )
+    _remove_old_outputs(out)
+    timings.append(("open the sample slide and the bundled nuclei model", time.perf_counter() - t0))
 
     t0 = time.perf_counter()
     nuclei = out / "nuclei.zarr"
@@ -135,44 +133,50 @@ def run_demo_steps(
     )
 
     t0 = time.perf_counter()
-    labels, classmap, info = read_labels(glands)
-    where = Placement.from_dict(info.get("placement"))  # level, slide size, mpp
-    png = out / "glands.png"
-    yield from write_color_png_steps(png, labels, classmap, placement=where)
-    csv = out / "glands_rle.csv"
-    write_rle_csv(
-        csv,
-        labels,
-        image_id="CMU-1-Small-Region",
-        class_names=list(classmap.names),
-        placement=where,
-    )
-    gj = out / "glands.geojson"
-    yield from write_geojson_steps(gj, labels, mode="semantic", classmap=classmap, placement=where)
-    files += [glands, png, csv, gj]
-    timings.append(("export glands: colour PNG, RLE CSV, GeoJSON", time.perf_counter() - t0))
-
-    t0 = time.perf_counter()
     ngj = out / "nuclei.geojson.gz"
     yield from export_instances_steps(nuclei, ngj)
     ncsv = out / "nuclei_rle.csv"
     yield from export_instances_steps(nuclei, ncsv, what="rle")
     table = out / "nuclei_table.csv"
     yield from export_instances_steps(nuclei, table, what="table")
-    files += [nuclei, ngj, ncsv, table]
-    timings.append(("export nuclei: QuPath GeoJSON, RLE CSV, table", time.perf_counter() - t0))
+    types, classmap, info = read_labels(nuclei)
+    png = out / "nucleus_types.png"
+    where = Placement.from_dict(info.get("placement"))  # level, slide size, mpp
+    yield from write_color_png_steps(png, types, classmap, placement=where)
+    files += [nuclei, ngj, ncsv, table, png]
+    timings.append(
+        ("export nuclei: QuPath GeoJSON, RLE CSV, table, type PNG", time.perf_counter() - t0)
+    )
 
     t0 = time.perf_counter()
     overlay = out / "overlay.png"
-    write_overlay(slide, glands, None, overlay)
+    write_overlay(slide, None, overlay, box=nuclei_region)
     overlay_n = out / "overlay_nuclei.png"
-    write_overlay(slide, glands, nuclei, overlay_n, region=nuclei_region)
+    write_overlay(slide, nuclei, overlay_n, region=nuclei_region)
     files += [overlay, overlay_n]
-    timings.append(("overlay PNGs (slide with glands; nuclei region)", time.perf_counter() - t0))
+    timings.append(
+        ("overlay PNGs (slide with the nuclei region; nuclei)", time.perf_counter() - t0)
+    )
     import zarr
 
     n_nuclei = zarr.open_group(str(nuclei), mode="r").attrs["slideseg_inference"].get("n_instances")
-    return {"out": out, "timings": timings, "files": files, "n_nuclei": n_nuclei, "slide": slide}
+    return {
+        "out": out,
+        "timings": timings,
+        "files": files,
+        "n_nuclei": n_nuclei,
+        "slide": slide,
+        "notes": [NO_GLANDS],
+    }
+
+
+def _remove_old_outputs(out: Path) -> None:
+    """Delete what an earlier version of the demo wrote here (gland outputs on skin)."""
+    import shutil
+
+    for p in out.iterdir():
+        if p.name.lstrip(".").startswith(OLD_DEMO_OUTPUTS):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def run_demo_json_lines(out: str, region: str) -> int:
@@ -217,18 +221,19 @@ def run_demo(out: str | Path = "slideseg-demo", **kwargs: Any) -> dict[str, Any]
 
 def write_overlay(
     slide: Any,
-    glands: Path,
     nuclei: Path | None,
     path: Path,
     *,
     region: tuple[int, int, int, int] | None = None,
+    box: tuple[int, int, int, int] | None = None,
     max_size: int = 2048,
 ) -> Path:
-    """The slide with gland outlines (and nuclei outlined in their type's colour).
+    """The slide with nuclei outlined in their type's colour (or a box drawn on it).
 
     Without ``region``: the whole slide at the largest level of at most
-    ``max_size`` px (label pyramid levels, stride-sampled). With ``region``
-    (level-0 box): that box at full resolution.
+    ``max_size`` px (label pyramid levels, stride-sampled), with the level-0
+    ``box`` outlined. With ``region`` (level-0 box): that box at full
+    resolution.
     """
     import zarr
     from PIL import Image
@@ -236,6 +241,7 @@ def write_overlay(
 
     from .io.palette import ClassMap
 
+    f = 1
     if region is not None:
         y0, x0, y1, x1 = region
         rgb = slide.read_region(0, y0, x0, y1 - y0, x1 - x0)[..., :3].copy()
@@ -260,11 +266,6 @@ def write_overlay(
                 return np.asarray(root[f"{pyr}/{f}"][:h, :w])
             raise SlideSegError(f"{root.store}: no label pyramid level {f} for the overlay")
 
-    g = zarr.open_group(str(glands), mode="r")
-    gl = view(g, "labels", "pyramid")
-    inside = gl > 0
-    rgb[inside] = (0.8 * rgb[inside] + 0.2 * np.array([0, 200, 255])).astype(np.uint8)
-    rgb[find_boundaries(inside, mode="inner")] = (0, 140, 255)
     if nuclei is not None:
         n = zarr.open_group(str(nuclei), mode="r")
         cm = ClassMap.from_dict(dict(n.attrs)["slideseg"]["classmap"])
@@ -275,6 +276,13 @@ def write_overlay(
         colour = pal[np.clip(types[nb], 0, len(pal) - 1)]
         colour[(colour == 0).all(1)] = (255, 255, 0)  # untyped nuclei: yellow
         rgb[nb] = colour
+    if box is not None and region is None:
+        by0, bx0, by1, bx1 = (
+            max(0, min(v // f, lim - 1)) for v, lim in zip(box, rgb.shape[:2] * 2, strict=True)
+        )
+        for t in range(3):  # a 3 px green frame
+            rgb[by0 + t, bx0:bx1] = rgb[by1 - t, bx0:bx1] = (0, 200, 0)
+            rgb[by0:by1, bx0 + t] = rgb[by0:by1, bx1 - t] = (0, 200, 0)
     tmp = path.with_name(f".{path.name}.tmp.png")
     Image.fromarray(rgb).save(tmp)
     tmp.replace(path)

@@ -26,14 +26,33 @@ def gland_copy(tmp_path):
     return dst
 
 
-def test_bundled_schema_1_cards_load_typed():
-    for name, folder in bundled_models().items():
+def test_schema_1_cards_load_typed(data_dir):
+    for name in ("schema1-glas", "schema1-hover"):
+        folder = data_dir / "cards" / name
         assert json.loads((folder / "slideseg.json").read_text())["format_version"] == 1
         card = read_card(folder)
         assert isinstance(card.classmap, ClassMap) and card.mpp in (0.25, 1.24), name
         assert card.to_dict()["format_version"] == SCHEMA_VERSION
-    nuclei = read_card(bundled_models()["hover-nuclei"])
+    nuclei = read_card(data_dir / "cards" / "schema1-hover")
     assert nuclei.is_hover and nuclei.channels == 3 + 5 and nuclei.postproc["np_threshold"] == 0.4
+
+
+def test_bundled_cards_state_resolution_normalisation_and_encoder_weights():
+    for name, folder in bundled_models().items():
+        card = read_card(folder)
+        assert card.to_dict()["format_version"] == SCHEMA_VERSION
+        assert card.mpp == {"glas-gland": 0.62, "hover-nuclei": 0.25}[name]
+        # the ImageNet MobileNetV2 encoder takes inputs in [-1, 1]
+        assert card.normalization.mean == (0.5, 0.5, 0.5) == card.normalization.std
+        weights = card.training["encoder_weights"]
+        assert (
+            weights["name"] == "mobilenet_v2_imagenet.safetensors" and len(weights["sha256"]) == 64
+        )
+        assert card.validation_metrics and not card.held_out_metrics
+        assert card.weights_dtype == "float16"
+        assert sum(f.stat().st_size for f in folder.iterdir()) < 10e6
+    nuclei = read_card(bundled_models()["hover-nuclei"])
+    assert nuclei.is_hover and nuclei.channels == 3 + 5
 
 
 def test_round_trip_keeps_unknown_keys(gland_copy):

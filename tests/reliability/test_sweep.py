@@ -115,7 +115,7 @@ def test_pack_validation_and_held_out_figures_are_kept_apart(tmp_path, capsys):
     readme = (out / "README.md").read_text()
     assert '- validation images (whole images, own split): {"dice": 0.9}' in readme
     assert main([*argv, "--metrics", "{}"]) == 0
-    assert "- held-out test: not measured on this card" in (out / "README.md").read_text()
+    assert "- held-out test: none recorded" in (out / "README.md").read_text()
     assert main([*argv[:4], "--validation-metrics", "[1]"]) == 2
     assert "--validation-metrics must be a JSON object" in _error_line(capsys)
 

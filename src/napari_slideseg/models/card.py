@@ -479,7 +479,8 @@ def card_readme(card: ModelCard) -> str:
     lines.append(
         f"- held-out test: {json.dumps(dict(card.held_out_metrics))}"
         if card.held_out_metrics
-        else "- held-out test: not measured on this card (none of its choices saw a test image)"
+        else "- held-out test: none recorded (`slideseg pack --metrics` adds figures on test "
+        "images that no choice of epoch or threshold saw)"
     )
     if card.description:
         lines += ["", str(card.description)]
