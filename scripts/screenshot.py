@@ -32,7 +32,8 @@ def main() -> None:
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1400, 900)
     viewer.open_sample("napari-slideseg", "cmu1_demo_predictions")
-    viewer.window.add_plugin_dock_widget("napari-slideseg", "Inference")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-slideseg", "Inference")
+    widget.model.value = "hover-nuclei"  # the model that applies to this skin sample
     slide = viewer.layers[0]
     sy, sx = slide.scale[-2:]
     y0, x0, y1, x1 = NUCLEI_REGION
