@@ -21,7 +21,7 @@ from scipy import ndimage
 
 #: Level-0 boxes (y0, x0, y1, x1) of the sample the bundled models run on (glands, nuclei).
 GLAND_REGION = (1500, 700, 2012, 1212)
-NUCLEI_REGION = (1500, 700, 1756, 956)
+NUCLEI_REGION = (2500, 600, 2756, 856)
 FORMATS = (".png", ".tif", ".csv", ".zarr", ".geojson")
 
 

@@ -16,7 +16,7 @@ import zarr
 from napari_slideseg.infer import InferConfig, predict_slide
 from napari_slideseg.infer.hover import read_instance_table
 
-REGION = (1500, 700, 1756, 956)  # level-0 (y0, x0, y1, x1) of the sample slide
+REGION = (2500, 600, 2756, 856)  # level-0 (y0, x0, y1, x1) of the sample slide
 
 
 @pytest.fixture(scope="module")
@@ -99,27 +99,22 @@ def test_type_is_the_argmax_of_the_mean_nc_probabilities(typed):
     assert exact >= 0.5 * len(tab["id"]) and exact + near >= 0.8 * len(tab["id"])
 
 
-def test_types_are_distributed_like_the_nc_output(typed):
-    """Nucleus types vs the per-pixel argmax of the NC output over nucleus pixels.
-
-    The type sums each type's probability over the nucleus, so a pixel counts
-    as much as the NC head believes it shows a nucleus type (1 - background
-    probability); the per-pixel argmax (over the non-background types) is
-    weighted the same way. Unweighted, this model's types lean to
-    "inflammatory" (the type its NC head is most confident about) by 5-20
-    points, as any rule that averages probabilities would.
-    """
+def test_a_nucleus_whose_pixels_mostly_agree_gets_their_type(typed):
+    """Where most of a nucleus's pixels (70 %+) have the same NC argmax over the
+    non-background types, its mean-probability type is that type. (Were every pixel to
+    agree, it would follow exactly: a sum of values each largest for one type is
+    largest for it; this model's type head is rarely that sure.)"""
     _out, tab, inst, _labels, maps = typed
-    fg, pixel_type = _type_of_pixels(tab, inst)
-    nc = maps[3:, fg]
-    weight = 1 - nc[0]
-    n = nc.shape[0]
-    per_pixel = np.bincount(1 + nc[1:].argmax(0), weight, minlength=n) / weight.sum()
-    per_nucleus = np.bincount(pixel_type, weight, minlength=n) / weight.sum()
-    assert per_nucleus[0] == 0
-    np.testing.assert_allclose(per_nucleus, per_pixel, atol=0.04)
-    # the two main types of this tile are the same both ways
-    assert set(np.argsort(per_nucleus)[-2:]) == set(np.argsort(per_pixel)[-2:])
+    pixel_argmax = 1 + maps[4:].argmax(0)
+    by_id = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
+    clear = agree = 0
+    for i in np.unique(inst[inst > 0]):
+        votes = np.bincount(pixel_argmax[inst == i], minlength=maps.shape[0] - 3)
+        if votes.max() >= 0.7 * votes.sum() and int(i) in by_id:
+            clear += 1
+            agree += by_id[int(i)] == votes.argmax()
+    assert clear >= 10
+    assert agree >= 0.95 * clear, (agree, clear)
 
 
 def test_centroid_points_have_type_colours_and_tooltips_plain_values(typed):
@@ -141,7 +136,11 @@ def test_centroid_points_have_type_colours_and_tooltips_plain_values(typed):
     y0, x0 = REGION[:2]
     r = int(np.argmax(tab["area"]))
     ys, xs = np.nonzero(inst == tab["id"][r])
-    shown = layer._get_properties((ys[0] + y0, xs[0] + x0))
+    # the layer may show a coarser level (stride-sampled: level f holds level-0 pixels
+    # (f i, f j)): hover a pixel of the nucleus that every level holds
+    f = 2 ** (len(data) - 1)
+    k = np.flatnonzero(((ys + y0) % f == 0) & ((xs + x0) % f == 0))[0]
+    shown = layer._get_properties((ys[k] + y0, xs[k] + x0))
     assert f"id: {tab['id'][r]}" in shown and f"type_name: {tab['type_name'][r]}" in shown
     assert f"area: {tab['area'][r]}" in shown
     assert f"type_prob: {round(float(tab['type_prob'][r]), 2):g}" in shown
