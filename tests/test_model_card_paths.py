@@ -13,7 +13,7 @@ from PIL import Image
 from napari_slideseg._sample_data import sample_slide_path
 from napari_slideseg.cli import main
 from napari_slideseg.dataset import PatchDataset
-from napari_slideseg.instances import tune
+from napari_slideseg.infer import tune
 from napari_slideseg.io.slide import open_slide
 from napari_slideseg.models.card import read_card
 from napari_slideseg.models.checkpoint import load_model

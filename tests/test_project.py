@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -23,8 +24,8 @@ def test_npe2_validate():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_core_never_imports_qt_or_napari():
-    """import-linter contract from pyproject.toml ([tool.importlinter])."""
+def test_layers_acyclic_and_qt_only_in_the_glue():
+    """import-linter contracts from pyproject.toml ([tool.importlinter])."""
     out = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -37,3 +38,17 @@ def test_ruff_clean():
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_private_names_cross_modules():
+    """``from .x import _name`` means a helper is used outside its module: make it public."""
+    found = []
+    for path in sorted((ROOT / "src" / "napari_slideseg").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert not found, found

@@ -17,6 +17,20 @@ from ._torch_guard import hide_triton_without_gpu
 
 hide_triton_without_gpu()  # before anything here can import torch (every entry point)
 
-from .io import Slide, SlideError, open_slide  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from .errors import SlideError  # noqa: E402  (light: the standard library only)
+
+if TYPE_CHECKING:
+    from .io.slide import Slide, open_slide
 
 __all__ = ["Slide", "SlideError", "__version__", "open_slide"]
+
+
+def __getattr__(name: str) -> object:
+    """``Slide`` and ``open_slide`` load on first use, so the npe2 hooks stay light."""
+    if name in ("Slide", "open_slide"):
+        from .io import slide
+
+        return getattr(slide, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

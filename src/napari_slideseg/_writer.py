@@ -103,7 +103,7 @@ def _layer(
     without pixels, class labels with negative values.
     """
     from .io.export import (
-        _as_2d,
+        as_label_image,
         check_class_values,
         check_file_target,
         check_not_empty,
@@ -118,7 +118,7 @@ def _layer(
         check_zarr_target(path)
     else:
         check_file_target(path)
-    labels = _as_2d(_level0(data), "a Labels layer to save")
+    labels = as_label_image(_level0(data), "a Labels layer to save")
     check_not_empty(labels, path)
     meta = attributes.get("metadata") or {}
     slideseg = meta.get("slideseg") or {} if isinstance(meta, dict) else {}
@@ -188,7 +188,7 @@ def _notify_error(message: str) -> None:
 
 def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """Colour-map PNG in the layer's class colours; instance layers as 16-bit ids (<= 65535)."""
-    from .io.export import PNG_MAX_ID, _id_refusal, write_color_png, write_id_png
+    from .io.export import PNG_MAX_ID, id_refusal, write_color_png, write_id_png
 
     def write() -> None:
         layer = _layer(path, data, attributes)
@@ -200,7 +200,7 @@ def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[s
             if top > PNG_MAX_ID:
                 from pathlib import Path
 
-                raise _id_refusal(Path(path), top, PNG_MAX_ID, "16-bit PNG")
+                raise id_refusal(Path(path), top, PNG_MAX_ID, "16-bit PNG")
         write_id_png(path, layer.labels, classmap=layer.classmap, placement=layer.placement)
 
     return _run(path, write)

@@ -520,7 +520,7 @@ def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .io.export import _max
+    from .io.export import label_max
     from .io.masks import read_labels
     from .metrics import evaluate
 
@@ -545,7 +545,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     crop = _region_crop(args.pred, pred, truth)
     pred, truth = crop(pred), crop(truth)
     cm = pcm or tcm
-    n = max(cm.n_classes if cm else 0, _max(pred) + 1, _max(truth) + 1)
+    n = max(cm.n_classes if cm else 0, label_max(pred) + 1, label_max(truth) + 1)
     names = (
         list(cm.names) if cm is not None and cm.n_classes >= n else [f"class_{i}" for i in range(n)]
     )
@@ -622,7 +622,7 @@ def _metrics_arg(value: str, option: str = "--metrics") -> dict:
 
 
 def _cmd_tune_hover(args: argparse.Namespace) -> int:
-    from .instances.tune import tune_hover_steps
+    from .infer.tune import tune_hover_steps
     from .models.checkpoint import update_card
 
     params, rows = _drive(
@@ -641,10 +641,10 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
     if args.report:
         from pathlib import Path
 
-        from .metrics import _write_csv
+        from .metrics import write_csv
 
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        _write_csv(Path(args.report), rows)
+        write_csv(Path(args.report), rows)
     card_row = next((r for r in rows if r["card"]), None)
     print(f"{len(rows)} combinations on {len(args.images)} images (PQ = mean over images)")
     for r in rows[:5]:

@@ -97,8 +97,8 @@ class PatchDataset(Dataset):
 
         def load(item: tuple[Path, dict[str, str]]) -> tuple[np.ndarray, np.ndarray | None]:
             base, row = item
-            return _load_ref(base, row["image"], zcache), (
-                _load_ref(base, row["mask"], zcache) if row.get("mask") else None
+            return load_ref(base, row["image"], zcache), (
+                load_ref(base, row["mask"], zcache) if row.get("mask") else None
             )
 
         return cls(items, load, **kwargs)
@@ -185,7 +185,12 @@ class PatchDataset(Dataset):
         return x_t, m_t
 
 
-def _load_ref(base: Path, ref: str, zcache: dict[Path, Any]) -> np.ndarray:
+def load_ref(base: Path, ref: str, zcache: dict[Path, Any]) -> np.ndarray:
+    """The patch a manifest reference names, under the manifest folder ``base``.
+
+    ``<store>.zarr/<array>/<index>`` is row ``index`` of a patch stack (zarr
+    groups are kept open in ``zcache``); anything else is a PNG file.
+    """
     if ".zarr/" in ref:
         store, rest = ref.split(".zarr/", 1)
         zpath = base / f"{store}.zarr"

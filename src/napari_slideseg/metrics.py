@@ -156,7 +156,7 @@ def evaluate(
         td, ti = dice_iou(total)
         rows.append(_row("all", td, ti, class_names))
     if report is not None:
-        _write_csv(Path(report), rows)
+        write_csv(Path(report), rows)
     return rows
 
 
@@ -200,7 +200,7 @@ def _r(v: float) -> float:
     return round(float(v), 6) if np.isfinite(v) else float("nan")
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` to ``path`` atomically (the temporary file is removed on any failure)."""
     _check_report(path)
     if not rows:
@@ -412,7 +412,7 @@ def instance_report(
         allrow["mpq"] = float(np.nanmean(pqs))
     rows += [mean, allrow]
     if report is not None:
-        _write_csv(
+        write_csv(
             Path(report),
             [{k: _r(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
         )

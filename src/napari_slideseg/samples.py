@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from importlib.resources import files
 from pathlib import Path
 
-SAMPLE_SLIDE = "CMU-1-Small-Region.pyramid.ome.tif"
+from .io.sample import SAMPLE_SLIDE, sample_slide_path
 
-
-def sample_slide_path() -> Path:
-    """Path of the bundled sample slide (CC0, see ``data/SOURCE.md``)."""
-    return Path(str(files("napari_slideseg") / "data" / SAMPLE_SLIDE))
+__all__ = ["SAMPLE_SLIDE", "demo_cache_dir", "sample_slide_path"]
 
 
 def demo_cache_dir() -> Path:

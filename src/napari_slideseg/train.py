@@ -41,6 +41,7 @@ import numpy as np
 from .io.errors import SlideSegError
 from .io.palette import ClassMap
 from .models.card import IMAGENET, NUCLEUS_CLASSMAP
+from .models.device import resolve_device
 from .progress import Progress, drain
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
@@ -308,63 +309,6 @@ class TrainResult:
 
 
 # -----------------------------------------------------------------------------
-# devices
-# -----------------------------------------------------------------------------
-def resolve_device(name: str = "auto") -> Any:
-    """``auto`` -> cuda > mps > cpu; explicit names are checked and explained."""
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise TrainError(f"unknown device {name!r} ({exc})") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            hint = " (this torch is a CPU-only build)" if torch.version.cuda is None else ""
-            raise TrainError(f"device {name!r} asked for but CUDA is not available{hint}")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise TrainError(
-                f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present"
-            )
-    if dev.type == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise TrainError("device 'mps' asked for but MPS is not available")
-    return dev
-
-
-def list_devices() -> list[tuple[str, str]]:
-    """``(value, description)`` of every device torch sees (for a dropdown)."""
-    import torch
-
-    out = [("auto", "auto (cuda > mps > cpu)"), ("cpu", "cpu")]
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            free, total = torch.cuda.mem_get_info(i)
-            out.append(
-                (
-                    f"cuda:{i}",
-                    f"cuda:{i} {torch.cuda.get_device_name(i)} ({free / 2**30:.1f}/{total / 2**30:.1f} GiB free)",
-                )
-            )
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        out.append(("mps", "mps (Apple GPU)"))
-    return out
-
-
-def cpu_only_build() -> bool:
-    import torch
-
-    return torch.version.cuda is None and not torch.cuda.is_available()
-
-
-# -----------------------------------------------------------------------------
 # data and splits
 # -----------------------------------------------------------------------------
 def split_groups(
@@ -502,7 +446,7 @@ class _RowsDataset:
         n_classes: int | None = None,
         norm: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> Any:
-        from .dataset import PatchDataset, _load_ref
+        from .dataset import PatchDataset, load_ref
 
         mean, std = norm or INPUT_NORMS["imagenet"]  # type: ignore[misc]
 
@@ -510,8 +454,8 @@ class _RowsDataset:
 
         def load(item: tuple[Path, dict[str, str]]) -> tuple[np.ndarray, np.ndarray | None]:
             base, row = item
-            img = _load_ref(base, row["image"], zcache)
-            mask = _load_ref(base, row["mask"], zcache) if row.get("mask") else None
+            img = load_ref(base, row["image"], zcache)
+            mask = load_ref(base, row["mask"], zcache) if row.get("mask") else None
             if n_classes is not None and mask is not None and mask.size:
                 top = int(mask.max())
                 if top >= n_classes:
@@ -525,7 +469,7 @@ class _RowsDataset:
                 from .instances.targets import UNKNOWN_TYPE
 
                 types = (
-                    _load_ref(base, row["types"], zcache)
+                    load_ref(base, row["types"], zcache)
                     if row.get("types")
                     else np.full(mask.shape, UNKNOWN_TYPE, np.uint16)
                 )

@@ -20,7 +20,7 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .io.errors import SlideSegError
+from .errors import SlideSegError
 
 
 class OptionError(SlideSegError, ValueError):

@@ -1,6 +1,6 @@
 """Outputs under faults: kills at every block write step, failed starts, incomplete reads.
 
-A kill is simulated with the engine's fault-injection hook (``engine._FAULT``,
+A kill is simulated with the engine's fault-injection hook (``writes.FAULT``,
 called with the name of each write step just before it): the run raises at
 the k-th call of one step, then ``resume=True`` finishes it, and the result
 must equal an uninterrupted run bit for bit (labels, instances, every
@@ -18,7 +18,7 @@ import pytest
 import torch
 import zarr
 
-from napari_slideseg.infer import InferConfig, engine, predict_slide
+from napari_slideseg.infer import InferConfig, engine, predict_slide, writes
 from napari_slideseg.infer.engine import InferError, is_complete
 from napari_slideseg.infer.hover import export_instances_steps, read_instance_table
 from napari_slideseg.io.masks import (
@@ -142,7 +142,7 @@ def slide():
 @pytest.fixture(autouse=True)
 def _no_fault():
     yield
-    engine._FAULT = None
+    writes.FAULT = None
 
 
 def _kill_at(step: str, k: int):
@@ -209,10 +209,10 @@ def test_kill_at_each_write_step_then_resume_is_identical(
 ):
     models, cfg = FAST[kind]
     out = tmp_path / "cut.zarr"
-    engine._FAULT = hook = _kill_at(step, block)
+    writes.FAULT = hook = _kill_at(step, block)
     with pytest.raises(Killed):
         predict_slide(slide, models(), out, cfg)
-    engine._FAULT = None
+    writes.FAULT = None
     if hook.blocks_done == 0:
         # failed before its first block was done: nothing is left to block the next run
         assert not out.exists()
@@ -229,10 +229,10 @@ def test_hover_kill_between_instances_and_labels_keeps_types(tmp_path, slide, fa
     models, cfg = FAST["hover"]
     out = tmp_path / "cut.zarr"
     for k in (1, 2):  # two kills in a row at the same place, then resumes
-        engine._FAULT = _kill_at("labels", k)
+        writes.FAULT = _kill_at("labels", k)
         with pytest.raises(Killed):
             predict_slide(slide, models(), out, cfg, resume=True)
-    engine._FAULT = None
+    writes.FAULT = None
     predict_slide(slide, models(), out, cfg, resume=True)
     _assert_same(fast_refs["hover"], out)
     root = zarr.open_group(str(out), mode="r")
@@ -292,10 +292,10 @@ def test_real_model_kill_and_resume_is_identical(tmp_path, slide, real_refs, kin
     name, cfg = REAL[kind]
     model = bundled_models()[name]
     out = tmp_path / "cut.zarr"
-    engine._FAULT = _kill_at(step, 1)  # inside the second block
+    writes.FAULT = _kill_at(step, 1)  # inside the second block
     with pytest.raises(Killed):
         predict_slide(slide, [model], out, cfg)
-    engine._FAULT = None
+    writes.FAULT = None
     predict_slide(slide, [model], out, cfg, resume=True)
     _assert_same(real_refs[kind], out)
     if kind == "hover":
@@ -325,10 +325,10 @@ def test_distributed_kill_and_resume_is_identical(tmp_path, slide, real_refs, ki
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        engine._FAULT = _kill_at(step, 2)
+        writes.FAULT = _kill_at(step, 2)
         with pytest.raises(Killed):
             predict_slide(slide, [model], out, cfg, client=client)
-        engine._FAULT = None
+        writes.FAULT = None
         assert not is_complete(out)
         predict_slide(slide, [model], out, cfg, resume=True, client=client)
     _assert_same(real_refs[kind], out)
@@ -375,10 +375,10 @@ def test_failed_start_keeps_an_empty_folder_the_user_made(tmp_path, slide):
 def test_stale_temporaries_are_removed_on_resume(tmp_path, slide, fast_refs):
     models, cfg = FAST["hover"]
     out = tmp_path / "cut.zarr"
-    engine._FAULT = _kill_at("done", 1)
+    writes.FAULT = _kill_at("done", 1)
     with pytest.raises(Killed):
         predict_slide(slide, models(), out, cfg)
-    engine._FAULT = None
+    writes.FAULT = None
     # what a kill -9 leaves: a block table, the merged table and a zarr chunk half-written
     (out / "tables" / ".0000003.csv.tmp").write_text("id,centroid")
     (out / ".instances.csv.tmp").write_text("id")
@@ -434,12 +434,12 @@ def killed(tmp_path_factory, slide):
     outs = {}
     for kind, (models, cfg) in FAST.items():
         outs[kind] = d / f"{kind}.zarr"
-        engine._FAULT = _kill_at("done", 2)
+        writes.FAULT = _kill_at("done", 2)
         try:
             with pytest.raises(Killed):
                 predict_slide(slide, models(), outs[kind], cfg)
         finally:
-            engine._FAULT = None
+            writes.FAULT = None
     return outs
 
 

@@ -566,7 +566,7 @@ def test_demo_never_writes_into_a_prediction_or_a_users_folder(pred, tmp_path, c
     [(0.25, 1.0, 1.0), (0.26, 1.0, 1.0), (0.5, 1.0, 2.0), (0.125, 1.0, 0.5)],
 )
 def test_tune_hover_mpp_sets_the_zoom_like_predict(mpp, zoom, want):
-    from napari_slideseg.instances.tune import tile_zoom
+    from napari_slideseg.infer.tune import tile_zoom
     from napari_slideseg.models.card import read_card
 
     card = read_card(MODELS / "hover-nuclei", hash_weights=False)
@@ -583,7 +583,7 @@ def test_tune_hover_mpp_sets_the_zoom_like_predict(mpp, zoom, want):
     ],
 )
 def test_tune_hover_mpp_refusals(mpp, zoom, words):
-    from napari_slideseg.instances.tune import TuneError, tile_zoom
+    from napari_slideseg.infer.tune import TuneError, tile_zoom
     from napari_slideseg.models.card import read_card
 
     card = read_card(MODELS / "hover-nuclei", hash_weights=False)

@@ -35,7 +35,7 @@ REFRESH_EVERY = 0.5
 
 
 def _device_choices() -> list[tuple[str, str]]:
-    from ..train import list_devices
+    from ..models.device import list_devices
 
     return [(desc, value) for value, desc in list_devices()]
 

@@ -19,7 +19,8 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..train import TrainConfig, cpu_only_build, list_devices
+from ..models.device import cpu_only_build, list_devices
+from ..train import TrainConfig
 from ._common import (
     GeneratorRunner,
     LayerChoice,

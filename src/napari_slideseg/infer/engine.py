@@ -15,7 +15,7 @@ output's ``complete`` attribute is set only after the last block. A new
 output is created under a temporary name and renamed into place, only once
 the device and models are ready; a run that fails before its first block is
 done removes it again. Tests kill runs at each write step through
-:data:`_FAULT`.
+:data:`napari_slideseg.infer.writes.FAULT`.
 
 Memory is bounded by one block (plus halo) x classes x float32, and one batch
 of tiles on the device: a 100k x 100k slide uses about what a 10k one does.
@@ -30,7 +30,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +43,8 @@ from ..models.card import ModelCard, as_card, cards_summary
 from ..patching import read_window_rect
 from ..progress import Progress, drain
 from .tiles import blend_window, pyramid_factors, region_blocks, tile_starts
+from .writes import fault as _fault
+from .writes import write_pyramid
 
 TTA_MODES = ("none", "flips", "d4")
 #: Slide and model resolutions closer than this (relative) run at zoom 1 (no resampling).
@@ -54,16 +56,6 @@ MAX_TILE = 8192
 ZOOM_SNAP = 0.02
 #: Endings of temporary files (ours, and zarr's ``*.partial`` chunk writes) a finished run removes.
 TEMP_SUFFIXES = (".tmp", ".part", ".partial")
-
-#: Fault injection for tests: when set, called with the name of each block write step
-#: (``labels``, ``pyramid``, ``instances``, ``instance_pyramid``, ``maps``, ``table``,
-#: ``done``) just before it happens; raising there simulates a kill at that point.
-_FAULT: Callable[[str], None] | None = None
-
-
-def _fault(step: str) -> None:
-    if _FAULT is not None:
-        _FAULT(step)
 
 
 class InferError(SlideSegError, ValueError):
@@ -266,7 +258,7 @@ def resolve_zoom(
         zoom = float(config.zoom)
         if level_mpp and card.mpp:
             ratio = level_mpp / card.mpp
-            wanted = _auto_zoom(ratio)
+            wanted = zoom_for_ratio(ratio)
             if abs(zoom / wanted - 1) > ZOOM_TOLERANCE:
                 info["auto_zoom"] = wanted
     elif level_mpp is None or card.mpp is None:
@@ -285,7 +277,7 @@ def resolve_zoom(
         )
     else:
         ratio = level_mpp / card.mpp
-        zoom = _auto_zoom(ratio)
+        zoom = zoom_for_ratio(ratio)
         if not ZOOM_RANGE[0] <= zoom <= ZOOM_RANGE[1]:
             raise InferError(
                 f"{getattr(slide, 'path', 'slide')}: level {config.level} is {level_mpp:.3g} µm/px "
@@ -296,7 +288,7 @@ def resolve_zoom(
     return zoom, info, note
 
 
-def _auto_zoom(ratio: float) -> float:
+def zoom_for_ratio(ratio: float) -> float:
     """The zoom "auto" runs at for slide mpp / model mpp = ``ratio``."""
     return 1.0 if abs(ratio - 1) <= ZOOM_TOLERANCE else _snap(ratio)
 
@@ -601,22 +593,6 @@ def write_block(
         root["probs"][:, y0:y1, x0:x1] = probs.astype(np.float16)
 
 
-def write_pyramid(
-    root: Any, group: str, y0: int, x0: int, window: np.ndarray, factors: Sequence[int]
-) -> None:
-    """Write the stride-sampled levels of a level-0 ``window`` at ``(y0, x0)`` into ``group/<f>``.
-
-    Level ``f`` holds level-0 pixels ``(f * i, f * j)``; a window that does
-    not start on a multiple of ``f`` contributes from its first such pixel.
-    """
-    for f in factors:
-        oy, ox = (-y0) % f, (-x0) % f
-        sub = window[oy::f, ox::f]
-        if sub.size:
-            dy, dx = (y0 + oy) // f, (x0 + ox) // f
-            root[f"{group}/{f}"][dy : dy + sub.shape[0], dx : dx + sub.shape[1]] = sub
-
-
 def _create_pyramid(
     root: Any, group: str, shape: tuple[int, int], block: int, factors: Sequence[int], dtype: Any
 ) -> None:
@@ -885,7 +861,7 @@ def _worker_state(slide_path: str, model_paths: tuple[str, ...], device: str) ->
     """Slide and models kept per process, so a worker loads each checkpoint once."""
     from ..io.slide import open_slide
     from ..models.checkpoint import load_model
-    from ..train import resolve_device
+    from ..models.device import resolve_device
 
     key = repr((slide_path, model_paths, device))
     if _WORKER_CACHE.get("key") != key:
@@ -1025,7 +1001,7 @@ def predict_slide_steps(
 def _predict(slide, models, cards, out, config, resume, client):
     import torch
 
-    from ..train import resolve_device
+    from ..models.device import resolve_device
 
     card = cards[0]
     shape, blocks = plan_blocks(slide, config)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..instances.postproc import HoverParams, hover_instances
+from .writes import fault, write_pyramid
 
 TABLE_COLUMNS = (
     "id",
@@ -141,8 +142,6 @@ def write_hover(root: Any, res: dict[str, Any], factors: list[int]) -> None:
     again (``ids <= old``), which rewrites its type and pyramid pixels, and
     a smaller id of a neighbour still wins whatever the order.
     """
-    from .engine import _fault, write_pyramid
-
     y0, x0, y1, x1 = res["window"]
     ids = res["ids"]
     old = np.asarray(root["instances"][y0:y1, x0:x1])
@@ -152,15 +151,15 @@ def write_hover(root: Any, res: dict[str, Any], factors: list[int]) -> None:
         # ids won them all, and that neighbour wrote its types and pyramids
         return
     new = np.where(take, ids, old)
-    _fault("instances")
+    fault("instances")
     root["instances"][y0:y1, x0:x1] = new
     lab = np.asarray(root["labels"][y0:y1, x0:x1])
     lab = np.where(take, res["types"], lab)
-    _fault("labels")
+    fault("labels")
     root["labels"][y0:y1, x0:x1] = lab
-    _fault("instance_pyramid")
+    fault("instance_pyramid")
     write_pyramid(root, "pyramid_instances", y0, x0, new, factors)
-    _fault("pyramid")
+    fault("pyramid")
     write_pyramid(root, "pyramid", y0, x0, lab, factors)
 
 

@@ -1,38 +1,16 @@
-"""Errors raised by the core when input files are unusable.
+"""The core's errors, under their historical ``napari_slideseg.io.errors`` name.
 
-Every error names the file and says what is wrong with it, so a widget can show
-``str(err)`` as a notification and a CLI can print it as the whole message.
+They live in :mod:`napari_slideseg.errors`, the bottom layer, so validation
+and every package can raise them without importing ``io``.
 """
 
 from __future__ import annotations
 
-import os
+from ..errors import (
+    SlideError,
+    SlideNotFoundError,
+    SlideSegError,
+    SlideTooLargeError,
+)
 
-
-class SlideSegError(Exception):
-    """Base class for errors about user input (files, parameters)."""
-
-
-class SlideError(SlideSegError, ValueError):
-    """A slide file cannot be opened or read.
-
-    Parameters
-    ----------
-    path
-        The file the problem is about.
-    problem
-        What is wrong, as a sentence fragment (no file name in it).
-    """
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = os.fspath(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-
-class SlideNotFoundError(SlideError, FileNotFoundError):
-    """The slide path does not exist."""
-
-
-class SlideTooLargeError(SlideError, MemoryError):
-    """Decoding the file would not fit in the memory available."""
+__all__ = ["SlideError", "SlideNotFoundError", "SlideSegError", "SlideTooLargeError"]

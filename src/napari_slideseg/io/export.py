@@ -34,7 +34,7 @@ import dask.array as da
 import numpy as np
 
 from ..progress import Progress, drain
-from .palette import ClassMap, MaskError, _check_label_range
+from .palette import ClassMap, MaskError, check_label_range
 from .placement import Placement, mpp_to_ppm
 from .pngstream import PngStreamWriter
 
@@ -63,7 +63,8 @@ def resolve_placement(
     return replace(placement, shape=(int(shape[0]), int(shape[1])))
 
 
-def _as_2d(labels: Any, what: str = "labels") -> Any:
+def as_label_image(labels: Any, what: str = "labels") -> Any:
+    """``labels`` if it is a 2D integer label image, else a :class:`MaskError` naming ``what``."""
     if labels.ndim != 2:
         raise MaskError(f"{what} must be a 2D label image, got shape {tuple(labels.shape)}")
     if not np.issubdtype(labels.dtype, np.integer):
@@ -137,7 +138,7 @@ def _check_range(band: np.ndarray, classmap: ClassMap, path: Path) -> None:
     if band.size and band.dtype != bool:
         check_class_values(int(band.min()), path)
     try:
-        _check_label_range(band, classmap)
+        check_label_range(band, classmap)
     except MaskError as err:
         raise MaskError(f"{path}: {err} ({', '.join(classmap.names)})") from err
 
@@ -158,7 +159,7 @@ def write_color_png_steps(
 ) -> Generator[Progress, None, Path]:
     """:func:`write_color_png` as a generator of progress events."""
     path = check_file_target(path)
-    labels = _as_2d(labels)
+    labels = as_label_image(labels)
     check_not_empty(labels, path)
     h, w = labels.shape
     colors = np.asarray(classmap.colors, np.uint8)
@@ -257,7 +258,7 @@ def write_index_png(
 ) -> Path:
     """Write labels as a single-channel PNG of class indices (8-bit, or 16-bit above 255)."""
     path = check_file_target(path)
-    labels = _as_2d(labels)
+    labels = as_label_image(labels)
     check_not_empty(labels, path)
     h, w = labels.shape
     top = (
@@ -284,7 +285,8 @@ PNG_INSTANCES_KEY = "slideseg:instances"
 PNG_MAX_ID = 2**16 - 1
 
 
-def _id_refusal(path: Path, top: int, limit: int, fmt: str) -> MaskError:
+def id_refusal(path: Path, top: int, limit: int, fmt: str) -> MaskError:
+    """The error for an instance id ``top`` above what format ``fmt`` holds (``limit``)."""
     return MaskError(
         f"{path}: instance id {top} does not fit a {fmt} (ids 0..{limit}); save the instance "
         "layer as .tif (32-bit ids), .csv (one RLE row per instance), .zarr (OME-Zarr labels) "
@@ -299,7 +301,7 @@ def _check_ids(band: np.ndarray, path: Path, limit: int, fmt: str) -> None:
     if lo < 0:
         raise MaskError(f"{path}: instance ids must be non-negative, found {lo}")
     if hi > limit:
-        raise _id_refusal(path, hi, limit, fmt)
+        raise id_refusal(path, hi, limit, fmt)
 
 
 def write_id_png_steps(
@@ -314,7 +316,7 @@ def write_id_png_steps(
 ) -> Generator[Progress, None, Path]:
     """:func:`write_id_png` as a generator of progress events."""
     path = check_file_target(path)
-    labels = _as_2d(labels)
+    labels = as_label_image(labels)
     check_not_empty(labels, path)
     h, w = labels.shape
     meta: dict[str, Any] = {"instances": True}
@@ -368,7 +370,7 @@ def write_color_tiff_steps(
     """:func:`write_color_tiff` as a generator of progress events."""
 
     path = check_file_target(path)
-    labels = _as_2d(labels)
+    labels = as_label_image(labels)
     check_not_empty(labels, path)
     h, w = labels.shape
     colors = np.asarray(classmap.colors, np.uint8)
@@ -465,7 +467,7 @@ def write_id_tiff_steps(
     """:func:`write_id_tiff` as a generator of progress events."""
 
     path = check_file_target(path)
-    labels = _as_2d(labels)
+    labels = as_label_image(labels)
     check_not_empty(labels, path)
     h, w = labels.shape
     small = labels.dtype.kind == "u" and labels.dtype.itemsize <= 2
@@ -654,7 +656,7 @@ def write_ome_zarr_labels_steps(
     import zarr
 
     path = Path(path)
-    labels = _as_2d(labels)
+    labels = as_label_image(labels)
     check_not_empty(labels, path)
     replace = check_zarr_target(path)
     if not isinstance(labels, da.Array):
@@ -990,7 +992,7 @@ def write_geojson_steps(
 ) -> Generator[Progress, None, Path]:
     """:func:`write_geojson` as a generator of progress events."""
     path = check_file_target(path)
-    labels = _as_2d(labels)
+    labels = as_label_image(labels)
     check_not_empty(labels, path)
     if scale is None:
         scale = placement.factors if placement is not None else (1.0, 1.0)
@@ -1129,7 +1131,7 @@ def export_labels(
     """
     out = Path(out)
     name = out.name.lower()
-    labels = _as_2d(labels)
+    labels = as_label_image(labels)
     check_not_empty(labels, out)
     if instances and name.endswith((".png", ".tif", ".tiff")):
         if name.endswith(".png"):
@@ -1180,7 +1182,8 @@ def export_labels(
     )
 
 
-def _max(labels: Any) -> int:
+def label_max(labels: Any) -> int:
+    """The largest label of a numpy or dask label image, as an ``int``."""
     m = labels.max()
     return int(m.compute() if isinstance(m, da.Array) else m)
 

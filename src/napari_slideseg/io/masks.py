@@ -352,7 +352,7 @@ def file_placement(path: str | os.PathLike) -> Placement | None:
         if kind == "tiff":
             import tifffile
 
-            from .slide import _tiff_mpp
+            from .slide import tiff_mpp
 
             with tifffile.TiffFile(p) as tif:
                 page = tif.pages.first
@@ -363,7 +363,7 @@ def file_placement(path: str | os.PathLike) -> Placement | None:
                     )
                     if found is not None:
                         return found
-                mpp, _ = _tiff_mpp(tif, page)
+                mpp, _ = tiff_mpp(tif, page)
                 return Placement.from_pixel_mpp(mpp, page.shape[:2]) if mpp else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError):
         return None

@@ -830,7 +830,7 @@ def _index_block(block: np.ndarray, cm: ClassMap, source: str | os.PathLike | No
     if block.dtype != bool and not np.issubdtype(block.dtype, np.integer):
         raise MaskError(f"{_where(source)}labels must be integers, not {block.dtype}")
     try:
-        _check_label_range(block, cm)
+        check_label_range(block, cm)
     except MaskError as err:
         raise MaskError(f"{_where(source)}{err}") from None
     return block.astype(cm.label_dtype, copy=False)
@@ -842,7 +842,7 @@ def _labels_block_to_rgb(block: np.ndarray, cm: ClassMap) -> np.ndarray:
         block = block.view(np.uint8)
     elif not np.issubdtype(block.dtype, np.integer):
         raise MaskError(f"labels must be integers, not {block.dtype}")
-    _check_label_range(block, cm)
+    check_label_range(block, cm)
     return cm.lut()[block]
 
 
@@ -1067,7 +1067,7 @@ def labels_to_rgb(labels: Any, classmap: ClassMap) -> Any:
     return _labels_block_to_rgb(np.asarray(labels), classmap)
 
 
-def _check_label_range(arr: np.ndarray, cm: ClassMap) -> None:
+def check_label_range(arr: np.ndarray, cm: ClassMap) -> None:
     """Raise :class:`MaskError` listing label values (up to 10) that have no class."""
     arr = np.asarray(arr)
     if not arr.size:

@@ -711,7 +711,7 @@ def _display_range(dtype: np.dtype, bits: int | None) -> list[float]:
 # -----------------------------------------------------------------------------
 # TIFF family (tifffile)
 # -----------------------------------------------------------------------------
-def _tiff_mpp(tif: Any, page: Any) -> tuple[tuple[float, float] | None, str | None]:
+def tiff_mpp(tif: Any, page: Any) -> tuple[tuple[float, float] | None, str | None]:
     """Microns per pixel from SVS description, OME pixels, NDPI or resolution tags."""
     import tifffile
 
@@ -855,7 +855,7 @@ def _open_tiff(
         ) from exc
 
     page0 = series.levels[0].keyframe
-    mpp, mpp_source = _tiff_mpp(tif, page0)
+    mpp, mpp_source = tiff_mpp(tif, page0)
     kinds = [
         k
         for k in ("svs", "ome", "ndpi", "scn", "bigtiff", "qpi", "philips")

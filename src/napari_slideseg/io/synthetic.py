@@ -30,7 +30,7 @@ def tissue_map(rows: int, cols: int, seed: int = 0, islands: int = 5) -> np.ndar
 
 
 def _source_tiles(tile: int, n: int, seed: int) -> list[np.ndarray]:
-    from ..samples import sample_slide_path
+    from .sample import sample_slide_path
     from .slide import open_slide
 
     slide = open_slide(sample_slide_path())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from .checkpoint import CARD, CheckpointError
+from .card import CARD, CheckpointError
 
 
 def bundled_dir() -> Path:

@@ -61,7 +61,7 @@ ARCHITECTURES: dict[str, Any] = _LazyArchitectures()
 
 
 @contextmanager
-def _hub_offline():
+def hub_offline():
     """Force huggingface_hub offline for the duration (cache only, no network)."""
     try:
         from huggingface_hub import constants
@@ -164,7 +164,7 @@ def build_model(
             )
         )
     try:
-        with _hub_offline():
+        with hub_offline():
             return trim_unused_stages(
                 archs[arch](
                     encoder_name=encoder,

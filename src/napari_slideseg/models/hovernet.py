@@ -51,7 +51,7 @@ class HoVerNet(nn.Module):
         from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder
         from segmentation_models_pytorch.encoders import get_encoder
 
-        from .factory import ModelError, _hub_offline
+        from .factory import ModelError, hub_offline
 
         decoder_channels = tuple(int(c) for c in decoder_channels)
         if len(decoder_channels) != encoder_depth:
@@ -59,7 +59,7 @@ class HoVerNet(nn.Module):
                 f"HoVerNet: {len(decoder_channels)} decoder stages for an encoder of depth {encoder_depth}"
             )
         try:
-            with _hub_offline():
+            with hub_offline():
                 self.encoder = get_encoder(
                     encoder_name,
                     in_channels=in_channels,

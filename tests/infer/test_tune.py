@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from napari_slideseg.cli import main
-from napari_slideseg.instances import tune
+from napari_slideseg.infer import tune
 from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.models import load_model, save_checkpoint
 from napari_slideseg.models.card import NUCLEUS_CLASSMAP, new_card

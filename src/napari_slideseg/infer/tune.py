@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ..instances.postproc import HoverParams, hover_instances
 from ..io.errors import SlideSegError
 from ..models.card import ModelCard
 from ..progress import Progress, drain
-from .postproc import HoverParams, hover_instances
 
 
 class TuneError(SlideSegError, ValueError):
@@ -76,7 +76,7 @@ def predict_maps(
     """
     import torch
 
-    from ..infer.engine import InferConfig, predict_block, read_block
+    from .engine import InferConfig, predict_block, read_block
 
     t = tile or card.patch_size
     cfg = InferConfig(tile=t, overlap=overlap, zoom=zoom, tta=tta)
@@ -96,15 +96,15 @@ def _combos(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 def tile_zoom(card: ModelCard, mpp: Any, zoom: float, where: Any = "model") -> float:
     """The zoom that brings tiles of ``mpp`` µm/px to the model's resolution."""
-    from ..infer.engine import ZOOM_RANGE, _auto_zoom
     from ..validate import positive
+    from .engine import ZOOM_RANGE, zoom_for_ratio
 
     mpp = positive("mpp", mpp, error=TuneError)
     if zoom != 1.0:
         raise TuneError("give mpp or zoom, not both (mpp sets the zoom to the model's resolution)")
     if not card.mpp:
         raise TuneError(f"{where}: its card states no µm/px, so mpp cannot set the zoom; give zoom")
-    z = _auto_zoom(mpp / card.mpp)
+    z = zoom_for_ratio(mpp / card.mpp)
     if not ZOOM_RANGE[0] <= z <= ZOOM_RANGE[1]:
         raise TuneError(
             f"tiles at {mpp:g} µm/px and a model at {card.mpp:g} µm/px need zoom {z:.3g}, "
@@ -131,10 +131,10 @@ def tune_hover_steps(
     """
     import torch
 
-    from ..infer.engine import TTA_MODES
     from ..io.masks import read_instance_map
     from ..metrics import panoptic_quality
     from ..models.checkpoint import load_model
+    from .engine import TTA_MODES
 
     if tta not in TTA_MODES:
         raise TuneError(f"tta must be one of {TTA_MODES}, not {tta!r}")
