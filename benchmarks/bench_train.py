@@ -81,7 +81,7 @@ def bare_loop(manifests: list[str], steps: int, batch: int, threads: int) -> flo
 
 
 def our_loop(manifests: list[str], steps: int, batch: int, threads: int, out: Path) -> float:
-    from napari_slideseg.train import TrainConfig, train_blocking
+    from napari_slideseg.train import TrainConfig, train
 
     cfg = TrainConfig(
         manifests=manifests,
@@ -99,7 +99,7 @@ def our_loop(manifests: list[str], steps: int, batch: int, threads: int, out: Pa
         bn_recalibrate=0,  # the bare loop has no BN re-estimation pass; compare like with like
     )
     t0 = time.perf_counter()
-    train_blocking(cfg)
+    train(cfg)
     return time.perf_counter() - t0
 
 

@@ -18,7 +18,7 @@ from napari_slideseg.io.slide import open_slide
 from napari_slideseg.models.card import read_card
 from napari_slideseg.models.checkpoint import load_model
 from napari_slideseg.patching import PatchConfig, extract_patches, read_manifest
-from napari_slideseg.train import TrainConfig, TrainError, train_blocking
+from napari_slideseg.train import TrainConfig, TrainError, train
 
 
 def _glas(data_dir, name, mpp=None):
@@ -51,7 +51,7 @@ def test_patch_mpp_travels_into_the_card(tmp_path, data_dir):
     extract_patches(slide, tmp_path / "p", PatchConfig(size=128, stride=128, zoom=0.5), mask=mask)
     rows = read_manifest(tmp_path / "p")
     assert {r["mpp"] for r in rows} == {"1.24"}
-    train_blocking(_cfg([tmp_path / "p"], tmp_path / "run"))
+    train(_cfg([tmp_path / "p"], tmp_path / "run"))
     card = read_card(tmp_path / "run" / "best")
     assert card.mpp == 1.24 and card.training["patch_mpp"] == {str(tmp_path / "p"): 1.24}
     assert "at 1.24 µm/px" in (tmp_path / "run" / "best" / "README.md").read_text()
@@ -68,8 +68,8 @@ def test_training_refuses_mixed_resolutions(tmp_path, data_dir):
         TrainError,
         match=r"different resolutions(?=.*train_1: 0\.62)(?=.*train_2: 1\.24).*mixed_mpp",
     ):
-        train_blocking(_cfg(folders, tmp_path / "run"))
-    train_blocking(_cfg(folders, tmp_path / "run2", mixed_mpp=True))
+        train(_cfg(folders, tmp_path / "run"))
+    train(_cfg(folders, tmp_path / "run2", mixed_mpp=True))
     per_patch = [float(r["mpp"]) for f in folders for r in read_manifest(f)]
     assert read_card(tmp_path / "run2" / "best").mpp == pytest.approx(np.median(per_patch))
 
@@ -78,7 +78,7 @@ def test_training_without_mpp_warns(tmp_path, data_dir):
     slide, mask = _glas(data_dir, "train_1")
     extract_patches(slide, tmp_path / "p", PatchConfig(size=128, stride=256), mask=mask)
     with pytest.warns(UserWarning, match="state no µm/px"):
-        train_blocking(_cfg([tmp_path / "p"], tmp_path / "run"))
+        train(_cfg([tmp_path / "p"], tmp_path / "run"))
     assert read_card(tmp_path / "run" / "best").mpp is None
 
 
@@ -109,7 +109,7 @@ def test_three_classes_without_classmap_export_and_open_in_napari(
     extract_patches(slide, tmp_path / "p", PatchConfig(size=128, stride=128), mask=mask)
     assert not (tmp_path / "p" / "classmap.json").exists()
     with pytest.warns(UserWarning, match="no classmap.json"):
-        train_blocking(_cfg([tmp_path / "p"], tmp_path / "run"))
+        train(_cfg([tmp_path / "p"], tmp_path / "run"))
     card = read_card(tmp_path / "run" / "best")
     assert card.classmap.n_classes == 3 and len(set(card.classmap.colors)) == 3
     img = data_dir / "glas" / "train_1.png"

@@ -12,7 +12,7 @@ from PIL import Image
 from napari_slideseg import open_slide
 from napari_slideseg.models import load_model
 from napari_slideseg.patching import PatchConfig, extract_patches
-from napari_slideseg.train import TrainConfig, TrainError, split_groups, train, train_blocking
+from napari_slideseg.train import TrainConfig, TrainError, split_groups, train, train_steps
 
 NAMES = ("train_1", "train_2", "testA_1")
 
@@ -55,7 +55,7 @@ def _cfg(manifests, out, **kw):
 @pytest.mark.parametrize("binary", [False, True])
 def test_training_lowers_the_loss_binary_and_multiclass(tmp_path, glas_binary, data_dir, binary):
     manifests = glas_binary if binary else _patches(tmp_path / "mc", data_dir, multiclass=True)
-    res = train_blocking(_cfg(manifests, tmp_path / "run", binary=binary, loss="ce+dice"))
+    res = train(_cfg(manifests, tmp_path / "run", binary=binary, loss="ce+dice"))
     losses = [h["train_loss"] for h in res.history]
     assert losses[-1] < losses[0]
     with open(tmp_path / "run" / "metrics.csv") as fh:
@@ -71,8 +71,8 @@ def test_training_lowers_the_loss_binary_and_multiclass(tmp_path, glas_binary, d
 
 
 def test_resume_continues_exactly(tmp_path, glas_binary):
-    full = train_blocking(_cfg(glas_binary, tmp_path / "full", epochs=2, deterministic=True))
-    gen = train(_cfg(glas_binary, tmp_path / "cut", epochs=2, deterministic=True))
+    full = train(_cfg(glas_binary, tmp_path / "full", epochs=2, deterministic=True))
+    gen = train_steps(_cfg(glas_binary, tmp_path / "cut", epochs=2, deterministic=True))
     for ev in gen:
         if ev.stage == "epoch" and ev.done == 1:
             gen.close()  # cancel after the first epoch
@@ -81,9 +81,11 @@ def test_resume_continues_exactly(tmp_path, glas_binary):
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1
     with pytest.raises(TrainError, match="resume"):
-        train_blocking(_cfg(glas_binary, tmp_path / "cut", epochs=2, deterministic=True))
+        train(_cfg(glas_binary, tmp_path / "cut", epochs=2, deterministic=True))
     events = []
-    gen = train(_cfg(glas_binary, tmp_path / "cut", epochs=2, deterministic=True), resume=True)
+    gen = train_steps(
+        _cfg(glas_binary, tmp_path / "cut", epochs=2, deterministic=True), resume=True
+    )
     try:
         while True:
             events.append(next(gen))
@@ -99,12 +101,12 @@ def test_resume_continues_exactly(tmp_path, glas_binary):
 
 def test_resume_with_fewer_epochs_anneals_the_cosine_schedule_to_its_new_end(tmp_path, glas_binary):
     kw = {"scheduler": "cosine", "max_steps": 1, "lr": 1e-3}
-    gen = train(_cfg(glas_binary, tmp_path / "run", epochs=8, **kw))
+    gen = train_steps(_cfg(glas_binary, tmp_path / "run", epochs=8, **kw))
     for ev in gen:
         if ev.stage == "epoch" and ev.done == 1:
             gen.close()
             break
-    res = train_blocking(_cfg(glas_binary, tmp_path / "run", epochs=3, **kw), resume=True)
+    res = train(_cfg(glas_binary, tmp_path / "run", epochs=3, **kw), resume=True)
     lrs = [h["lr"] for h in res.history]
     # 8 epochs planned, cut to 3 at resume: the last epoch ends annealed, not at 8's epoch 3
     assert len(lrs) == 3 and lrs[0] > lrs[1] > lrs[2] and lrs[2] < 1e-9, lrs
@@ -130,6 +132,6 @@ def test_bad_config_is_refused(tmp_path):
         TrainConfig(manifests=["x"], scale_range=[1.5, 2])
     assert TrainConfig(manifests=["x"], scale_range=(0.5, 2)).scale_range == [0.5, 2.0]
     with pytest.raises(TrainError, match="no training data"):
-        train_blocking(TrainConfig(out=str(tmp_path)))
+        train(TrainConfig(out=str(tmp_path)))
     cfg = json.loads(json.dumps(_cfg(["a"], tmp_path).to_dict()))
     assert TrainConfig.from_dict(cfg).manifests == ["a"]

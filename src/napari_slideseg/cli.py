@@ -161,7 +161,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train, train_folds
+    from .train import TrainConfig, train_folds_steps, train_steps
 
     weights: list[float] | str | None = args.class_weights or None
     cfg = TrainConfig(
@@ -205,9 +205,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         cfg = _resume_config(args, cfg)
     if args.folds and args.fold is None:
-        results = _drive(train_folds(cfg, args.folds), quiet=args.quiet)
+        results = _drive(train_folds_steps(cfg, args.folds), quiet=args.quiet)
     else:
-        results = [_drive(train(cfg, resume=args.resume), quiet=args.quiet)]
+        results = [_drive(train_steps(cfg, resume=args.resume), quiet=args.quiet)]
     for res in results:
         last = res.history[-1] if res.history else {}
         print(

@@ -677,8 +677,12 @@ def _plot(path: Path, history: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def train(config: TrainConfig, *, resume: bool = False) -> Generator[Progress, None, TrainResult]:
+def train_steps(
+    config: TrainConfig, *, resume: bool = False
+) -> Generator[Progress, None, TrainResult]:
     """Train a segmentation model; a generator of progress events returning a :class:`TrainResult`.
+
+    :func:`train` runs it to the end.
 
     Parameters
     ----------
@@ -1097,7 +1101,9 @@ def _hover_classmap(
     return cm, cm.n_classes
 
 
-def train_folds(config: TrainConfig, folds: int) -> Generator[Progress, None, list[TrainResult]]:
+def train_folds_steps(
+    config: TrainConfig, folds: int
+) -> Generator[Progress, None, list[TrainResult]]:
     """Train ``folds`` runs (k-fold over slides or patches) into ``<out>/fold_<i>``."""
     results = []
     for k in range(folds):
@@ -1108,11 +1114,34 @@ def train_folds(config: TrainConfig, folds: int) -> Generator[Progress, None, li
             out=str(Path(config.out) / f"fold_{k}"),
             name=f"{config.name or Path(config.out).name}-fold{k}",
         )
-        res = yield from train(TrainConfig.from_dict(d))
+        res = yield from train_steps(TrainConfig.from_dict(d))
         results.append(res)
     return results
 
 
-def train_blocking(config: TrainConfig, **kwargs: Any) -> TrainResult:
-    """Run :func:`train` to the end (scripts and the napari console)."""
-    return drain(train(config, **kwargs))
+def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+    """Train to the end and return the :class:`TrainResult` (scripts and the napari console).
+
+    Parameters
+    ----------
+    config
+        The run's :class:`TrainConfig`.
+    resume
+        Continue from ``<out>/last`` (see :func:`train_steps`).
+
+    Examples
+    --------
+    >>> from napari_slideseg.train import TrainConfig, train
+    >>> result = train(TrainConfig(manifests=["patches/"], out="run/", epochs=2))  # doctest: +SKIP
+    >>> result.best_epoch, result.run_dir  # doctest: +SKIP
+    """
+    return drain(train_steps(config, resume=resume))
+
+
+def train_folds(config: TrainConfig, folds: int) -> list[TrainResult]:
+    """Run :func:`train_folds_steps` to the end."""
+    return drain(train_folds_steps(config, folds))
+
+
+#: The earlier name of :func:`train` (kept for scripts written against it).
+train_blocking = train

@@ -223,7 +223,7 @@ def test_train_mask_value_out_of_range_names_patch(patch_set, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from napari_slideseg.train import TrainError, train_blocking
+    from napari_slideseg.train import TrainError, train
 
     p = _copy(patch_set, tmp_path / "p")
     for f in sorted((p / "masks").glob("*.png")):
@@ -231,7 +231,7 @@ def test_train_mask_value_out_of_range_names_patch(patch_set, tmp_path):
         m[:4, :4] = 7
         Image.fromarray(m).save(f)
     with pytest.raises(TrainError) as exc:
-        train_blocking(_tiny([p], tmp_path / "run", val_fraction=0.0))
+        train(_tiny([p], tmp_path / "run", val_fraction=0.0))
     msg = str(exc.value)
     assert "mask value 7" in msg and str(p / "masks") in msg and "2 classes" in msg
 
@@ -246,40 +246,40 @@ def test_train_mask_value_out_of_range_names_patch(patch_set, tmp_path):
     ],
 )
 def test_train_garbage_manifest_names_file(tmp_path, content, problem):
-    from napari_slideseg.train import TrainError, train_blocking
+    from napari_slideseg.train import TrainError, train
 
     f = tmp_path / "manifest.csv"
     f.write_bytes(content if isinstance(content, bytes) else content.encode())
     out = tmp_path / "run"
     with pytest.raises(TrainError) as exc:
-        train_blocking(_tiny([f], out))
+        train(_tiny([f], out))
     assert str(f) in str(exc.value) and problem in str(exc.value)
     assert not out.exists()  # refused before the run folder is made
 
 
 def test_train_class_weights_must_match_classes(patch_set, tmp_path):
-    from napari_slideseg.train import TrainError, train_blocking
+    from napari_slideseg.train import TrainError, train
 
     out = tmp_path / "run"
     with pytest.raises(TrainError) as exc:
-        train_blocking(_tiny([patch_set], out, class_weights=[1.0, 2.0, 3.0]))
+        train(_tiny([patch_set], out, class_weights=[1.0, 2.0, 3.0]))
     assert "class_weights must have 2 values" in str(exc.value)
     assert "background, foreground" in str(exc.value)
     assert not out.exists()
 
 
 def test_train_resume_with_damaged_config_names_file(patch_set, tmp_path):
-    from napari_slideseg.train import TrainError, train_blocking
+    from napari_slideseg.train import TrainError, train
 
     out = tmp_path / "run"
-    train_blocking(_tiny([patch_set], out, val_fraction=0.0))
+    train(_tiny([patch_set], out, val_fraction=0.0))
     original = (out / "config.json").read_text()
     (out / "config.json").write_text('{"epochs": "many"')
     with pytest.raises(TrainError) as exc:
-        train_blocking(_tiny([patch_set], out, val_fraction=0.0, epochs=2), resume=True)
+        train(_tiny([patch_set], out, val_fraction=0.0, epochs=2), resume=True)
     assert str(out / "config.json") in str(exc.value) and "invalid JSON" in str(exc.value)
     (out / "config.json").write_text(original)
     (out / "last" / "training_state.json").write_text("{}")
     with pytest.raises(TrainError) as exc:
-        train_blocking(_tiny([patch_set], out, val_fraction=0.0, epochs=2), resume=True)
+        train(_tiny([patch_set], out, val_fraction=0.0, epochs=2), resume=True)
     assert "training_state.json" in str(exc.value)

@@ -218,19 +218,19 @@ class TrainWidget(Container):
 
     # -- job ------------------------------------------------------------------------------
     def _job(self):
-        from ..train import train
+        from ..train import train_steps
 
         cfg = self.config()
         self.history = []
         resume = self.resume.value
         if self.source.value == "patch folders":
-            return train(cfg, resume=resume)
+            return train_steps(cfg, resume=resume)
         return self._patches_then_train(cfg, resume)
 
     def _patches_then_train(self, cfg: TrainConfig, resume: bool):
         from ..io.masks import classmap_from_metadata
         from ..patching import PatchConfig, extract_patches_steps
-        from ..train import train
+        from ..train import train_steps
 
         slide = layer_to_slide(self.slide_layer.layer)
         mlayer = self.mask_layer.layer
@@ -246,7 +246,7 @@ class TrainWidget(Container):
             mask_id=mlayer.name,
             overwrite="skip" if resume else "overwrite",
         )
-        return (yield from train(cfg, resume=resume))
+        return (yield from train_steps(cfg, resume=resume))
 
     # -- plot ------------------------------------------------------------------------------
     def _make_plot(self) -> tuple[Any, Any]:
