@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from .normalization import IMAGENET
 from .patching import (
     PatchConfig,
     PatchError,
@@ -29,9 +30,6 @@ from .patching import (
     read_manifest,
     read_patch_window,
 )
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -58,8 +56,8 @@ class PatchDataset(Dataset):
         *,
         transform: Any = None,
         seed: int | None = None,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        mean: Sequence[float] = IMAGENET["mean"],
+        std: Sequence[float] = IMAGENET["std"],
         info: dict[str, Any] | None = None,
         target_fn: Any = None,
     ) -> None:

@@ -40,8 +40,9 @@ import numpy as np
 
 from .io.errors import SlideSegError
 from .io.palette import ClassMap
-from .models.card import IMAGENET, NUCLEUS_CLASSMAP
+from .models.card import NUCLEUS_CLASSMAP
 from .models.device import resolve_device
+from .normalization import IMAGENET, UNIT
 from .progress import Progress, drain
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
@@ -271,7 +272,7 @@ def resume_changes(saved: TrainConfig, given: TrainConfig) -> list[str]:
 INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
     "auto": None,
     "imagenet": (IMAGENET["mean"], IMAGENET["std"]),
-    "unit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "unit": (UNIT["mean"], UNIT["std"]),
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
 

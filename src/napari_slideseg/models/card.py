@@ -35,12 +35,12 @@ from typing import Any
 
 from ..io.errors import SlideSegError
 from ..io.palette import ClassMap
+from ..normalization import IMAGENET
 
 CARD = "slideseg.json"
 SCHEMA_VERSION = 2
 KINDS = ("semantic", "hover")
 ACTIVATIONS = ("softmax", "sigmoid")
-IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 #: Card fields that change what a model predicts (with the weights: the content digest).
 PREDICTION_FIELDS = (
     "kind",

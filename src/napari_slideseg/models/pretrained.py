@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.errors import SlideSegError
+from ..normalization import UNIT
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".pickle")
 WRAPPER_PREFIXES = ("module.", "model.", "encoder.", "backbone.")
@@ -128,7 +129,7 @@ def weights_normalization(path: str | os.PathLike) -> tuple[Stats, Stats] | None
         mean, std = (_stats(json_path, k, norm.get(k)) for k in ("mean", "std"))
         return mean, std
     if re.search(r"\[\s*-1\s*,\s*1\s*\]", str(meta.get("preprocessing", ""))):
-        return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+        return UNIT["mean"], UNIT["std"]
     return None
 
 
