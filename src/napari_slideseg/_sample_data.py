@@ -58,11 +58,8 @@ def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
 
 def _tell(message: str) -> None:
     """A napari notification (printed by napari when no viewer shows it)."""
-    try:
-        from napari.utils.notifications import show_info
-    except ImportError:  # pragma: no cover - napari is what calls this
-        print(message)
-        return
+    from napari.utils.notifications import show_info
+
     show_info(f"SlideSeg: {message}")
 
 

@@ -29,9 +29,9 @@ GLAND_MODEL = "glas-gland"
 NUCLEI_MODEL = "hover-nuclei"
 #: Why the demo does not run the gland model on the bundled sample (shown on screen).
 NO_GLANDS = (
-    "glands: not run on this sample. The bundled gland model (glas-gland) was trained on "
+    f"glands: not run on this sample. The bundled gland model ({GLAND_MODEL}) was trained on "
     "colon glands (GlaS) and the bundled sample is skin, which has no such glands: there it "
-    "marks the epidermis. Run it on colon tissue: slideseg predict SLIDE --model glas-gland"
+    f"marks the epidermis. Run it on colon tissue: slideseg predict SLIDE --model {GLAND_MODEL}"
 )
 #: Region of the sample the nuclei model runs on (y0, x0, y1, x1 at level 0): epithelium
 #: and dermis with a hair follicle, where the skin has its nuclei (no keratin flakes).
