@@ -136,7 +136,7 @@ def prediction_layers(
     """
     import zarr
 
-    from .infer.engine import output_levels
+    from .infer.output import output_levels
     from .io.palette import ClassMap
 
     root = zarr.open_group(str(out), mode="r")

@@ -17,7 +17,8 @@ from napari_slideseg.infer import (
     predict_slide_steps,
     tile_starts,
 )
-from napari_slideseg.infer.engine import InferError, _forward, is_complete
+from napari_slideseg.infer.block import forward
+from napari_slideseg.infer.engine import InferError, is_complete
 from napari_slideseg.models import build_model
 from napari_slideseg.models.card import new_card
 
@@ -143,8 +144,8 @@ def test_tta_and_ensemble_average_probabilities():
         patch_size=64,
     )
     x = torch.zeros(1, 3, 64, 64)
-    plain = _forward([(_LeftBiased(), card)], x, "none", False)
-    flips = _forward([(_LeftBiased(), card)], x, "flips", False)
+    plain = forward([(_LeftBiased(), card)], x, "none", False)
+    flips = forward([(_LeftBiased(), card)], x, "flips", False)
     assert plain[0, 1, :, :32].mean() > 0.99 and plain[0, 1, :, 32:].mean() < 0.01
     # horizontal flips make the prediction symmetric: both halves move towards 0.5
     assert 0.3 < flips[0, 1, :, :32].mean() < 0.7
@@ -154,7 +155,7 @@ def test_tta_and_ensemble_average_probabilities():
         def forward(self, x):
             return torch.zeros(x.shape[0], 2, *x.shape[2:])
 
-    ens = _forward([(_LeftBiased(), card), (_Zero(), card)], x, "none", False)
+    ens = forward([(_LeftBiased(), card), (_Zero(), card)], x, "none", False)
     assert torch.allclose(ens, (plain + 0.5) / 2, atol=1e-6)
 
 

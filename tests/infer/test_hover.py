@@ -121,7 +121,7 @@ def test_hover_resume_is_bit_identical(tmp_path, encoded):
 def test_hover_tta_keeps_hv_meaning(encoded, tta):
     """Flip and D4 TTA of an HV-equivariant model give the plain prediction back: each
     flip and quarter turn is undone in the pixels and in what the H and V maps mean."""
-    from napari_slideseg.infer.engine import _forward
+    from napari_slideseg.infer.block import forward
 
     slide, _, _, _ = encoded
     x = torch.from_numpy(
@@ -137,8 +137,8 @@ def test_hover_tta_keeps_hv_meaning(encoded, tta):
             z = torch.zeros(n, 2, h, w)
             return torch.cat([z, ramp, vr], 1)
 
-    plain = _forward([(HVFromCoords(), CARD)], x, "none", False)
-    turned = _forward([(HVFromCoords(), CARD)], x, tta, False)
+    plain = forward([(HVFromCoords(), CARD)], x, "none", False)
+    turned = forward([(HVFromCoords(), CARD)], x, tta, False)
     torch.testing.assert_close(plain, turned, atol=1e-5, rtol=0)
 
 
@@ -147,7 +147,7 @@ def test_hover_tta_keeps_hv_meaning(encoded, tta):
 def test_unturned_hv_targets_match_the_untouched_ones(data_dir, k, flip):
     """HV targets of a turned (and mirrored) real instance map, brought back the way
     the engine brings back predictions, equal the targets of the original map."""
-    from napari_slideseg.infer.engine import _undo_tta
+    from napari_slideseg.infer.task import HoverTask
     from napari_slideseg.instances.targets import hv_maps
 
     inst = np.asarray(
@@ -159,5 +159,5 @@ def test_unturned_hv_targets_match_the_untouched_ones(data_dir, k, flip):
         turned = turned[:, ::-1]
     hv = torch.from_numpy(hv_maps(np.ascontiguousarray(turned)))[None]
     p = torch.cat([torch.zeros_like(hv[:, :1]), hv], 1)  # NP, H, V as the model gives them
-    got = _undo_tta(p, k, flip, hover=True)[:, 1:3]
+    got = HoverTask.undo_tta(p, k, flip)[:, 1:3]
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)

@@ -18,9 +18,10 @@ import pytest
 import torch
 import zarr
 
-from napari_slideseg.infer import InferConfig, engine, predict_slide, writes
+from napari_slideseg.infer import InferConfig, output, predict_slide, writes
 from napari_slideseg.infer.engine import InferError, is_complete
 from napari_slideseg.infer.hover import export_instances_steps, read_instance_table
+from napari_slideseg.infer.task import HoverTask, id_stride_checked
 from napari_slideseg.io.masks import (
     IncompletePredictionError,
     PartialPredictionWarning,
@@ -192,7 +193,7 @@ def fast_refs(tmp_path_factory, slide):
         refs[kind] = predict_slide(slide, models(), d / f"{kind}.zarr", cfg)
     root = zarr.open_group(str(refs["hover"]), mode="r")
     table = read_instance_table(refs["hover"])
-    stride = engine._id_stride_checked(root["done"].shape[0])
+    stride = id_stride_checked(root["done"].shape[0])
     # the fake nuclei exercise what matters: several types, most blocks owning nuclei
     assert len(table["id"]) >= 100 and len(set(table["type"].tolist())) >= 2
     assert len(np.unique(table["id"] // stride)) >= 6
@@ -250,15 +251,15 @@ def test_hover_rewriting_a_block_is_idempotent_and_order_free(tmp_path, slide, f
 
     models, cfg = FAST["hover"]
     captured = []
-    real_write = engine._write
+    real_write = HoverTask.write
 
-    def capture(root, out, index, res, config, factors):
+    def capture(self, root, out, index, res, config, factors):
         captured.append((index, res, factors))
-        real_write(root, out, index, res, config, factors)
+        real_write(self, root, out, index, res, config, factors)
 
     out = tmp_path / "ref.zarr"
     mp = pytest.MonkeyPatch()
-    mp.setattr(engine, "_write", capture)
+    mp.setattr(HoverTask, "write", capture)
     try:
         predict_slide(slide, models(), out, cfg)
     finally:
@@ -394,17 +395,17 @@ def test_a_killed_creation_is_not_a_half_made_output(tmp_path, slide, fast_refs,
     """A kill while the arrays are created (before the attributes): nothing at ``out``."""
     models, cfg = FAST["semantic"]
     out = tmp_path / "pred.zarr"
-    real = engine._create_pyramid
+    real = output.create_pyramid
 
     def die(*a, **k):
         real(*a, **k)
         raise Killed("killed while creating")
 
-    monkeypatch.setattr(engine, "_create_pyramid", die)
+    monkeypatch.setattr(output, "create_pyramid", die)
     with pytest.raises(Killed):
         predict_slide(slide, models(), out, cfg, resume=True)
     assert not out.exists()
-    monkeypatch.setattr(engine, "_create_pyramid", real)
+    monkeypatch.setattr(output, "create_pyramid", real)
     predict_slide(slide, models(), out, cfg, resume=True)  # no ContainsArrayError
     _assert_same(fast_refs["semantic"], out)
 

@@ -25,7 +25,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..infer.engine import InferConfig, InferError
+from ..infer.config import InferConfig, InferError
 from ..io.errors import SlideSegError
 from ._common import GeneratorRunner, LayerChoice, bound_width, layer_to_slide, notify_warning
 
@@ -231,7 +231,7 @@ class InferWidget(Container):
 
     def update_resolution(self, *_: Any) -> str | None:
         """Show slide µm/px, model µm/px and the zoom a run will use; return any warning."""
-        from ..infer.engine import resolve_zoom
+        from ..infer.config import resolve_zoom
         from ..models.card import read_card
 
         self.zoom.enabled = not self.auto_zoom.value

@@ -346,7 +346,8 @@ def export_instances_steps(
             f"{out}: the nuclei {'table' if what == 'table' else 'export'} is written as "
             f"{wants}, not {out.suffix or 'a file without extension'}{other}"
         )
-    meta = dict(root.attrs).get("slideseg") or {}
+    attrs: dict[str, Any] = dict(root.attrs)
+    meta = attrs.get("slideseg") or {}
     classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
     if what == "table":
         if missing:

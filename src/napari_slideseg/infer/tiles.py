@@ -13,6 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -89,3 +90,28 @@ def pyramid_factors(shape: tuple[int, int], block: int, smallest: int = 512) -> 
         out.append(f)
         f *= 2
     return out
+
+
+def roi_mask(roi: Sequence[Sequence[float]], core: tuple[int, int, int, int]) -> np.ndarray:
+    """Boolean mask of the polygon ``roi`` over the block ``core``.
+
+    Parameters
+    ----------
+    roi : sequence of (y, x)
+        Polygon vertices, level pixels.
+    core : tuple of int
+        ``(y0, x0, y1, x1)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(y1 - y0, x1 - x0)`` bool, True inside the polygon.
+    """
+    from skimage.draw import polygon as draw_polygon
+
+    y0, x0, y1, x1 = core
+    pts = np.asarray(roi, np.float64)
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    rr, cc = draw_polygon(pts[:, 0] - y0, pts[:, 1] - x0, mask.shape)
+    mask[rr, cc] = True
+    return mask

@@ -76,7 +76,8 @@ def predict_maps(
     """
     import torch
 
-    from .engine import InferConfig, predict_block, read_block
+    from .block import predict_block, read_block
+    from .config import InferConfig
 
     t = tile or card.patch_size
     cfg = InferConfig(tile=t, overlap=overlap, zoom=zoom, tta=tta)
@@ -97,7 +98,7 @@ def _combos(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 def tile_zoom(card: ModelCard, mpp: Any, zoom: float, where: Any = "model") -> float:
     """The zoom that brings tiles of ``mpp`` µm/px to the model's resolution."""
     from ..validate import positive
-    from .engine import ZOOM_RANGE, zoom_for_ratio
+    from .config import ZOOM_RANGE, zoom_for_ratio
 
     mpp = positive("mpp", mpp, error=TuneError)
     if zoom != 1.0:
@@ -134,7 +135,7 @@ def tune_hover_steps(
     from ..io.masks import read_instance_map
     from ..metrics import panoptic_quality
     from ..models.checkpoint import load_model
-    from .engine import TTA_MODES
+    from .config import TTA_MODES
 
     if tta not in TTA_MODES:
         raise TuneError(f"tta must be one of {TTA_MODES}, not {tta!r}")

@@ -1,0 +1,442 @@
+"""``predict_slide``: block-wise tiled inference into a resumable zarr output.
+
+One pure function per block (:func:`~napari_slideseg.infer.runners.compute_block`:
+:func:`~napari_slideseg.infer.block.predict_block`, then the task's
+post-processing) does the work for one block core: read the core plus a halo
+(reflect-padded at the slide edge), cut it into overlapping tiles, run them
+in batches through every model (and every TTA transform), average, blend
+tiles with a smooth window, and crop to the core. :func:`predict_slide_steps`
+runs it over the block grid (locally with the next block's pixels read ahead
+on a thread, or on a dask cluster), writes each block's arrays into a chunked
+zarr, and only then marks the block done. Re-running with ``resume=True``
+skips done blocks; because the block function is pure and every block write
+is idempotent (a half-written block is simply written again), the result
+equals an uninterrupted run bit for bit wherever a run was killed. The
+output's ``complete`` attribute is set only after the last block. A new
+output is created under a temporary name and renamed into place, only once
+the device and models are ready; a run that fails before its first block is
+done removes it again. Tests kill runs at each write step through
+:data:`napari_slideseg.infer.writes.FAULT`.
+
+What differs between semantic and HoVer models is one
+:class:`~napari_slideseg.infer.task.Task` object; this module has no branch
+on the model kind.
+
+Memory is bounded by one block (plus halo) x channels x float32, and one batch
+of tiles on the device: a 100k x 100k slide uses about what a 10k one does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..models.card import ModelCard, as_card
+from ..progress import Progress, drain
+from .block import forward, predict_block, read_block, tta_ops
+from .config import (
+    MAX_TILE,
+    TTA_MODES,
+    WINDOWS,
+    ZOOM_RANGE,
+    ZOOM_SNAP,
+    ZOOM_TOLERANCE,
+    InferConfig,
+    InferError,
+    ResolutionWarning,
+    resolve_zoom,
+    resolved_config,
+    zoom_for_ratio,
+)
+from .output import (
+    TEMP_SUFFIXES,
+    is_complete,
+    open_output,
+    output_levels,
+    remove_temporaries,
+)
+from .runners import get_client, run_block_task, run_distributed, run_local
+from .task import Task, block_result, make_task, write_block
+from .tiles import pyramid_factors, region_blocks, roi_mask
+
+#: The default settings (a frozen dataclass, safe as a default argument).
+DEFAULT_CONFIG = InferConfig()
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "MAX_TILE",
+    "TEMP_SUFFIXES",
+    "TTA_MODES",
+    "WINDOWS",
+    "ZOOM_RANGE",
+    "ZOOM_SNAP",
+    "ZOOM_TOLERANCE",
+    "InferConfig",
+    "InferError",
+    "ResolutionWarning",
+    "block_result",
+    "check_models",
+    "forward",
+    "is_complete",
+    "output_levels",
+    "plan_blocks",
+    "predict_block",
+    "predict_slide",
+    "predict_slide_steps",
+    "read_block",
+    "remove_temporaries",
+    "resolve_zoom",
+    "run_block_task",
+    "tta_ops",
+    "write_block",
+    "zoom_for_ratio",
+]
+
+
+def check_models(models: Sequence[tuple[Any, Any]]) -> list[tuple[Any, ModelCard]]:
+    """``(model, ModelCard)`` pairs (card dicts are validated), checked to agree.
+
+    Parameters
+    ----------
+    models : sequence of (torch.nn.Module, ModelCard or dict)
+
+    Returns
+    -------
+    list of (torch.nn.Module, ModelCard)
+
+    Raises
+    ------
+    InferError
+        No model, or ensemble members that differ in kind, classes,
+        normalisation or resolution.
+    """
+    if not models:
+        raise InferError("no model given")
+    checked = [(m, as_card(c)) for m, c in models]
+    first = checked[0][1]
+    names = first.classmap.names
+    for _, c in checked[1:]:
+        if c.kind != first.kind:
+            raise InferError("an ensemble mixes semantic and HoVer models")
+        if c.classmap.names != names:
+            raise InferError(
+                f"ensemble members disagree on classes: {list(names)} vs {list(c.classmap.names)}"
+            )
+        if c.normalization != first.normalization:
+            raise InferError(
+                f"ensemble members need the same input normalisation: {c.display_name} differs "
+                f"from {first.display_name}"
+            )
+        if (c.mpp is None) != (first.mpp is None) or (
+            c.mpp and first.mpp and abs(c.mpp / first.mpp - 1) > ZOOM_TOLERANCE
+        ):
+            raise InferError(
+                f"ensemble members were trained at different resolutions ({first.display_name}: "
+                f"{first.mpp} µm/px, {c.display_name}: {c.mpp} µm/px)"
+            )
+    return checked
+
+
+def plan_blocks(
+    slide: Any, config: InferConfig
+) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
+    """Level shape and block cores (row-major) of a prediction over ``slide``.
+
+    Parameters
+    ----------
+    slide : Slide
+    config : InferConfig
+        ``level``, ``block``, ``region`` and ``roi`` decide the blocks.
+
+    Returns
+    -------
+    tuple
+        ``(H, W)`` of the level and the list of ``(y0, x0, y1, x1)`` cores.
+
+    Raises
+    ------
+    InferError
+        A level the slide lacks, or a region/ROI outside the level.
+    """
+    slide.check_level(config.level, error=InferError)
+    H, W = slide.levels[config.level].shape[:2]
+    ry0, rx0, ry1, rx1 = 0, 0, H, W
+    if config.region is not None:
+        a, b, c, d = (int(v) for v in config.region)
+        ry0, rx0, ry1, rx1 = max(0, a), max(0, b), min(H, c), min(W, d)
+    if config.roi:
+        pts = np.asarray(config.roi, np.float64)
+        ry0 = max(ry0, int(np.floor(pts[:, 0].min())))
+        rx0 = max(rx0, int(np.floor(pts[:, 1].min())))
+        ry1 = min(ry1, int(np.ceil(pts[:, 0].max())) + 1)
+        rx1 = min(rx1, int(np.ceil(pts[:, 1].max())) + 1)
+    if ry1 <= ry0 or rx1 <= rx0:
+        raise InferError(
+            f"{slide.path}: the region {config.region or config.roi} lies outside the slide "
+            f"level {config.level} ({H} x {W} px)"
+        )
+    return (H, W), region_blocks((ry0, rx0, ry1, rx1), config.block)
+
+
+def _as_slide(slide: Any) -> Any:
+    """A Slide from a Slide or a path (opened lazily); anything else is refused by name."""
+    if isinstance(slide, str | os.PathLike):
+        from ..io.slide import open_slide
+
+        return open_slide(slide)
+    if not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
+        raise InferError(
+            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
+            f"not {type(slide).__name__}"
+        )
+    return slide
+
+
+def _load_models(models: Any) -> list[tuple[Any, ModelCard]]:
+    from ..models import resolve_model
+    from ..models.checkpoint import load_model
+
+    if isinstance(models, str | os.PathLike) or (
+        isinstance(models, tuple) and len(models) == 2 and not isinstance(models[0], str)
+    ):
+        models = [models]  # one checkpoint (path, bundled name or (model, card))
+    return check_models(
+        [
+            load_model(resolve_model(str(m))) if isinstance(m, str | os.PathLike) else m
+            for m in models
+        ]
+    )
+
+
+def predict_slide_steps(
+    slide: Any,
+    models: Sequence[tuple[Any, dict[str, Any]] | str | os.PathLike],
+    out: str | os.PathLike,
+    config: InferConfig = DEFAULT_CONFIG,
+    *,
+    resume: bool = False,
+    client: Any = None,
+) -> Generator[Progress, None, Path]:
+    """:func:`predict_slide` as a generator of progress events; returns the output path.
+
+    Parameters
+    ----------
+    slide, models, out, config
+        As for :func:`predict_slide`.
+    resume : bool
+        Continue an interrupted run of the same prediction.
+    client : distributed.Client, str or None
+        See :func:`predict_slide`.
+
+    Yields
+    ------
+    Progress
+        One event per predicted block.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    if not isinstance(config, InferConfig):
+        raise InferError(f"config must be an InferConfig, not {type(config).__name__}")
+    slide = _as_slide(slide)
+    checked = _load_models(models)
+    owned = isinstance(client, str) and client not in ("current",)
+    client = get_client(client)
+    try:
+        return (yield from _predict(slide, checked, Path(out), config, resume, client))
+    finally:
+        if owned and client is not None:
+            client.close()  # a client made here from an address is ours to close
+
+
+def _check_cluster_inputs(slide: Any, cards: list[ModelCard]) -> None:
+    if not all(c.source for c in cards):
+        raise InferError(
+            "distributed inference loads checkpoints on the workers by path: "
+            "pass checkpoint folders (or models from load_model(path))"
+        )
+    if not getattr(slide, "path", None) or not os.path.exists(slide.path):
+        raise InferError(
+            "distributed inference opens the slide on the workers by path: "
+            f"{getattr(slide, 'path', None)!r} is not a file they can read"
+        )
+
+
+def _predict(
+    slide: Any,
+    models: list[tuple[Any, ModelCard]],
+    out: Path,
+    config: InferConfig,
+    resume: bool,
+    client: Any,
+) -> Generator[Progress, None, Path]:
+    import torch
+
+    from ..models.device import resolve_device
+
+    cards = [c for _, c in models]
+    shape, blocks = plan_blocks(slide, config)
+    config, resolution = resolved_config(slide, cards[0], config)
+    task = make_task(slide, cards[0], config, len(blocks))
+    plan = {
+        "shape": shape,
+        "blocks": blocks,
+        "factors": pyramid_factors(shape, config.block),
+        "resolution": resolution,
+    }
+    device = None
+    # Everything that can fail before the first block (paths for a cluster, the device,
+    # the models on it) is checked before the output exists, so a run that cannot start
+    # leaves nothing behind that would block the next one.
+    if client is not None:
+        _check_cluster_inputs(slide, cards)
+    else:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = resolve_device(config.device)
+        models = [(m.to(device).eval(), c) for m, c in models]
+    empty_dir = out.is_dir() and not any(out.iterdir())
+    existed = out.exists() and not empty_dir
+    root = open_output(out, slide, cards, config, task, plan, resume)
+    run = {**plan, "root": root, "out": out}
+    try:
+        yield from _run(task, slide, models, config, client, device, run)
+    except BaseException:
+        try:
+            started = bool((np.asarray(root["done"][:]) == 1).any())
+        except Exception:  # unreadable marks (disk gone): keep what is there
+            started = True
+        if not existed and not started:
+            # Failed (or cancelled) before its first block: this run made the folder
+            # and nothing in it is worth resuming.
+            shutil.rmtree(out, ignore_errors=True)
+            if empty_dir:
+                out.mkdir(exist_ok=True)  # the user's empty folder stays as it was
+        raise
+    remove_temporaries(out)
+    return out
+
+
+def _skip_blocks(slide: Any, config: InferConfig, blocks: list, done: np.ndarray) -> int:
+    """Mark (2) blocks below ``min_tissue`` or outside the ROI; returns how many."""
+    skipped = 0
+    if config.min_tissue > 0:
+        # Background blocks: the tissue mask is computed once on a low level; a block
+        # whose tissue fraction is below min_tissue is left as background (label 0).
+        from ..patching import slide_tissue_mask
+
+        tmask, (f0y, f0x) = slide_tissue_mask(slide)
+        fy, fx = slide.level_factors(config.level)
+        for i, (y0, x0, y1, x1) in enumerate(blocks):
+            ty0, tx0 = int(y0 * fy / f0y), int(x0 * fx / f0x)
+            ty1 = max(ty0 + 1, int(np.ceil(y1 * fy / f0y)))
+            tx1 = max(tx0 + 1, int(np.ceil(x1 * fx / f0x)))
+            if not done[i] and tmask[ty0:ty1, tx0:tx1].mean() < config.min_tissue:
+                done[i] = 2
+                skipped += 1
+    if config.roi:
+        for i, core in enumerate(blocks):
+            if not done[i] and not roi_mask(config.roi, core).any():
+                done[i] = 2
+                skipped += 1
+    return skipped
+
+
+def _run(
+    task: Task,
+    slide: Any,
+    models: list[tuple[Any, ModelCard]],
+    config: InferConfig,
+    client: Any,
+    device: Any,
+    run: dict[str, Any],
+) -> Generator[Progress, None, None]:
+    root, blocks = run["root"], run["blocks"]
+    done = np.asarray(root["done"][:])
+    skipped = _skip_blocks(slide, config, blocks, done)
+    if skipped:
+        root["done"][:] = done
+    run["todo"] = todo = [i for i in range(len(blocks)) if not done[i]]
+    n_before = len(blocks) - len(todo)
+
+    def event(k: int, i: int, where: str) -> Progress:
+        return Progress(
+            "predict",
+            n_before + k + 1,
+            len(blocks),
+            f"block {n_before + k + 1}/{len(blocks)}{where}",
+            {"block": list(blocks[i]), "skipped_blocks": skipped},
+        )
+
+    if client is not None:
+        paths = [str(c.source) for _, c in models]  # all set (_check_cluster_inputs)
+        yield from run_distributed(task, client, slide, paths, config, run, event)
+    else:
+        yield from run_local(task, slide, models, config, device, run, event)
+    meta = dict(root.attrs["slideseg_inference"])
+    task.finish(run["out"], meta)
+    meta["complete"] = True
+    meta["skipped_blocks"] = int((np.asarray(root["done"][:]) == 2).sum())
+    root.attrs["slideseg_inference"] = meta
+
+
+def predict_slide(
+    slide: Any,
+    models: Sequence[tuple[Any, dict[str, Any]] | str | os.PathLike],
+    out: str | os.PathLike,
+    config: InferConfig = DEFAULT_CONFIG,
+    *,
+    resume: bool = False,
+    client: Any = None,
+) -> Path:
+    """Predict class labels (and, for HoVer models, nuclei) over a slide level into ``out``.
+
+    Parameters
+    ----------
+    slide : Slide or path
+        An opened :class:`~napari_slideseg.io.slide.Slide`, or a path to open.
+    models : path, bundled name, (model, card) or a sequence of them
+        Checkpoint folders, bundled model names, or ``[(model, card), ...]``
+        from :func:`~napari_slideseg.models.load_model`; several with the same
+        classes form an ensemble (probability mean).
+    out : str or os.PathLike
+        Output zarr folder: ``labels`` (uint8, chunks of one block), a label
+        ``pyramid`` (stride-sampled levels 2, 4, ... for display), optional
+        ``probs`` (float16), ``done`` (per block: 1 predicted, 2 skipped), and
+        attributes with the config, model cards, versions and ``complete``.
+        HoVer models add ``instances`` (uint32), ``pyramid_instances``,
+        ``maps`` and ``instances.csv``.
+    config : InferConfig
+        Settings.
+    resume : bool
+        Continue an interrupted run (refused if settings, slide or models differ).
+    client : distributed.Client, str or None
+        A client, a scheduler address (``"tcp://..."``) or ``"current"`` runs
+        the blocks on a dask cluster whose workers read the slide and
+        checkpoints by path and write into the shared ``out``.
+
+    Returns
+    -------
+    Path
+        ``out``, complete.
+
+    Raises
+    ------
+    InferError
+        Bad settings, disagreeing models, an output that is not this prediction.
+
+    Examples
+    --------
+    >>> from napari_slideseg import open_slide
+    >>> from napari_slideseg.infer import InferConfig, predict_slide
+    >>> out = predict_slide(open_slide("slide.svs"), "hover-nuclei", "nuclei.zarr",
+    ...                     InferConfig(region=(0, 0, 2048, 2048)))  # doctest: +SKIP
+    """
+    return drain(predict_slide_steps(slide, models, out, config, resume=resume, client=client))

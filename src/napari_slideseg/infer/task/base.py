@@ -1,0 +1,98 @@
+"""The task interface: what the engine asks of a model kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from ...models.card import ModelCard
+from ..config import InferConfig
+
+Core = tuple[int, int, int, int]
+
+
+class ArraySpec(NamedTuple):
+    """One array of a prediction folder: name, dtype, channels (None: 2-D), pyramid group."""
+
+    name: str
+    dtype: Any
+    channels: int | None = None
+    pyramid: str | None = None
+
+
+def unturn(p: Any, k: int, flip: bool) -> Any:
+    """Bring ``p`` (N, C, H, W) predicted on ``flip(rot90(x, k))`` back to x's pixel frame.
+
+    Parameters
+    ----------
+    p : torch.Tensor
+        Predictions on the transformed input.
+    k : int
+        Quarter turns ``torch.rot90(x, k, (2, 3))`` applied to the input.
+    flip : bool
+        Whether the turned input was then mirrored along x.
+
+    Returns
+    -------
+    torch.Tensor
+        ``p`` mirrored and turned back.
+    """
+    import torch
+
+    if flip:
+        p = torch.flip(p, (3,))
+    return torch.rot90(p, -k, (2, 3))
+
+
+class Task:
+    """The interface: what the engine asks of a model kind (see the module docstring)."""
+
+    kind: ClassVar[str] = ""
+    #: Whether a block's result is written by the driver (True) or where it was computed.
+    write_on_driver: ClassVar[bool] = False
+
+    @classmethod
+    def for_slide(cls, slide: Any, card: ModelCard, config: InferConfig, n_blocks: int) -> Task:
+        """The task for ``card`` on ``slide`` (a class without settings ignores them)."""
+        return cls()
+
+    @staticmethod
+    def probs(out: Any, card: ModelCard) -> Any:
+        """Per-pixel outputs ``(N, channels, H, W)`` from the model's raw ``out``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def undo_tta(p: Any, k: int, flip: bool) -> Any:
+        """``p`` made on ``flip(rot90(x, k))`` in x's frame, pixels and channel meaning."""
+        return unturn(p, k, flip)
+
+    def extent(self, core: Core, shape: tuple[int, ...], config: InferConfig) -> Core:
+        """The pixels to predict for the block ``core`` of a level of ``shape``."""
+        return core
+
+    def compute(
+        self, maps: np.ndarray, ext: Core, core: Core, config: InferConfig, index: int
+    ) -> dict[str, Any]:
+        """The block's result from its predicted ``maps`` over ``ext`` (pure)."""
+        raise NotImplementedError
+
+    def arrays(self, channels: int, save_probs: bool) -> list[ArraySpec]:
+        """The arrays a prediction folder of this task holds (besides ``done``)."""
+        raise NotImplementedError
+
+    def write(
+        self,
+        root: Any,
+        out: Path,
+        index: int,
+        res: dict[str, Any],
+        config: InferConfig,
+        factors: list[int],
+    ) -> None:
+        """Write one block's ``res`` into the output group ``root`` at ``out``."""
+        raise NotImplementedError
+
+    def finish(self, out: Path, meta: dict[str, Any]) -> None:
+        """After the last block: complete the output and add to its attributes ``meta``."""
