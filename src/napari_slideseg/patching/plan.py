@@ -1,0 +1,114 @@
+"""The plan: which grid windows to take, from the region and tissue filters.
+
+Runs before any full-resolution pixel is read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..io.slide import Slide
+from .config import PatchConfig, PatchError
+from .grid import patch_grid
+from .tissue import slide_tissue_mask
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which ``(y, x)`` points lie inside ``polygon`` (``(m, 2)`` of y, x)."""
+    py, px = points[:, 0].astype(float), points[:, 1].astype(float)
+    inside = np.zeros(len(points), bool)
+    poly = np.asarray(polygon, float)
+    n = len(poly)
+    for i in range(n):
+        y1, x1 = poly[i]
+        y2, x2 = poly[(i + 1) % n]
+        cond = (y1 > py) != (y2 > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xcross = (x2 - x1) * (py - y1) / (y2 - y1) + x1
+        inside ^= cond & (px < xcross)
+    return inside
+
+
+@dataclass
+class PatchPlan:
+    """Grid positions that survived the cheap filters, and the counts so far."""
+
+    level: int
+    positions: np.ndarray  # (n, 2) y, x in (zoomed) level coordinates
+    factor: tuple[float, float]  # (zoomed) level -> level 0
+    summary: dict[str, int] = field(default_factory=dict)
+
+
+def patch_resolution(slide: Slide, level: int, zoom: float = 1.0) -> float | None:
+    """µm/px of patches cut at ``level`` and ``zoom`` (slide mpp x downsample / zoom), if known."""
+    lm = slide.level_mpp(level)
+    return None if lm is None else round(float(lm[0]) / float(zoom), 6)
+
+
+def choose_level(slide: Slide, level: int = 0, mpp: float | None = None) -> int:
+    """The level for ``mpp`` when given, else ``level`` (checked)."""
+    if mpp is not None:
+        return slide.level_for_mpp(mpp)
+    return slide.check_level(level, error=PatchError)
+
+
+def plan_patches(slide: Slide, config: PatchConfig) -> PatchPlan:
+    """Grid positions after the region and tissue filters (reads only a low level)."""
+    level = choose_level(slide, config.level, config.mpp)
+    z = config.zoom
+    fy, fx = (f / z for f in slide.level_factors(level))
+    h, w = (max(1, round(n * z)) for n in slide.levels[level].shape[:2])
+    origin = (0, 0)
+    extent = (h, w)
+    summary: dict[str, int] = {}
+    if config.region is not None:
+        y0, x0, y1, x1 = config.region
+        if y1 <= y0 or x1 <= x0:
+            raise PatchError(
+                f"region {tuple(config.region)} is empty: it is (y0, x0, y1, x1) with "
+                "y1 > y0 and x1 > x0"
+            )
+        ly0, lx0 = max(0, int(y0 / fy)), max(0, int(x0 / fx))
+        ly1, lx1 = min(h, math.ceil(y1 / fy)), min(w, math.ceil(x1 / fx))
+        if ly1 <= ly0 or lx1 <= lx0:
+            raise PatchError(f"{slide.path}: region {config.region} lies outside the slide")
+        origin, extent = (ly0, lx0), (ly1 - ly0, lx1 - lx0)
+    positions = patch_grid(extent, config.size, config.stride, config.grid, origin)
+    summary["grid"] = len(positions)
+    if not len(positions):
+        where = f"level {level}" + ("" if z == 1 else f" at zoom {z:g}")
+        raise PatchError(
+            f"{slide.path}: no {config.size} x {config.size} patch fits the "
+            f"{extent[1]} x {extent[0]} px {'region' if config.region else 'image'} "
+            f"({where}) with grid '{config.grid}': use grid 'pad' (--grid pad) to pad "
+            "the edges, or a smaller size"
+        )
+    if config.polygons:
+        centres = (positions + config.size / 2) * np.array([fy, fx])
+        keep = np.zeros(len(positions), bool)
+        for poly in config.polygons:
+            keep |= points_in_polygon(centres, np.asarray(poly))
+        summary["outside_region"] = int((~keep).sum())
+        positions = positions[keep]
+    plan = PatchPlan(level, positions, (fy, fx), summary)
+    if config.min_tissue > 0:
+        tmask, (f0y, f0x) = slide_tissue_mask(slide, config.tissue_level)
+        ty, tx = f0y / fy, f0x / fx  # level pixels per tissue pixel
+        frac = np.array(
+            [
+                tmask[
+                    int(y / ty) : max(int(y / ty) + 1, math.ceil((y + config.size) / ty)),
+                    int(x / tx) : max(int(x / tx) + 1, math.ceil((x + config.size) / tx)),
+                ].mean()
+                if tmask.size
+                else 0.0
+                for y, x in positions
+            ]
+        )
+        keep = frac >= config.min_tissue
+        summary["low_tissue"] = int((~keep).sum())
+        plan.positions = positions[keep]
+    return plan
