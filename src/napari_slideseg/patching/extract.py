@@ -1,4 +1,12 @@
-"""Writing a patch set: :func:`extract_patches` and its generator of progress events."""
+"""Writing a patch set: :func:`extract_patches` and its generator of progress events.
+
+:func:`extract_patches_steps` checks its inputs, prepares the folder (a
+fresh one, a resumed run or a replaced one), then walks the plan with
+:func:`~napari_slideseg.patching.iterate.iter_patches`: each kept patch goes
+to a :class:`~napari_slideseg.patching.writers.PatchWriter` and gets one
+manifest row. ``manifest.csv`` appears only when the run completes
+(atomically), and ``run.json`` says whether it did.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
-from collections.abc import Generator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,23 +23,28 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..io.files import atomic_path, write_text_atomic
 from ..io.slide import Slide
 from ..progress import Progress, drain
 from .config import OVERWRITE, PatchConfig, PatchError
 from .iterate import Patch, iter_patches
+from .manifest import MANIFEST, manifest_classes, manifest_header
 from .masks import check_mask_shape, instance_patch
-from .plan import patch_resolution, plan_patches
-from .writers import write_png
+from .plan import PatchPlan, patch_resolution, plan_patches
+from .writers import FORMATS, PatchWriter, patch_writer
 
 _DEFAULT_CONFIG = PatchConfig()  # frozen: one shared default is safe
 
-
-def _config_hash(config: PatchConfig, slide: Slide, mask_id: str | None) -> str:
-    raw = json.dumps(
-        {"config": config.to_dict(), "slide": os.path.abspath(slide.path), "mask": mask_id},
-        sort_keys=True,
-    )
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+#: What a previous run leaves in its folder (removed by ``overwrite="overwrite"``).
+RUN_FILES = (
+    "images",
+    "masks",
+    "types",
+    "patches.zarr",
+    MANIFEST,
+    "run.json",
+    "classmap.json",
+)
 
 
 @dataclass
@@ -46,6 +57,156 @@ class PatchSetResult:
     n_patches: int
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """How a run names its patches and fills its manifest rows."""
+
+    stem: str
+    level: int
+    ztag: str
+    factor: tuple[float, float]
+    size: int
+    mpp: float | None
+    n_classes: int | None
+    background: int
+    names: list[str]
+    instances: bool
+    has_types: bool
+
+    def patch_name(self, item: Patch) -> str:
+        return f"{self.stem}_L{self.level}{self.ztag}_y{item.y}_x{item.x}.png"
+
+    def header(self) -> list[str]:
+        return manifest_header(self.names, self.instances, self.has_types)
+
+    def fractions(self, mask: np.ndarray) -> tuple[list[float], int]:
+        """Per-class pixel fractions of a mask patch, and whether it holds foreground."""
+        n = self.n_classes
+        counts = np.bincount(
+            (mask > 0 if self.instances else mask).ravel().astype(np.int64), minlength=n or 1
+        )
+        fracs = (counts[: n or len(counts)] / mask.size).round(6).tolist()
+        return fracs, int(bool(np.any(mask != self.background)))
+
+    def row(self, item: Patch, refs: tuple[str, str], labels: Any, extra: list[Any]) -> list:
+        """A manifest row; ``labels`` is ``(fracs, has_fg)``, or ``None`` without a mask."""
+        fy, fx = self.factor
+        where = [item.x, item.y, round(item.x * fx), round(item.y * fy)]
+        mpp = "" if self.mpp is None else self.mpp
+        if labels is None:
+            fracs, has_fg = [""] * len(self.names), ""
+        else:
+            fracs, has_fg = labels
+            fracs = fracs + [0.0] * (len(self.names) - len(fracs))
+        return [*refs, self.stem, self.level, *where, self.size, mpp, *fracs, has_fg, *extra]
+
+
+def _config_hash(config: PatchConfig, slide: Slide, mask_id: str | None) -> str:
+    raw = json.dumps(
+        {"config": config.to_dict(), "slide": os.path.abspath(slide.path), "mask": mask_id},
+        sort_keys=True,
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2))
+
+
+# -----------------------------------------------------------------------------
+# checking the inputs
+# -----------------------------------------------------------------------------
+def _as_slide(slide: Any) -> Slide:
+    """``slide`` opened if it is a path; refused if it is not a Slide."""
+    if isinstance(slide, str | os.PathLike):
+        from ..io.slide import open_slide
+
+        return open_slide(slide)
+    if not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
+        raise PatchError(
+            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
+            f"not {type(slide).__name__}"
+        )
+    return slide
+
+
+def _instance_mask(mask: Any, types: Any, instances: bool, fmt: str) -> Any:
+    """The mask to cut: with ``instances`` and a type map, both stacked on a last axis."""
+    if not instances:
+        if types is not None:
+            raise PatchError("a type map goes with instances=True")
+        return mask
+    if fmt != "png":
+        raise PatchError("instance patches are written as PNG (fmt='png')")
+    if mask is None:
+        raise PatchError("instances=True needs an instance map as mask")
+    if types is None:
+        return mask
+    if tuple(types.shape[:2]) != tuple(mask.shape[:2]):
+        raise PatchError(
+            f"type map shape {tuple(types.shape)} differs from the instance map's {tuple(mask.shape)}"
+        )
+    lazy = isinstance(mask, da.Array) or isinstance(types, da.Array)
+    stack = da.stack if lazy else np.stack
+    return stack([mask.astype(np.int64), types.astype(np.int64)], -1)
+
+
+def _check_choices(overwrite: str, fmt: str) -> None:
+    if overwrite not in OVERWRITE:
+        raise PatchError(f"overwrite must be one of {OVERWRITE}, not {overwrite!r}")
+    if fmt not in FORMATS:
+        raise PatchError(f"fmt must be 'png' or 'zarr', not {fmt!r}")
+
+
+# -----------------------------------------------------------------------------
+# the folder
+# -----------------------------------------------------------------------------
+def _reuse_folder(out: Path, overwrite: str, digest: str) -> None:
+    """Apply ``overwrite`` to a non-empty ``out``: refuse, check it resumes, or clear it."""
+    run_file = out / "run.json"
+    previous = json.loads(run_file.read_text()) if run_file.exists() else None
+    if overwrite == "error":
+        raise PatchError(
+            f"{out}: folder is not empty; pass overwrite='skip' (--overwrite skip) to "
+            "resume the same run or overwrite='overwrite' (--overwrite overwrite) to replace it"
+        )
+    if overwrite == "skip" and (previous is None or previous.get("config_hash") != digest):
+        raise PatchError(
+            f"{out}: holds a different patch run (other slide, mask or settings); "
+            "'skip' only resumes the same run: use another folder or overwrite='overwrite' "
+            "(--overwrite overwrite)"
+        )
+    if overwrite == "overwrite":
+        for name in RUN_FILES:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+
+def _has_patches(out: Path) -> bool:
+    """Whether a patch folder holds any patch file yet."""
+    for sub in ("images", "masks", "types"):
+        d = out / sub
+        if d.is_dir() and any(p.suffix == ".png" for p in d.iterdir()):
+            return True
+    z = out / "patches.zarr"
+    return z.exists() and any(z.rglob("c/*"))
+
+
+def _clear_failed(out: Path, made: bool) -> None:
+    """Leave nothing of a run that failed before its first patch (``made``: we created ``out``)."""
+    if made:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for p in list(out.iterdir()):
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+# -----------------------------------------------------------------------------
+# the run
+# -----------------------------------------------------------------------------
 def extract_patches_steps(
     slide: Slide,
     out: str | os.PathLike,
@@ -61,291 +222,193 @@ def extract_patches_steps(
     instances: bool = False,
     types: Any | None = None,
 ) -> Generator[Progress, None, PatchSetResult]:
-    """:func:`extract_patches` as a generator of progress events (for widgets and the CLI)."""
-    if isinstance(slide, str | os.PathLike):
-        from ..io.slide import open_slide
+    """:func:`extract_patches` as a generator of progress events (for widgets and the CLI).
 
-        slide = open_slide(slide)
-    elif not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
-        raise PatchError(
-            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
-            f"not {type(slide).__name__}"
-        )
+    Parameters
+    ----------
+    slide : Slide or str or os.PathLike
+        The slide, or its path.
+    out : str or os.PathLike
+        The output folder (see :func:`extract_patches`).
+    config : PatchConfig
+        The patch settings.
+    mask, classmap, mask_id, fmt, overwrite, workers, block
+        See :func:`extract_patches`.
+    instances : bool
+        ``mask`` is an instance map: mask patches are uint16 ids 1..N per
+        patch (PNG only), with an ``n_instances`` manifest column.
+    types : array or None
+        With ``instances``: a nucleus-type map of the same shape, written to
+        ``types/``.
+
+    Yields
+    ------
+    Progress
+        One event per block of patches.
+
+    Returns
+    -------
+    PatchSetResult
+        The generator's return value (``StopIteration.value``).
+
+    Raises
+    ------
+    PatchError
+        Invalid settings or inputs, a mask of the wrong shape, or a folder
+        that ``overwrite`` does not allow to reuse.
+    """
+    slide = _as_slide(slide)
     if not isinstance(config, PatchConfig):
         raise PatchError(f"config must be a PatchConfig, not {type(config).__name__}")
-    if instances:
-        if fmt != "png":
-            raise PatchError("instance patches are written as PNG (fmt='png')")
-        if mask is None:
-            raise PatchError("instances=True needs an instance map as mask")
-        if types is not None:
-            if tuple(types.shape[:2]) != tuple(mask.shape[:2]):
-                raise PatchError(
-                    f"type map shape {tuple(types.shape)} differs from the instance map's {tuple(mask.shape)}"
-                )
-            stack = (
-                da.stack if isinstance(mask, da.Array) or isinstance(types, da.Array) else np.stack
-            )
-            mask = stack([mask.astype(np.int64), types.astype(np.int64)], -1)
-    elif types is not None:
-        raise PatchError("a type map goes with instances=True")
-    if overwrite not in OVERWRITE:
-        raise PatchError(f"overwrite must be one of {OVERWRITE}, not {overwrite!r}")
-    if fmt not in ("png", "zarr"):
-        raise PatchError(f"fmt must be 'png' or 'zarr', not {fmt!r}")
+    mask = _instance_mask(mask, types, instances, fmt)
+    _check_choices(overwrite, fmt)
     out = Path(out)
-    run_file = out / "run.json"
     digest = _config_hash(config, slide, mask_id)
     plan = plan_patches(slide, config)  # refuses impossible settings before anything is made
     if mask is not None:
         check_mask_shape(mask, slide, plan.level, mask_id or "mask")
     fresh = not out.exists() or not any(out.iterdir())
     if not fresh:
-        previous = json.loads(run_file.read_text()) if run_file.exists() else None
-        if overwrite == "error":
-            raise PatchError(
-                f"{out}: folder is not empty; pass overwrite='skip' (--overwrite skip) to "
-                "resume the same run or overwrite='overwrite' (--overwrite overwrite) to replace it"
-            )
-        if overwrite == "skip" and (previous is None or previous.get("config_hash") != digest):
-            raise PatchError(
-                f"{out}: holds a different patch run (other slide, mask or settings); "
-                "'skip' only resumes the same run: use another folder or overwrite='overwrite' "
-                "(--overwrite overwrite)"
-            )
-        if overwrite == "overwrite":
-            for name in (
-                "images",
-                "masks",
-                "types",
-                "patches.zarr",
-                "manifest.csv",
-                "run.json",
-                "classmap.json",
-            ):
-                p = out / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+        _reuse_folder(out, overwrite, digest)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    run = _Run(slide, out, config, plan, mask, overwrite, workers, block, instances, types)
     try:
-        result = yield from _extract_into(
-            slide,
-            out,
-            config,
-            plan,
-            digest,
-            mask,
-            classmap,
-            mask_id,
-            fmt,
-            overwrite,
-            workers,
-            block,
-            instances,
-            types,
-        )
+        result = yield from run.extract(digest, classmap, mask_id, fmt)
     except BaseException:
         if fresh and not _has_patches(out):
             # failed before the first patch: leave nothing that blocks the next run
-            if made:
-                shutil.rmtree(out, ignore_errors=True)
-            else:
-                for p in list(out.iterdir()):
-                    shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            _clear_failed(out, made)
         raise
     return result
 
 
-def _has_patches(out: Path) -> bool:
-    """Whether a patch folder holds any patch file yet."""
-    for sub in ("images", "masks", "types"):
-        d = out / sub
-        if d.is_dir() and any(p.suffix == ".png" for p in d.iterdir()):
-            return True
-    z = out / "patches.zarr"
-    return z.exists() and any(z.rglob("c/*"))
+@dataclass
+class _Run:
+    """One patch run into a prepared folder: the body of :func:`extract_patches_steps`."""
 
+    slide: Slide
+    out: Path
+    config: PatchConfig
+    plan: PatchPlan
+    mask: Any
+    overwrite: str
+    workers: int
+    block: int
+    instances: bool
+    types: Any
 
-def _extract_into(
-    slide,
-    out,
-    config,
-    plan,
-    digest,
-    mask,
-    classmap,
-    mask_id,
-    fmt,
-    overwrite,
-    workers,
-    block,
-    instances,
-    types,
-) -> Generator[Progress, None, PatchSetResult]:
-    """The body of :func:`extract_patches_steps` once the folder is ready."""
-    run_file = out / "run.json"
-    meta = {
-        "config": config.to_dict(),
-        "config_hash": digest,
-        "slide": os.path.abspath(slide.path),
-        "mask": mask_id,
-        "format": fmt,
-        "instances": bool(instances),
-        "complete": False,
-    }
-    _atomic_json(run_file, meta)
-    if classmap is not None:
-        classmap.save_json(out / "classmap.json")
-    n_classes = classmap.n_classes if classmap is not None else None
-    background = classmap.background if classmap is not None else 0
-    if instances:
-        n_classes, background = 2, 0
-    if mask is not None and n_classes is None:
-        top = mask.max()
-        n_classes = int(top.compute() if isinstance(top, da.Array) else top) + 1
-    class_names = (
-        list(classmap.names)
-        if classmap is not None and not instances
-        else ["background", "nucleus"]
-        if instances
-        else [f"class_{i}" for i in range(n_classes or 0)]
-    )
-
-    stem = Path(slide.path.rstrip("/")).name.split(".")[0]
-    ztag = "" if config.zoom == 1 else f"z{config.zoom:g}"
-    fy, fx = plan.factor
-    patch_mpp = patch_resolution(slide, plan.level, config.zoom)
-    meta["mpp"] = patch_mpp
-    _atomic_json(run_file, meta)
-    header = ["image", "mask", "slide", "level", "x", "y", "x0", "y0", "size", "mpp"]
-    header += [f"frac_{n}" for n in class_names] + ["has_foreground"]
-    has_types = instances and types is not None
-    if instances:
-        header += ["n_instances"] + (["types"] if has_types else [])
-    part = out / f"manifest.csv.{uuid.uuid4().hex[:6]}.part"
-    summary: dict[str, int] = {}
-    rows = 0
-    zimg = zmask = None
-    if fmt == "zarr":
-        import zarr
-
-        root = zarr.open_group(str(out / "patches.zarr"), mode="a")
-        s = config.size
-        ch = slide.levels[plan.level].shape[2:] if slide.levels[plan.level].ndim == 3 else ()
-        zimg = root.require_array(
-            "images", shape=(0, s, s, *ch), chunks=(1, s, s, *ch), dtype=slide.dtype
+    def extract(
+        self, digest: str, classmap: Any, mask_id: str | None, fmt: str
+    ) -> Generator[Progress, None, PatchSetResult]:
+        """Write ``run.json``, the patches and the manifest; mark the run complete."""
+        run_file = self.out / "run.json"
+        meta = {
+            "config": self.config.to_dict(),
+            "config_hash": digest,
+            "slide": os.path.abspath(self.slide.path),
+            "mask": mask_id,
+            "format": fmt,
+            "instances": bool(self.instances),
+            "complete": False,
+        }
+        _write_json(run_file, meta)
+        if classmap is not None:
+            classmap.save_json(self.out / "classmap.json")
+        layout = self.layout(classmap)
+        meta["mpp"] = layout.mpp
+        _write_json(run_file, meta)
+        summary: dict[str, int] = {}
+        items = iter_patches(
+            self.slide,
+            self.config,
+            self.mask,
+            plan=self.plan,
+            block=self.block,
+            background=layout.background,
+            workers=self.workers,
+            summary=summary,
         )
-        zimg.resize((0, s, s, *ch))
-        if mask is not None:
-            zmask = root.require_array(
-                "masks",
-                shape=(0, s, s),
-                chunks=(1, s, s),
-                dtype=np.uint16 if (n_classes or 0) > 256 else np.uint8,
-            )
-            zmask.resize((0, s, s))
-    writer_pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
-        with open(part, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(header)
-            pending: list[Future] = []
-            for item in iter_patches(
-                slide,
-                config,
-                mask,
-                plan=plan,
-                block=block,
-                background=background,
-                workers=workers,
-                summary=summary,
-            ):
-                if isinstance(item, Progress):
-                    for f in pending:
-                        f.result()
-                    pending.clear()
-                    yield item
-                    continue
-                name = f"{stem}_L{plan.level}{ztag}_y{item.y}_x{item.x}.png"
-                if fmt == "png":
-                    ipath = out / "images" / name
-                    ipath.parent.mkdir(exist_ok=True)
-                    if not (overwrite == "skip" and ipath.exists()):
-                        pending.append(writer_pool.submit(write_png, ipath, item.image))
-                    image_ref = f"images/{name}"
-                else:
-                    idx = zimg.shape[0]
-                    zimg.resize((idx + 1, *zimg.shape[1:]))
-                    zimg[idx] = item.image
-                    image_ref = f"patches.zarr/images/{idx}"
-                mask_ref = ""
-                fracs: list[float] = []
-                has_fg = ""
-                extra: list[Any] = []
-                if instances:
-                    inst_p, type_p = instance_patch(item.mask)
-                    extra = [int(inst_p.max())]
-                    if has_types:
-                        tpath = out / "types" / name
-                        tpath.parent.mkdir(exist_ok=True)
-                        if not (overwrite == "skip" and tpath.exists()):
-                            pending.append(writer_pool.submit(write_png, tpath, type_p))
-                        extra.append(f"types/{name}")
-                    item = Patch(item.y, item.x, item.image, inst_p)
-                if item.mask is not None:
-                    counts = np.bincount(
-                        (item.mask > 0 if instances else item.mask).ravel().astype(np.int64),
-                        minlength=n_classes or 1,
-                    )
-                    fracs = (counts[: n_classes or len(counts)] / item.mask.size).round(6).tolist()
-                    has_fg = int(bool(np.any(item.mask != background)))
-                    if fmt == "png":
-                        mpath = out / "masks" / name
-                        mpath.parent.mkdir(exist_ok=True)
-                        if not (overwrite == "skip" and mpath.exists()):
-                            m = item.mask.astype(np.uint16 if item.mask.max() > 255 else np.uint8)
-                            pending.append(writer_pool.submit(write_png, mpath, m))
-                        mask_ref = f"masks/{name}"
-                    else:
-                        idx = zmask.shape[0]
-                        zmask.resize((idx + 1, *zmask.shape[1:]))
-                        zmask[idx] = item.mask
-                        mask_ref = f"patches.zarr/masks/{idx}"
-                w.writerow(
-                    [
-                        image_ref,
-                        mask_ref,
-                        stem,
-                        plan.level,
-                        item.x,
-                        item.y,
-                        round(item.x * fx),
-                        round(item.y * fy),
-                        config.size,
-                        "" if patch_mpp is None else patch_mpp,
-                    ]
-                    + (
-                        fracs + [0.0] * (len(class_names) - len(fracs))
-                        if item.mask is not None
-                        else [""] * len(class_names)
-                    )
-                    + [has_fg]
-                    + extra
-                )
-                rows += 1
-            for f in pending:
-                f.result()
-        os.replace(part, out / "manifest.csv")
-        meta["complete"] = True
-        meta["summary"] = summary
-        _atomic_json(run_file, meta)
-    finally:
-        writer_pool.shutdown(wait=True, cancel_futures=True)
-        part.unlink(missing_ok=True)
-    return PatchSetResult(out, out / "manifest.csv", summary, rows)
+        with self.writer(fmt, layout) as writer:
+            rows = yield from _write_patches(self.out / MANIFEST, writer, layout, items)
+            meta["complete"] = True
+            meta["summary"] = summary
+            _write_json(run_file, meta)
+        return PatchSetResult(self.out, self.out / MANIFEST, summary, rows)
+
+    def layout(self, classmap: Any) -> _Layout:
+        """Names, classes and manifest columns of this run."""
+        n_classes, background, names = manifest_classes(classmap, self.mask, self.instances)
+        zoom = self.config.zoom
+        return _Layout(
+            stem=Path(self.slide.path.rstrip("/")).name.split(".")[0],
+            level=self.plan.level,
+            ztag="" if zoom == 1 else f"z{zoom:g}",
+            factor=self.plan.factor,
+            size=self.config.size,
+            mpp=patch_resolution(self.slide, self.plan.level, zoom),
+            n_classes=n_classes,
+            background=background,
+            names=names,
+            instances=self.instances,
+            has_types=self.instances and self.types is not None,
+        )
+
+    def writer(self, fmt: str, layout: _Layout) -> PatchWriter:
+        """The (unopened) writer for ``fmt``, sized for this slide and mask."""
+        arr = self.slide.levels[self.plan.level]
+        wide = (layout.n_classes or 0) > 256
+        return patch_writer(
+            fmt,
+            self.out,
+            skip_existing=self.overwrite == "skip",
+            workers=self.workers,
+            size=self.config.size,
+            channels=tuple(arr.shape[2:]) if arr.ndim == 3 else (),
+            dtype=self.slide.dtype,
+            mask_dtype=None if self.mask is None else (np.uint16 if wide else np.uint8),
+        )
+
+
+def _write_patches(
+    manifest: Path, writer: PatchWriter, layout: _Layout, items: Iterable[Patch | Progress]
+) -> Generator[Progress, None, int]:
+    """Write each patch and its manifest row; the manifest appears only when all are done.
+
+    Progress events pass through once the patches before them are on disk.
+    Returns the number of rows.
+    """
+    rows = 0
+    with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(layout.header())
+        for item in items:
+            if isinstance(item, Progress):
+                writer.flush()
+                yield item
+                continue
+            w.writerow(_write_patch(writer, layout, item))
+            rows += 1
+        writer.flush()
+    return rows
+
+
+def _write_patch(writer: PatchWriter, layout: _Layout, item: Patch) -> list:
+    """Hand one patch's pixels to ``writer``; return its manifest row."""
+    name = layout.patch_name(item)
+    image_ref = writer.write_image(name, item.image)
+    mask = item.mask
+    extra: list[Any] = []
+    if layout.instances:
+        mask, type_p = instance_patch(item.mask)
+        extra = [int(mask.max())]
+        if layout.has_types:
+            extra.append(writer.write_types(name, type_p))
+    if mask is None:
+        return layout.row(item, (image_ref, ""), None, extra)
+    labels = layout.fractions(mask)
+    mask_ref = writer.write_mask(name, mask)
+    return layout.row(item, (image_ref, mask_ref), labels, extra)
 
 
 def extract_patches(
@@ -380,9 +443,3 @@ def extract_patches(
     PatchSetResult
     """
     return drain(extract_patches_steps(slide, out, config, **kwargs))
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
