@@ -16,6 +16,7 @@ from napari_slideseg.patching import (
     extract_patches_steps,
     grid_starts,
     iter_patches,
+    otsu_threshold,
     patch_grid,
     plan_patches,
     read_manifest,
@@ -169,6 +170,53 @@ def test_tissue_filter_on_real_svs(cmu_svs):
         [img[y : y + 256, x : x + 256].mean().compute() for y, x in list(dropped)[:20]]
     )
     assert kept < drop_mean
+
+
+def _otsu_reference(values):
+    """The hand-written NumPy Otsu that skimage's threshold_otsu replaced (issue 18)."""
+    hist = np.bincount(values.astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+    total = hist.sum()
+    if total == 0:
+        return 0.0
+    levels = np.arange(256)
+    w0 = np.cumsum(hist)
+    w1 = total - w0
+    m0 = np.cumsum(hist * levels)
+    mu0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
+    mu1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(np.argmax(between))
+
+
+def _saturation(rgb):
+    rgb = np.asarray(rgb)[..., :3].astype(np.int16)
+    mx, mn = rgb.max(-1), rgb.min(-1)
+    return np.where(mx > 0, (mx - mn) * 255 // np.maximum(mx, 1), 0).astype(np.uint8)
+
+
+def test_otsu_threshold_equals_the_previous_numpy_one(data_dir, cmu_svs):
+    """skimage's threshold_otsu gives the thresholds the hand-written Otsu gave."""
+    rng = np.random.default_rng(18)
+    cases = [np.zeros(0, np.uint8), np.full(50, 7, np.uint8), np.array([3, 200], np.uint8)]
+    for i in range(300):
+        n = int(rng.choice([20, 1000, 50_000]))
+        if i % 3 == 0:  # uniform over a random range
+            v = rng.integers(0, rng.integers(1, 257), n)
+        elif i % 3 == 1:  # two modes
+            lo = rng.normal(rng.uniform(0, 80), rng.uniform(1, 20), n // 2)
+            hi = rng.normal(rng.uniform(80, 255), rng.uniform(1, 30), n - n // 2)
+            v = np.clip(np.concatenate([lo, hi]), 0, 255)
+        else:  # a few levels only
+            v = rng.choice(rng.integers(0, 256, rng.integers(1, 5)), n)
+        cases.append(v.astype(np.uint8))
+    slide, _ = _glas(data_dir)
+    cases.append(_saturation(slide.levels[0]))
+    cmu = open_slide(cmu_svs)
+    cases.append(_saturation(cmu.levels[0][::4, ::4].compute()))
+    got = [otsu_threshold(v) for v in cases]
+    assert got == [_otsu_reference(v) for v in cases]
+    # a single-colour image is not split at its own saturation: tissue above 20 stays tissue
+    assert tissue_mask(np.full((8, 8, 3), (200, 100, 100), np.uint8)).all()
 
 
 def test_black_and_white_filters(tmp_path, data_dir):

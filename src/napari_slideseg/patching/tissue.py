@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import dask.array as da
@@ -10,21 +11,33 @@ import numpy as np
 from ..io.slide import Slide
 from .config import BLACK_LEVEL
 
+log = logging.getLogger(__name__)
+
 
 def otsu_threshold(values: np.ndarray) -> float:
-    """Otsu's threshold of 8-bit values (NumPy only)."""
-    hist = np.bincount(values.astype(np.uint8).ravel(), minlength=256).astype(np.float64)
-    total = hist.sum()
-    if total == 0:
+    """Otsu's threshold of 8-bit values (:func:`skimage.filters.threshold_otsu`).
+
+    Values are taken as uint8 and counted into a 256-bin histogram; the
+    threshold ``t`` splits them into ``<= t`` and ``> t``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Any shape; cast to uint8.
+
+    Returns
+    -------
+    float
+        The threshold, an integer level; ``0.0`` when the values hold fewer
+        than two distinct levels (nothing to split).
+    """
+    from skimage.filters import threshold_otsu
+
+    hist = np.bincount(np.asarray(values).astype(np.uint8).ravel(), minlength=256)
+    if np.count_nonzero(hist) < 2:
         return 0.0
-    levels = np.arange(256)
-    w0 = np.cumsum(hist)
-    w1 = total - w0
-    m0 = np.cumsum(hist * levels)
-    mu0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
-    mu1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(np.argmax(between))
+    # the histogram, not the image: no RGB-shape warning, no constant-image shortcut
+    return float(threshold_otsu(hist=(hist, np.arange(256))))
 
 
 def tissue_mask(rgb: np.ndarray, min_saturation: int = 20) -> np.ndarray:
@@ -34,6 +47,19 @@ def tissue_mask(rgb: np.ndarray, min_saturation: int = 20) -> np.ndarray:
     not), never below ``min_saturation`` so an empty slide is not split in
     two, and very dark pixels (value < 30: pen, black scanner borders) are
     excluded.
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        ``(h, w, 3+)`` colour image, or ``(h, w)`` grey (tissue is then what
+        is darker than Otsu's threshold).
+    min_saturation : int
+        The lowest saturation threshold (0-255).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w)`` boolean, true on tissue.
     """
     rgb = np.asarray(rgb)
     if rgb.ndim == 2:
@@ -47,11 +73,13 @@ def tissue_mask(rgb: np.ndarray, min_saturation: int = 20) -> np.ndarray:
 
 
 def _tissue_level(slide: Slide, wanted: int | None) -> int:
+    """``wanted``, else the smallest level at least 512 px on its longest side."""
     if wanted is not None:
         return wanted
     for i in range(slide.n_levels - 1, -1, -1):
         if max(slide.levels[i].shape[:2]) >= 512:
             return i
+    log.debug("%s: no level is 512 px on its longest side; tissue mask on level 0", slide.path)
     return 0
 
 
@@ -64,6 +92,15 @@ def slide_tissue_mask(
     ``level``); if that is still larger than ``max_size``, it is box-averaged
     down block by block first, so a single-level slide is never read whole
     at full resolution into one array.
+
+    Parameters
+    ----------
+    slide : Slide
+        The slide.
+    level : int or None
+        The level to compute on; ``None``: see above.
+    max_size : int
+        The longest side of the mask, at most.
 
     Returns
     -------
