@@ -19,6 +19,7 @@ from napari_slideseg.patching import (
     otsu_threshold,
     patch_grid,
     plan_patches,
+    points_in_polygon,
     read_manifest,
     slide_tissue_mask,
     tissue_mask,
@@ -272,6 +273,28 @@ def test_region_box_and_polygon(data_dir):
     assert poly.summary["outside_region"] == len(full.positions) - len(poly.positions)
     c = poly.positions + 50
     assert (c[:, 0] / 500 + c[:, 1] / 700 <= 1).all()
+
+
+def test_polygon_filter_matches_even_odd_inside_and_keeps_edge_centres(data_dir):
+    """Window centres inside a polygon are kept (even-odd rule away from the edges);
+    a centre exactly on an edge counts as inside, as in skimage's points_in_poly."""
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        poly = rng.uniform(0, 100, (int(rng.integers(3, 10)), 2))
+        pts = rng.uniform(0, 100, (500, 2))
+        even_odd = np.zeros(len(pts), bool)
+        for (y1, x1), (y2, x2) in zip(poly, np.roll(poly, -1, 0), strict=True):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cross = (x2 - x1) * (pts[:, 0] - y1) / (y2 - y1) + x1
+            even_odd ^= ((y1 > pts[:, 0]) != (y2 > pts[:, 0])) & (pts[:, 1] < cross)
+        np.testing.assert_array_equal(points_in_polygon(pts, poly), even_odd)
+    square = np.array([[0, 0], [0, 256], [256, 256], [256, 0]], float)
+    edges = np.array([[0, 128], [256, 128], [128, 0], [128, 256], [256, 256]], float)
+    assert points_in_polygon(edges, square).all()
+    slide, _ = _glas(data_dir)
+    tri = ((0, 0), (0, 700), (500, 0))  # window (200, 300): centre (250, 350) on the long edge
+    plan = plan_patches(slide, PatchConfig(size=100, stride=100, polygons=(tri,)))
+    assert [200, 300] in plan.positions.tolist()
 
 
 # -- outputs ---------------------------------------------------------------------------

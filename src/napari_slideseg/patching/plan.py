@@ -18,19 +18,30 @@ from .tissue import slide_tissue_mask
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Even-odd rule: which ``(y, x)`` points lie inside ``polygon`` (``(m, 2)`` of y, x)."""
-    py, px = points[:, 0].astype(float), points[:, 1].astype(float)
-    inside = np.zeros(len(points), bool)
-    poly = np.asarray(polygon, float)
-    n = len(poly)
-    for i in range(n):
-        y1, x1 = poly[i]
-        y2, x2 = poly[(i + 1) % n]
-        cond = (y1 > py) != (y2 > py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xcross = (x2 - x1) * (py - y1) / (y2 - y1) + x1
-        inside ^= cond & (px < xcross)
-    return inside
+    """Which points lie inside ``polygon`` (:func:`skimage.measure.points_in_poly`).
+
+    Points on an edge or a vertex count as inside, as in the package's
+    other polygon tests (``skimage.draw.polygon`` for inference ROIs,
+    ``points_in_poly`` for nucleus centroids).
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``(n, 2)`` points, ``(y, x)``.
+    polygon : numpy.ndarray
+        ``(m, 2)`` vertices, ``(y, x)``, in either orientation; the first may
+        be repeated at the end.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` boolean.
+    """
+    from skimage.measure import points_in_poly
+
+    pts = np.asarray(points, float).reshape(-1, 2)
+    poly = np.asarray(polygon, float).reshape(-1, 2)
+    return points_in_poly(pts, poly)
 
 
 @dataclass
