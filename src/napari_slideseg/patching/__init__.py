@@ -30,6 +30,20 @@ Filters, applied in this order and counted in the summary:
 5. ``background_only``: no foreground class in the mask; with
    ``keep_background`` in [0, 1] that fraction of them is kept (random,
    seeded), for class balancing.
+
+Modules
+-------
+``config``    :class:`PatchConfig`, :class:`PatchError`, the fixed levels.
+``grid``      window corners (:func:`grid_starts`, :func:`patch_grid`) and blocks.
+``window``    reading padded and resampled windows of images and masks.
+``tissue``    the low-resolution tissue mask (Otsu on saturation).
+``plan``      which windows to take: region, polygons, tissue (:func:`plan_patches`).
+``masks``     masks aligned to a level; instance-map patches.
+``iterate``   cutting the plan block by block with the pixel filters (:func:`iter_patches`).
+``writers``   :class:`PatchWriter` with PNG and zarr implementations.
+``manifest``  ``manifest.csv``: classes, columns, :func:`read_manifest`.
+``folder``    reusing, checking and clearing a run's folder.
+``extract``   :func:`extract_patches` and :func:`extract_patches_steps`.
 """
 
 from collections.abc import Sequence
@@ -51,7 +65,7 @@ from .masks import align_mask, check_mask_shape
 from .plan import PatchPlan, choose_level, patch_resolution, plan_patches, points_in_polygon
 from .tissue import otsu_threshold, slide_tissue_mask, tissue_mask
 from .window import read_patch_window, read_window, read_window_rect, read_window_zoomed
-from .writers import encode_png
+from .writers import PatchWriter, PngPatchWriter, ZarrPatchWriter, encode_png
 
 __all__: Sequence[str] = [
     "BLACK_LEVEL",
@@ -64,6 +78,9 @@ __all__: Sequence[str] = [
     "PatchError",
     "PatchPlan",
     "PatchSetResult",
+    "PatchWriter",
+    "PngPatchWriter",
+    "ZarrPatchWriter",
     "align_mask",
     "check_mask_shape",
     "choose_level",

@@ -122,6 +122,13 @@ class PatchConfig:
             put("region", (y0, x0, y1, x1))
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-able values (tuples become lists).
+
+        Returns
+        -------
+        dict
+            One entry per field.
+        """
         d = asdict(self)
         if d["polygons"] is not None:
             d["polygons"] = [[list(pt) for pt in p] for p in d["polygons"]]
@@ -131,6 +138,23 @@ class PatchConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PatchConfig:
+        """The config :meth:`to_dict` wrote (e.g. read back from ``run.json``).
+
+        Parameters
+        ----------
+        d : dict
+            Field values.
+
+        Returns
+        -------
+        PatchConfig
+            Validated.
+
+        Raises
+        ------
+        PatchError
+            A value is invalid.
+        """
         d = dict(d)
         if d.get("region") is not None:
             d["region"] = tuple(d["region"])

@@ -14,7 +14,6 @@ import csv
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,78 +26,37 @@ from ..io.files import atomic_path, write_text_atomic
 from ..io.slide import Slide
 from ..progress import Progress, drain
 from .config import OVERWRITE, PatchConfig, PatchError
+from .folder import clear_failed, has_patches, reuse_folder
 from .iterate import Patch, iter_patches
-from .manifest import MANIFEST, manifest_classes, manifest_header
+from .manifest import MANIFEST, ManifestLayout, manifest_classes
 from .masks import check_mask_shape, instance_patch
 from .plan import PatchPlan, patch_resolution, plan_patches
 from .writers import FORMATS, PatchWriter, patch_writer
 
 _DEFAULT_CONFIG = PatchConfig()  # frozen: one shared default is safe
 
-#: What a previous run leaves in its folder (removed by ``overwrite="overwrite"``).
-RUN_FILES = (
-    "images",
-    "masks",
-    "types",
-    "patches.zarr",
-    MANIFEST,
-    "run.json",
-    "classmap.json",
-)
-
 
 @dataclass
 class PatchSetResult:
-    """What :func:`extract_patches` wrote."""
+    """What :func:`extract_patches` wrote.
+
+    Attributes
+    ----------
+    out : Path
+        The patch folder.
+    manifest : Path
+        Its ``manifest.csv``.
+    summary : dict
+        Patch counts per filter (``grid``, ``outside_region``,
+        ``low_tissue``, ``black``, ``white``, ``background_only``) and ``kept``.
+    n_patches : int
+        Manifest rows written.
+    """
 
     out: Path
     manifest: Path
     summary: dict[str, int]
     n_patches: int
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How a run names its patches and fills its manifest rows."""
-
-    stem: str
-    level: int
-    ztag: str
-    factor: tuple[float, float]
-    size: int
-    mpp: float | None
-    n_classes: int | None
-    background: int
-    names: list[str]
-    instances: bool
-    has_types: bool
-
-    def patch_name(self, item: Patch) -> str:
-        return f"{self.stem}_L{self.level}{self.ztag}_y{item.y}_x{item.x}.png"
-
-    def header(self) -> list[str]:
-        return manifest_header(self.names, self.instances, self.has_types)
-
-    def fractions(self, mask: np.ndarray) -> tuple[list[float], int]:
-        """Per-class pixel fractions of a mask patch, and whether it holds foreground."""
-        n = self.n_classes
-        counts = np.bincount(
-            (mask > 0 if self.instances else mask).ravel().astype(np.int64), minlength=n or 1
-        )
-        fracs = (counts[: n or len(counts)] / mask.size).round(6).tolist()
-        return fracs, int(bool(np.any(mask != self.background)))
-
-    def row(self, item: Patch, refs: tuple[str, str], labels: Any, extra: list[Any]) -> list:
-        """A manifest row; ``labels`` is ``(fracs, has_fg)``, or ``None`` without a mask."""
-        fy, fx = self.factor
-        where = [item.x, item.y, round(item.x * fx), round(item.y * fy)]
-        mpp = "" if self.mpp is None else self.mpp
-        if labels is None:
-            fracs, has_fg = [""] * len(self.names), ""
-        else:
-            fracs, has_fg = labels
-            fracs = fracs + [0.0] * (len(self.names) - len(fracs))
-        return [*refs, self.stem, self.level, *where, self.size, mpp, *fracs, has_fg, *extra]
 
 
 def _config_hash(config: PatchConfig, slide: Slide, mask_id: str | None) -> str:
@@ -156,52 +114,6 @@ def _check_choices(overwrite: str, fmt: str) -> None:
         raise PatchError(f"overwrite must be one of {OVERWRITE}, not {overwrite!r}")
     if fmt not in FORMATS:
         raise PatchError(f"fmt must be 'png' or 'zarr', not {fmt!r}")
-
-
-# -----------------------------------------------------------------------------
-# the folder
-# -----------------------------------------------------------------------------
-def _reuse_folder(out: Path, overwrite: str, digest: str) -> None:
-    """Apply ``overwrite`` to a non-empty ``out``: refuse, check it resumes, or clear it."""
-    run_file = out / "run.json"
-    previous = json.loads(run_file.read_text()) if run_file.exists() else None
-    if overwrite == "error":
-        raise PatchError(
-            f"{out}: folder is not empty; pass overwrite='skip' (--overwrite skip) to "
-            "resume the same run or overwrite='overwrite' (--overwrite overwrite) to replace it"
-        )
-    if overwrite == "skip" and (previous is None or previous.get("config_hash") != digest):
-        raise PatchError(
-            f"{out}: holds a different patch run (other slide, mask or settings); "
-            "'skip' only resumes the same run: use another folder or overwrite='overwrite' "
-            "(--overwrite overwrite)"
-        )
-    if overwrite == "overwrite":
-        for name in RUN_FILES:
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-
-
-def _has_patches(out: Path) -> bool:
-    """Whether a patch folder holds any patch file yet."""
-    for sub in ("images", "masks", "types"):
-        d = out / sub
-        if d.is_dir() and any(p.suffix == ".png" for p in d.iterdir()):
-            return True
-    z = out / "patches.zarr"
-    return z.exists() and any(z.rglob("c/*"))
-
-
-def _clear_failed(out: Path, made: bool) -> None:
-    """Leave nothing of a run that failed before its first patch (``made``: we created ``out``)."""
-    if made:
-        shutil.rmtree(out, ignore_errors=True)
-        return
-    for p in list(out.iterdir()):
-        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 # -----------------------------------------------------------------------------
@@ -269,16 +181,16 @@ def extract_patches_steps(
         check_mask_shape(mask, slide, plan.level, mask_id or "mask")
     fresh = not out.exists() or not any(out.iterdir())
     if not fresh:
-        _reuse_folder(out, overwrite, digest)
+        reuse_folder(out, overwrite, digest)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(slide, out, config, plan, mask, overwrite, workers, block, instances, types)
     try:
         result = yield from run.extract(digest, classmap, mask_id, fmt)
     except BaseException:
-        if fresh and not _has_patches(out):
+        if fresh and not has_patches(out):
             # failed before the first patch: leave nothing that blocks the next run
-            _clear_failed(out, made)
+            clear_failed(out, made)
         raise
     return result
 
@@ -336,11 +248,11 @@ class _Run:
             _write_json(run_file, meta)
         return PatchSetResult(self.out, self.out / MANIFEST, summary, rows)
 
-    def layout(self, classmap: Any) -> _Layout:
+    def layout(self, classmap: Any) -> ManifestLayout:
         """Names, classes and manifest columns of this run."""
         n_classes, background, names = manifest_classes(classmap, self.mask, self.instances)
         zoom = self.config.zoom
-        return _Layout(
+        return ManifestLayout(
             stem=Path(self.slide.path.rstrip("/")).name.split(".")[0],
             level=self.plan.level,
             ztag="" if zoom == 1 else f"z{zoom:g}",
@@ -354,7 +266,7 @@ class _Run:
             has_types=self.instances and self.types is not None,
         )
 
-    def writer(self, fmt: str, layout: _Layout) -> PatchWriter:
+    def writer(self, fmt: str, layout: ManifestLayout) -> PatchWriter:
         """The (unopened) writer for ``fmt``, sized for this slide and mask."""
         arr = self.slide.levels[self.plan.level]
         wide = (layout.n_classes or 0) > 256
@@ -371,7 +283,7 @@ class _Run:
 
 
 def _write_patches(
-    manifest: Path, writer: PatchWriter, layout: _Layout, items: Iterable[Patch | Progress]
+    manifest: Path, writer: PatchWriter, layout: ManifestLayout, items: Iterable[Patch | Progress]
 ) -> Generator[Progress, None, int]:
     """Write each patch and its manifest row; the manifest appears only when all are done.
 
@@ -393,7 +305,7 @@ def _write_patches(
     return rows
 
 
-def _write_patch(writer: PatchWriter, layout: _Layout, item: Patch) -> list:
+def _write_patch(writer: PatchWriter, layout: ManifestLayout, item: Patch) -> list:
     """Hand one patch's pixels to ``writer``; return its manifest row."""
     name = layout.patch_name(item)
     image_ref = writer.write_image(name, item.image)
@@ -441,5 +353,11 @@ def extract_patches(
     Returns
     -------
     PatchSetResult
+        The folder, its manifest and the counts.
+
+    Raises
+    ------
+    PatchError
+        See :func:`extract_patches_steps`.
     """
     return drain(extract_patches_steps(slide, out, config, **kwargs))

@@ -26,7 +26,17 @@ from .window import read_patch_window
 
 @dataclass
 class Patch:
-    """One extracted patch (image, optional mask) and where it came from."""
+    """One extracted patch (image, optional mask) and where it came from.
+
+    Attributes
+    ----------
+    y, x : int
+        The top-left corner in (zoomed) level pixels.
+    image : numpy.ndarray
+        ``(size, size[, c])`` pixels.
+    mask : numpy.ndarray or None
+        The aligned labels, when a mask was given.
+    """
 
     y: int
     x: int
@@ -79,6 +89,31 @@ def iter_patches(
     The next block is read on a thread while the current one is filtered, so
     reading overlaps the consumer's work. Pixel filters (black, white,
     background-only) are applied here and counted into ``summary``.
+
+    Parameters
+    ----------
+    slide : Slide
+        The slide.
+    config : PatchConfig
+        The patch settings.
+    mask : array or None
+        Labels at level 0 or at the level cut (see :func:`align_mask`).
+    plan : PatchPlan or None
+        The positions to cut; ``None``: :func:`plan_patches`.
+    block : int
+        Block edge in pixels (at least ``config.size``).
+    background : int
+        The mask's background label (padding and ``drop_background``).
+    workers : int
+        Reader threads.
+    summary : dict or None
+        Updated in place with the plan's counts and ``black``, ``white``,
+        ``background_only`` and ``kept``.
+
+    Yields
+    ------
+    Patch or Progress
+        Each kept patch, and one event after each block.
     """
     plan = plan or plan_patches(slide, config)
     level = plan.level

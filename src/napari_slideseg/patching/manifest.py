@@ -5,12 +5,17 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
+import numpy as np
 
 from .config import PatchError
+
+if TYPE_CHECKING:
+    from .iterate import Patch
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,121 @@ def manifest_header(
     if instances:
         header += ["n_instances"] + (["types"] if has_types else [])
     return header
+
+
+@dataclass(frozen=True)
+class ManifestLayout:
+    """How a run names its patches and fills its manifest rows.
+
+    Attributes
+    ----------
+    stem : str
+        The slide's file name up to its first dot.
+    level : int
+        The level cut.
+    ztag : str
+        ``""``, or ``z<zoom>`` when patches are resampled.
+    factor : tuple of float
+        Level-0 pixels per patch pixel, ``(fy, fx)``.
+    size : int
+        The patch edge.
+    mpp : float or None
+        The patches' µm/px.
+    n_classes : int or None
+        Classes counted in the ``frac_*`` columns.
+    background : int
+        The background label.
+    names : list of str
+        Class names.
+    instances, has_types : bool
+        Instance patches, with a type map.
+    """
+
+    stem: str
+    level: int
+    ztag: str
+    factor: tuple[float, float]
+    size: int
+    mpp: float | None
+    n_classes: int | None
+    background: int
+    names: list[str]
+    instances: bool
+    has_types: bool
+
+    def patch_name(self, item: Patch) -> str:
+        """The PNG name of a patch: ``<stem>_L<level>[z<zoom>]_y<y>_x<x>.png``.
+
+        Parameters
+        ----------
+        item : Patch
+            The patch.
+
+        Returns
+        -------
+        str
+            The file name.
+        """
+        return f"{self.stem}_L{self.level}{self.ztag}_y{item.y}_x{item.x}.png"
+
+    def header(self) -> list[str]:
+        """The manifest's columns (:func:`manifest_header`).
+
+        Returns
+        -------
+        list of str
+            Column names.
+        """
+        return manifest_header(self.names, self.instances, self.has_types)
+
+    def fractions(self, mask: np.ndarray) -> tuple[list[float], int]:
+        """Per-class pixel fractions of a mask patch, and whether it holds foreground.
+
+        Parameters
+        ----------
+        mask : numpy.ndarray
+            The mask patch (instance ids count as class 1).
+
+        Returns
+        -------
+        tuple
+            ``(fracs, has_fg)``: fractions rounded to 6 decimals, and 0 or 1.
+        """
+        n = self.n_classes
+        counts = np.bincount(
+            (mask > 0 if self.instances else mask).ravel().astype(np.int64), minlength=n or 1
+        )
+        fracs = (counts[: n or len(counts)] / mask.size).round(6).tolist()
+        return fracs, int(bool(np.any(mask != self.background)))
+
+    def row(self, item: Patch, refs: tuple[str, str], labels: Any, extra: list[Any]) -> list:
+        """A manifest row, in the order of :meth:`header`.
+
+        Parameters
+        ----------
+        item : Patch
+            The patch (its corner).
+        refs : tuple of str
+            ``(image, mask)`` references; ``mask`` is ``""`` without one.
+        labels : tuple or None
+            :meth:`fractions` of the mask patch; ``None`` without a mask.
+        extra : list
+            Instance columns (``n_instances``, ``types``).
+
+        Returns
+        -------
+        list
+            The row's values.
+        """
+        fy, fx = self.factor
+        where = [item.x, item.y, round(item.x * fx), round(item.y * fy)]
+        mpp = "" if self.mpp is None else self.mpp
+        if labels is None:
+            fracs, has_fg = [""] * len(self.names), ""
+        else:
+            fracs, has_fg = labels
+            fracs = fracs + [0.0] * (len(self.names) - len(fracs))
+        return [*refs, self.stem, self.level, *where, self.size, mpp, *fracs, has_fg, *extra]
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:

@@ -17,6 +17,27 @@ def align_mask(mask: Any, slide: Slide, level: int, name: str = "mask") -> Any:
     A mask must have the (y, x) shape of level 0 or of ``level``; a level-0
     mask is subsampled with nearest-neighbour steps (labels are never
     averaged). Anything else is an error naming both shapes.
+
+    Parameters
+    ----------
+    mask : array
+        Labels (numpy or dask), ``(h, w)`` or ``(h, w, c)``.
+    slide : Slide
+        The slide the mask belongs to.
+    level : int
+        The level cut.
+    name : str
+        What the error calls the mask.
+
+    Returns
+    -------
+    array
+        ``mask`` itself, or its nearest-neighbour subsample (dask stays lazy).
+
+    Raises
+    ------
+    PatchError
+        The shape matches neither level 0 nor ``level``.
     """
     check_mask_shape(mask, slide, level, name)
     mh, mw = mask.shape[:2]
@@ -34,7 +55,24 @@ def align_mask(mask: Any, slide: Slide, level: int, name: str = "mask") -> Any:
 
 
 def check_mask_shape(mask: Any, slide: Slide, level: int, name: str = "mask") -> None:
-    """Refuse a mask whose (y, x) shape is neither level 0's nor ``level``'s, naming both."""
+    """Refuse a mask whose (y, x) shape is neither level 0's nor ``level``'s, naming both.
+
+    Parameters
+    ----------
+    mask : array
+        The labels.
+    slide : Slide
+        The slide.
+    level : int
+        The level cut.
+    name : str
+        What the error calls the mask.
+
+    Raises
+    ------
+    PatchError
+        The shapes do not match.
+    """
     mh, mw = mask.shape[:2]
     lh, lw = slide.levels[level].shape[:2]
     h0, w0 = slide.levels[0].shape[:2]
@@ -48,7 +86,24 @@ def check_mask_shape(mask: Any, slide: Slide, level: int, name: str = "mask") ->
 
 
 def instance_patch(m: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """A patch of an instance map (plus optional type channel) as uint16 ids 1..N and uint8 types."""
+    """A patch of an instance map (plus optional type channel) as uint16 ids 1..N and uint8 types.
+
+    Parameters
+    ----------
+    m : numpy.ndarray
+        ``(s, s)`` instance ids, or ``(s, s, 2)`` ids and types.
+
+    Returns
+    -------
+    tuple
+        ``(ids, types)``: ids renumbered 1..N in uint16; types in uint8, or
+        ``None`` without a type channel.
+
+    Raises
+    ------
+    PatchError
+        The patch holds more than 65535 instances.
+    """
     from ..instances.targets import relabel_sequential
 
     inst = m[..., 0] if m.ndim == 3 else m

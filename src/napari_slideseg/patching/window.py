@@ -19,6 +19,24 @@ def read_window(
     """Read a ``size`` x ``size`` window at ``(y, x)`` of a 2D/3D array, padding past the edges.
 
     The same function cuts images and masks, which is what keeps them aligned.
+
+    Parameters
+    ----------
+    arr : array
+        numpy or dask, ``(h, w)`` or ``(h, w, c)``.
+    y, x : int
+        The window's top-left corner (may lie outside the array).
+    size : int
+        The window edge.
+    pad_mode : str
+        ``"reflect"`` or ``"constant"``; see :func:`read_window_rect`.
+    pad_value : int
+        The fill of ``constant`` padding.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size[, c])``, the dtype of ``arr``.
     """
     return read_window_rect(arr, y, x, size, size, pad_mode, pad_value)
 
@@ -38,6 +56,26 @@ def read_patch_window(
     ``zoom`` (labels by nearest neighbour). Extraction and
     :meth:`~napari_slideseg.dataset.PatchDataset.from_slide` both cut patches
     through it, so they see the same pixels.
+
+    Parameters
+    ----------
+    arr : array
+        The level (numpy or dask).
+    pos : numpy.ndarray
+        ``(n, 2)`` patch corners.
+    size : int
+        The patch edge.
+    pad_mode, pad_value
+        See :func:`read_window_rect`.
+    zoom : float
+        Resampling factor; see :func:`read_window_zoomed`.
+    labels : bool
+        ``arr`` holds labels (nearest-neighbour resampling).
+
+    Returns
+    -------
+    tuple
+        ``((y0, x0), pixels)``.
     """
     y0, x0 = int(pos[:, 0].min()), int(pos[:, 1].min())
     y1, x1 = int(pos[:, 0].max()) + size, int(pos[:, 1].max()) + size
@@ -68,6 +106,26 @@ def read_window_zoomed(
     enlarging) on the same grid, exactly when ``zoom`` or ``1 / zoom`` is an
     integer and within half an output pixel otherwise. Reads only the source
     rectangle the window covers (plus one pixel).
+
+    Parameters
+    ----------
+    arr : array
+        The source level (numpy or dask).
+    y, x : int
+        The window's corner in resampled pixels.
+    height, width : int
+        The window's size in resampled pixels.
+    zoom : float
+        Resampled pixels per source pixel.
+    pad_mode, pad_value
+        Padding past the source's edges; see :func:`read_window_rect`.
+    labels : bool
+        Nearest-neighbour sampling (label maps) instead of OpenCV resizing.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width[, c])``, the dtype of ``arr``.
     """
     ly0, lx0 = math.floor(y / zoom), math.floor(x / zoom)
     ly1, lx1 = math.ceil((y + height) / zoom) + 1, math.ceil((x + width) / zoom) + 1
@@ -103,6 +161,24 @@ def read_window_rect(
     the edge has the same value whatever window it is read in: a patch, a
     block of patches or an inference block. ``constant`` pads with
     ``pad_value``.
+
+    Parameters
+    ----------
+    arr : array
+        numpy or dask, ``(h, w)`` or ``(h, w, c)``.
+    y, x : int
+        The rectangle's top-left corner (may lie outside the array).
+    height, width : int
+        Its size.
+    pad_mode : str
+        ``"reflect"`` or ``"constant"``.
+    pad_value : int
+        The fill of ``constant`` padding.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width[, c])``, the dtype of ``arr``.
     """
     h, w = arr.shape[:2]
     y0, x0 = max(y, 0), max(x, 0)
