@@ -16,8 +16,10 @@ from napari_slideseg.patching import (
     extract_patches_steps,
     grid_starts,
     iter_patches,
+    otsu_threshold,
     patch_grid,
     plan_patches,
+    points_in_polygon,
     read_manifest,
     slide_tissue_mask,
     tissue_mask,
@@ -171,6 +173,53 @@ def test_tissue_filter_on_real_svs(cmu_svs):
     assert kept < drop_mean
 
 
+def _otsu_reference(values):
+    """The hand-written NumPy Otsu that skimage's threshold_otsu replaced (issue 18)."""
+    hist = np.bincount(values.astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+    total = hist.sum()
+    if total == 0:
+        return 0.0
+    levels = np.arange(256)
+    w0 = np.cumsum(hist)
+    w1 = total - w0
+    m0 = np.cumsum(hist * levels)
+    mu0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
+    mu1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(np.argmax(between))
+
+
+def _saturation(rgb):
+    rgb = np.asarray(rgb)[..., :3].astype(np.int16)
+    mx, mn = rgb.max(-1), rgb.min(-1)
+    return np.where(mx > 0, (mx - mn) * 255 // np.maximum(mx, 1), 0).astype(np.uint8)
+
+
+def test_otsu_threshold_equals_the_previous_numpy_one(data_dir, cmu_svs):
+    """skimage's threshold_otsu gives the thresholds the hand-written Otsu gave."""
+    rng = np.random.default_rng(18)
+    cases = [np.zeros(0, np.uint8), np.full(50, 7, np.uint8), np.array([3, 200], np.uint8)]
+    for i in range(300):
+        n = int(rng.choice([20, 1000, 50_000]))
+        if i % 3 == 0:  # uniform over a random range
+            v = rng.integers(0, rng.integers(1, 257), n)
+        elif i % 3 == 1:  # two modes
+            lo = rng.normal(rng.uniform(0, 80), rng.uniform(1, 20), n // 2)
+            hi = rng.normal(rng.uniform(80, 255), rng.uniform(1, 30), n - n // 2)
+            v = np.clip(np.concatenate([lo, hi]), 0, 255)
+        else:  # a few levels only
+            v = rng.choice(rng.integers(0, 256, rng.integers(1, 5)), n)
+        cases.append(v.astype(np.uint8))
+    slide, _ = _glas(data_dir)
+    cases.append(_saturation(slide.levels[0]))
+    cmu = open_slide(cmu_svs)
+    cases.append(_saturation(cmu.levels[0][::4, ::4].compute()))
+    got = [otsu_threshold(v) for v in cases]
+    assert got == [_otsu_reference(v) for v in cases]
+    # a single-colour image is not split at its own saturation: tissue above 20 stays tissue
+    assert tissue_mask(np.full((8, 8, 3), (200, 100, 100), np.uint8)).all()
+
+
 def test_black_and_white_filters(tmp_path, data_dir):
     slide, _ = _glas(data_dir)
     img = slide.read_region(0, 0, 0, *slide.levels[0].shape[:2]).copy()
@@ -224,6 +273,28 @@ def test_region_box_and_polygon(data_dir):
     assert poly.summary["outside_region"] == len(full.positions) - len(poly.positions)
     c = poly.positions + 50
     assert (c[:, 0] / 500 + c[:, 1] / 700 <= 1).all()
+
+
+def test_polygon_filter_matches_even_odd_inside_and_keeps_edge_centres(data_dir):
+    """Window centres inside a polygon are kept (even-odd rule away from the edges);
+    a centre exactly on an edge counts as inside, as in skimage's points_in_poly."""
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        poly = rng.uniform(0, 100, (int(rng.integers(3, 10)), 2))
+        pts = rng.uniform(0, 100, (500, 2))
+        even_odd = np.zeros(len(pts), bool)
+        for (y1, x1), (y2, x2) in zip(poly, np.roll(poly, -1, 0), strict=True):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cross = (x2 - x1) * (pts[:, 0] - y1) / (y2 - y1) + x1
+            even_odd ^= ((y1 > pts[:, 0]) != (y2 > pts[:, 0])) & (pts[:, 1] < cross)
+        np.testing.assert_array_equal(points_in_polygon(pts, poly), even_odd)
+    square = np.array([[0, 0], [0, 256], [256, 256], [256, 0]], float)
+    edges = np.array([[0, 128], [256, 128], [128, 0], [128, 256], [256, 256]], float)
+    assert points_in_polygon(edges, square).all()
+    slide, _ = _glas(data_dir)
+    tri = ((0, 0), (0, 700), (500, 0))  # window (200, 300): centre (250, 350) on the long edge
+    plan = plan_patches(slide, PatchConfig(size=100, stride=100, polygons=(tri,)))
+    assert [200, 300] in plan.positions.tolist()
 
 
 # -- outputs ---------------------------------------------------------------------------
@@ -291,7 +362,7 @@ def test_cancel_leaves_no_manifest(tmp_path, big_pyramid):
     next(gen)
     gen.close()
     assert not (tmp_path / "c" / "manifest.csv").exists()
-    assert not list((tmp_path / "c").glob("*.part"))
+    assert not [p for p in (tmp_path / "c").iterdir() if p.name.endswith((".part", ".tmp"))]
     run = json.loads((tmp_path / "c" / "run.json").read_text())
     assert run["complete"] is False
     res = extract_patches(

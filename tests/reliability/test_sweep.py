@@ -195,11 +195,12 @@ def test_failed_patch_run_leaves_nothing(crop, tmp_path, monkeypatch):
     """A run that fails before its first patch leaves no folder that blocks the next."""
     from napari_slideseg import patching
     from napari_slideseg.io.slide import open_slide
+    from napari_slideseg.patching import writers
 
     def broken(*_a, **_k):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(patching, "_encode_png", broken)
+    monkeypatch.setattr(writers, "write_png", broken)
     out = tmp_path / "p"
     slide = open_slide(crop / "img.png")
     with pytest.raises(OSError, match="disk on fire"):
