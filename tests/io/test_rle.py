@@ -97,12 +97,13 @@ def test_reference_kaggle_snippet_agrees():
 
 @pytest.mark.parametrize("chunk", [1, 7, 64])
 def test_chunked_scanning_and_formatting(monkeypatch, chunk):
-    from napari_slideseg.io import rle
+    from napari_slideseg.io.rle import runs as rle_runs
+    from napari_slideseg.io.rle import tokens as rle_tokens
 
     labels = _labels(23, 81, 6)
     expected = {o: encode_labels(labels, order=o) for o in ORDERS}
-    monkeypatch.setattr(rle, "_CHUNK", chunk)
-    monkeypatch.setattr(rle, "_FORMAT_BATCH", chunk)
+    monkeypatch.setattr(rle_runs, "_CHUNK", chunk)
+    monkeypatch.setattr(rle_tokens, "_FORMAT_BATCH", chunk)
     for order in ORDERS:
         assert encode_labels(labels, order=order) == expected[order]
         flag = "F" if order == "col" else "C"
