@@ -68,8 +68,9 @@ Modules
 (NumPy). ``kaggle``: Kaggle RLE of masks and label images,
 :func:`guess_order`. ``stream``: band-by-band encoding of slide-sized masks.
 ``coco``: COCO RLE. ``csvfiles``: CSV plumbing shared by the layouts.
-``submission``: Kaggle submission CSV files. ``rlecsv``: the package's own
-RLE CSV files.
+``submission``: Kaggle submission CSV files. The package's own RLE CSV
+files: ``columns`` (layouts, placement and colour fields), ``rlecsv_read``
+and ``rlecsv_write``.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ from .coco import (
     coco_encode_compressed,
     rle_to_coco_counts,
 )
+from .columns import INSTANCE_COLUMNS as INSTANCE_COLUMNS
+from .columns import PLACEMENT_COLUMNS as PLACEMENT_COLUMNS
+from .columns import SEMANTIC_COLUMNS as SEMANTIC_COLUMNS
 from .csvfiles import MEMORY_FRACTION as MEMORY_FRACTION
 from .csvfiles import read_rle_csv_rows
 from .kaggle import GUESS_MARGIN as GUESS_MARGIN
@@ -97,10 +101,8 @@ from .kaggle import (
     rle_decode_rows,
     rle_encode,
 )
-from .rlecsv import INSTANCE_COLUMNS as INSTANCE_COLUMNS
-from .rlecsv import PLACEMENT_COLUMNS as PLACEMENT_COLUMNS
-from .rlecsv import SEMANTIC_COLUMNS as SEMANTIC_COLUMNS
-from .rlecsv import read_rle_csv, write_rle_csv
+from .rlecsv_read import read_rle_csv
+from .rlecsv_write import write_rle_csv
 from .stream import iter_rle_text_dask, rle_encode_dask, write_rle_text
 from .submission import read_submission_csv, write_submission_csv
 
