@@ -6,11 +6,11 @@ import contextlib
 import csv
 import os
 import sys
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+from ..files import atomic_path
 from .checks import RLEError
 
 #: Fraction of the available memory one decoded RLE label image may take.
@@ -47,16 +47,23 @@ def atomic_text(path: Path) -> Iterator[IO[str]]:
     ------
     typing.IO
         A UTF-8 text file (``newline=""``, for :mod:`csv`) open on a
-        temporary sibling of ``path``; removed if the block raises.
+        temporary sibling of ``path`` (:func:`~napari_slideseg.io.files.atomic_path`);
+        removed if the block raises.
+
+    Raises
+    ------
+    OSError
+        ``path`` is an existing folder (``IsADirectoryError`` on Linux, at
+        the end, as a plain rename onto it would): a file never replaces a
+        folder.
     """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        if path.is_dir() and not path.is_symlink():
+            # replace_path would set the folder aside and delete it; the plain
+            # rename refuses, and atomic_path then removes the temporary.
+            os.replace(tmp, path)
 
 
 def open_csv(path: Path) -> IO[str]:
