@@ -34,7 +34,8 @@ is ``0`` when the first pixel is foreground: a 2 x 3 mask of ones is
 ``{"size": [2, 3], "counts": [0, 6]}``. Its compressed form packs each count
 (after the first two, as the difference to the count two places earlier) into
 6-bit ASCII characters, 5 data bits each (:func:`coco_compress`,
-:func:`coco_decompress`).
+:func:`coco_decompress`). The COCO functions check their input, then leave
+encoding, decoding, compressing and areas to :mod:`pycocotools.mask`.
 
 CSV layouts
 -----------
