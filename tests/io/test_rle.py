@@ -97,12 +97,13 @@ def test_reference_kaggle_snippet_agrees():
 
 @pytest.mark.parametrize("chunk", [1, 7, 64])
 def test_chunked_scanning_and_formatting(monkeypatch, chunk):
-    from napari_slideseg.io import rle
+    from napari_slideseg.io.rle import runs as rle_runs
+    from napari_slideseg.io.rle import tokens as rle_tokens
 
     labels = _labels(23, 81, 6)
     expected = {o: encode_labels(labels, order=o) for o in ORDERS}
-    monkeypatch.setattr(rle, "_CHUNK", chunk)
-    monkeypatch.setattr(rle, "_FORMAT_BATCH", chunk)
+    monkeypatch.setattr(rle_runs, "_CHUNK", chunk)
+    monkeypatch.setattr(rle_tokens, "_FORMAT_BATCH", chunk)
     for order in ORDERS:
         assert encode_labels(labels, order=order) == expected[order]
         flag = "F" if order == "col" else "C"
@@ -240,7 +241,47 @@ def test_property_coco_round_trip(mask):
 @_settings
 @given(counts=st.lists(st.integers(0, 2**31 - 1), max_size=30))
 def test_property_coco_compress_round_trip(counts):
+    # pycocotools compresses, our NumPy rleFrString decompresses
     assert coco_decompress(coco_compress(counts)) == counts
+
+
+# hand-computed: a 2 x 3 mask of ones; MASK_3X4 (column-major 0 0 1 | 1 1 1 | 1 0 0 | 0 0 1,
+# the fourth count written as 1 - 5 = -4, one character 28 + 48 = 'L'); a 1 x 100 row with
+# pixels 40..99 set (40 and 60 need two 5-bit groups each: 'X1', 'l1')
+COCO_VECTORS = [
+    (np.ones((2, 3), np.uint8), [0, 6], "06"),
+    (MASK_3X4, [2, 5, 4, 1], "254L"),
+    (np.arange(100).reshape(1, 100) >= 40, [40, 60], "X1l1"),
+]
+
+
+@pytest.mark.parametrize(("mask", "counts", "text"), COCO_VECTORS)
+def test_coco_known_vectors(mask, counts, text):
+    h, w = mask.shape
+    assert coco_encode(mask) == {"size": [h, w], "counts": counts}
+    assert coco_encode_compressed(mask) == {"size": [h, w], "counts": text}
+    assert coco_compress(counts) == text
+    assert coco_decompress(text) == counts
+    for rle in ({"size": [h, w], "counts": counts}, {"size": [h, w], "counts": text}):
+        np.testing.assert_array_equal(coco_decode(rle), mask != 0)
+        assert coco_area(rle) == int(np.count_nonzero(mask))
+
+
+@pytest.mark.filterwarnings("error::DeprecationWarning")
+def test_coco_beyond_pycocotools_range_is_numpy(monkeypatch):
+    """Counts past pycocotools' 32 bits (slide-sized masks) go through the NumPy codec."""
+    from napari_slideseg.io.rle import coco as rle_coco
+
+    big = [3, 2**33, 7, 2**32 + 5, 1]
+    assert coco_decompress(coco_compress(big)) == big
+    masks = [_blobs(37, 61, i, density=0.3 + 0.1 * i, cell=1 + i) for i in range(5)]
+    fast = [(coco_encode_compressed(m), coco_decode(coco_encode(m))) for m in masks]
+    monkeypatch.setattr(rle_coco, "_COCO_MAX", 10)  # every mask is now "too large"
+    for m, (comp, dec) in zip(masks, fast, strict=True):
+        assert coco_encode_compressed(m) == comp
+        assert coco_compress(coco_encode(m)["counts"]) == comp["counts"]
+        np.testing.assert_array_equal(coco_decode(comp), dec)
+        assert coco_area(comp) == int(np.count_nonzero(m))
 
 
 # -----------------------------------------------------------------------------
@@ -265,9 +306,11 @@ def test_coco_agrees_with_pycocotools_on_1000_masks():
         ref_str = ref["counts"].decode()
         ours = coco_encode_compressed(m)
         assert ours == {"size": [h, w], "counts": ref_str}
-        # uncompressed counts: pycocotools' string decompressed, and our counts compressed by it
+        # independent of pycocotools: its string decompressed by our NumPy rleFrString equals
+        # our NumPy counts, which are the column-major Kaggle runs of the mask
         counts = coco_encode(m)["counts"]
         assert coco_decompress(ref_str) == counts
+        assert coco_counts_to_rle(counts) == rle_encode(m, order="col")
         assert (
             cocomask.frPyObjects({"size": [h, w], "counts": counts}, h, w)["counts"]
             == ref["counts"]

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from napari_slideseg import _reader
-from napari_slideseg.io import rle
 from napari_slideseg.io.errors import SlideError, SlideSegError
 from napari_slideseg.io.rle import RLEError, read_rle_csv
+from napari_slideseg.io.rle import csvfiles as rle_csvfiles
 
 DATA = Path(__file__).parents[1] / "data"
 TIMEOUT = 30.0
@@ -98,7 +98,7 @@ _BAD_RLE = {
 @pytest.mark.parametrize("case", sorted(_BAD_RLE))
 def test_bad_rle_csv_api(tmp_path, monkeypatch, case):
     text, where, word = _BAD_RLE[case]
-    monkeypatch.setattr(rle, "_available_memory", lambda: 4 * 2**30)
+    monkeypatch.setattr(rle_csvfiles, "_available_memory", lambda: 4 * 2**30)
     path = _write(tmp_path, f"{case}.csv", text)
     with pytest.raises(RLEError) as info:
         _call(read_rle_csv, path)
@@ -109,7 +109,7 @@ def test_bad_rle_csv_api(tmp_path, monkeypatch, case):
 @pytest.mark.parametrize("case", ["huge_shape", "latin1_row2", "uint64_overflow"])
 def test_bad_rle_csv_napari(tmp_path, monkeypatch, case):
     text, where, word = _BAD_RLE[case]
-    monkeypatch.setattr(rle, "_available_memory", lambda: 4 * 2**30)
+    monkeypatch.setattr(rle_csvfiles, "_available_memory", lambda: 4 * 2**30)
     path = _write(tmp_path, f"{case}.csv", text)
     layers, messages = _read_via_napari(monkeypatch, _reader.napari_get_mask_reader, path)
     _assert_notified(layers, messages, path, where, word)
