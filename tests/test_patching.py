@@ -335,6 +335,21 @@ def test_zarr_output(tmp_path, data_dir):
     )
 
 
+def test_zarr_rerun_with_skip_rewrites_the_same_patches(tmp_path, data_dir):
+    """A second zarr run with overwrite="skip" (a resume) used to die in zarr's
+    require_array (the arrays already had rows); it now gives the same patches."""
+    import zarr
+
+    slide, mask = _glas(data_dir)
+    cfg = PatchConfig(size=256, stride=256)
+    extract_patches(slide, tmp_path / "z", cfg, mask=mask, fmt="zarr")
+    first = zarr.open_group(str(tmp_path / "z" / "patches.zarr"), mode="r")["images"][:]
+    extract_patches(slide, tmp_path / "z", cfg, mask=mask, fmt="zarr", overwrite="skip")
+    root = zarr.open_group(str(tmp_path / "z" / "patches.zarr"), mode="r")
+    assert len(read_manifest(tmp_path / "z")) == len(first) > 0
+    np.testing.assert_array_equal(root["images"][:], first)
+
+
 def test_rerun_is_safe(tmp_path, data_dir):
     slide, mask = _glas(data_dir)
     cfg = PatchConfig(size=256, stride=256)

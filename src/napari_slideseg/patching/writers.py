@@ -263,6 +263,21 @@ class PngPatchWriter(PatchWriter):
             self._pool = None
 
 
+def _empty_array(root: Any, name: str, item: tuple[int, ...], dtype: Any) -> Any:
+    """``root[name]`` with no rows, chunked one patch per chunk (a rerun empties it).
+
+    An array of an earlier run (``overwrite="skip"`` rewrites a zarr run from
+    its first patch) is emptied; one of another patch shape or dtype is replaced.
+    """
+    old = root.get(name)
+    if old is not None and tuple(old.shape[1:]) == item and old.dtype == np.dtype(dtype):
+        old.resize((0, *item))
+        return old
+    if old is not None:
+        del root[name]
+    return root.create_array(name, shape=(0, *item), chunks=(1, *item), dtype=dtype)
+
+
 class ZarrPatchWriter(PatchWriter):
     """Patches appended to the ``images`` (and ``masks``) arrays of ``out/patches.zarr``.
 
@@ -306,15 +321,9 @@ class ZarrPatchWriter(PatchWriter):
 
         root = zarr.open_group(str(self.out / "patches.zarr"), mode="a")
         s, ch = self.size, self.channels
-        self._images = root.require_array(
-            "images", shape=(0, s, s, *ch), chunks=(1, s, s, *ch), dtype=self.dtype
-        )
-        self._images.resize((0, s, s, *ch))
+        self._images = _empty_array(root, "images", (s, s, *ch), self.dtype)
         if self.mask_dtype is not None:
-            self._masks = root.require_array(
-                "masks", shape=(0, s, s), chunks=(1, s, s), dtype=self.mask_dtype
-            )
-            self._masks.resize((0, s, s))
+            self._masks = _empty_array(root, "masks", (s, s), self.mask_dtype)
 
     @staticmethod
     def _append(arr: Any, values: np.ndarray) -> int:
