@@ -47,10 +47,10 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..progress import Progress, ProgressCallback, drain
-from . import pyramid as _pyr
-from .errors import SlideError, SlideNotFoundError, SlideTooLargeError
-from .sniff import jpeg_damage, jpeg_problem, raster_header, sniff_kind, special_file_kind
+from ...progress import Progress, ProgressCallback, drain
+from .. import pyramid as _pyr
+from ..errors import SlideError, SlideNotFoundError, SlideTooLargeError
+from ..sniff import jpeg_damage, jpeg_problem, raster_header, sniff_kind, special_file_kind
 
 #: Raster (PNG/JPEG) images up to this many pixels are decoded into memory
 #: directly; larger ones go through the pyramid cache.
