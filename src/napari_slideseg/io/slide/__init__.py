@@ -27,6 +27,14 @@ level) is returned as RGB; real transparency keeps 4 channels. Grey slides
 are ``(y, x)`` and shown with a grey colormap. 16-bit slides keep their dtype;
 their display range is the full range of the stored bit depth (e.g. 0-4095
 for 12-bit), never computed from the pixels.
+
+Modules
+-------
+:mod:`.model` (the :class:`Slide`), :mod:`.levels` (lazy level arrays,
+axis order, building the Slide), :mod:`.mpp` (resolution metadata),
+:mod:`.tiff`, :mod:`.zarr_store` and :mod:`.raster` (the backends, with
+:mod:`.jpeg_tiles` checking TIFF JPEG tiles) and :mod:`.opening`
+(:func:`open_slide`: path checks and format dispatch).
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def open_slide_steps(
 
 
 def _checked_path(path: object, jpeg_check: str) -> str:
-    """``path`` as a str once it names an existing, non-empty file or folder this reader may open."""
+    """``path`` as a str once it names an existing, non-empty file or folder this reader opens."""
     if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
         raise SlideError(
             repr(path), f"a slide is a file or folder path, not a {type(path).__name__}"

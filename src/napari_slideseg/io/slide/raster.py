@@ -180,7 +180,7 @@ def open_raster(
 def _build_cache(
     path: str, header: RasterHeader, out: Path, memory_fraction: float
 ) -> Generator[Progress, None, None]:
-    """Decode a large PNG/JPEG once and write its pyramid to ``out`` (refused if it would not fit)."""
+    """Decode a large PNG/JPEG once and write its pyramid to ``out`` (refused if it cannot fit)."""
     need = int(header.nbytes * 1.1)
     avail = _available_memory()
     if need > memory_fraction * avail:

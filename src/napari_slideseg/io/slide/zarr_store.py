@@ -17,7 +17,7 @@ from .mpp import ngff_mpp
 def zarr_levels(
     store_path: str, report_path: str
 ) -> tuple[list[da.Array], tuple[float, float] | None, dict[str, Any]]:
-    """The levels of a zarr store, largest first: an NGFF multiscale, a group's arrays, or one array.
+    """The levels of a zarr store, largest first: NGFF multiscales, a group's arrays or one array.
 
     Parameters
     ----------
