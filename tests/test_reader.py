@@ -130,7 +130,7 @@ def test_package_and_reader_hook_import_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     first, second = out.stdout.splitlines()
     assert first == ""
-    assert second == "napari_slideseg.io.slide True"
+    assert second == "napari_slideseg.io.slide.opening True"
 
 
 @pytest.mark.parametrize("name,content", [("empty.svs", b""), ("junk.svs", b"hello, not a slide")])

@@ -20,6 +20,7 @@ from napari_slideseg.io import SlideError, SlideNotFoundError, SlideTooLargeErro
 from napari_slideseg.io import pyramid as pyr
 from napari_slideseg.io import slide as slide_mod
 from napari_slideseg.io.slide import open_slide_steps
+from napari_slideseg.io.slide import raster as slide_raster
 from napari_slideseg.progress import drain
 
 
@@ -209,7 +210,7 @@ def test_pil_limit_is_scoped():
 def test_refuses_raster_too_big_for_memory(tmp_path, monkeypatch):
     path = tmp_path / "big.png"
     _write_png_rows(path, 5000, 4000)
-    monkeypatch.setattr(slide_mod, "_available_memory", lambda: 10 << 20)
+    monkeypatch.setattr(slide_raster, "_available_memory", lambda: 10 << 20)
     with pytest.raises(SlideTooLargeError, match=r"big\.png: decoding this 4000 x 5000 PNG needs"):
         open_slide(path)
     cache = Path(os.environ["SLIDESEG_CACHE_DIR"])
