@@ -792,3 +792,20 @@ def test_min_class_share_out_of_range_is_refused(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--min-class-share" in err and "[0, 1]" in err and "Traceback" not in err
+
+
+def test_frame_header_claiming_more_components_than_it_holds():
+    """A SOF segment whose component count runs past its end is reported as broken,
+    not an IndexError (a truncated scanner tile)."""
+    import io as _io
+
+    from PIL import Image
+
+    from napari_slideseg.io.sniff import jpeg_damage
+
+    buf = _io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buf, "JPEG")
+    raw = bytearray(buf.getvalue())
+    sof = raw.index(b"\xff\xc0")
+    raw[sof + 9] = 200  # number of components: 200, in a segment that holds 3
+    assert "frame header is broken" in jpeg_damage(bytes(raw))

@@ -176,8 +176,10 @@ def _read_frame(code: int, seg: bytes, walk: _Walk) -> str | None:
     if walk.frame is not None or len(seg) < 6:
         return "it has a second or broken frame header (corrupt)"
     height, width, ncomp = struct.unpack(">HHB", seg[1:6])
+    if len(seg) < 6 + 3 * ncomp:  # claims more components than the segment holds
+        return "its frame header is broken (corrupt)"
     comps = [(seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15) for i in range(ncomp)]
-    if len(seg) < 6 + 3 * ncomp or not comps or any(h < 1 or v < 1 for h, v in comps):
+    if not comps or any(h < 1 or v < 1 for h, v in comps):
         return "its frame header is broken (corrupt)"
     walk.frame = (code, height, width, comps)
     return None
