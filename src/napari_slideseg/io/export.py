@@ -25,7 +25,6 @@ import gzip
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import dask.array as da
 import numpy as np
 
 from ..progress import Progress, drain
+from .files import atomic_path, replace_path, temp_name
 from .palette import ClassMap, MaskError, check_label_range
 from .placement import Placement, mpp_to_ppm
 from .pngstream import PngStreamWriter
@@ -421,24 +421,19 @@ def _write_tiled_tiff(
         my, mx = where.pixel_mpp
         kwargs = {"resolution": (1e4 / mx, 1e4 / my), "resolutionunit": "CENTIMETER"}
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=nbytes > 2**31) as tw:
-            tw.write(
-                tiles,
-                shape=shape,
-                dtype=dtype,
-                tile=(tile, tile),
-                photometric=photometric,
-                compression="zlib",
-                description=json.dumps({"slideseg": desc}),
-                metadata=None,
-                software="napari-slideseg",
-                **kwargs,
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=nbytes > 2**31) as tw:
+        tw.write(
+            tiles,
+            shape=shape,
+            dtype=dtype,
+            tile=(tile, tile),
+            photometric=photometric,
+            compression="zlib",
+            description=json.dumps({"slideseg": desc}),
+            metadata=None,
+            software="napari-slideseg",
+            **kwargs,
+        )
 
 
 def write_color_tiff(
@@ -619,25 +614,6 @@ def check_zarr_target(path: str | os.PathLike) -> bool:
     return True
 
 
-def _swap_in(tmp: Path, path: Path, replace: bool) -> None:
-    """Move the finished folder ``tmp`` to ``path``, replacing it (an old export) when ``replace``.
-
-    The old folder is first renamed aside, so a failed rename puts it back
-    and ``path`` is never left missing or half-deleted.
-    """
-    if not replace or not path.exists():
-        os.replace(tmp, path)
-        return
-    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-    os.replace(path, old)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.replace(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_ome_zarr_labels_steps(
     path: str | os.PathLike,
     labels: Any,
@@ -667,7 +643,7 @@ def write_ome_zarr_labels_steps(
     shapes = [(h, w)]
     while max(shapes[-1]) > lowest_max:
         shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_name(path)
     sy, sx = mpp if mpp else (1.0, 1.0)
     unit = {"unit": "micrometer"} if mpp else {}
     label_name = ngff_label_name(name)
@@ -733,7 +709,10 @@ def write_ome_zarr_labels_steps(
                 yield Progress(
                     "ome-zarr", done, blocks_total, f"level {i}: block {done}/{blocks_total}"
                 )
-        _swap_in(tmp, path, replace)
+        if replace:
+            replace_path(tmp, path)  # the earlier export is renamed aside, then deleted
+        else:
+            os.replace(tmp, path)  # refuses a non-empty folder that appeared meanwhile
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -1010,52 +989,47 @@ def write_geojson_steps(
             "region, or export instances (mode='instances'), which streams"
         )
     compress = str(path).endswith(".gz") if compress is None else compress
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     opener = gzip.open if compress else open
-    try:
-        with opener(tmp, "wt", encoding="utf-8") as fh:
-            coords: dict[str, Any] = {
-                "units": "pixels",
-                "level": 0,
-                "source_level": placement.level if placement is not None else 0,
-                "source_shape": [int(labels.shape[0]), int(labels.shape[1])],
-                "scale": list(scale),
-                "convention": "pixel edges: pixel (x, y) covers [x, x+1) x [y, y+1)",
-            }
-            if placement is not None and placement.slide_shape:
-                coords["slide_shape"] = list(placement.slide_shape)
-            if placement is not None and placement.mpp:
-                coords["mpp"] = list(placement.mpp)
-            fh.write('{"type": "FeatureCollection", "slideseg": ')
-            fh.write(json.dumps({"coordinates": coords}))
-            fh.write(', "features": [\n')
-            first = True
-            if mode == "instances":
-                items: Iterator[Any] = _instance_features(
-                    labels,
-                    block=block,
-                    scale=scale,
-                    classmap=classmap,
-                    instance_classes=instance_classes,
-                    properties=properties,
-                    object_type=object_type,
-                )
-            else:
-                items = _semantic_features(
-                    labels, scale=scale, classmap=classmap, object_type=object_type
-                )
-            for item in items:
-                if isinstance(item, Progress):
-                    yield item
-                    continue
-                if not first:
-                    fh.write(",\n")
-                fh.write(json.dumps(item, separators=(",", ":")))
-                first = False
-            fh.write("\n]}\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, opener(tmp, "wt", encoding="utf-8") as fh:
+        coords: dict[str, Any] = {
+            "units": "pixels",
+            "level": 0,
+            "source_level": placement.level if placement is not None else 0,
+            "source_shape": [int(labels.shape[0]), int(labels.shape[1])],
+            "scale": list(scale),
+            "convention": "pixel edges: pixel (x, y) covers [x, x+1) x [y, y+1)",
+        }
+        if placement is not None and placement.slide_shape:
+            coords["slide_shape"] = list(placement.slide_shape)
+        if placement is not None and placement.mpp:
+            coords["mpp"] = list(placement.mpp)
+        fh.write('{"type": "FeatureCollection", "slideseg": ')
+        fh.write(json.dumps({"coordinates": coords}))
+        fh.write(', "features": [\n')
+        first = True
+        if mode == "instances":
+            items: Iterator[Any] = _instance_features(
+                labels,
+                block=block,
+                scale=scale,
+                classmap=classmap,
+                instance_classes=instance_classes,
+                properties=properties,
+                object_type=object_type,
+            )
+        else:
+            items = _semantic_features(
+                labels, scale=scale, classmap=classmap, object_type=object_type
+            )
+        for item in items:
+            if isinstance(item, Progress):
+                yield item
+                continue
+            if not first:
+                fh.write(",\n")
+            fh.write(json.dumps(item, separators=(",", ":")))
+            first = False
+        fh.write("\n]}\n")
     return path
 
 

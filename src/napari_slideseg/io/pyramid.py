@@ -18,8 +18,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Generator
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import dask.array as da
 import numpy as np
 
 from ..progress import Progress
+from .files import atomic_path
 
 #: Reduced levels are added until the smallest side is at most this many pixels.
 LOWEST_LEVEL_MAX = 1024
@@ -169,7 +168,6 @@ def build_pyramid_cache(
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     n_red = n_reduced_levels(level0.shape[:2], lowest_max)
     first = 0 if include_level0 else 1
     levels_to_write = list(range(first, n_red + 1))
@@ -179,7 +177,7 @@ def build_pyramid_cache(
         "source": source or {},
         "complete": True,
     }
-    try:
+    with atomic_path(out) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         root.attrs.update(_ngff_attrs(name, len(levels_to_write), _level_mpp(mpp, first), extra))
         current = level0
@@ -203,12 +201,6 @@ def build_pyramid_cache(
             yield from _write_rows(current, arr, chunk, f"level {lvl}")
             current = da.from_zarr(arr).transpose(1, 2, 0)
             out_idx += 1
-        if out.exists():
-            shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
