@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import shutil
 from collections.abc import Generator, Iterator, Mapping
@@ -33,7 +34,10 @@ import dask.array as da
 import numpy as np
 
 from ..progress import Progress, drain
+from .blocks import iter_bands, iter_blocks
 from .files import atomic_path, replace_path, temp_name
+from .ngff import NGFF_VERSION as NGFF_VERSION
+from .ngff import image_label, ngff_label_name, write_label_image_steps
 from .palette import ClassMap, MaskError, check_label_range
 from .placement import Placement, mpp_to_ppm
 from .pngstream import PngStreamWriter
@@ -48,6 +52,8 @@ PNG_CLASSMAP_KEY = "slideseg:classmap"
 PNG_PLACEMENT_KEY = "slideseg:placement"
 #: Tile edge of colour TIFF masks.
 TIFF_TILE = 512
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_placement(
@@ -90,48 +96,6 @@ def check_not_empty(labels: Any, path: str | os.PathLike) -> None:
     if int(np.prod(labels.shape)) == 0:
         shape = " x ".join(str(int(n)) for n in labels.shape)
         raise MaskError(f"{path}: the labels are empty ({shape} pixels); nothing to save")
-
-
-def iter_bands(labels: Any, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(y0, band)`` row bands of a NumPy or dask array as NumPy arrays.
-
-    Every band has ``rows`` rows but the last (tiled writers rely on it). A
-    dask array is computed one row of chunks at a time (each chunk once,
-    however small ``rows`` is), and its strips are cut and joined into
-    bands of ``rows``: memory is one row of chunks plus one band.
-    """
-    if isinstance(labels, da.Array):
-        y = y_out = 0
-        pending: list[np.ndarray] = []
-        have = 0
-        for ch in labels.chunks[0]:
-            strip = np.asarray(labels[y : y + ch].compute(scheduler="threads"))
-            y += ch
-            pending.append(strip)
-            have += ch
-            while have >= rows:
-                buf = pending[0] if len(pending) == 1 else np.concatenate(pending)
-                yield y_out, buf[:rows]
-                y_out += rows
-                rest = buf[rows:]
-                pending = [rest] if len(rest) else []
-                have = len(rest)
-        if have:
-            yield y_out, pending[0] if len(pending) == 1 else np.concatenate(pending)
-        return
-    for y0 in range(0, labels.shape[0], rows):
-        yield y0, np.asarray(labels[y0 : y0 + rows])
-
-
-def iter_blocks(labels: Any, block: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(y0, x0, block)`` square blocks of a NumPy or dask array as NumPy arrays."""
-    h, w = labels.shape[:2]
-    for y0 in range(0, h, block):
-        for x0 in range(0, w, block):
-            b = labels[y0 : y0 + block, x0 : x0 + block]
-            if isinstance(b, da.Array):
-                b = b.compute(scheduler="threads")
-            yield y0, x0, np.asarray(b)
 
 
 def _check_range(band: np.ndarray, classmap: ClassMap, path: Path) -> None:
@@ -510,44 +474,6 @@ def write_id_tiff(path: str | os.PathLike, labels: Any, **kwargs: Any) -> Path:
 # -----------------------------------------------------------------------------
 # OME-Zarr labels
 # -----------------------------------------------------------------------------
-#: NGFF version of the label images written (zarr v2 layout, ``/`` chunk keys).
-NGFF_VERSION = "0.4"
-
-
-def ngff_label_name(name: str) -> str:
-    """A group name for a label image (letters, digits, ``.``, ``_``, ``-``; ``labels`` if empty)."""
-    import re
-
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")
-    return cleaned or "labels"
-
-
-def _label_metadata(
-    classmap: ClassMap | None,
-    properties: Mapping[int, Mapping[str, Any]] | None,
-    instances: bool,
-) -> dict[str, Any]:
-    """NGFF ``image-label`` metadata: class colours (semantic labels) and per-value properties."""
-    label_meta: dict[str, Any] = {"version": NGFF_VERSION}
-    props: list[dict[str, Any]] = []
-    if classmap is not None and not instances:
-        label_meta["colors"] = [
-            {"label-value": i, "rgba": [*c, 0 if i == classmap.background else 255]}
-            for i, c in enumerate(classmap.colors)
-        ]
-        props = [{"label-value": i, "class": n} for i, n in enumerate(classmap.names)]
-    if properties:
-        by_value = {p["label-value"]: p for p in props}
-        for value, extra in properties.items():
-            by_value.setdefault(int(value), {"label-value": int(value)}).update(
-                {k: _jsonable(v) for k, v in extra.items()}
-            )
-        props = [by_value[k] for k in sorted(by_value)]
-    if props:
-        label_meta["properties"] = props
-    return label_meta
-
-
 #: Entries an OME-Zarr labels store of this plugin holds at its root (new and old layout).
 _LABEL_STORE_ENTRIES = {".zgroup", ".zattrs", "zarr.json", "labels"}
 
@@ -614,6 +540,25 @@ def check_zarr_target(path: str | os.PathLike) -> bool:
     return True
 
 
+def _label_provenance(
+    classmap: ClassMap | None,
+    where: Placement | None,
+    source: Mapping[str, Any] | None,
+    instances: bool,
+) -> dict[str, Any]:
+    """The ``slideseg`` attributes of an exported label image: kind, class map, placement, source."""
+    slideseg: dict[str, Any] = {"kind": "instances" if instances else "semantic"}
+    if instances:
+        slideseg["instances"] = True
+    if classmap is not None:
+        slideseg["classmap"] = classmap.to_dict()
+    if where is not None:
+        slideseg["placement"] = where.to_dict()
+    if source:
+        slideseg["source"] = {k: _jsonable(v) for k, v in dict(source).items()}
+    return slideseg
+
+
 def write_ome_zarr_labels_steps(
     path: str | os.PathLike,
     labels: Any,
@@ -637,78 +582,29 @@ def write_ome_zarr_labels_steps(
     replace = check_zarr_target(path)
     if not isinstance(labels, da.Array):
         labels = da.from_array(labels, chunks=chunk)
-    h, w = labels.shape
-    where = resolve_placement(placement, mpp, (h, w))
-    mpp = where.pixel_mpp if where is not None else None
-    shapes = [(h, w)]
-    while max(shapes[-1]) > lowest_max:
-        shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
-    tmp = temp_name(path)
-    sy, sx = mpp if mpp else (1.0, 1.0)
-    unit = {"unit": "micrometer"} if mpp else {}
+    where = resolve_placement(placement, mpp, labels.shape)
     label_name = ngff_label_name(name)
-    attrs: dict[str, Any] = {
-        "multiscales": [
-            {
-                "version": NGFF_VERSION,
-                "name": label_name,
-                "axes": [
-                    {"name": "y", "type": "space", **unit},
-                    {"name": "x", "type": "space", **unit},
-                ],
-                "datasets": [
-                    {
-                        "path": str(i),
-                        "coordinateTransformations": [
-                            {"type": "scale", "scale": [sy * (h / lv[0]), sx * (w / lv[1])]}
-                        ],
-                    }
-                    for i, lv in enumerate(shapes)
-                ],
-            }
-        ],
-        "image-label": _label_metadata(classmap, properties, instances),
-    }
-    slideseg: dict[str, Any] = {"kind": "instances" if instances else "semantic"}
-    if instances:
-        slideseg["instances"] = True
-    if classmap is not None:
-        slideseg["classmap"] = classmap.to_dict()
-    if where is not None:
-        slideseg["placement"] = where.to_dict()
-    if source:
-        slideseg["source"] = {k: _jsonable(v) for k, v in dict(source).items()}
-    attrs["slideseg"] = slideseg
-    dtype = labels.dtype
+    if label_name != name:
+        logger.debug("label image name %r written as %r (NGFF group name)", name, label_name)
+    props = (
+        {v: {k: _jsonable(x) for k, x in extra.items()} for v, extra in properties.items()}
+        if properties
+        else None
+    )
+    tmp = temp_name(path)
     try:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         root.attrs.update({"slideseg": {"labels": [label_name]}})
-        group = root.create_group("labels")
-        group.attrs.update({"labels": [label_name]})
-        image = group.create_group(label_name)
-        image.attrs.update(attrs)
-        blocks_total = sum(-(-s[0] // chunk) * -(-s[1] // chunk) for s in shapes)
-        done = 0
-        lv = labels
-        for i, shape in enumerate(shapes):
-            if i:
-                # Each level is subsampled (nearest: labels are never averaged) from the
-                # level just written, so the source graph (e.g. inference) runs once.
-                lv = da.from_zarr(image[str(i - 1)])[::2, ::2]
-            arr = image.create_array(
-                str(i),
-                shape=shape,
-                chunks=(min(chunk, shape[0]), min(chunk, shape[1])),
-                dtype=dtype,
-                chunk_key_encoding={"name": "v2", "separator": "/"},
-                fill_value=0,
-            )
-            for y0, x0, block in iter_blocks(lv, chunk):
-                arr[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
-                done += 1
-                yield Progress(
-                    "ome-zarr", done, blocks_total, f"level {i}: block {done}/{blocks_total}"
-                )
+        yield from write_label_image_steps(
+            root,
+            label_name,
+            labels,
+            mpp=where.pixel_mpp if where is not None else None,
+            chunk=chunk,
+            lowest_max=lowest_max,
+            image_label_attrs=image_label(None if instances else classmap, props),
+            attrs={"slideseg": _label_provenance(classmap, where, source, instances)},
+        )
         if replace:
             replace_path(tmp, path)  # the earlier export is renamed aside, then deleted
         else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Generator
@@ -26,12 +27,15 @@ import numpy as np
 
 from ..progress import Progress
 from .files import atomic_path
+from .ngff import create_level, multiscales
 
 #: Reduced levels are added until the smallest side is at most this many pixels.
 LOWEST_LEVEL_MAX = 1024
 #: Chunk edge of cached levels.
 CACHE_CHUNK = 512
 _FORMAT_VERSION = 1
+
+logger = logging.getLogger(__name__)
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -92,35 +96,6 @@ def downsample2(arr: da.Array) -> da.Array:
     return da.coarsen(np.mean, arr, axes).astype(arr.dtype)
 
 
-def _ngff_attrs(name: str, n_levels: int, mpp: tuple[float, float] | None, extra: dict) -> dict:
-    sy, sx = mpp if mpp else (1.0, 1.0)
-    unit = {"unit": "micrometer"} if mpp else {}
-    return {
-        "multiscales": [
-            {
-                "version": "0.4",
-                "name": name,
-                "axes": [
-                    {"name": "c", "type": "channel"},
-                    {"name": "y", "type": "space", **unit},
-                    {"name": "x", "type": "space", **unit},
-                ],
-                "datasets": [
-                    {
-                        "path": str(i),
-                        "coordinateTransformations": [
-                            {"type": "scale", "scale": [1.0, sy * 2**i, sx * 2**i]}
-                        ],
-                    }
-                    for i in range(n_levels)
-                ],
-                "type": "mean",
-            }
-        ],
-        "slideseg": extra,
-    }
-
-
 def build_pyramid_cache(
     level0: da.Array,
     out: str | os.PathLike,
@@ -179,7 +154,13 @@ def build_pyramid_cache(
     }
     with atomic_path(out) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        root.attrs.update(_ngff_attrs(name, len(levels_to_write), _level_mpp(mpp, first), extra))
+        factors = [(2**i, 2**i) for i in range(len(levels_to_write))]
+        root.attrs.update(
+            {
+                **multiscales(name, factors, _level_mpp(mpp, first), channel=True, kind="mean"),
+                "slideseg": extra,
+            }
+        )
         current = level0
         out_idx = 0
         for lvl in range(n_red + 1):
@@ -191,13 +172,7 @@ def build_pyramid_cache(
                 continue
             h, w, c = current.shape
             chunk = min(CACHE_CHUNK, max(h, w))
-            arr = root.create_array(
-                str(out_idx),
-                shape=(c, h, w),
-                chunks=(c, chunk, chunk),
-                dtype=current.dtype,
-                chunk_key_encoding={"name": "v2", "separator": "/"},
-            )
+            arr = create_level(root, str(out_idx), (c, h, w), (c, chunk, chunk), current.dtype)
             yield from _write_rows(current, arr, chunk, f"level {lvl}")
             current = da.from_zarr(arr).transpose(1, 2, 0)
             out_idx += 1
@@ -233,7 +208,8 @@ def read_cache_info(path: str | os.PathLike) -> dict | None:
         return None
     try:
         attrs = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError) as err:
+        logger.debug("%s: unreadable pyramid cache attributes (%s); not a cache", p, err)
         return None
     info = attrs.get("slideseg")
     return info if isinstance(info, dict) and info.get("complete") else None
