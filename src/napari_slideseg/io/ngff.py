@@ -328,6 +328,8 @@ def write_label_image_steps(
     level = labels
     for i, shape in enumerate(shapes):
         if i:
+            # Subsampled from the level just written (already on disk), so the source
+            # graph (e.g. inference) runs once; level i is then labels[::2**i, ::2**i].
             level = da.from_zarr(image[str(i - 1)])[::2, ::2]
         arr = create_level(
             image,

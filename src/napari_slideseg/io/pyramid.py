@@ -43,6 +43,16 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
     ``cache_dir`` wins, then the ``SLIDESEG_CACHE_DIR`` environment variable, then
     the platform's user cache directory (``~/.cache/napari-slideseg`` on Linux).
+
+    Parameters
+    ----------
+    cache_dir : str or os.PathLike, optional
+        An explicit cache folder.
+
+    Returns
+    -------
+    Path
+        The folder (not created here).
     """
     if cache_dir is not None:
         return Path(cache_dir)
@@ -55,7 +65,21 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def cache_key(path: str | os.PathLike, extra: str = "") -> str:
-    """Key of a file's cached pyramid: absolute path + size + mtime (+ ``extra``)."""
+    """Key of a file's cached pyramid: absolute path + size + mtime (+ ``extra``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The source image file (it must exist).
+    extra : str
+        What else the cache depends on (the slide reader passes the kind of
+        cache: ``"reduced"`` levels of a TIFF, or a whole ``"raster"`` image).
+
+    Returns
+    -------
+    str
+        ``<file name>-<20 hex digits>.ome.zarr``; a changed file gets a new key.
+    """
     p = Path(path).resolve()
     st = p.stat()
     raw = f"{_FORMAT_VERSION}|{p}|{st.st_size}|{st.st_mtime_ns}|{extra}"
@@ -68,6 +92,18 @@ def n_reduced_levels(shape_yx: tuple[int, int], lowest_max: int = LOWEST_LEVEL_M
 
     Never more than keep the shortest side at least 1 pixel: a 40 x 100000
     strip gets 5 reductions (down to 1 x 3125), a 1 x N line none.
+
+    Parameters
+    ----------
+    shape_yx : tuple of (int, int)
+        Level-0 ``(h, w)``.
+    lowest_max : int
+        Longest side of the smallest level, at most (when the shortest side allows).
+
+    Returns
+    -------
+    int
+        The number of reduced levels.
     """
     longest, shortest = max(shape_yx), min(shape_yx)
     if longest <= lowest_max or shortest < 2:
@@ -80,6 +116,16 @@ def downsample2(arr: da.Array) -> da.Array:
 
     The mean is truncated towards zero for integer types, so a channel that is
     constant at its maximum (opaque alpha) stays exactly at its maximum.
+
+    Parameters
+    ----------
+    arr : dask.array.Array
+        ``(y, x[, c])`` image.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(y // 2, x // 2[, c])``, of ``arr``'s dtype.
     """
     h, w = arr.shape[:2]
     arr = arr[: h - h % 2, : w - w % 2]
@@ -110,21 +156,22 @@ def build_pyramid_cache(
 
     Parameters
     ----------
-    level0
+    level0 : dask.array.Array
         ``(y, x, c)`` dask array of the full-resolution image. It is read block
         by block; memory stays bounded by a few chunks.
-    out
+    out : str or os.PathLike
         Final path of the ``.ome.zarr`` directory. Work happens in a temporary
-        sibling that is renamed to ``out`` only when every level is written.
-    name
+        sibling that is renamed to ``out`` only when every level is written
+        (an existing cache there is replaced).
+    name : str
         Name recorded in the multiscales metadata.
-    mpp
+    mpp : (float, float), optional
         Microns per pixel (y, x) of level 0, recorded as the scale.
-    source
+    source : dict, optional
         JSON-able description of where the pixels came from.
-    lowest_max
+    lowest_max : int
         Longest side of the smallest level.
-    include_level0
+    include_level0 : bool
         When false, level 0 is not copied (the source stays readable lazily
         and only reduced levels are cached); the cache then starts at level 1
         and records ``"first_level": 1``.
@@ -179,7 +226,7 @@ def build_pyramid_cache(
     return out
 
 
-def _level_mpp(mpp, first):
+def _level_mpp(mpp: tuple[float, float] | None, first: int) -> tuple[float, float] | None:
     if mpp is None:
         return None
     return (mpp[0] * 2**first, mpp[1] * 2**first)
@@ -202,7 +249,19 @@ def _write_rows(src: da.Array, dst, chunk: int, stage: str) -> Generator[Progres
 
 
 def read_cache_info(path: str | os.PathLike) -> dict | None:
-    """The ``slideseg`` attributes of a cached pyramid, or ``None`` if it is not one."""
+    """The ``slideseg`` attributes of a cached pyramid, or ``None`` if it is not one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A folder that may be a cache built by :func:`build_pyramid_cache`.
+
+    Returns
+    -------
+    dict or None
+        Its ``slideseg`` attributes when it is a complete cache; None when it
+        is not (no or unreadable attributes, or an unfinished build).
+    """
     p = Path(path) / ".zattrs"
     if not p.exists():
         return None
