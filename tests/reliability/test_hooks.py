@@ -172,7 +172,7 @@ def test_earlier_export_is_replaced_atomically(tmp_path, notes):
 
 
 def test_failed_replacement_keeps_the_earlier_export(tmp_path, monkeypatch):
-    from napari_slideseg.io import export
+    from napari_slideseg.io import ngff
 
     target = tmp_path / "l.ome.zarr"
     write_ome_zarr_labels(target, np.zeros((8, 8), np.uint8))
@@ -181,7 +181,7 @@ def test_failed_replacement_keeps_the_earlier_export(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export, "iter_blocks", broken)
+    monkeypatch.setattr(ngff, "iter_blocks", broken)  # the label pyramid writer
     with pytest.raises(OSError, match="disk full"):
         write_ome_zarr_labels(target, LABELS)
     assert _snapshot(target) == before

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Generator
 from pathlib import Path
 
@@ -27,6 +26,8 @@ import dask.array as da
 import numpy as np
 
 from ..progress import Progress
+from .files import atomic_path
+from .ngff import create_level, multiscales
 
 #: Reduced levels are added until the smallest side is at most this many pixels.
 LOWEST_LEVEL_MAX = 1024
@@ -34,12 +35,24 @@ LOWEST_LEVEL_MAX = 1024
 CACHE_CHUNK = 512
 _FORMAT_VERSION = 1
 
+logger = logging.getLogger(__name__)
+
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """Folder holding cached pyramids.
 
     ``cache_dir`` wins, then the ``SLIDESEG_CACHE_DIR`` environment variable, then
     the platform's user cache directory (``~/.cache/napari-slideseg`` on Linux).
+
+    Parameters
+    ----------
+    cache_dir : str or os.PathLike, optional
+        An explicit cache folder.
+
+    Returns
+    -------
+    Path
+        The folder (not created here).
     """
     if cache_dir is not None:
         return Path(cache_dir)
@@ -52,7 +65,21 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def cache_key(path: str | os.PathLike, extra: str = "") -> str:
-    """Key of a file's cached pyramid: absolute path + size + mtime (+ ``extra``)."""
+    """Key of a file's cached pyramid: absolute path + size + mtime (+ ``extra``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The source image file (it must exist).
+    extra : str
+        What else the cache depends on (the slide reader passes the kind of
+        cache: ``"reduced"`` levels of a TIFF, or a whole ``"raster"`` image).
+
+    Returns
+    -------
+    str
+        ``<file name>-<20 hex digits>.ome.zarr``; a changed file gets a new key.
+    """
     p = Path(path).resolve()
     st = p.stat()
     raw = f"{_FORMAT_VERSION}|{p}|{st.st_size}|{st.st_mtime_ns}|{extra}"
@@ -65,6 +92,18 @@ def n_reduced_levels(shape_yx: tuple[int, int], lowest_max: int = LOWEST_LEVEL_M
 
     Never more than keep the shortest side at least 1 pixel: a 40 x 100000
     strip gets 5 reductions (down to 1 x 3125), a 1 x N line none.
+
+    Parameters
+    ----------
+    shape_yx : tuple of (int, int)
+        Level-0 ``(h, w)``.
+    lowest_max : int
+        Longest side of the smallest level, at most (when the shortest side allows).
+
+    Returns
+    -------
+    int
+        The number of reduced levels.
     """
     longest, shortest = max(shape_yx), min(shape_yx)
     if longest <= lowest_max or shortest < 2:
@@ -77,6 +116,16 @@ def downsample2(arr: da.Array) -> da.Array:
 
     The mean is truncated towards zero for integer types, so a channel that is
     constant at its maximum (opaque alpha) stays exactly at its maximum.
+
+    Parameters
+    ----------
+    arr : dask.array.Array
+        ``(y, x[, c])`` image.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(y // 2, x // 2[, c])``, of ``arr``'s dtype.
     """
     h, w = arr.shape[:2]
     arr = arr[: h - h % 2, : w - w % 2]
@@ -93,35 +142,6 @@ def downsample2(arr: da.Array) -> da.Array:
     return da.coarsen(np.mean, arr, axes).astype(arr.dtype)
 
 
-def _ngff_attrs(name: str, n_levels: int, mpp: tuple[float, float] | None, extra: dict) -> dict:
-    sy, sx = mpp if mpp else (1.0, 1.0)
-    unit = {"unit": "micrometer"} if mpp else {}
-    return {
-        "multiscales": [
-            {
-                "version": "0.4",
-                "name": name,
-                "axes": [
-                    {"name": "c", "type": "channel"},
-                    {"name": "y", "type": "space", **unit},
-                    {"name": "x", "type": "space", **unit},
-                ],
-                "datasets": [
-                    {
-                        "path": str(i),
-                        "coordinateTransformations": [
-                            {"type": "scale", "scale": [1.0, sy * 2**i, sx * 2**i]}
-                        ],
-                    }
-                    for i in range(n_levels)
-                ],
-                "type": "mean",
-            }
-        ],
-        "slideseg": extra,
-    }
-
-
 def build_pyramid_cache(
     level0: da.Array,
     out: str | os.PathLike,
@@ -136,21 +156,22 @@ def build_pyramid_cache(
 
     Parameters
     ----------
-    level0
+    level0 : dask.array.Array
         ``(y, x, c)`` dask array of the full-resolution image. It is read block
         by block; memory stays bounded by a few chunks.
-    out
+    out : str or os.PathLike
         Final path of the ``.ome.zarr`` directory. Work happens in a temporary
-        sibling that is renamed to ``out`` only when every level is written.
-    name
+        sibling that is renamed to ``out`` only when every level is written
+        (an existing cache there is replaced).
+    name : str
         Name recorded in the multiscales metadata.
-    mpp
+    mpp : (float, float), optional
         Microns per pixel (y, x) of level 0, recorded as the scale.
-    source
+    source : dict, optional
         JSON-able description of where the pixels came from.
-    lowest_max
+    lowest_max : int
         Longest side of the smallest level.
-    include_level0
+    include_level0 : bool
         When false, level 0 is not copied (the source stays readable lazily
         and only reduced levels are cached); the cache then starts at level 1
         and records ``"first_level": 1``.
@@ -169,7 +190,6 @@ def build_pyramid_cache(
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     n_red = n_reduced_levels(level0.shape[:2], lowest_max)
     first = 0 if include_level0 else 1
     levels_to_write = list(range(first, n_red + 1))
@@ -179,9 +199,15 @@ def build_pyramid_cache(
         "source": source or {},
         "complete": True,
     }
-    try:
+    with atomic_path(out) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        root.attrs.update(_ngff_attrs(name, len(levels_to_write), _level_mpp(mpp, first), extra))
+        factors = [(2**i, 2**i) for i in range(len(levels_to_write))]
+        root.attrs.update(
+            {
+                **multiscales(name, factors, _level_mpp(mpp, first), channel=True, kind="mean"),
+                "slideseg": extra,
+            }
+        )
         current = level0
         out_idx = 0
         for lvl in range(n_red + 1):
@@ -193,26 +219,14 @@ def build_pyramid_cache(
                 continue
             h, w, c = current.shape
             chunk = min(CACHE_CHUNK, max(h, w))
-            arr = root.create_array(
-                str(out_idx),
-                shape=(c, h, w),
-                chunks=(c, chunk, chunk),
-                dtype=current.dtype,
-                chunk_key_encoding={"name": "v2", "separator": "/"},
-            )
+            arr = create_level(root, str(out_idx), (c, h, w), (c, chunk, chunk), current.dtype)
             yield from _write_rows(current, arr, chunk, f"level {lvl}")
             current = da.from_zarr(arr).transpose(1, 2, 0)
             out_idx += 1
-        if out.exists():
-            shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _level_mpp(mpp, first):
+def _level_mpp(mpp: tuple[float, float] | None, first: int) -> tuple[float, float] | None:
     if mpp is None:
         return None
     return (mpp[0] * 2**first, mpp[1] * 2**first)
@@ -235,13 +249,26 @@ def _write_rows(src: da.Array, dst, chunk: int, stage: str) -> Generator[Progres
 
 
 def read_cache_info(path: str | os.PathLike) -> dict | None:
-    """The ``slideseg`` attributes of a cached pyramid, or ``None`` if it is not one."""
+    """The ``slideseg`` attributes of a cached pyramid, or ``None`` if it is not one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A folder that may be a cache built by :func:`build_pyramid_cache`.
+
+    Returns
+    -------
+    dict or None
+        Its ``slideseg`` attributes when it is a complete cache; None when it
+        is not (no or unreadable attributes, or an unfinished build).
+    """
     p = Path(path) / ".zattrs"
     if not p.exists():
         return None
     try:
         attrs = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError) as err:
+        logger.debug("%s: unreadable pyramid cache attributes (%s); not a cache", p, err)
         return None
     info = attrs.get("slideseg")
     return info if isinstance(info, dict) and info.get("complete") else None
