@@ -96,40 +96,40 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
         :func:`read_slide` or :func:`read_prediction`;
         ``None`` leaves the file to other readers.
     """
-    path = _one_path(path)
-    if path is None:
+    target = _one_path(path)
+    if target is None:
         return None
-    lower = path.lower().rstrip("/\\")
-    if special_file_kind(path) is not None:
+    lower = target.lower().rstrip("/\\")
+    if special_file_kind(target) is not None:
         # A FIFO/socket/device is never opened (it would block); claim slide names so
         # read_slide reports it, leave the rest alone.
         return read_slide if lower.endswith((*TIFF_SUFFIXES, ".zarr", *RASTER_SUFFIXES)) else None
-    kind = sniff_kind(path)
+    kind = sniff_kind(target)
     if (
         kind == "tiff"
-        and tiff_may_be_mask(path)
-        and (written_by_slideseg(path, kind) or is_id_map(path))
+        and tiff_may_be_mask(target)
+        and (written_by_slideseg(target, kind) or is_id_map(target))
     ):
         return None  # a mask or instance map: the mask reader opens it as Labels
-    if kind == "zarr" and is_label_store(path):
+    if kind == "zarr" and is_label_store(target):
         return None  # NGFF labels: the mask reader opens them as Labels
-    if kind == "zarr" and looks_like_prediction(path):
+    if kind == "zarr" and looks_like_prediction(target):
         return read_prediction  # Labels, or a notification when its metadata is broken
     if kind in ("tiff", "zarr"):
         return read_slide
     if kind in ("png", "jpeg"):
         try:
-            header = raster_header(path)
+            header = raster_header(target)
         except (OSError, ValueError):
             return read_slide
         if header.pixels <= RASTER_MIN_PIXELS:
             return None
-        if kind == "png" and header.channels == 1 and header.bits == 16 and is_id_map(path):
+        if kind == "png" and header.channels == 1 and header.bits == 16 and is_id_map(target):
             return None
         return read_slide
     if lower.endswith(TIFF_SUFFIXES) or lower.endswith(".zarr"):
         return read_slide  # broken or missing: read_slide reports why
-    if lower.endswith(RASTER_SUFFIXES) and not os.path.exists(path):
+    if lower.endswith(RASTER_SUFFIXES) and not os.path.exists(target):
         return None
     return None
 
@@ -262,42 +262,44 @@ def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
         :func:`read_mask`;
         ``None`` leaves the file to other readers.
     """
-    path = _one_path(path)
-    if path is None:
+    target = _one_path(path)
+    if target is None:
         return None
-    lower = path.lower().rstrip("/\\")
-    if special_file_kind(path) is not None:
+    lower = target.lower().rstrip("/\\")
+    if special_file_kind(target) is not None:
         # Never opened (a FIFO would block): read_mask reports mask-only names,
         # the slide reader the others.
         return read_mask if lower.endswith((".csv", ".npy")) else None
     if lower.endswith(".csv"):
-        return read_mask if csv_has_rle(path) else None
+        return read_mask if csv_has_rle(target) else None
     if lower.endswith(".npy"):
-        return read_mask if is_id_map(path) else None
-    kind = sniff_kind(path)
+        return read_mask if is_id_map(target) else None
+    kind = sniff_kind(target)
     if kind == "zarr":
-        return read_mask if is_label_store(path) else None
+        return read_mask if is_label_store(target) else None
     if kind == "png":
         try:
-            header = raster_header(path)
+            header = raster_header(target)
         except (OSError, ValueError):
             return None
         if header.pixels > MASK_SNIFF_MAX_PIXELS:
             return None
         if header.channels == 1 and header.bits == 16:
-            return read_mask if is_id_map(path) else None
+            return read_mask if is_id_map(target) else None
     elif kind == "tiff":
-        if not tiff_may_be_mask(path):
+        if not tiff_may_be_mask(target):
             return None
     else:
         return None
-    if written_by_slideseg(path, kind):
+    if written_by_slideseg(target, kind):
         return read_mask
-    if kind == "tiff" and is_id_map(path):
+    if kind == "tiff" and is_id_map(target):
         return read_mask
     from .io.palette import is_color_mask
 
-    return read_mask if is_color_mask(path, max_pixels=MASK_SNIFF_MAX_PIXELS) is not None else None
+    return (
+        read_mask if is_color_mask(target, max_pixels=MASK_SNIFF_MAX_PIXELS) is not None else None
+    )
 
 
 def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
@@ -357,16 +359,16 @@ def napari_get_geojson_reader(path: str | list[str]) -> Callable[..., list] | No
         :func:`read_geojson_shapes`;
         ``None`` leaves the file to other readers.
     """
-    path = _one_path(path)
-    if path is None:
+    target = _one_path(path)
+    if target is None:
         return None
-    if not path.lower().endswith((".geojson", ".geojson.gz", ".json", ".json.gz")):
+    if not target.lower().endswith((".geojson", ".geojson.gz", ".json", ".json.gz")):
         return None
-    if not os.path.isfile(path):
+    if not os.path.isfile(target):
         return None
     from .io.geojson import sniff_geojson
 
-    return read_geojson_shapes if sniff_geojson(path) else None
+    return read_geojson_shapes if sniff_geojson(target) else None
 
 
 def read_geojson_shapes(path: str | list[str]) -> list[tuple[Any, ...]]:

@@ -113,7 +113,7 @@ def is_label_store(path: str) -> bool:
     if isinstance(attrs.get("labels"), list):
         return True
     sub = _zarr_attrs(os.path.join(path, "labels"))
-    return bool(sub) and isinstance(sub.get("labels"), list)
+    return sub is not None and isinstance(sub.get("labels"), list)
 
 
 def csv_has_rle(path: str) -> bool:

@@ -30,7 +30,9 @@ def zarr_arrays(path: str) -> dict[str, tuple[int, ...]] | None:
         import zarr
 
         root = zarr.open_group(path, mode="r")
-        return {k: tuple(v.shape) for k, v in root.members(max_depth=None) if hasattr(v, "dtype")}
+        return {
+            k: tuple(v.shape) for k, v in root.members(max_depth=None) if isinstance(v, zarr.Array)
+        }
     except Exception:
         return None
 
@@ -167,7 +169,8 @@ def mask_layers(path: str) -> list[tuple[Any, dict[str, Any], str]]:
         return [mask_layer(path, *read_id_map(path), None)]
     names = ngff_label_names(path) if os.path.isdir(path) else []
     layers = []
-    for name in names or [None]:
+    choices: list[str | None] = list(names) if names else [None]
+    for name in choices:
         labels, classmap, info = read_labels(path, label=name)
         layers.append(mask_layer(path, labels, classmap, info, name if len(names) > 1 else None))
     return layers

@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -193,7 +194,7 @@ def build_pyramid_cache(
     n_red = n_reduced_levels(level0.shape[:2], lowest_max)
     first = 0 if include_level0 else 1
     levels_to_write = list(range(first, n_red + 1))
-    extra = {
+    extra: dict[str, Any] = {
         "format_version": _FORMAT_VERSION,
         "first_level": first,
         "source": source or {},

@@ -215,7 +215,7 @@ class _Run:
     ) -> Generator[Progress, None, PatchSetResult]:
         """Write ``run.json``, the patches and the manifest; mark the run complete."""
         run_file = self.out / "run.json"
-        meta = {
+        meta: dict[str, Any] = {
             "config": self.config.to_dict(),
             "config_hash": digest,
             "slide": os.path.abspath(self.slide.path),
@@ -312,9 +312,11 @@ def _write_patch(writer: PatchWriter, layout: ManifestLayout, item: Patch) -> li
     mask = item.mask
     extra: list[Any] = []
     if layout.instances:
+        assert item.mask is not None  # _instance_mask requires a mask with instances
         mask, type_p = instance_patch(item.mask)
         extra = [int(mask.max())]
         if layout.has_types:
+            assert type_p is not None  # a type map makes the mask (s, s, 2)
             extra.append(writer.write_types(name, type_p))
     if mask is None:
         return layout.row(item, (image_ref, ""), None, extra)

@@ -61,12 +61,13 @@ def encode_png(arr: np.ndarray) -> bytes:
 
     if arr.dtype == bool:  # a 1-bit image: 0 and 255, as it displays
         arr = arr.astype(np.uint8) * 255
-    return imagecodecs.png_encode(
+    data = imagecodecs.png_encode(
         np.ascontiguousarray(arr),
         level=1,
         strategy=imagecodecs.PNG.STRATEGY.RLE,
         filter=imagecodecs.PNG.FILTER.PAETH,
     )
+    return bytes(data)  # typed bytes | bytearray; bytes(b) is b itself for bytes
 
 
 def write_png(path: Path, arr: np.ndarray) -> None:

@@ -221,7 +221,7 @@ def write_id_tiff_steps(
     check_not_empty(labels, path)
     h, w = labels.shape
     small = labels.dtype.kind == "u" and labels.dtype.itemsize <= 2
-    dtype = np.dtype(np.uint16 if small else np.uint32)
+    dtype = np.dtype(np.uint16) if small else np.dtype(np.uint32)
     limit = int(np.iinfo(dtype).max)
     where = resolve_placement(placement, mpp, (h, w))
     desc: dict[str, Any] = {"instances": True}

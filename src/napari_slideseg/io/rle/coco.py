@@ -102,16 +102,16 @@ def _np_compress(c: np.ndarray) -> str:
     for j in range(1, 13):
         k += v >= (1 << (5 * j - 1))
     kmax = int(k.max())
-    j = np.arange(kmax)
-    chars = (x[:, None] >> (5 * j)) & 0x1F
-    chars |= np.where(j < (k - 1)[:, None], 0x20, 0)
+    pos = np.arange(kmax)
+    chars = (x[:, None] >> (5 * pos)) & 0x1F
+    chars |= np.where(pos < (k - 1)[:, None], 0x20, 0)
     chars += 48
-    return chars[j < k[:, None]].astype(np.uint8).tobytes().decode("ascii")
+    return chars[pos < k[:, None]].astype(np.uint8).tobytes().decode("ascii")
 
 
 def _coco_compress(c: np.ndarray) -> bytes:
     """Validated counts (non-negative, total at most ``_COCO_MAX``) compressed by pycocotools."""
-    rle = {"size": [int(c.sum()), 1], "counts": c.astype(np.uint32)}
+    rle: dict[str, Any] = {"size": [int(c.sum()), 1], "counts": c.astype(np.uint32)}
     return cocomask.frPyObjects(rle, rle["size"][0], 1)["counts"]
 
 
@@ -313,6 +313,8 @@ def coco_area(rle: Mapping[str, Any]) -> int:
         # the sum itself; pycocotools' area takes compressed strings only
         return int(np.asarray(counts, np.int64)[1::2].sum())
     raw, _ = _check_compressed(counts)
+    h: int | None
+    w: int | None
     try:
         h, w = check_shape(rle.get("size"))
     except RLEError:

@@ -231,7 +231,9 @@ def _decode_row(rec: list[str], col: _Columns, img: _Image, req: _Request) -> _R
     r_shape = _row_shape(field("height"), field("width"), img, req)
     if img.placed is None and field("level"):
         img.placed = {k: field(k) for k in PLACEMENT_COLUMNS}
-    s, e = runs_from_rle(rec[col["rle"]], *r_shape, r_base)
+    rle_col = col["rle"]
+    assert rle_col is not None  # _header_columns raises when the RLE column is absent
+    s, e = runs_from_rle(rec[rle_col], *r_shape, r_base)
     value = _row_value(field, img, s)
     return None if value is None else (s, e, value)
 

@@ -124,6 +124,7 @@ def read_submission_csv(
     runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     shape_of: dict[str, tuple[int, int]] = {}
     fixed = None if isinstance(shapes, Mapping) else check_shape(shapes)
+    shape_map = shapes if isinstance(shapes, Mapping) else {}  # {id: shape}; unused when fixed
     with big_fields(), open_csv(path) as fh:
         rd = csv_rows(fh, path)
         header = next(rd, None)
@@ -133,9 +134,10 @@ def read_submission_csv(
             raise RLEError(f"expected an id and an RLE column, found {header!r}", source=path)
         ci = 0 if id_column is None else find_column(header, [id_column.lower()])
         cr = 1 if rle_column is None else find_column(header, [rle_column.lower()])
-        for name, col in ((id_column, ci), (rle_column, cr)):
-            if col is None:
-                raise RLEError(f"no column {name!r} in the header {header!r}", source=path)
+        if ci is None:
+            raise RLEError(f"no column {id_column!r} in the header {header!r}", source=path)
+        if cr is None:
+            raise RLEError(f"no column {rle_column!r} in the header {header!r}", source=path)
         for row, rec in enumerate(rd, 1):
             if not rec:
                 continue
@@ -150,9 +152,9 @@ def read_submission_csv(
             if fixed is not None:
                 shape = fixed
             else:
-                if ident not in shapes:
+                if ident not in shape_map:
                     raise RLEError("no shape given for this id", source=path, row=row, row_id=ident)
-                shape = check_shape(shapes[ident])
+                shape = check_shape(shape_map[ident])
             try:
                 if ident not in shape_of:
                     check_alloc(*shape, 1)

@@ -198,7 +198,7 @@ def _read_level(
         if p is not None:
             _check_segments(path, p, filesize)
     store = series.aszarr(level=i)
-    z = zarr.open(store, mode="r")
+    z = zarr.open_array(store, mode="r")  # one level of a series: an array
     chunks = list(z.chunks)
     # Strip-based TIFFs can have 1-row strips: group rows so dask chunks stay sane.
     yi = level.axes.upper().index("Y")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import dask.array as da
 import numpy as np
@@ -12,6 +12,9 @@ from ..errors import SlideError
 from .levels import display_range, lazy_array, make_slide, to_yxc
 from .model import Slide
 from .mpp import ngff_mpp
+
+if TYPE_CHECKING:
+    import zarr
 
 
 def zarr_levels(
@@ -49,11 +52,13 @@ def zarr_levels(
         ) from exc
     meta: dict[str, Any] = {"format": "zarr"}
     mpp = None
+    arrays: list[zarr.Array]
     if isinstance(node, zarr.Array):
         arrays = [node]
         axes = _guess_axes(node.shape)
     else:
-        attrs = dict(node.attrs)
+        # zarr types attrs as JSON; the store's metadata is free-form, read it as Any
+        attrs: dict[str, Any] = dict(node.attrs)
         ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
         if ms:
             ms0 = ms[0]
@@ -61,7 +66,8 @@ def zarr_levels(
             meta["ngff_version"] = ms0.get("version") or attrs.get("ome", {}).get("version")
             names = [a["name"] if isinstance(a, dict) else a for a in ms0.get("axes", [])]
             try:
-                arrays = [node[d["path"]] for d in ms0["datasets"]]
+                # NGFF datasets are arrays (zarr types a member as Array | Group)
+                arrays = [cast("zarr.Array", node[d["path"]]) for d in ms0["datasets"]]
             except KeyError as exc:
                 raise SlideError(
                     report_path, f"OME-Zarr multiscales lists a missing dataset {exc}"
