@@ -38,12 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from .io.errors import SlideSegError
-from .io.palette import ClassMap
-from .models.card import NUCLEUS_CLASSMAP
-from .models.device import resolve_device
-from .normalization import IMAGENET, UNIT
-from .progress import Progress, drain
+from ..io.errors import SlideSegError
+from ..io.palette import ClassMap
+from ..models.card import NUCLEUS_CLASSMAP
+from ..models.device import resolve_device
+from ..normalization import IMAGENET, UNIT
+from ..progress import Progress, drain
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
 SCHEDULERS = ("cosine", "plateau", "onecycle", "none")
@@ -115,8 +115,8 @@ class TrainConfig:
     mixed_mpp: bool = False
 
     def __post_init__(self) -> None:
-        from . import validate as v
-        from .augment import PRESETS
+        from .. import validate as v
+        from ..augment import PRESETS
 
         err = TrainError
         if isinstance(self.manifests, str | os.PathLike):
@@ -279,7 +279,7 @@ INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
 
 def _input_norm(cfg: TrainConfig) -> tuple[tuple[float, ...], tuple[float, ...], str]:
     """The (mean, std) patches are normalised with, and where it came from."""
-    from .models.pretrained import weights_normalization
+    from ..models.pretrained import weights_normalization
 
     if cfg.input_norm != "auto":
         mean, std = INPUT_NORMS[cfg.input_norm]  # type: ignore[misc]
@@ -342,7 +342,7 @@ def split_groups(
 
 
 def _read_rows(manifests: Sequence[str]) -> list[tuple[Path, dict[str, str]]]:
-    from .patching import read_manifest
+    from ..patching import read_manifest
 
     rows = []
     for m in manifests:
@@ -447,7 +447,7 @@ class _RowsDataset:
         n_classes: int | None = None,
         norm: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> Any:
-        from .dataset import PatchDataset, load_ref
+        from ..dataset import PatchDataset, load_ref
 
         mean, std = norm or INPUT_NORMS["imagenet"]  # type: ignore[misc]
 
@@ -467,7 +467,7 @@ class _RowsDataset:
                     )
             if hover and mask is not None:
                 # instance ids and types travel together through the augmentation
-                from .instances.targets import UNKNOWN_TYPE
+                from ..instances.targets import UNKNOWN_TYPE
 
                 types = (
                     load_ref(base, row["types"], zcache)
@@ -479,7 +479,7 @@ class _RowsDataset:
 
         target_fn = None
         if hover:
-            from .instances.targets import hover_target_array
+            from ..instances.targets import hover_target_array
 
             target_fn = hover_target_array
         return PatchDataset(
@@ -696,11 +696,11 @@ def train_steps(
     import torch
     from torch.utils.data import DataLoader
 
-    from .augment import build_augmentation
-    from .models.card import new_card
-    from .models.checkpoint import save_checkpoint
-    from .models.factory import build_model
-    from .models.losses import build_loss, class_weights_from_fractions
+    from ..augment import build_augmentation
+    from ..models.card import new_card
+    from ..models.checkpoint import save_checkpoint
+    from ..models.factory import build_model
+    from ..models.losses import build_loss, class_weights_from_fractions
 
     cfg = config
     if not isinstance(cfg, TrainConfig):
@@ -834,8 +834,8 @@ def train_steps(
     if cfg.encoder_depth:
         model_kwargs["encoder_depth"] = int(cfg.encoder_depth)
     if hover:
-        from .models.hovernet import HoVerNet
-        from .models.losses import HoverLoss
+        from ..models.hovernet import HoVerNet
+        from ..models.losses import HoverLoss
 
         model = HoVerNet(cfg.encoder, encoder_weights=None, n_types=n_types, **model_kwargs).to(
             device
@@ -852,12 +852,12 @@ def train_steps(
         loss_fn = build_loss(cfg.loss, classes=out_ch, class_weights=weights)
     pretrained = None
     if cfg.encoder_weights:
-        from .models.pretrained import load_encoder_weights
+        from ..models.pretrained import load_encoder_weights
 
         # before GroupNorm replaces BatchNorm: the file holds BatchNorm tensors
         pretrained = load_encoder_weights(model.encoder, cfg.encoder_weights).to_dict()
     if cfg.norm == "group":
-        from .models.factory import to_group_norm
+        from ..models.factory import to_group_norm
 
         model = to_group_norm(model).to(device)
     # the run folder is made once the model is built (weights that do not fit leave nothing)
@@ -1016,7 +1016,7 @@ def train_steps(
         improved = sign * monitored < sign * best_value if best_epoch >= 0 else True
         hover_card = None
         if hover:
-            from .instances.postproc import HoverParams
+            from ..instances.postproc import HoverParams
 
             hover_card = {"n_types": n_types, "postproc": HoverParams().to_dict()}
         card = new_card(
@@ -1096,7 +1096,7 @@ def _hover_classmap(
     saved = _saved_classmap(manifests)
     if saved is not None:
         return saved, saved.n_classes
-    from .io.palette import NUCLEUS_PRESETS
+    from ..io.palette import NUCLEUS_PRESETS
 
     cm = NUCLEUS_PRESETS["consep4"]
     return cm, cm.n_classes

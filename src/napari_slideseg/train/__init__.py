@@ -1,0 +1,41 @@
+"""Training as a generator of progress events, with a resumable run directory."""
+
+from .loop import (
+    INPUT_NORMS,
+    MANIFEST_COLUMNS,
+    MONITORS,
+    OPTIMIZERS,
+    RESUME_MAY_CHANGE,
+    SCHEDULERS,
+    TrainConfig,
+    TrainError,
+    TrainResult,
+    resume_changes,
+    split_groups,
+    train,
+    train_blocking,
+    train_folds,
+    train_folds_steps,
+    train_steps,
+    training_mpp,
+)
+
+__all__ = [
+    "INPUT_NORMS",
+    "MANIFEST_COLUMNS",
+    "MONITORS",
+    "OPTIMIZERS",
+    "RESUME_MAY_CHANGE",
+    "SCHEDULERS",
+    "TrainConfig",
+    "TrainError",
+    "TrainResult",
+    "resume_changes",
+    "split_groups",
+    "train",
+    "train_blocking",
+    "train_folds",
+    "train_folds_steps",
+    "train_steps",
+    "training_mpp",
+]
