@@ -1,13 +1,22 @@
-"""What a run reports: validation Dice/IoU, the metrics row per epoch, its files and result."""
+"""What a run reports: validation Dice/IoU, the metrics row per epoch, its files and result.
+
+Validation scores pool the confusion counts of every validation batch and
+follow :func:`napari_slideseg.metrics.dice_iou`'s convention: a class absent
+from both the truth and the prediction of the whole validation set scores
+NaN (not a perfect 1.0) and is left out of ``mean_dice`` / ``mean_iou``.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..io.files import atomic_path
 
@@ -69,12 +78,18 @@ def confusion_stats(logits: Any, target: Any, n_classes: int, binary: bool) -> A
     return torch.stack([tp.sum(0), fp.sum(0), fn.sum(0), tn.sum(0)])
 
 
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the defined values; NaN when none is."""
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
 def dice_scores(stats: Any, names: Sequence[str], background: int) -> dict[str, float]:
     """Per-class Dice and IoU from pooled counts, and their means over the foreground classes.
 
     Parameters
     ----------
-    stats : torch.Tensor
+    stats : torch.Tensor or numpy.ndarray
         ``(4, n_classes)`` TP, FP, FN, TN counts (:func:`confusion_stats`, summed).
     names : sequence of str
         The class names (``dice_<name>``, ``iou_<name>``).
@@ -85,17 +100,21 @@ def dice_scores(stats: Any, names: Sequence[str], background: int) -> dict[str, 
     -------
     dict
         ``dice_<name>``, ``iou_<name>`` per class, ``mean_dice`` and ``mean_iou``.
+        A class absent from both truth and prediction is NaN and left out of
+        the means (NaN when no foreground class is defined), as in
+        :func:`napari_slideseg.metrics.dice_iou`.
     """
-    tp, fp, fn = (stats[i].double() for i in range(3))
-    dice = (2 * tp / (2 * tp + fp + fn)).nan_to_num(1.0)
-    iou = (tp / (tp + fp + fn)).nan_to_num(1.0)
+    from ..metrics import dice_iou
+
+    counts = stats.cpu().numpy() if hasattr(stats, "cpu") else np.asarray(stats)
+    dice, iou = dice_iou(counts[:3].T)
     out = {}
     for i, n in enumerate(names):
         out[f"dice_{n}"] = float(dice[i])
         out[f"iou_{n}"] = float(iou[i])
     fg = [i for i in range(len(names)) if i != background] or list(range(len(names)))
-    out["mean_dice"] = float(dice[fg].mean())
-    out["mean_iou"] = float(iou[fg].mean())
+    out["mean_dice"] = _nanmean(dice[fg])
+    out["mean_iou"] = _nanmean(iou[fg])
     return out
 
 
