@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -12,6 +13,8 @@ from typing import Any
 
 from ..io.errors import SlideSegError
 from ..normalization import IMAGENET, UNIT
+
+logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
 SCHEDULERS = ("cosine", "plateau", "onecycle", "none")
@@ -120,7 +123,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Build a config from a dict, ignoring keys that are not options.
+        """Build a config from a dict, ignoring keys that are not options (logged at INFO).
 
         Parameters
         ----------
@@ -140,6 +143,9 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise TrainError(f"a training config is a JSON object, not {type(d).__name__}")
         known = set(cls.__dataclass_fields__)
+        unknown = sorted(str(k) for k in d if k not in known)
+        if unknown:
+            logger.info("training config: ignoring keys that are not options: %s", unknown)
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @classmethod

@@ -6,6 +6,7 @@ nothing behind. :func:`prepare_data` does it all for :func:`~.loop.train_steps`.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from ..io.palette import ClassMap
 from ..models.card import NUCLEUS_CLASSMAP
 from .config import INPUT_NORMS, TrainConfig, TrainError
 from .rows import Row, classmap_for, hover_classmap, read_rows, rows_dataset, training_mpp
+
+logger = logging.getLogger(__name__)
 
 
 def split_groups(
@@ -140,6 +143,7 @@ def split_rows(cfg: TrainConfig, *, stacklevel: int = 2) -> tuple[list[Row], lis
         )
         if cfg.split_by == "slide" and len(set(groups)) < 2:
             groups = [f"{b}/{r['image']}" for b, r in rows]  # one slide: split its patches
+            logger.info("split_by='slide', but the patches come from one slide: split by patch")
         tr, va = split_groups(
             groups, val_fraction=cfg.val_fraction, fold=cfg.fold, folds=cfg.folds, seed=cfg.seed
         )

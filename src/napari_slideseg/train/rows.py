@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from ..models.card import NUCLEUS_CLASSMAP
 from .config import INPUT_NORMS, TrainError
 
 MANIFEST_COLUMNS = ("image", "mask")  # what training reads from every manifest row
+
+logger = logging.getLogger(__name__)
 
 #: One manifest row and the folder its paths are relative to.
 Row = tuple[Path, dict[str, str]]
@@ -144,6 +147,7 @@ def hover_classmap(manifests: Sequence[str], rows: list[Row]) -> tuple[ClassMap,
     from ..io.palette import NUCLEUS_PRESETS
 
     cm = NUCLEUS_PRESETS["consep4"]
+    logger.info("no classmap.json beside the nucleus patches: their types are read as consep4")
     return cm, cm.n_classes
 
 
