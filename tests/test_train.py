@@ -135,3 +135,31 @@ def test_bad_config_is_refused(tmp_path):
         train(TrainConfig(out=str(tmp_path)))
     cfg = json.loads(json.dumps(_cfg(["a"], tmp_path).to_dict()))
     assert TrainConfig.from_dict(cfg).manifests == ["a"]
+
+
+def test_validation_dice_leaves_out_a_class_absent_from_truth_and_prediction():
+    # README: classes absent are left out, not counted as 1.0: the convention of metrics.py
+    import torch
+
+    from napari_slideseg.metrics import evaluate
+    from napari_slideseg.train.report import confusion_stats, dice_scores
+
+    names = ["background", "a", "b"]
+    truth = torch.tensor([[[0, 0, 1, 1]]])
+    pred = torch.tensor([[[0, 1, 1, 1]]])  # class b in neither
+    logits = torch.nn.functional.one_hot(pred, 3).permute(0, 3, 1, 2).float()
+    stats = confusion_stats(logits, truth, 3, binary=False)
+    s = dice_scores(stats + stats, names, background=0)  # pooled over two batches
+    assert np.isnan(s["dice_b"]) and np.isnan(s["iou_b"])
+    assert s["dice_a"] == pytest.approx(0.8) and s["iou_a"] == pytest.approx(2 / 3)
+    assert s["mean_dice"] == pytest.approx(0.8)  # not (0.8 + 1.0) / 2
+    assert s["mean_iou"] == pytest.approx(2 / 3)
+    pooled = evaluate([("x", pred[0].numpy(), truth[0].numpy())], names)[-1]
+    for n in names:
+        for m in ("dice", "iou"):
+            assert np.allclose(s[f"{m}_{n}"], pooled[f"{m}_{n}"], equal_nan=True)
+    assert s["mean_dice"] == pytest.approx(pooled["mean_dice_fg"])
+    # no foreground class anywhere: the means are undefined, not perfect
+    none = dice_scores(confusion_stats(logits * 0, truth * 0, 3, binary=False), names, 0)
+    assert none["dice_background"] == 1.0
+    assert np.isnan(none["mean_dice"]) and np.isnan(none["mean_iou"])
