@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from ..instances.postproc import HoverParams, hover_instances
-from .writes import fault, write_pyramid
+from ..io.ngff import write_window_levels
+from .writes import fault
 
 TABLE_COLUMNS = (
     "id",
@@ -158,9 +159,9 @@ def write_hover(root: Any, res: dict[str, Any], factors: list[int]) -> None:
     fault("labels")
     root["labels"][y0:y1, x0:x1] = lab
     fault("instance_pyramid")
-    write_pyramid(root, "pyramid_instances", y0, x0, new, factors)
+    write_window_levels(root, "pyramid_instances", y0, x0, new, factors)
     fault("pyramid")
-    write_pyramid(root, "pyramid", y0, x0, lab, factors)
+    write_window_levels(root, "pyramid", y0, x0, lab, factors)
 
 
 def write_table(out: Path, index: int, rows: list[list[Any]]) -> None:

@@ -76,16 +76,30 @@ def mismatch(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
 def create_pyramid(
     root: Any, group: str, shape: tuple[int, int], block: int, factors: Sequence[int], dtype: Any
 ) -> None:
-    """Empty pyramid levels whose chunks are one block each (one writer per chunk)."""
-    H, W = shape
+    """Empty pyramid levels whose chunks are one block each (one writer per chunk).
+
+    Parameters
+    ----------
+    root : zarr.Group
+        The prediction store.
+    group : str
+        The pyramid's group (``pyramid``, ``pyramid_instances``).
+    shape : tuple of int
+        Level-0 ``(H, W)``.
+    block : int
+        Block side (level 0); level ``f`` is chunked ``block // f``.
+    factors : sequence of int
+        The levels' factors.
+    dtype : numpy dtype
+    """
+    from ..io.ngff import create_level, stride_shape
+
     g = root.create_group(group)
     for f in factors:
-        g.create_array(
-            str(f),
-            shape=(-(-H // f), -(-W // f)),
-            chunks=(block // f, block // f),
-            dtype=dtype,
-            fill_value=0,
+        # zarr's default chunk keys, as the rest of the prediction store
+        chunks = (block // f, block // f)
+        create_level(
+            g, str(f), stride_shape(shape, f), chunks, dtype, fill_value=0, chunk_key_encoding=None
         )
 
 

@@ -52,6 +52,87 @@ class TrainConfig:
     folders whose µm/px differ by more than 10 % are refused unless
     ``mixed_mpp=True`` (then the card holds the patches' median).
 
+    Attributes
+    ----------
+    manifests : list of str
+        Patch folders (or their manifest.csv) to train on.
+    out : str
+        Run folder: checkpoints, metrics.csv, curves.png, done.json.
+    val_manifests : list of str
+        Patch folders to validate on; empty: split the training data.
+    val_fraction : float
+        Share of slides (or patches) held out for validation (0-1).
+    split_by : str
+        slide or patch: what the validation split draws.
+    fold : int or None
+        k-fold: the fold (0 to folds - 1) validated on; None: no k-fold.
+    folds : int
+        Number of k-fold folds.
+    arch : str
+        segmentation-models-pytorch architecture (Unet, UnetPlusPlus, FPN, ...).
+    encoder : str
+        Encoder name (resnet18, mobilenet_v2, ...).
+    encoder_weights : str or None
+        Local safetensors file of pretrained encoder weights; None: random init.
+    input_norm : str
+        auto, imagenet, unit or none: input normalisation (auto: from the weights' sidecar).
+    binary : bool
+        Train a 1-channel sigmoid model for a 2-class map.
+    loss : str
+        Loss terms joined by + (ce, bce, dice, focal, jaccard, lovasz, tversky).
+    class_weights : list of float, "auto" or None
+        Per-class loss weights; auto: inverse square root of the class fractions.
+    optimizer : str
+        adamw, adam, sgd or radam.
+    lr : float
+        Learning rate.
+    weight_decay : float
+        Weight decay of the optimiser.
+    scheduler : str
+        cosine, plateau, onecycle or none.
+    epochs : int
+        Training epochs.
+    batch_size : int
+        Patches per step.
+    augment : str
+        Augmentation preset: none, flips, standard or strong.
+    scale_range : list of float or None
+        Random zoom range [low, high] added to the augmentation.
+    patience : int or None
+        Stop after this many epochs without improvement; None: never.
+    monitor : str
+        val_loss or val_dice: what picks the best epoch.
+    amp : bool
+        Mixed precision on CUDA.
+    seed : int
+        Random seed.
+    deterministic : bool
+        Deterministic torch algorithms (slower; bit-identical reruns on a GPU).
+    device : str
+        auto (cuda > mps > cpu), cpu, mps, cuda or cuda:N.
+    threads : int or None
+        Torch CPU threads; None: torch's default.
+    num_workers : int
+        Data-loader worker processes.
+    max_steps : int or None
+        At most this many optimiser steps per epoch (a quick run); None: no limit.
+    name : str
+        Model name recorded on the card.
+    kind : str
+        semantic or hover (HoVer-Net style nuclei).
+    norm : str
+        Normalisation layers: batch or group.
+    bn_recalibrate : int
+        Batches used to recalibrate batch-norm statistics before saving (0: off).
+    decoder_channels : list of int or None
+        Decoder widths; None: the architecture's default.
+    encoder_depth : int or None
+        Encoder stages used; None: the architecture's default.
+    hover_weights : dict or None
+        HoVer loss term weights (np_ce, np_dice, hv_mse, hv_msge, nc_ce, nc_dice).
+    mixed_mpp : bool
+        Accept patch folders whose µm/px differ by more than 10 %.
+
     Raises
     ------
     TrainError

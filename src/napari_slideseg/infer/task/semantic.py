@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ...io.ngff import write_window_levels
 from ...models.card import ModelCard
 from ..config import InferConfig
 from ..tiles import roi_mask
-from ..writes import fault, write_pyramid
+from ..writes import fault
 from .base import ArraySpec, Core, Task
 
 
@@ -117,7 +118,7 @@ def write_block(
     fault("labels")
     root["labels"][y0:y1, x0:x1] = labels
     fault("pyramid")
-    write_pyramid(root, "pyramid", y0, x0, labels, factors)
+    write_window_levels(root, "pyramid", y0, x0, labels, factors)
     if probs is not None:
         fault("maps")
         root["probs"][:, y0:y1, x0:x1] = probs.astype(np.float16)
