@@ -124,6 +124,7 @@ def test_patch_config_accepts_and_normalises():
         ({"augment": "wild"}, "augment must be one of"),
         ({"optimizer": "lbfgs"}, "optimizer must be one of"),
         ({"scale_range": [2, 0.5]}, "scale_range must be two numbers"),
+        ({"arch": 3, "decoder_channels": [64, 32, 16, 16, 8]}, "arch must be"),
     ],
 )
 def test_train_config_refuses(kwargs, option):

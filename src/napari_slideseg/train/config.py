@@ -184,12 +184,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # in this order: the first bad option is the one a message names
         _check_paths(self)
+        _check_text(self)  # first: later checks call str methods on these
         _check_choices(self)
         _check_numbers(self)
         _check_encoder_input(self)
         _check_model_shape(self)
         _check_loss_weights(self)
-        _check_text(self)
         _check_scale_range(self)
 
     def to_dict(self) -> dict[str, Any]:
