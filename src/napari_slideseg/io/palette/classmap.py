@@ -56,8 +56,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SlideSegError
-from .files import use_default_mode
+from ..errors import SlideSegError
+from ..files import use_default_mode
 
 RGB = tuple[int, int, int]
 
@@ -1120,7 +1120,7 @@ def check_same_shape(
 # -----------------------------------------------------------------------------
 def _read_image(path: Path) -> np.ndarray:
     """Decode a PNG/TIFF/other raster fully (tifffile for TIFF, imagecodecs, then Pillow)."""
-    from .sniff import raster_header, sniff_kind
+    from ..sniff import raster_header, sniff_kind
 
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise MaskError(f"{path}: the file is empty (0 bytes)")
@@ -1148,7 +1148,7 @@ def _read_image(path: Path) -> np.ndarray:
     except Exception as first:
         from PIL import Image
 
-        from .slide import pil_pixel_limit
+        from ..slide import pil_pixel_limit
 
         try:
             pixels = raster_header(str(path)).pixels if kind in ("png", "jpeg") else 0
@@ -1245,7 +1245,7 @@ def read_color_mask(
         raise MaskError(f"{src}: no such file")
     if p.is_dir():
         raise MaskError(f"{src}: is a directory, not a mask image")
-    from .sniff import special_file_kind
+    from ..sniff import special_file_kind
 
     special = special_file_kind(p)
     if special is not None:
@@ -1323,7 +1323,7 @@ def is_color_mask(
         The smallest matching preset.
     """
     try:
-        from .sniff import raster_header, sniff_kind
+        from ..sniff import raster_header, sniff_kind
 
         p = Path(path)
         if not p.is_file():
