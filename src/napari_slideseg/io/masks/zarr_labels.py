@@ -23,9 +23,9 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .errors import SlideSegError
-from .palette import MIN_CLASS_SHARE, ClassMap, MaskError, read_color_mask
-from .placement import Placement, is_micrometer
+from ..errors import SlideSegError
+from ..palette import MIN_CLASS_SHARE, ClassMap, MaskError, read_color_mask
+from ..placement import Placement, is_micrometer
 
 
 class IncompletePredictionError(SlideSegError, ValueError):
@@ -228,7 +228,7 @@ def _read_zarr_labels(
     """
     import zarr
 
-    from .sniff import sniff_kind
+    from ..sniff import sniff_kind
 
     if Path(path).is_dir() and sniff_kind(str(path)) != "zarr":
         raise MaskError(
@@ -328,7 +328,7 @@ def file_placement(path: str | os.PathLike) -> Placement | None:
     metre). TIFF: the slideseg JSON description, else OME PhysicalSize or
     the resolution tags.
     """
-    from .sniff import sniff_kind
+    from ..sniff import sniff_kind
 
     p = Path(path)
     kind = sniff_kind(str(p))
@@ -336,8 +336,8 @@ def file_placement(path: str | os.PathLike) -> Placement | None:
         if kind == "png":
             from PIL import Image
 
-            from .export import PNG_PLACEMENT_KEY
-            from .placement import ppm_to_mpp
+            from ..export import PNG_PLACEMENT_KEY
+            from ..placement import ppm_to_mpp
 
             with Image.open(p) as im:  # header: our text chunks come before the pixels
                 raw = im.info.get(PNG_PLACEMENT_KEY)
@@ -352,7 +352,7 @@ def file_placement(path: str | os.PathLike) -> Placement | None:
         if kind == "tiff":
             import tifffile
 
-            from .slide import tiff_mpp
+            from ..slide import tiff_mpp
 
             with tifffile.TiffFile(p) as tif:
                 page = tif.pages.first
@@ -451,7 +451,7 @@ def read_labels(
     p = Path(path)
     if not p.exists():
         raise MaskError(f"{p}: no such file or directory")
-    from ..validate import fraction
+    from ...validate import fraction
 
     share = MIN_CLASS_SHARE if min_share is None else fraction("min_share", min_share)
     cm = resolve_classmap(classmap)
@@ -466,7 +466,7 @@ def read_labels(
             return labels, cm, info
         return labels, cm or zcm, info
     if name.endswith(".csv"):
-        from .rle import read_rle_csv
+        from ..rle import read_rle_csv
 
         labels, info = read_rle_csv(p, order=rle_order, shape=shape)
         names = info.get("class_names")
@@ -500,7 +500,7 @@ def _named_classmap(names: list[str], colors: list[Any] | None = None) -> ClassM
     class 0 without a row is black. Otherwise a preset with exactly these
     names, else a default map with them.
     """
-    from .palette import PRESETS
+    from ..palette import PRESETS
 
     if colors:
         stated = list(colors) + [None] * (len(names) - len(colors))
@@ -542,7 +542,7 @@ BIG_MASK_PIXELS = 4096 * 4096
 
 
 def _is_big_image(p: Path) -> bool:
-    from .sniff import raster_header, sniff_kind
+    from ..sniff import raster_header, sniff_kind
 
     kind = sniff_kind(str(p))
     try:
@@ -563,9 +563,9 @@ def _read_big_mask(
     p: Path, cm: ClassMap | None, tolerance: float | None, min_share: float
 ) -> tuple[Any, ClassMap, dict[str, Any]]:
     """A slide-sized mask as lazy labels: decoded once into the tiled cache, mapped chunk-wise."""
-    from .palette import ClassMap as _CM
-    from .palette import rgb_to_labels, unique_colors
-    from .slide import open_slide
+    from ..palette import ClassMap as _CM
+    from ..palette import rgb_to_labels, unique_colors
+    from ..slide import open_slide
 
     level0 = open_slide(p).levels[0]
     if level0.ndim == 2:
@@ -593,7 +593,7 @@ def png_classmap(path: str | os.PathLike) -> ClassMap | None:
     PNG: the ``slideseg:classmap`` ``tEXt`` chunk; TIFF: the slideseg JSON
     ``ImageDescription``.
     """
-    from .sniff import sniff_kind
+    from ..sniff import sniff_kind
 
     raw: Any = None
     try:
@@ -607,7 +607,7 @@ def png_classmap(path: str | os.PathLike) -> ClassMap | None:
         else:
             from PIL import Image
 
-            from .export import PNG_CLASSMAP_KEY
+            from ..export import PNG_CLASSMAP_KEY
 
             with Image.open(path) as im:
                 raw = im.info.get(PNG_CLASSMAP_KEY)
@@ -662,7 +662,7 @@ def read_instance_map(
     (:class:`IncompletePredictionError`) unless ``partial``. The whole map is
     read: meant for tiles and regions, as instance metrics need.
     """
-    from .errors import SlideSegError
+    from ..errors import SlideSegError
 
     p = Path(path)
     if not p.exists():
@@ -716,7 +716,7 @@ ID_MAP_SNIFF_PIXELS = 4_000_000
 
 def instance_marker(path: str | os.PathLike) -> dict[str, Any] | None:
     """What an id PNG/TIFF this plugin wrote records (``{"instances": True, ...}``), else None."""
-    from .sniff import sniff_kind
+    from ..sniff import sniff_kind
 
     p = Path(path)
     kind = sniff_kind(str(p))
@@ -724,7 +724,7 @@ def instance_marker(path: str | os.PathLike) -> dict[str, Any] | None:
         if kind == "png":
             from PIL import Image
 
-            from .export import PNG_INSTANCES_KEY
+            from ..export import PNG_INSTANCES_KEY
 
             with Image.open(p) as im:  # header: the text chunks come before the pixels
                 raw = im.info.get(PNG_INSTANCES_KEY)
@@ -782,7 +782,7 @@ def sniff_id_map(path: str | os.PathLike, max_pixels: int) -> bool:
     :func:`looks_like_id_map`. 8-bit images, colour images, and 16-bit grey
     images with noise (slides, photos) are not.
     """
-    from .sniff import raster_header, sniff_kind
+    from ..sniff import raster_header, sniff_kind
 
     p = Path(path)
     try:
