@@ -40,11 +40,12 @@ from .checks import check_label_range, check_same_shape
 from .classmap import NUCLEUS_PRESETS, PRESETS, ClassMap
 from .common import MAX_CLASSES, MIN_CLASS_SHARE, RGB, MaskError
 from .convert import check_colors, labels_to_rgb, rgb_to_labels
-from .detect import SNIFF_MAX_PIXELS, is_color_mask
+from .detect import LOSSY_TIFF_COMPRESSIONS, SNIFF_MAX_PIXELS, is_color_mask
 from .maskfile import read_color_mask
 from .scan import unique_colors
 
 __all__ = [
+    "LOSSY_TIFF_COMPRESSIONS",
     "MAX_CLASSES",
     "MIN_CLASS_SHARE",
     "NUCLEUS_PRESETS",

@@ -111,7 +111,13 @@ class ClassMap:
         return np.dtype(np.uint8 if self.n_classes <= 256 else np.uint16)
 
     def lut(self) -> np.ndarray:
-        """``(n_classes, 3)`` uint8 colour table indexed by label value."""
+        """The colour table of the classes.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_classes, 3)`` uint8 colours indexed by label value.
+        """
         return np.asarray(self.colors, np.uint8).reshape(-1, 3)
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +202,17 @@ class ClassMap:
     def preset(cls, name: str) -> ClassMap:
         """A named preset: ``binary``, ``wsi3`` or ``biopsy6`` (see :data:`PRESETS`).
 
+        Parameters
+        ----------
+        name
+            The preset's name (case and surrounding spaces do not matter);
+            :data:`NUCLEUS_PRESETS` names (``consep4``) are accepted too.
+
+        Returns
+        -------
+        ClassMap
+            The preset.
+
         Raises
         ------
         MaskError
@@ -217,6 +234,16 @@ class ClassMap:
             Number of classes, background included.
         names
             Class names; ``background, class_1, ...`` when omitted.
+
+        Returns
+        -------
+        ClassMap
+            The map (its ``name`` is ``""``).
+
+        Raises
+        ------
+        MaskError
+            If ``n`` is not an integer in 1..65536 or ``names`` has not ``n`` names.
         """
         n = as_int(n, "the number of classes")
         if not 1 <= n <= MAX_CLASSES:
