@@ -104,7 +104,9 @@ def _demo_process_events(out: Path, region: Any, procs: list[Any], base: tuple[A
     procs.append(proc)
     error = None
     try:
-        for line in proc.stdout:  # type: ignore[union-attr]
+        if proc.stdout is None:  # never: stdout is a pipe (this narrows its type)
+            raise RuntimeError("the demo process has no output pipe")
+        for line in proc.stdout:
             try:
                 msg = json.loads(line)
             except json.JSONDecodeError:
@@ -120,7 +122,7 @@ def _demo_process_events(out: Path, region: Any, procs: list[Any], base: tuple[A
             proc.kill()
             proc.wait()
     if proc.returncode != 0 or not _demo_cached(out):
-        tail = (proc.stderr.read() if proc.stderr else "")[-500:]  # type: ignore[union-attr]
+        tail = (proc.stderr.read() if proc.stderr else "")[-500:]
         raise RuntimeError(error or f"the demo process exited with {proc.returncode}: {tail}")
     return _prediction_layers(out, base)  # opened here, in the worker thread
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -38,11 +38,16 @@ NO_GLANDS = (
 NUCLEI_REGION = (1900, 450, 2924, 1474)
 
 
-def _zoom_used(out: Path) -> float:
+def _inference_attrs(out: Path) -> dict[str, Any]:
+    """The ``slideseg_inference`` attributes of the prediction ``out`` (JSON the engine wrote)."""
     import zarr
 
-    info = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]
-    return float(info["config"]["zoom"])
+    attrs: dict[str, Any] = dict(zarr.open_group(str(out), mode="r").attrs)
+    return attrs["slideseg_inference"]
+
+
+def _zoom_used(out: Path) -> float:
+    return float(_inference_attrs(out)["config"]["zoom"])
 
 
 def _bundled(name: str) -> Path:
@@ -85,12 +90,39 @@ def _check_demo_folder(out: Path) -> None:
         )
 
 
+class DemoResult(TypedDict):
+    """What a demo run returns (a plain dict at run time).
+
+    Attributes
+    ----------
+    out
+        The demo folder.
+    timings
+        ``(step, seconds)`` per step, in order.
+    files
+        The outputs written, in order.
+    n_nuclei
+        Nuclei found (the prediction's ``n_instances``; None if it does not say).
+    slide
+        The opened sample :class:`~napari_slideseg.io.slide.Slide`.
+    notes
+        Lines to show after the run (why the gland model was not run).
+    """
+
+    out: Path
+    timings: list[tuple[str, float]]
+    files: list[Path]
+    n_nuclei: int | None
+    slide: Any
+    notes: list[str]
+
+
 def run_demo_steps(
     out: str | Path = "slideseg-demo",
     *,
     device: str = "auto",
     nuclei_region: tuple[int, int, int, int] | None = NUCLEI_REGION,
-) -> Generator[Progress, None, dict[str, Any]]:
+) -> Generator[Progress, None, DemoResult]:
     """:func:`run_demo` as a generator of progress events."""
     from .infer import InferConfig, predict_slide_steps
     from .infer.hover import export_instances_steps
@@ -140,6 +172,8 @@ def run_demo_steps(
     table = out / "nuclei_table.csv"
     yield from export_instances_steps(nuclei, table, what="table")
     types, classmap, info = read_labels(nuclei)
+    if classmap is None:  # a prediction always records its model's class map
+        raise SlideSegError(f"{nuclei}: the prediction records no class map")
     png = out / "nucleus_types.png"
     where = Placement.from_dict(info.get("placement"))  # level, slide size, mpp
     yield from write_color_png_steps(png, types, classmap, placement=where)
@@ -157,9 +191,7 @@ def run_demo_steps(
     timings.append(
         ("overlay PNGs (slide with the nuclei region; nuclei)", time.perf_counter() - t0)
     )
-    import zarr
-
-    n_nuclei = zarr.open_group(str(nuclei), mode="r").attrs["slideseg_inference"].get("n_instances")
+    n_nuclei = _inference_attrs(nuclei).get("n_instances")
     return {
         "out": out,
         "timings": timings,
@@ -191,6 +223,7 @@ def run_demo_json_lines(out: str, region: str) -> int:
 
     box = tuple(int(v) for v in json.loads(region)) if region != "null" else None
     try:
+        # the parent sends a 4-number box (NUCLEI_REGION); InferConfig refuses any other
         gen = run_demo_steps(out, nuclei_region=box)  # type: ignore[arg-type]
         while True:
             try:
@@ -212,7 +245,7 @@ def run_demo_json_lines(out: str, region: str) -> int:
         return 1
 
 
-def run_demo(out: str | Path = "slideseg-demo", **kwargs: Any) -> dict[str, Any]:
+def run_demo(out: str | Path = "slideseg-demo", **kwargs: Any) -> DemoResult:
     """Run the demo to the end; returns ``{"out", "timings", "files", "n_nuclei", "slide"}``."""
     from .progress import drain
 
@@ -259,7 +292,8 @@ def write_overlay(
         f = round(slide.levels[0].shape[0] / h)
 
         def view(root: Any, name: str, pyr: str) -> np.ndarray:
-            factors = dict(root.attrs)["slideseg_inference"].get("pyramid", [])
+            attrs: dict[str, Any] = dict(root.attrs)
+            factors = attrs["slideseg_inference"].get("pyramid", [])
             if f == 1:
                 return np.asarray(root[name][:h, :w])
             if f in factors:
@@ -268,7 +302,8 @@ def write_overlay(
 
     if nuclei is not None:
         n = zarr.open_group(str(nuclei), mode="r")
-        cm = ClassMap.from_dict(dict(n.attrs)["slideseg"]["classmap"])
+        n_attrs: dict[str, Any] = dict(n.attrs)
+        cm = ClassMap.from_dict(n_attrs["slideseg"]["classmap"])
         inst = view(n, "instances", "pyramid_instances")
         types = view(n, "labels", "pyramid")
         nb = find_boundaries(inst, mode="inner") & (inst > 0)

@@ -140,7 +140,7 @@ def prediction_layers(
     from .io.palette import ClassMap
 
     root = zarr.open_group(str(out), mode="r")
-    attrs = dict(root.attrs)
+    attrs: dict[str, Any] = dict(root.attrs)  # JSON the engine wrote (see the reader's checks)
     info = attrs.get("slideseg_inference") or {}
     meta = attrs.get("slideseg") or {}
     classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
@@ -193,10 +193,11 @@ def instance_layer(
     import zarr
 
     root = zarr.open_group(str(out), mode="r")
-    info = dict(root.attrs).get("slideseg_inference") or {}
+    attrs: dict[str, Any] = dict(root.attrs)  # JSON the engine wrote
+    info = attrs.get("slideseg_inference") or {}
     where, _base, level_scale, units = _prediction_grid(info, base_scale)
     levels = [root["instances"]] + [root[f"pyramid_instances/{f}"] for f in info.get("pyramid", [])]
-    classmap = (dict(root.attrs).get("slideseg") or {}).get("classmap")
+    classmap = (attrs.get("slideseg") or {}).get("classmap")
     kwargs: dict[str, Any] = {
         "name": name or f"nuclei ({Path(str(out)).stem})",
         "scale": tuple(scale) if scale is not None else level_scale,
@@ -284,7 +285,7 @@ def centroid_points(
     from .io.palette import ClassMap
 
     root = zarr.open_group(str(out), mode="r")
-    attrs = dict(root.attrs)
+    attrs: dict[str, Any] = dict(root.attrs)  # JSON the engine wrote
     meta = attrs.get("slideseg") or {}
     info = attrs.get("slideseg_inference") or {}
     if base_scale is None and scale is not None:

@@ -16,7 +16,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 
@@ -219,7 +219,54 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 # -----------------------------------------------------------------------------
 # instance metrics: AJI, AJI+, DQ/SQ/PQ, per-type PQ
 # -----------------------------------------------------------------------------
-def _pairs(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, ...]:
+class _Overlaps(NamedTuple):
+    """The sparse overlap table of two instance maps (ids sequential from 1)."""
+
+    n_true: int
+    n_pred: int
+    area_true: np.ndarray  # (n_true + 1,) pixel count per true id (0: background)
+    area_pred: np.ndarray  # (n_pred + 1,) pixel count per predicted id
+    true_ids: np.ndarray  # one entry per overlapping (true, predicted) pair
+    pred_ids: np.ndarray
+    intersection: np.ndarray  # int64 pixels the pair shares
+
+
+class PQCounts(TypedDict):
+    """What :func:`pq_counts` counts: summed over images for a dataset score.
+
+    Attributes
+    ----------
+    tp, fp, fn
+        Matched pairs, unmatched predictions, unmatched true instances.
+    iou_sum
+        Summed IoU of the matched pairs.
+    """
+
+    tp: int
+    fp: int
+    fn: int
+    iou_sum: float
+
+
+class PanopticQuality(TypedDict):
+    """Detection, segmentation and panoptic quality (NaN where nothing is there to score).
+
+    Attributes
+    ----------
+    dq
+        Detection quality, ``TP / (TP + FP / 2 + FN / 2)``.
+    sq
+        Segmentation quality, the mean IoU of the matched pairs.
+    pq
+        Panoptic quality, ``dq * sq``.
+    """
+
+    dq: float
+    sq: float
+    pq: float
+
+
+def _pairs(truth: np.ndarray, pred: np.ndarray) -> _Overlaps:
     """Sparse overlaps: true ids, pred ids (both sequential from 1), areas and intersections."""
     from .instances.targets import relabel_sequential
 
@@ -232,10 +279,22 @@ def _pairs(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, ...]:
     key = t[both].astype(np.int64) * (np_ + 1) + p[both]
     keys, inter = np.unique(key, return_counts=True)
     ti, pi = keys // (np_ + 1), keys % (np_ + 1)
-    return nt, np_, at, ap, ti, pi, inter.astype(np.int64)
+    return _Overlaps(nt, np_, at, ap, ti, pi, inter.astype(np.int64))
 
 
-def pq_counts(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+def _no_counts() -> PQCounts:
+    return {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0}
+
+
+def _add_counts(acc: PQCounts, c: PQCounts) -> None:
+    """Add ``c`` into ``acc`` (field by field, in the order :func:`pq_counts` gives them)."""
+    acc["tp"] += c["tp"]
+    acc["fp"] += c["fp"]
+    acc["fn"] += c["fn"]
+    acc["iou_sum"] += c["iou_sum"]
+
+
+def pq_counts(truth: np.ndarray, pred: np.ndarray) -> PQCounts:
     """TP, FP, FN and the summed IoU of matched pairs (IoU > 0.5, unique by construction)."""
     nt, np_, at, ap, ti, pi, inter = _pairs(truth, pred)
     iou = inter / (at[ti] + ap[pi] - inter)
@@ -244,7 +303,7 @@ def pq_counts(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {"tp": tp, "fp": np_ - tp, "fn": nt - tp, "iou_sum": float(iou[match].sum())}
 
 
-def pq_from_counts(c: dict[str, float]) -> dict[str, float]:
+def pq_from_counts(c: PQCounts) -> PanopticQuality:
     """DQ, SQ and PQ from :func:`pq_counts` (summed over images for the dataset score)."""
     tp, fp, fn = c["tp"], c["fp"], c["fn"]
     if tp + fp + fn == 0:
@@ -254,7 +313,7 @@ def pq_from_counts(c: dict[str, float]) -> dict[str, float]:
     return {"dq": dq, "sq": sq, "pq": dq * sq}
 
 
-def panoptic_quality(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+def panoptic_quality(truth: np.ndarray, pred: np.ndarray) -> PanopticQuality:
     """DQ, SQ, PQ of two instance maps (Kirillov et al.; a match needs IoU > 0.5)."""
     return pq_from_counts(pq_counts(truth, pred))
 
@@ -276,9 +335,9 @@ def aji_counts(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> tuple
     union = at[ti] + ap[pi] - inter
     iou = inter / union
     if not plus:
-        best = {}
+        best: dict[int, int] = {}
         for k in np.argsort(-iou, kind="stable"):
-            best.setdefault(int(ti[k]), k)
+            best.setdefault(int(ti[k]), int(k))
         sel = np.fromiter(best.values(), np.int64, len(best))
     elif len(iou):
         m = coo_matrix((iou, (ti - 1, pi - 1)), shape=(nt, np_)).toarray()
@@ -339,8 +398,10 @@ def instance_report(
     maps or ``{id: type}`` dicts.
     """
     rows: list[dict[str, Any]] = []
-    tot = {"aji": [0, 0], "aji+": [0, 0], "pq": {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0}}
-    type_tot: dict[int, dict[str, float]] = {}
+    aji_tot = [0, 0]  # summed intersections, unions
+    aji_plus_tot = [0, 0]
+    pq_tot = _no_counts()
+    type_tot: dict[int, PQCounts] = {}
     types_iter = iter(types) if types is not None else None
     names = list(type_names or [])
     for image_id, truth, pred in pairs:
@@ -360,12 +421,11 @@ def instance_report(
         c, u = aji_counts(truth, pred)
         cp, up = aji_counts(truth, pred, plus=True)
         pc = pq_counts(truth, pred)
-        for k, v in pc.items():
-            tot["pq"][k] += v
-        tot["aji"][0] += c
-        tot["aji"][1] += u
-        tot["aji+"][0] += cp
-        tot["aji+"][1] += up
+        _add_counts(pq_tot, pc)
+        aji_tot[0] += c
+        aji_tot[1] += u
+        aji_plus_tot[0] += cp
+        aji_plus_tot[1] += up
         row: dict[str, Any] = {
             "image": image_id,
             "n_true": int(len(np.unique(truth)) - (truth.min() == 0)),
@@ -380,9 +440,7 @@ def instance_report(
             pqs = []
             for t in range(1, n_types):
                 ct = pq_counts(_typed(truth, tt, t), _typed(pred, tp_, t))
-                acc = type_tot.setdefault(t, {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0})
-                for k, v in ct.items():
-                    acc[k] += v
+                _add_counts(type_tot.setdefault(t, _no_counts()), ct)
                 q = pq_from_counts(ct)["pq"]
                 row[f"pq_{names[t] if t < len(names) else t}"] = q
                 pqs.append(q)
@@ -391,7 +449,7 @@ def instance_report(
     if not rows:
         raise ValueError("no image pairs to evaluate")
     keys = [k for k in rows[0] if k not in ("image",)]
-    mean = {"image": "mean"}
+    mean: dict[str, Any] = {"image": "mean"}
     for k in keys:
         vals = np.array([r.get(k, np.nan) for r in rows], float)
         mean[k] = float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")
@@ -399,9 +457,9 @@ def instance_report(
         "image": "all",
         "n_true": sum(r["n_true"] for r in rows),
         "n_pred": sum(r["n_pred"] for r in rows),
-        "aji": tot["aji"][0] / tot["aji"][1] if tot["aji"][1] else float("nan"),
-        "aji+": tot["aji+"][0] / tot["aji+"][1] if tot["aji+"][1] else float("nan"),
-        **pq_from_counts(tot["pq"]),
+        "aji": aji_tot[0] / aji_tot[1] if aji_tot[1] else float("nan"),
+        "aji+": aji_plus_tot[0] / aji_plus_tot[1] if aji_plus_tot[1] else float("nan"),
+        **pq_from_counts(pq_tot),
     }
     if type_tot:
         pqs = []

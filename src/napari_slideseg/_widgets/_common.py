@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
-from magicgui.widgets import ComboBox, Label, ProgressBar, PushButton
+from magicgui.widgets import ComboBox, FileEdit, Label, ProgressBar, PushButton
 
 from ..io.errors import SlideSegError
 from ..progress import Progress
@@ -48,6 +49,31 @@ def guard_torch_imports() -> None:
     from .._torch_guard import hide_triton_without_gpu
 
     hide_triton_without_gpu()
+
+
+def edit_path(edit: FileEdit) -> Path:
+    """The path a one-path :class:`~magicgui.widgets.FileEdit` holds.
+
+    Parameters
+    ----------
+    edit : FileEdit
+        A file edit in a one-path mode (``"r"``, ``"w"`` or ``"d"``) that is
+        not nullable: its value is always a ``Path`` (``"."`` when empty).
+
+    Returns
+    -------
+    Path
+        The field's path.
+
+    Raises
+    ------
+    TypeError
+        For a several-files edit (mode ``"rm"``) or an empty nullable one.
+    """
+    value = edit.value
+    if not isinstance(value, Path):
+        raise TypeError(f"{edit.label}: expected one path, not {value!r}")
+    return value
 
 
 def labels_level0(layer: Any) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -65,7 +66,7 @@ class InferWidget(Container):
             label="model",
         )
         self.checkpoints = LineEdit(value="", label="checkpoints (; for ensemble)")
-        self.browse = FileEdit(mode="d", label="add checkpoint")
+        self.browse = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, label="add checkpoint")
         self.slide_layer = LayerChoice(viewer, "image", "slide")
         self.region = ComboBox(choices=list(REGIONS), value="whole slide", label="region")
         self.box = LineEdit(value="", label="box y0 x0 y1 x1")
@@ -91,7 +92,9 @@ class InferWidget(Container):
             value=64, min=0, max=1024, step=8, label="nucleus halo (HoVer)"
         )
         self.points = CheckBox(value=True, label="centroid points (HoVer)")
-        self.out = FileEdit(mode="w", label="output .zarr", filter="*.zarr", value="")
+        self.out = FileEdit(
+            mode=FileDialogMode.OPTIONAL_FILE, label="output .zarr", filter="*.zarr", value=None
+        )
         self.resume = CheckBox(value=True, label="resume if the output exists")
         self.scheduler = LineEdit(value="", label="dask scheduler (optional)")
         self.run_button = PushButton(text="Run")
@@ -409,7 +412,8 @@ class InferWidget(Container):
 def _skipped(out: Any) -> int:
     import zarr
 
-    info = dict(zarr.open_group(str(out), mode="r").attrs).get("slideseg_inference", {})
+    attrs: dict[str, Any] = dict(zarr.open_group(str(out), mode="r").attrs)  # the engine's JSON
+    info = attrs.get("slideseg_inference", {})
     return int(info.get("skipped_blocks", 0))
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -23,6 +24,7 @@ from ._common import (
     GeneratorRunner,
     LayerChoice,
     bound_width,
+    edit_path,
     labels_level0,
     layer_to_slide,
     notify_error,
@@ -61,7 +63,9 @@ class PatchWidget(Container):
             value=0.0, min=0, max=1, step=0.05, label="keep bg fraction"
         )
         self.out = FileEdit(
-            mode="d", label="output folder", value=str(Path.home() / "slideseg-patches")
+            mode=FileDialogMode.EXISTING_DIRECTORY,
+            label="output folder",
+            value=Path.home() / "slideseg-patches",
         )
         self.fmt = ComboBox(choices=["png", "zarr"], value="png", label="format")
         self.overwrite = ComboBox(
@@ -157,7 +161,7 @@ class PatchWidget(Container):
         mlayer = self.mask_layer.layer
         return extract_patches_steps(
             slide,
-            Path(self.out.value),
+            edit_path(self.out),
             self.config(),
             mask=mask,
             classmap=classmap,

@@ -136,6 +136,14 @@ def _cc(mask: np.ndarray) -> tuple[int, np.ndarray]:
     return n - 1, lab
 
 
+def _min_max(a: np.ndarray) -> np.ndarray:
+    """``a`` (float32) min-max normalised to [0, 1] by OpenCV, as the reference code does."""
+    import cv2
+
+    # cv2 fills a given output of the same size and type as it would a new one
+    return cv2.normalize(a, np.empty_like(a), 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
+
+
 def energy_map(fg: np.ndarray, hv: np.ndarray, params: HoverParams) -> np.ndarray:
     """Steps 2-3: the boundary energy in [0, 1] (0 on background)."""
     import cv2
@@ -144,12 +152,12 @@ def energy_map(fg: np.ndarray, hv: np.ndarray, params: HoverParams) -> np.ndarra
     v = hv[1].astype(np.float32)
     k = params.sobel_ksize
     if params.normalize == "tile":
-        h = cv2.normalize(h, None, 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
-        v = cv2.normalize(v, None, 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
+        h = _min_max(h)
+        v = _min_max(v)
         sh = cv2.Sobel(h, cv2.CV_32F, 1, 0, ksize=k)
         sv = cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=k)
-        sh = 1 - cv2.normalize(sh, None, 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
-        sv = 1 - cv2.normalize(sv, None, 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
+        sh = 1 - _min_max(sh)
+        sv = 1 - _min_max(sv)
     else:
         h = np.clip((h + 1) * 0.5, 0, 1)
         v = np.clip((v + 1) * 0.5, 0, 1)
@@ -202,7 +210,7 @@ def hover_instances(
     comp = _remove_small(comp, n, p.min_size)
     fg = comp > 0
     energy = energy_map(fg, np.asarray(hv), p)
-    dist = (1.0 - energy) * fg
+    dist: np.ndarray = (1.0 - energy) * fg
     if p.blur_size > 1:
         dist = cv2.GaussianBlur(dist, (p.blur_size, p.blur_size), 0)
     dist = -dist

@@ -102,15 +102,16 @@ def _color(props: dict[str, Any]) -> tuple[int, int, int] | None:
     for c in candidates:
         if isinstance(c, list | tuple) and len(c) >= 3:
             try:
-                return tuple(int(v) & 255 for v in c[:3])  # type: ignore[return-value]
+                r, g, b = (int(v) & 255 for v in c[:3])
             except (TypeError, ValueError):
                 continue
+            return (r, g, b)
         if isinstance(c, int) and not isinstance(c, bool):  # QuPath's packed (A)RGB int
             c &= 0xFFFFFF
             return ((c >> 16) & 255, (c >> 8) & 255, c & 255)
         if isinstance(c, str) and c.startswith("#") and len(c) == 7:
             try:
-                return tuple(int(c[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+                return (int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16))
             except ValueError:
                 continue
     return None
@@ -219,12 +220,12 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
         rec = _record(feat, props)
         color = _color(props) or DEFAULT_COLOR
         kind = geom.get("type")
-        coords = geom.get("coordinates")
+        where: Any = geom.get("coordinates")  # nested JSON lists; malformed ones raise below
         try:
             if kind == "Polygon":
-                polys = [coords]
+                polys = [where]
             elif kind == "MultiPolygon":
-                polys = list(coords)
+                polys = list(where)
             else:
                 polys = []
             for poly in polys:
@@ -236,14 +237,14 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
                 out.colors.append(color)
                 out.holes += max(0, len(poly) - 1)
             if kind in ("LineString", "MultiLineString"):
-                for line in [coords] if kind == "LineString" else list(coords):
+                for line in [where] if kind == "LineString" else list(where):
                     pts = np.asarray(line, dtype=float)[:, :2]
                     out.shapes.append(pts[:, ::-1] - 0.5)
                     out.shape_types.append("path")
                     out.records.append(rec)
                     out.colors.append(color)
             if kind in ("Point", "MultiPoint"):
-                for pt in [coords] if kind == "Point" else list(coords):
+                for pt in [where] if kind == "Point" else list(where):
                     out.points.append((float(pt[1]) - 0.5, float(pt[0]) - 0.5))
                     out.point_records.append(rec)
                     out.point_colors.append(color)

@@ -93,8 +93,9 @@ def write_synthetic_slide(
         n_levels = 1 + max(0, math.ceil(math.log2(max(height, width) / 1024)))
     tissue_tiles = _source_tiles(tile, n_source_tiles, seed)
     white = np.full((tile, tile, 3), 243, np.uint8)
-    encoded_tissue = [imagecodecs.jpeg8_encode(t, level=quality) for t in tissue_tiles]
-    encoded_white = imagecodecs.jpeg8_encode(white, level=quality)
+    # (bytes() is the encoder's own result: it returns bytes unless given an output buffer)
+    encoded_tissue = [bytes(imagecodecs.jpeg8_encode(t, level=quality)) for t in tissue_tiles]
+    encoded_white = bytes(imagecodecs.jpeg8_encode(white, level=quality))
 
     rows0, cols0 = math.ceil(height / tile), math.ceil(width / tile)
     tmap0 = tissue_map(rows0, cols0, seed)

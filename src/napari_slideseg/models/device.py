@@ -6,16 +6,19 @@ Training and inference both resolve ``"auto"`` / ``"cpu"`` / ``"cuda[:N]"`` /
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import SlideSegError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class DeviceError(SlideSegError, ValueError):
     """A device that is unknown or not present on this machine."""
 
 
-def resolve_device(name: str = "auto") -> Any:
+def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` -> cuda > mps > cpu; explicit names are checked and explained."""
     import torch
 

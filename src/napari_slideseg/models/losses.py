@@ -65,7 +65,7 @@ def build_loss(name: str, *, classes: int, class_weights: Sequence[float] | None
     parts = [p.strip().lower() for p in name.split("+") if p.strip()]
     if not parts:
         raise ModelError("empty loss name")
-    fns = []
+    fns: list[Any] = []
     for part in parts:
         if part not in LOSS_NAMES:
             raise ModelError(

@@ -96,7 +96,7 @@ def _stats(json_path: Path, key: str, values: Any) -> Stats:
     if len(out) != 3 or not all(math.isfinite(v) and (key == "mean" or v > 0) for v in out):
         rule = "3 finite numbers" + (", all > 0" if key == "std" else "")
         raise EncoderWeightsError(json_path, f"normalization {key} must be {rule}, got {values!r}")
-    return out  # type: ignore[return-value]
+    return out
 
 
 def weights_normalization(path: str | os.PathLike) -> tuple[Stats, Stats] | None:
