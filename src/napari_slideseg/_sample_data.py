@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from .samples import SAMPLE_SLIDE, demo_cache_dir, sample_slide_path
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "SAMPLE_SLIDE",
@@ -110,6 +113,7 @@ def _demo_process_events(out: Path, region: Any, procs: list[Any], base: tuple[A
             try:
                 msg = json.loads(line)
             except json.JSONDecodeError:
+                logger.debug("demo process: skipping a line that is not JSON: %r", line)
                 continue
             if "progress" in msg:
                 p = msg["progress"]

@@ -30,10 +30,13 @@ neither is written in its pixels as they are.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 #: Largest value a layer without a class map may hold and still be written as classes.
 MAX_UNNAMED_CLASS = 255
@@ -113,7 +116,9 @@ def _layer(
     from .io.masks import classmap_from_metadata
     from .io.palette import ClassMap
 
-    attributes = attributes if isinstance(attributes, dict) else {}
+    if not isinstance(attributes, dict):
+        logger.debug("%s: layer attributes are %s, not a dict: ignored", path, type(attributes))
+        attributes = {}
     if zarr:
         check_zarr_target(path)
     else:
@@ -134,8 +139,16 @@ def _layer(
         lo, top = value_range(labels)
         check_class_values(lo, path)
         if cm is None and top > MAX_UNNAMED_CLASS:
+            logger.info(
+                "%s: a layer without a class map holds values up to %d: written as instances",
+                path,
+                top,
+            )
             instances = True
         elif cm is None:
+            logger.info(
+                "%s: the layer has no class map; a default one of %d classes", path, top + 1
+            )
             cm = ClassMap.default(top + 1)
     inst = slideseg.get("instance_classes")
     inst = {int(k): int(v) for k, v in inst.items()} if inst else None

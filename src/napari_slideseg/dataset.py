@@ -11,6 +11,7 @@ normalisation.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ from .patching import (
     read_manifest,
     read_patch_window,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -158,7 +161,10 @@ class PatchDataset(Dataset):
         """The raw (augmented) ``uint8`` image and mask of item ``index``."""
         image, mask = self._loader(self.items[index])
         if image.ndim == 2:
+            logger.debug("item %d is grey: repeated to RGB", index)
             image = np.repeat(image[..., None], 3, -1)
+        elif image.shape[-1] > 3:
+            logger.debug("item %d has %d channels: the first 3 are used", index, image.shape[-1])
         image = image[..., :3]
         if self.transform is not None:
             if mask is not None:

@@ -15,6 +15,7 @@ its own scale, and the outputs stay on the slide's pixel grid.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -24,6 +25,8 @@ import numpy as np
 
 from .io.errors import SlideSegError
 from .progress import Progress
+
+logger = logging.getLogger(__name__)
 
 GLAND_MODEL = "glas-gland"
 NUCLEI_MODEL = "hover-nuclei"
@@ -284,9 +287,11 @@ def write_overlay(
 
     else:
         level = next(
-            (i for i, lv in enumerate(slide.levels) if max(lv.shape[:2]) <= max_size),
-            len(slide.levels) - 1,
+            (i for i, lv in enumerate(slide.levels) if max(lv.shape[:2]) <= max_size), None
         )
+        if level is None:
+            level = len(slide.levels) - 1
+            logger.debug("no slide level fits in %d px; the overlay uses the smallest", max_size)
         h, w = slide.levels[level].shape[:2]
         rgb = slide.read_region(level, 0, 0, h, w)[..., :3].copy()
         f = round(slide.levels[0].shape[0] / h)

@@ -7,10 +7,13 @@ thin and lets scripts do ``viewer.add_image(*slide_layer(slide)[:2])``.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from .io.slide import Slide
+
+logger = logging.getLogger(__name__)
 
 
 def slide_layer(slide: Slide, name: str | None = None) -> tuple[list, dict[str, Any], str]:
@@ -32,7 +35,10 @@ def slide_layer(slide: Slide, name: str | None = None) -> tuple[list, dict[str, 
         ``(levels, kwargs, "image")``.
     """
     meta = slide.metadata
-    display = meta.get("display_range") or [0.0, 255.0]
+    display = meta.get("display_range")
+    if not display:
+        logger.debug("%s: no display range in its metadata; contrast limits 0-255", slide.name)
+        display = [0.0, 255.0]
     kwargs: dict[str, Any] = {
         "name": name or slide.name,
         "multiscale": True,
@@ -109,8 +115,13 @@ def _prediction_grid(
     """
     from .io.placement import MICROMETER, Placement
 
-    where = Placement.from_dict(info) or Placement()
+    where = Placement.from_dict(info)
+    if where is None:
+        logger.debug("the prediction records no placement: taken as level 0, µm/px unknown")
+        where = Placement()
     if base_scale is None:
+        if where.mpp is None:
+            logger.debug("no slide scale given and no µm/px recorded: scale 1 (pixels)")
         base_scale = where.mpp or (1.0, 1.0)
     base = (float(base_scale[-2]), float(base_scale[-1]))
     fy, fx = where.factors
@@ -144,6 +155,8 @@ def prediction_layers(
     info = attrs.get("slideseg_inference") or {}
     meta = attrs.get("slideseg") or {}
     classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
+    if classmap is None:
+        logger.debug("%s: no class map recorded; the labels get napari's colours", out)
     where, _base, scale, units = _prediction_grid(info, base_scale)
     levels = output_levels(root)
     layer_name = name or f"prediction ({Path(str(out)).stem})"

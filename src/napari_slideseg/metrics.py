@@ -12,6 +12,7 @@ where it is defined, and the ``all`` row pools the counts of every image
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,8 @@ from typing import Any, NamedTuple, TypedDict
 import numpy as np
 
 from .io.errors import SlideSegError
+
+logger = logging.getLogger(__name__)
 
 
 class MetricsError(SlideSegError, ValueError):
@@ -437,6 +440,10 @@ def instance_report(
         if types_iter is not None:
             tt, tp_ = next(types_iter)
             n_types = max(len(names), 1 + max(_max_type(tt), _max_type(tp_)))
+            if names and n_types > len(names):
+                logger.debug(
+                    "%s: types %d.. have no name: columns named by number", image_id, len(names)
+                )
             pqs = []
             for t in range(1, n_types):
                 ct = pq_counts(_typed(truth, tt, t), _typed(pred, tp_, t))

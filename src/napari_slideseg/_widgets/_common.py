@@ -8,6 +8,7 @@ the Run/Cancel toggle and error notifications, so no widget repeats that.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -17,6 +18,8 @@ from magicgui.widgets import ComboBox, FileEdit, Label, ProgressBar, PushButton
 
 from ..io.errors import SlideSegError
 from ..progress import Progress
+
+logger = logging.getLogger(__name__)
 
 
 def layer_to_slide(layer: Any) -> Any:
@@ -33,6 +36,8 @@ def layer_to_slide(layer: Any) -> Any:
     units = [str(u) for u in getattr(layer, "units", ())]
     if units and all(u == "micrometer" for u in units[-2:]):
         mpp = (float(layer.scale[-2]), float(layer.scale[-1]))
+    if path and not os.path.exists(path):
+        logger.info("%s: not found; using the layer's own data instead", path)
     if path and os.path.exists(path):
         slide = open_slide(path)
         # a resolution the user gave the layer (a JPEG tile has none in the file)
@@ -303,6 +308,8 @@ class GeneratorRunner:
         message, category = warning[0], warning[1]
         if isinstance(category, type) and issubclass(category, UserWarning):
             notify_warning(str(message))
+        else:  # deprecations and the like are for developers, not a notification
+            logger.debug("job warning not shown: %s", message)
 
     def _aborted(self) -> None:
         self.status.value = "cancelled"

@@ -7,6 +7,7 @@ user watches the slide fill in while the job runs in a worker thread.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from magicgui.widgets import (
 from ..infer.engine import InferConfig, InferError
 from ..io.errors import SlideSegError
 from ._common import GeneratorRunner, LayerChoice, bound_width, layer_to_slide, notify_warning
+
+logger = logging.getLogger(__name__)
 
 REGIONS = ("whole slide", "current view", "box", "shapes layer")
 #: Refresh the live layer at most this often (seconds).
@@ -228,6 +231,8 @@ class InferWidget(Container):
             size = np.asarray(canvas.size, float)  # (h, w) screen pixels
         else:  # older napari: the Qt canvas
             qt = getattr(self.viewer.window, "qt_viewer", None)
+            if qt is None:
+                logger.debug("no canvas size available: the view is taken as 512 x 512 px")
             size = np.asarray(qt.canvas.size if qt is not None else (512, 512), float)
         half = size / zoom / 2
         return center - half, center + half

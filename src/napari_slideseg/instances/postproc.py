@@ -49,11 +49,15 @@ drops it (``keep_unmarked=False`` reproduces that).
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 REFERENCE_MPP = 0.25
 
@@ -86,6 +90,10 @@ class HoverParams:
         def odd(k: int, lo: int, hi: int) -> int:
             v = round(k * f)
             v = v if v % 2 else v + 1
+            if not lo <= v <= hi:
+                logger.debug(
+                    "kernel size %d at %g µm/px is outside [%d, %d]: clipped", v, f, lo, hi
+                )
             return max(lo, min(hi, v))
 
         return HoverParams(
@@ -266,6 +274,12 @@ def instance_table(
     """
     from scipy import ndimage as ndi
 
+    if n_types is not None:
+        warnings.warn(
+            "instance_table: n_types is unused (the types come from nc_prob); drop it",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     objs = ndi.find_objects(inst)
     rows = [(i, sl) for i, sl in enumerate(objs, start=1) if sl is not None]
     n = len(rows)

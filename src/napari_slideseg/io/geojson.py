@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,12 @@ import numpy as np
 
 from .errors import SlideSegError
 
+logger = logging.getLogger(__name__)
+
 #: Colour of shapes whose class states none (QuPath's default yellow-ish grey).
 DEFAULT_COLOR = (255, 200, 0)
+#: Geometry types read (others, e.g. GeometryCollection, are skipped).
+_KINDS = ("Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point", "MultiPoint")
 
 
 class GeoJSONError(SlideSegError, ValueError):
@@ -95,7 +101,7 @@ def sniff_geojson(path: str | os.PathLike) -> bool:
 
 def _color(props: dict[str, Any]) -> tuple[int, int, int] | None:
     cls = props.get("classification")
-    candidates = []
+    candidates: list[Any] = []
     if isinstance(cls, dict):
         candidates += [cls.get("color"), cls.get("colorRGB")]
     candidates += [props.get("color"), props.get("colorRGB")]
@@ -114,6 +120,9 @@ def _color(props: dict[str, Any]) -> tuple[int, int, int] | None:
                 return (int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16))
             except ValueError:
                 continue
+    stated = [c for c in candidates if c is not None]
+    if stated:
+        logger.debug("colour %r is not RGB: the default colour is used", stated[0])
     return None
 
 
@@ -210,16 +219,25 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
                 try:
                     out.mpp = (float(mpp[0]), float(mpp[1]))
                 except (TypeError, ValueError):
+                    warnings.warn(
+                        f"{p}: its µm per pixel {mpp!r} are not numbers; the shapes are in pixels",
+                        UserWarning,
+                        stacklevel=2,
+                    )
                     out.mpp = None
+    skipped = 0
     for i, feat in enumerate(_features(doc, p)):
         geom = feat.get("geometry")
         if not isinstance(geom, dict):
+            skipped += 1
             continue
         props = feat.get("properties") or {}
         props = props if isinstance(props, dict) else {}
         rec = _record(feat, props)
         color = _color(props) or DEFAULT_COLOR
         kind = geom.get("type")
+        if kind not in _KINDS:
+            skipped += 1
         where: Any = geom.get("coordinates")  # nested JSON lists; malformed ones raise below
         try:
             if kind == "Polygon":
@@ -253,4 +271,8 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
                 f"{p}: feature {i + 1} ({rec.get('id') or 'no id'}) has a malformed {kind} "
                 f"geometry ({exc})"
             ) from exc
+    if skipped:
+        logger.info(
+            "%s: %d feature(s) without a polygon, line or point geometry skipped", p, skipped
+        )
     return out

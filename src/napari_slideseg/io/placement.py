@@ -27,10 +27,13 @@ Coordinate conventions
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 #: napari's name for the unit of a layer in microns.
 MICROMETER = "micrometer"
@@ -44,9 +47,11 @@ def _pair(v: Any) -> tuple[float, float] | None:
         return (float(v), float(v))
     vals = [float(x) for x in v]
     if len(vals) < 2:
+        logger.debug("a (y, x) pair needs 2 values, not %r: taken as unknown", v)
         return None
     y, x = vals[-2:]
     if not (math.isfinite(y) and math.isfinite(x)) or y <= 0 or x <= 0:
+        logger.debug("(y, x) = %r is not positive and finite: taken as unknown", (y, x))
         return None
     return (y, x)
 

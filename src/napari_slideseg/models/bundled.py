@@ -8,10 +8,13 @@ them by name.
 
 from __future__ import annotations
 
+import logging
 from importlib.resources import files
 from pathlib import Path
 
 from .card import CARD, CheckpointError
+
+logger = logging.getLogger(__name__)
 
 
 def bundled_dir() -> Path:
@@ -23,6 +26,7 @@ def bundled_models() -> dict[str, Path]:
     """``{name: checkpoint folder}`` of the bundled models (sorted by name)."""
     root = bundled_dir()
     if not root.is_dir():
+        logger.warning("%s: the bundled models folder is missing from this install", root)
         return {}
     return {p.name: p for p in sorted(root.iterdir()) if (p / CARD).exists()}
 

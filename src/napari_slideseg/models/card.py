@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -36,6 +37,8 @@ from typing import Any
 from ..io.errors import SlideSegError
 from ..io.palette import ClassMap
 from ..normalization import IMAGENET
+
+logger = logging.getLogger(__name__)
 
 CARD = "slideseg.json"
 SCHEMA_VERSION = 2
@@ -304,7 +307,10 @@ class ModelCard:
             classmap = ClassMap.from_dict(d["classmap"], source=where)
         except (ValueError, TypeError, KeyError) as exc:
             raise CheckpointError(f"{where}: invalid class map ({exc})") from exc
-        norm = d.get("normalization") or IMAGENET
+        norm = d.get("normalization")
+        if not norm:
+            logger.debug("%s: no normalization recorded: ImageNet's mean and std", where)
+            norm = IMAGENET
         if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
             raise CheckpointError(f"{where}: normalization needs 'mean' and 'std'")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra", "source", "weights_sha256"}
@@ -325,6 +331,7 @@ class ModelCard:
                     kwargs[k] = int(v)
         if "activation" not in kwargs:
             kwargs["activation"] = "sigmoid" if kwargs.get("classes") == 1 else "softmax"
+            logger.debug("%s: no activation recorded: %s", where, kwargs["activation"])
         extra = {k: v for k, v in d.items() if k not in known and k != "format_version"}
         try:
             return cls(**kwargs, extra=extra, source=str(source) if source else None)
@@ -430,6 +437,8 @@ def read_card(
     w = p / weights
     if hash_weights and w.exists():
         return card.replace(weights_sha256=sha256_file(w))
+    if hash_weights:
+        logger.debug("%s: no %s to hash: the card has no content digest", p, weights)
     return card
 
 

@@ -9,10 +9,13 @@ instead of half a minute of retries.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Any
 
 from ..io.errors import SlideSegError
+
+logger = logging.getLogger(__name__)
 
 #: smp architectures this plugin offers (those the installed smp has).
 ARCHITECTURE_NAMES = (
@@ -66,6 +69,7 @@ def hub_offline():
     try:
         from huggingface_hub import constants
     except ImportError:  # pragma: no cover
+        logger.debug("huggingface_hub is not installed: there is no hub to force offline")
         yield
         return
     old = constants.HF_HUB_OFFLINE

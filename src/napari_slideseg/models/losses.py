@@ -20,6 +20,7 @@ name            multiclass (C channels, softmax)                 binary (1 chann
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +66,7 @@ def build_loss(name: str, *, classes: int, class_weights: Sequence[float] | None
     parts = [p.strip().lower() for p in name.split("+") if p.strip()]
     if not parts:
         raise ModelError("empty loss name")
+    _warn_unused_weights(parts, binary, class_weights)
     fns: list[Any] = []
     for part in parts:
         if part not in LOSS_NAMES:
@@ -99,6 +101,21 @@ def build_loss(name: str, *, classes: int, class_weights: Sequence[float] | None
         elif part == "tversky":
             fns.append(L.TverskyLoss(mode, from_logits=True))
     return _Sum(fns, parts)
+
+
+def _warn_unused_weights(
+    parts: list[str], binary: bool, class_weights: Sequence[float] | None
+) -> None:
+    """Warn when ``class_weights`` are given but no part of the loss uses them."""
+    if class_weights is None:
+        return
+    if "ce" not in parts:
+        why = f"only the 'ce' loss uses class weights, not {'+'.join(parts)}"
+    elif binary and len(class_weights) != 2:
+        why = f"a binary 'ce' takes 2 (background, foreground), not {len(class_weights)}"
+    else:
+        return
+    warnings.warn(f"class_weights are ignored: {why}", UserWarning, stacklevel=3)
 
 
 class _Binary:
