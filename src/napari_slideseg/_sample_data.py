@@ -20,7 +20,13 @@ __all__ = [
 
 
 def sample_slide() -> list[tuple[Any, ...]]:
-    """The bundled CMU-1 small-region H&E slide as a multiscale Image layer."""
+    """The bundled CMU-1 small-region H&E slide as a multiscale Image layer.
+
+    Returns
+    -------
+    list of tuple
+        One ``(levels, kwargs, "image")`` layer tuple.
+    """
     from .io.slide import open_slide
     from .layers import slide_layer
 
@@ -39,6 +45,12 @@ def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
     in napari's activity dock; their layers are added when they are ready,
     so the viewer is never frozen. Without a viewer (a script), it computes
     them here first (about a minute on a CPU).
+
+    Returns
+    -------
+    list of tuple
+        The slide layer, then (when computed) the nucleus types, nuclei and
+        centroid layers.
     """
     from .demo import NO_GLANDS
     from .io.slide import open_slide

@@ -126,7 +126,35 @@ def run_demo_steps(
     device: str = "auto",
     nuclei_region: tuple[int, int, int, int] | None = NUCLEI_REGION,
 ) -> Generator[Progress, None, DemoResult]:
-    """:func:`run_demo` as a generator of progress events."""
+    """:func:`run_demo` as a generator of progress events.
+
+    Parameters
+    ----------
+    out : str or Path
+        The demo folder (created; an earlier demo run's files are replaced,
+        anything else there is refused).
+    device : str
+        Torch device for the nuclei model (``"auto"``, ``"cpu"``, ``"cuda:0"``...).
+    nuclei_region : tuple of int, optional
+        Level-0 ``(y0, x0, y1, x1)`` box the nuclei model runs on; None: the
+        whole sample.
+
+    Yields
+    ------
+    Progress
+        One event per step of each stage.
+
+    Returns
+    -------
+    DemoResult
+        The folder, the timings, the files written and the nucleus count.
+
+    Raises
+    ------
+    SlideSegError
+        For an output folder that is a file, a zarr store or holds other files,
+        and when the bundled nuclei model is missing.
+    """
     from .infer import InferConfig, predict_slide_steps
     from .infer.hover import export_instances_steps
     from .io.export import write_color_png_steps
@@ -220,6 +248,19 @@ def run_demo_json_lines(out: str, region: str) -> int:
     napari's demo sample runs this in a child process, so torch and the models
     never load into napari's process: a thread there would hold the GIL while
     torch imports and stall the event loop.
+
+    Parameters
+    ----------
+    out : str
+        The demo folder.
+    region : str
+        The nuclei region as a JSON list ``[y0, x0, y1, x1]``, or ``"null"``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 when done (a ``{"done": true, "n_nuclei": ...}``
+        line was printed), 1 after an error (an ``{"error": ...}`` line).
     """
     import json
     import sys
@@ -249,7 +290,20 @@ def run_demo_json_lines(out: str, region: str) -> int:
 
 
 def run_demo(out: str | Path = "slideseg-demo", **kwargs: Any) -> DemoResult:
-    """Run the demo to the end; returns ``{"out", "timings", "files", "n_nuclei", "slide"}``."""
+    """Run the demo to the end.
+
+    Parameters
+    ----------
+    out : str or Path
+        The demo folder.
+    **kwargs
+        ``device`` and ``nuclei_region`` of :func:`run_demo_steps`.
+
+    Returns
+    -------
+    DemoResult
+        ``{"out", "timings", "files", "n_nuclei", "slide", "notes"}``.
+    """
     from .progress import drain
 
     return drain(run_demo_steps(out, **kwargs))
@@ -270,6 +324,31 @@ def write_overlay(
     ``max_size`` px (label pyramid levels, stride-sampled), with the level-0
     ``box`` outlined. With ``region`` (level-0 box): that box at full
     resolution.
+
+    Parameters
+    ----------
+    slide : Slide
+        The slide the nuclei were predicted on.
+    nuclei : Path, optional
+        A HoVer prediction folder whose nuclei are outlined; None: none.
+    path : Path
+        The PNG written (replaced atomically).
+    region : tuple of int, optional
+        Level-0 ``(y0, x0, y1, x1)`` box shown at full resolution.
+    box : tuple of int, optional
+        Level-0 box outlined in green on the whole-slide view.
+    max_size : int
+        Largest side in pixels of the whole-slide view.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    SlideSegError
+        When the prediction has no label pyramid level for the chosen slide level.
     """
     import zarr
     from PIL import Image

@@ -64,6 +64,25 @@ def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -
     A value outside ``0 .. n_classes - 1`` in either map is an error
     (:class:`MetricsError`): left out, its pixels would count as neither
     right nor wrong.
+
+    Parameters
+    ----------
+    pred, truth : array-like
+        2-D class-index maps of the same shape (NumPy, dask, zarr).
+    n_classes : int
+        Number of classes.
+    block : int
+        Side of the blocks read at a time.
+
+    Returns
+    -------
+    numpy.ndarray
+        Row ``c``: true positives, false positives, false negatives of class ``c``.
+
+    Raises
+    ------
+    MetricsError
+        Shapes differ, non-integer values, or values outside the classes.
     """
     if tuple(pred.shape) != tuple(truth.shape):
         raise MetricsError(
@@ -92,7 +111,18 @@ def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -
 
 
 def dice_iou(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class Dice and IoU from TP/FP/FN counts (NaN where the class is absent from both)."""
+    """Per-class Dice and IoU from TP/FP/FN counts (NaN where the class is absent from both).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``(n_classes, 3)`` counts from :func:`confusion_counts`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(dice, iou)``, one float per class.
+    """
     tp, fp, fn = counts[:, 0].astype(float), counts[:, 1].astype(float), counts[:, 2].astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
@@ -110,12 +140,19 @@ def evaluate(
 
     Parameters
     ----------
-    pairs
+    pairs : iterable of tuple
         ``(image_id, prediction, truth)`` label arrays (class indices).
-    class_names
+    class_names : sequence of str
         Names for the report's columns (the ClassMap's names).
-    report
-        Optional CSV path (written atomically; refused up front if it is a directory).
+    report : str or os.PathLike, optional
+        CSV path (written atomically; refused up front if it is a directory).
+
+    Returns
+    -------
+    list of dict
+        One row per image (``image``, ``dice_<class>``, ``iou_<class>``,
+        ``mean_dice_fg``, ``mean_iou_fg``), then the ``mean`` and ``all`` rows
+        when there was an image.
 
     Raises
     ------
@@ -204,7 +241,20 @@ def _r(v: float) -> float:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` to ``path`` atomically (the temporary file is removed on any failure)."""
+    """Write ``rows`` to ``path`` atomically (the temporary file is removed on any failure).
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    rows : list of dict
+        The rows; the first row's keys are the columns.
+
+    Raises
+    ------
+    MetricsError
+        When ``path`` is a directory or there are no rows.
+    """
     _check_report(path)
     if not rows:
         raise MetricsError(f"{path}: no image pairs to report")
@@ -239,9 +289,9 @@ class PQCounts(TypedDict):
 
     Attributes
     ----------
-    tp, fp, fn
+    tp, fp, fn : int
         Matched pairs, unmatched predictions, unmatched true instances.
-    iou_sum
+    iou_sum : float
         Summed IoU of the matched pairs.
     """
 
@@ -256,11 +306,11 @@ class PanopticQuality(TypedDict):
 
     Attributes
     ----------
-    dq
+    dq : float
         Detection quality, ``TP / (TP + FP / 2 + FN / 2)``.
-    sq
+    sq : float
         Segmentation quality, the mean IoU of the matched pairs.
-    pq
+    pq : float
         Panoptic quality, ``dq * sq``.
     """
 
@@ -298,7 +348,18 @@ def _add_counts(acc: PQCounts, c: PQCounts) -> None:
 
 
 def pq_counts(truth: np.ndarray, pred: np.ndarray) -> PQCounts:
-    """TP, FP, FN and the summed IoU of matched pairs (IoU > 0.5, unique by construction)."""
+    """TP, FP, FN and the summed IoU of matched pairs (IoU > 0.5, unique by construction).
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray
+        Instance maps of the same shape (0: background, any ids).
+
+    Returns
+    -------
+    PQCounts
+        The counts of this image.
+    """
     nt, np_, at, ap, ti, pi, inter = _pairs(truth, pred)
     iou = inter / (at[ti] + ap[pi] - inter)
     match = iou > 0.5
@@ -307,7 +368,18 @@ def pq_counts(truth: np.ndarray, pred: np.ndarray) -> PQCounts:
 
 
 def pq_from_counts(c: PQCounts) -> PanopticQuality:
-    """DQ, SQ and PQ from :func:`pq_counts` (summed over images for the dataset score)."""
+    """DQ, SQ and PQ from :func:`pq_counts` (summed over images for the dataset score).
+
+    Parameters
+    ----------
+    c : PQCounts
+        Counts of one image or summed over several.
+
+    Returns
+    -------
+    PanopticQuality
+        NaN for all three when there is nothing to match.
+    """
     tp, fp, fn = c["tp"], c["fp"], c["fn"]
     if tp + fp + fn == 0:
         return {"dq": float("nan"), "sq": float("nan"), "pq": float("nan")}
@@ -317,7 +389,18 @@ def pq_from_counts(c: PQCounts) -> PanopticQuality:
 
 
 def panoptic_quality(truth: np.ndarray, pred: np.ndarray) -> PanopticQuality:
-    """DQ, SQ, PQ of two instance maps (Kirillov et al.; a match needs IoU > 0.5)."""
+    """DQ, SQ, PQ of two instance maps (Kirillov et al.; a match needs IoU > 0.5).
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray
+        Instance maps of the same shape.
+
+    Returns
+    -------
+    PanopticQuality
+        The scores of this pair.
+    """
     return pq_from_counts(pq_counts(truth, pred))
 
 
@@ -330,6 +413,18 @@ def aji_counts(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> tuple
     their area to the union. AJI+ (Graham et al. 2019) pairs one-to-one by
     maximum total IoU (Hungarian), so over-merged predictions are not
     rewarded twice. True nuclei without any overlap add their area to the union.
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray
+        Instance maps of the same shape.
+    plus : bool
+        AJI+ instead of AJI.
+
+    Returns
+    -------
+    tuple of int
+        ``(intersection, union)`` in pixels.
     """
     from scipy.optimize import linear_sum_assignment
     from scipy.sparse import coo_matrix
@@ -363,7 +458,20 @@ def aji_counts(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> tuple
 
 
 def aji(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> float:
-    """Aggregated Jaccard Index (``plus=True``: AJI+)."""
+    """Aggregated Jaccard Index (``plus=True``: AJI+).
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray
+        Instance maps of the same shape.
+    plus : bool
+        AJI+ instead of AJI (see :func:`aji_counts`).
+
+    Returns
+    -------
+    float
+        Intersection over union; NaN when both maps are empty.
+    """
     c, u = aji_counts(truth, pred, plus)
     return c / u if u else float("nan")
 
@@ -396,9 +504,33 @@ def instance_report(
     ``mean`` is the per-image average (what HoVer-Net's and MoNuSeg's papers
     report); ``all`` aggregates over the dataset: AJI from the summed
     intersections and unions, PQ from summed TP/FP/FN/IoU, and ``mPQ`` as the
-    mean of the aggregated per-type PQs (the CoNIC/PanNuke "mPQ+"). ``types``
-    gives, per image, ``(true types, predicted types)`` as per-pixel type
-    maps or ``{id: type}`` dicts.
+    mean of the aggregated per-type PQs (the CoNIC/PanNuke "mPQ+").
+
+    Parameters
+    ----------
+    pairs : iterable of tuple
+        ``(image_id, truth, prediction)`` instance maps.
+    types : iterable of tuple, optional
+        Per image, ``(true types, predicted types)`` as per-pixel type maps or
+        ``{id: type}`` dicts; adds ``pq_<type>`` and ``mpq`` columns.
+    type_names : sequence of str, optional
+        Names of the types (index 0 background) for the column names; types
+        without a name are named by their number.
+    report : str or os.PathLike, optional
+        CSV written with the rows (floats rounded to 6 places).
+
+    Returns
+    -------
+    list of dict
+        One row per image (``image``, ``n_true``, ``n_pred``, ``aji``,
+        ``aji+``, ``dq``, ``sq``, ``pq``...), then ``mean`` and ``all``.
+
+    Raises
+    ------
+    MetricsError
+        Maps of different shapes, or a truth that is a 0/255 binary mask.
+    ValueError
+        When there are no pairs.
     """
     rows: list[dict[str, Any]] = []
     aji_tot = [0, 0]  # summed intersections, unions

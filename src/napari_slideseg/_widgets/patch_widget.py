@@ -40,6 +40,11 @@ class PatchWidget(Container):
     Choose the layers and the grid, press *Preview grid* to see kept (green)
     and filtered (red) windows on the slide, then *Run*. The job runs in a
     worker thread with a progress bar; *Cancel* stops it at the next block.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (napari passes it by this name).
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -111,7 +116,13 @@ class PatchWidget(Container):
 
     # -- the one config object --------------------------------------------------------
     def config(self) -> PatchConfig:
-        """The :class:`PatchConfig` the fields describe."""
+        """The :class:`PatchConfig` the fields describe.
+
+        Returns
+        -------
+        PatchConfig
+            The settings (the region layer's shapes as polygons in slide pixels).
+        """
         polygons = None
         shapes = self.region_layer.layer
         if shapes is not None and len(shapes.data):
@@ -176,7 +187,19 @@ class PatchWidget(Container):
         self.summary.value = "\n".join(lines)
 
     def preview(self, *_: Any) -> Any:
-        """Show kept and filtered windows (cheap filters: region, tissue) on the slide."""
+        """Show kept and filtered windows (cheap filters: region, tissue) on the slide.
+
+        Parameters
+        ----------
+        *_
+            Ignored (the button's click event).
+
+        Returns
+        -------
+        napari.layers.Layer or None
+            The ``patch grid`` layer (rectangles, or a coarse Labels grid for many
+            windows); None after an error notification.
+        """
         try:
             slide, _, _ = self._inputs()
             cfg = self.config()

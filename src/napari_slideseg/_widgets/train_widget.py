@@ -68,6 +68,11 @@ class TrainWidget(Container):
     ``<run>/patches`` (same core as the Patch widget), then training starts.
     The plot shows train/validation loss and validation mean Dice per epoch.
     Cancel stops within one batch and keeps the ``last`` checkpoint.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (napari passes it by this name).
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -191,7 +196,13 @@ class TrainWidget(Container):
 
     # -- config -------------------------------------------------------------------------
     def config(self) -> TrainConfig:
-        """The :class:`TrainConfig` the fields describe."""
+        """The :class:`TrainConfig` the fields describe.
+
+        Returns
+        -------
+        TrainConfig
+            The settings of the run.
+        """
         manifests = [f.strip() for f in self.folders.value.split(";") if f.strip()]
         if self.source.value != "patch folders":
             manifests = [str(edit_path(self.out) / "patches")]

@@ -45,13 +45,29 @@ class GeoJSONError(SlideSegError, ValueError):
 class GeoJSONShapes:
     """Shapes read from a GeoJSON file, in napari's conventions.
 
-    ``shapes[i]`` is an ``(n, 2)`` array of ``(y, x)`` vertices,
-    ``shape_types[i]`` ``"polygon"`` or ``"path"``; ``records[i]`` its
-    properties (``id``, ``object_type``, ``class_name``, measurements);
-    ``colors[i]`` its class colour (RGB 0-255). ``points`` (``(m, 2)``) and
-    ``point_records`` hold Point geometries. ``mpp`` is the µm per pixel the
-    file states (None when it does not); ``holes`` counts the interior rings
-    left out (napari polygons have none).
+    Parameters
+    ----------
+    shapes : list of numpy.ndarray
+        ``(n, 2)`` arrays of ``(y, x)`` vertices.
+    shape_types : list of str
+        ``"polygon"`` or ``"path"``, one per shape.
+    records : list of dict
+        Each shape's properties (``id``, ``object_type``, ``class_name``,
+        measurements).
+    colors : list of tuple of int
+        Each shape's class colour (RGB 0-255).
+    points : list of tuple of float
+        ``(y, x)`` of the Point geometries.
+    point_records : list of dict
+        Each point's properties.
+    point_colors : list of tuple of int
+        Each point's class colour.
+    mpp : tuple of float, optional
+        The µm per pixel the file states (None when it does not).
+    holes : int
+        Interior rings left out (napari polygons have none).
+    coordinates : dict
+        The file's ``slideseg.coordinates`` record, when this plugin wrote it.
     """
 
     shapes: list[np.ndarray] = field(default_factory=list)
@@ -80,6 +96,16 @@ def sniff_geojson(path: str | os.PathLike) -> bool:
 
     Only the first 4 kB are read: a FeatureCollection, a Feature, a list of
     Features (QuPath's "export as array") or a bare geometry.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    bool
+        True when its start names a GeoJSON type; False too when it cannot be read.
     """
     try:
         with open(path, "rb") as fh:
@@ -196,11 +222,27 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
     a bare geometry, gzipped or not. Polygons keep their outer ring (holes
     are counted in ``holes``), MultiPolygons give one shape per part (all
     with the feature's record), LineStrings become paths, Points points.
+    Features without such a geometry are skipped (logged).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    GeoJSONShapes
+        The shapes, their records and colours, and the stated µm per pixel.
 
     Raises
     ------
     GeoJSONError
         Naming the file: unreadable JSON, not GeoJSON, a malformed geometry.
+
+    Warns
+    -----
+    UserWarning
+        When the file's µm per pixel are not numbers (the shapes stay in pixels).
     """
     p = Path(path)
     try:

@@ -118,10 +118,23 @@ class PngStreamWriter:
 
     @property
     def rows_written(self) -> int:
+        """Rows written so far."""
         return self._rows
 
     def write_rows(self, band: np.ndarray) -> None:
-        """Append ``band`` (``(rows, width)`` or ``(rows, width, 3)``) below the rows so far."""
+        """Append ``band`` below the rows so far.
+
+        Parameters
+        ----------
+        band : numpy.ndarray
+            ``(rows, width)`` (modes ``L`` and ``P``) or ``(rows, width, 3)``
+            (``RGB``) pixels; converted to the PNG's bit depth.
+
+        Raises
+        ------
+        ValueError
+            For a band of another width or channel count, or rows past the height.
+        """
         band = np.asarray(band)
         expected = (self.width, self._channels) if self._channels == 3 else (self.width,)
         if band.shape[1:] != expected:
@@ -145,7 +158,18 @@ class PngStreamWriter:
             self._buf.clear()
 
     def close(self) -> Path:
-        """Finish the file and move it into place; every row must have been written."""
+        """Finish the file and move it into place; every row must have been written.
+
+        Returns
+        -------
+        Path
+            The PNG's path (also when it was already closed).
+
+        Raises
+        ------
+        ValueError
+            When fewer rows than the height were written (nothing is left on disk).
+        """
         if self._fh.closed:
             return self.path
         if self._rows != self.height:

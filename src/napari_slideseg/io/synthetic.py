@@ -18,7 +18,22 @@ import numpy as np
 
 
 def tissue_map(rows: int, cols: int, seed: int = 0, islands: int = 5) -> np.ndarray:
-    """A boolean ``(rows, cols)`` map of elliptical tissue islands (about 30-45 % cover)."""
+    """A boolean ``(rows, cols)`` map of elliptical tissue islands (about 30-45 % cover).
+
+    Parameters
+    ----------
+    rows, cols : int
+        Map size (one cell per tile).
+    seed : int
+        Seeds the islands' places and sizes.
+    islands : int
+        Number of ellipses.
+
+    Returns
+    -------
+    numpy.ndarray
+        True where there is tissue.
+    """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:rows, 0:cols]
     out = np.zeros((rows, cols), bool)
@@ -63,21 +78,21 @@ def write_synthetic_slide(
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         Output file (``.tif``); written to a temporary name and renamed when complete.
-    height, width
+    height, width : int
         Level-0 size in pixels.
-    tile
+    tile : int
         Tile edge in pixels (multiple of 16).
-    n_levels
+    n_levels : int, optional
         Pyramid levels (default: halve until the longest side is at most 1024).
-    quality
+    quality : int
         JPEG quality.
-    mpp
+    mpp : float
         Microns per pixel written as the TIFF resolution (centimetre unit).
-    seed
+    seed : int
         Seeds the tissue layout and the choice of source tiles.
-    n_source_tiles
+    n_source_tiles : int
         How many distinct tissue tiles to cut from the sample.
 
     Returns

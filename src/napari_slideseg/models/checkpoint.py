@@ -99,16 +99,26 @@ def save_checkpoint(
 
     Parameters
     ----------
-    model
+    model : torch.nn.Module
         An smp model (its ``config`` is saved) or a model with a ``config`` dict
         (e.g. the HoVer model).
-    path
+    path : str or os.PathLike
         Destination folder; written to a temporary sibling, then renamed.
-    card
+    card : ModelCard
         A :class:`~napari_slideseg.models.card.ModelCard`.
-    half
+    half : bool
         Store floating-point weights as float16 (half the size; loaded back
         as float32).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    CheckpointError
+        When ``path`` is a file, or a folder that is not an earlier checkpoint.
     """
     import torch
     from safetensors.torch import save_file
@@ -144,7 +154,20 @@ def save_checkpoint(
 
 
 def update_card(path: str | os.PathLike, **changes: Any) -> ModelCard:
-    """Change fields of a checkpoint's card (and README), atomically; return the new card."""
+    """Change fields of a checkpoint's card (and README), atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint folder.
+    **changes
+        Card fields to change.
+
+    Returns
+    -------
+    ModelCard
+        The new card.
+    """
     card = read_card(path).replace(**changes)
     write_card(path, card)
     return card
@@ -178,6 +201,13 @@ def _build_from_card(card: ModelCard, config: dict[str, Any]) -> Any:
 
 def load_model(path: str | os.PathLike, *, device: str | Any = "cpu") -> tuple[Any, ModelCard]:
     """Rebuild a model from a checkpoint folder without pickle or hub access.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint folder, or a bundled model's name.
+    device : str or torch.device
+        Where the model is moved.
 
     Returns
     -------
