@@ -354,6 +354,7 @@ def write_overlay(
     from PIL import Image
     from skimage.segmentation import find_boundaries
 
+    from .io.files import atomic_path
     from .io.palette import ClassMap
 
     f = 1
@@ -402,7 +403,6 @@ def write_overlay(
         for t in range(3):  # a 3 px green frame
             rgb[by0 + t, bx0:bx1] = rgb[by1 - t, bx0:bx1] = (0, 200, 0)
             rgb[by0:by1, bx0 + t] = rgb[by0:by1, bx1 - t] = (0, 200, 0)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(rgb).save(tmp)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".png") as tmp:  # Pillow picks the format by the suffix
+        Image.fromarray(rgb).save(tmp)
     return path

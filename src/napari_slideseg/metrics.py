@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, TypedDict
 import numpy as np
 
 from .io.errors import SlideSegError
+from .io.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -258,15 +259,10 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     _check_report(path)
     if not rows:
         raise MetricsError(f"{path}: no image pairs to report")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 # -----------------------------------------------------------------------------

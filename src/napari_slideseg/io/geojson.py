@@ -215,6 +215,63 @@ def _features(doc: Any, path: Path) -> list[dict[str, Any]]:
     raise GeoJSONError(f"{path}: not GeoJSON (type {kind!r})")
 
 
+def _read_coordinates(doc: Any, p: Path, out: GeoJSONShapes) -> None:
+    """The ``slideseg.coordinates`` record this plugin writes, and its µm per pixel, into ``out``."""
+    if not isinstance(doc, dict):
+        return
+    coords = (doc.get("slideseg") or {}).get("coordinates") or {}
+    if not isinstance(coords, dict):
+        return
+    out.coordinates = coords
+    mpp = coords.get("mpp")
+    if isinstance(mpp, list) and len(mpp) == 2:
+        try:
+            out.mpp = (float(mpp[0]), float(mpp[1]))
+        except (TypeError, ValueError):
+            warnings.warn(
+                f"{p}: its µm per pixel {mpp!r} are not numbers; the shapes are in pixels",
+                UserWarning,
+                stacklevel=3,  # read_geojson's caller
+            )
+            out.mpp = None
+
+
+def _add_geometry(
+    out: GeoJSONShapes, kind: Any, where: Any, rec: dict[str, Any], color: tuple[int, int, int]
+) -> None:
+    """Append one feature's shapes or points to ``out``.
+
+    ``where`` is the geometry's ``coordinates`` (nested JSON lists); malformed
+    ones raise ``TypeError``, ``ValueError`` or ``IndexError``.
+    """
+    if kind == "Polygon":
+        polys = [where]
+    elif kind == "MultiPolygon":
+        polys = list(where)
+    else:
+        polys = []
+    for poly in polys:
+        if not poly:
+            continue
+        out.shapes.append(_ring_to_napari(poly[0]))
+        out.shape_types.append("polygon")
+        out.records.append(rec)
+        out.colors.append(color)
+        out.holes += max(0, len(poly) - 1)
+    if kind in ("LineString", "MultiLineString"):
+        for line in [where] if kind == "LineString" else list(where):
+            pts = np.asarray(line, dtype=float)[:, :2]
+            out.shapes.append(pts[:, ::-1] - 0.5)
+            out.shape_types.append("path")
+            out.records.append(rec)
+            out.colors.append(color)
+    if kind in ("Point", "MultiPoint"):
+        for pt in [where] if kind == "Point" else list(where):
+            out.points.append((float(pt[1]) - 0.5, float(pt[0]) - 0.5))
+            out.point_records.append(rec)
+            out.point_colors.append(color)
+
+
 def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
     """Read a GeoJSON file's polygons, lines and points (see :class:`GeoJSONShapes`).
 
@@ -252,21 +309,7 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise GeoJSONError(f"{p}: not readable as JSON ({type(exc).__name__}: {exc})") from exc
     out = GeoJSONShapes()
-    if isinstance(doc, dict):
-        coords = (doc.get("slideseg") or {}).get("coordinates") or {}
-        if isinstance(coords, dict):
-            out.coordinates = coords
-            mpp = coords.get("mpp")
-            if isinstance(mpp, list) and len(mpp) == 2:
-                try:
-                    out.mpp = (float(mpp[0]), float(mpp[1]))
-                except (TypeError, ValueError):
-                    warnings.warn(
-                        f"{p}: its µm per pixel {mpp!r} are not numbers; the shapes are in pixels",
-                        UserWarning,
-                        stacklevel=2,
-                    )
-                    out.mpp = None
+    _read_coordinates(doc, p, out)
     skipped = 0
     for i, feat in enumerate(_features(doc, p)):
         geom = feat.get("geometry")
@@ -280,34 +323,8 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
         kind = geom.get("type")
         if kind not in _KINDS:
             skipped += 1
-        where: Any = geom.get("coordinates")  # nested JSON lists; malformed ones raise below
         try:
-            if kind == "Polygon":
-                polys = [where]
-            elif kind == "MultiPolygon":
-                polys = list(where)
-            else:
-                polys = []
-            for poly in polys:
-                if not poly:
-                    continue
-                out.shapes.append(_ring_to_napari(poly[0]))
-                out.shape_types.append("polygon")
-                out.records.append(rec)
-                out.colors.append(color)
-                out.holes += max(0, len(poly) - 1)
-            if kind in ("LineString", "MultiLineString"):
-                for line in [where] if kind == "LineString" else list(where):
-                    pts = np.asarray(line, dtype=float)[:, :2]
-                    out.shapes.append(pts[:, ::-1] - 0.5)
-                    out.shape_types.append("path")
-                    out.records.append(rec)
-                    out.colors.append(color)
-            if kind in ("Point", "MultiPoint"):
-                for pt in [where] if kind == "Point" else list(where):
-                    out.points.append((float(pt[1]) - 0.5, float(pt[0]) - 0.5))
-                    out.point_records.append(rec)
-                    out.point_colors.append(color)
+            _add_geometry(out, kind, geom.get("coordinates"), rec, color)
         except (TypeError, ValueError, IndexError) as exc:
             raise GeoJSONError(
                 f"{p}: feature {i + 1} ({rec.get('id') or 'no id'}) has a malformed {kind} "

@@ -22,6 +22,8 @@ from types import TracebackType
 
 import numpy as np
 
+from .files import temp_name
+
 _MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Bytes of compressed data gathered before an IDAT chunk is written.
 _IDAT_SIZE = 1 << 20
@@ -95,7 +97,7 @@ class PngStreamWriter:
         self._rows = 0
         self._buf = bytearray()
         self._zlib = zlib.compressobj(level)
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._tmp = temp_name(self.path)
         self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
         colour_type = {"L": 0, "RGB": 2, "P": 3}[mode]
         self._fh.write(_MAGIC)

@@ -103,6 +103,8 @@ def write_synthetic_slide(
     import imagecodecs
     import tifffile
 
+    from .files import atomic_path
+
     path = Path(path)
     if n_levels is None:
         n_levels = 1 + max(0, math.ceil(math.log2(max(height, width) / 1024)))
@@ -126,29 +128,23 @@ def write_synthetic_slide(
                     yield encoded_white
 
     resolution = (1e4 / mpp, 1e4 / mpp)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
-            for level in range(n_levels):
-                h = max(1, height >> level)
-                w = max(1, width >> level)
-                rows, cols = math.ceil(h / tile), math.ceil(w / tile)
-                tw.write(
-                    level_tiles(level, rows, cols),
-                    shape=(h, w, 3),
-                    dtype=np.uint8,
-                    tile=(tile, tile),
-                    compression="jpeg",
-                    photometric="rgb",
-                    resolution=(resolution[0] / 2**level, resolution[1] / 2**level),
-                    resolutionunit="CENTIMETER",
-                    subifds=n_levels - 1 if level == 0 else None,
-                    subfiletype=1 if level else 0,
-                    metadata=None,
-                    software="napari-slideseg synthetic",
-                )
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=True) as tw:
+        for level in range(n_levels):
+            h = max(1, height >> level)
+            w = max(1, width >> level)
+            rows, cols = math.ceil(h / tile), math.ceil(w / tile)
+            tw.write(
+                level_tiles(level, rows, cols),
+                shape=(h, w, 3),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                compression="jpeg",
+                photometric="rgb",
+                resolution=(resolution[0] / 2**level, resolution[1] / 2**level),
+                resolutionunit="CENTIMETER",
+                subifds=n_levels - 1 if level == 0 else None,
+                subfiletype=1 if level else 0,
+                metadata=None,
+                software="napari-slideseg synthetic",
+            )
     return path

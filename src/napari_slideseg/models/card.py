@@ -28,13 +28,13 @@ import logging
 import math
 import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..io.errors import SlideSegError
+from ..io.files import atomic_path
 from ..io.palette import ClassMap
 from ..normalization import IMAGENET
 
@@ -399,21 +399,11 @@ class ModelCard:
             classmap = ClassMap.from_dict(d["classmap"], source=where)
         except (ValueError, TypeError, KeyError) as exc:
             raise CheckpointError(f"{where}: invalid class map ({exc})") from exc
-        norm = d.get("normalization")
-        if not norm:
-            logger.debug("%s: no normalization recorded: ImageNet's mean and std", where)
-            norm = IMAGENET
-        if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
-            raise CheckpointError(f"{where}: normalization needs 'mean' and 'std'")
+        normalization = _card_normalization(d.get("normalization"), where)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra", "source", "weights_sha256"}
         kwargs: dict[str, Any] = {k: d[k] for k in known if k in d and d[k] is not None}
         kwargs["classmap"] = classmap
-        try:
-            kwargs["normalization"] = Normalization(tuple(norm["mean"]), tuple(norm["std"]))
-        except TypeError as exc:
-            raise CheckpointError(f"{where}: normalization mean/std must be lists") from exc
-        except CheckpointError as exc:
-            raise CheckpointError(f"{where}: {exc}") from exc
+        kwargs["normalization"] = normalization
         if "mpp" in d:
             kwargs["mpp"] = d["mpp"]
         for k in ("in_channels", "classes", "patch_size", "level", "encoder_depth", "n_tensors"):
@@ -429,6 +419,21 @@ class ModelCard:
             return cls(**kwargs, extra=extra, source=str(source) if source else None)
         except TypeError as exc:
             raise CheckpointError(f"{where}: {exc}") from exc
+
+
+def _card_normalization(norm: Any, where: str) -> Normalization:
+    """A card's ``normalization`` entry, validated (none recorded: ImageNet's, logged)."""
+    if not norm:
+        logger.debug("%s: no normalization recorded: ImageNet's mean and std", where)
+        norm = IMAGENET
+    if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
+        raise CheckpointError(f"{where}: normalization needs 'mean' and 'std'")
+    try:
+        return Normalization(tuple(norm["mean"]), tuple(norm["std"]))
+    except TypeError as exc:
+        raise CheckpointError(f"{where}: normalization mean/std must be lists") from exc
+    except CheckpointError as exc:
+        raise CheckpointError(f"{where}: {exc}") from exc
 
 
 def new_card(
@@ -621,9 +626,8 @@ def write_card(path: str | os.PathLike, card: ModelCard) -> None:
         (CARD, json.dumps(card.to_dict(), indent=2, default=str)),
         ("README.md", card_readme(card)),
     ):
-        tmp = p / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, p / name)
+        with atomic_path(p / name) as tmp:
+            tmp.write_text(text)
 
 
 def card_readme(card: ModelCard) -> str:

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
-from ..io.files import use_default_mode
+from ..io.files import atomic_path, use_default_mode
 from .card import (
     CARD,
     CheckpointError,
@@ -124,10 +122,9 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     path = Path(path)
-    _check_replaceable(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir(parents=True)
-    try:
+    _check_replaceable(path)  # then an earlier checkpoint is swapped out, never merged into
+    with atomic_path(path) as tmp:
+        tmp.mkdir(parents=True)
         config = dict(getattr(model, "config", {}) or {})
         config["_model_class"] = type(model).__name__
         if getattr(model, "_slideseg_norm", None):
@@ -140,16 +137,6 @@ def save_checkpoint(
         use_default_mode(tmp / WEIGHTS)
         card = card.replace(weights_dtype="float16" if half else "float32", n_tensors=len(state))
         write_card(tmp, card)
-        if path.exists():
-            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
