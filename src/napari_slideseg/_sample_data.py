@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from .samples import SAMPLE_SLIDE, demo_cache_dir, sample_slide_path
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "SAMPLE_SLIDE",
@@ -17,7 +20,13 @@ __all__ = [
 
 
 def sample_slide() -> list[tuple[Any, ...]]:
-    """The bundled CMU-1 small-region H&E slide as a multiscale Image layer."""
+    """The bundled CMU-1 small-region H&E slide as a multiscale Image layer.
+
+    Returns
+    -------
+    list of tuple
+        One ``(levels, kwargs, "image")`` layer tuple.
+    """
     from .io.slide import open_slide
     from .layers import slide_layer
 
@@ -36,6 +45,12 @@ def sample_slide_with_predictions() -> list[tuple[Any, ...]]:
     in napari's activity dock; their layers are added when they are ready,
     so the viewer is never frozen. Without a viewer (a script), it computes
     them here first (about a minute on a CPU).
+
+    Returns
+    -------
+    list of tuple
+        The slide layer, then (when computed) the nucleus types, nuclei and
+        centroid layers.
     """
     from .demo import NO_GLANDS
     from .io.slide import open_slide
@@ -104,10 +119,13 @@ def _demo_process_events(out: Path, region: Any, procs: list[Any], base: tuple[A
     procs.append(proc)
     error = None
     try:
-        for line in proc.stdout:  # type: ignore[union-attr]
+        if proc.stdout is None:  # never: stdout is a pipe (this narrows its type)
+            raise RuntimeError("the demo process has no output pipe")
+        for line in proc.stdout:
             try:
                 msg = json.loads(line)
             except json.JSONDecodeError:
+                logger.debug("demo process: skipping a line that is not JSON: %r", line)
                 continue
             if "progress" in msg:
                 p = msg["progress"]
@@ -120,7 +138,7 @@ def _demo_process_events(out: Path, region: Any, procs: list[Any], base: tuple[A
             proc.kill()
             proc.wait()
     if proc.returncode != 0 or not _demo_cached(out):
-        tail = (proc.stderr.read() if proc.stderr else "")[-500:]  # type: ignore[union-attr]
+        tail = (proc.stderr.read() if proc.stderr else "")[-500:]
         raise RuntimeError(error or f"the demo process exited with {proc.returncode}: {tail}")
     return _prediction_layers(out, base)  # opened here, in the worker thread
 

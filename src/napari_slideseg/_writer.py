@@ -30,10 +30,13 @@ neither is written in its pixels as they are.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 #: Largest value a layer without a class map may hold and still be written as classes.
 MAX_UNNAMED_CLASS = 255
@@ -113,7 +116,9 @@ def _layer(
     from .io.masks import classmap_from_metadata
     from .io.palette import ClassMap
 
-    attributes = attributes if isinstance(attributes, dict) else {}
+    if not isinstance(attributes, dict):
+        logger.debug("%s: layer attributes are %s, not a dict: ignored", path, type(attributes))
+        attributes = {}
     if zarr:
         check_zarr_target(path)
     else:
@@ -134,8 +139,16 @@ def _layer(
         lo, top = value_range(labels)
         check_class_values(lo, path)
         if cm is None and top > MAX_UNNAMED_CLASS:
+            logger.info(
+                "%s: a layer without a class map holds values up to %d: written as instances",
+                path,
+                top,
+            )
             instances = True
         elif cm is None:
+            logger.info(
+                "%s: the layer has no class map; a default one of %d classes", path, top + 1
+            )
             cm = ClassMap.default(top + 1)
     inst = slideseg.get("instance_classes")
     inst = {int(k): int(v) for k, v in inst.items()} if inst else None
@@ -187,7 +200,23 @@ def _notify_error(message: str) -> None:
 
 
 def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """Colour-map PNG in the layer's class colours; instance layers as 16-bit ids (<= 65535)."""
+    """Colour-map PNG in the layer's class colours; instance layers as 16-bit ids (<= 65535).
+
+    Parameters
+    ----------
+    path : str
+        The file napari asks for.
+    data : array or list of arrays
+        The layer's data (level 0 of a multiscale layer is written).
+    attributes : dict
+        The layer's attributes (metadata with the class map and placement,
+        features, scale, units, name).
+
+    Returns
+    -------
+    list of str
+        ``[path]`` when written; ``[]`` after an error notification.
+    """
     from .io.export import PNG_MAX_ID, id_refusal, write_color_png, write_id_png
 
     def write() -> None:
@@ -207,7 +236,23 @@ def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[s
 
 
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """Colour-map TIFF (tiled, deflate); instance layers as uint16/uint32 id TIFFs."""
+    """Colour-map TIFF (tiled, deflate); instance layers as uint16/uint32 id TIFFs.
+
+    Parameters
+    ----------
+    path : str
+        The file napari asks for.
+    data : array or list of arrays
+        The layer's data (level 0 of a multiscale layer is written).
+    attributes : dict
+        The layer's attributes (metadata with the class map and placement,
+        features, scale, units, name).
+
+    Returns
+    -------
+    list of str
+        ``[path]`` when written; ``[]`` after an error notification.
+    """
     from .io.export import write_color_tiff, write_id_tiff
 
     def write() -> None:
@@ -226,6 +271,21 @@ def write_labels_rle(path: str, data: Any, attributes: dict[str, Any]) -> list[s
     Class layers: one row per class. Instance layers: one row per object
     (``instance_id``, and its type's ``class_index``/``class_name`` when the
     layer knows them). The order and base are recorded in every row.
+
+    Parameters
+    ----------
+    path : str
+        The file napari asks for.
+    data : array or list of arrays
+        The layer's data (level 0 of a multiscale layer is written).
+    attributes : dict
+        The layer's attributes (metadata with the class map and placement,
+        features, scale, units, name).
+
+    Returns
+    -------
+    list of str
+        ``[path]`` when written; ``[]`` after an error notification.
     """
     from .io.export import export_labels
 
@@ -245,7 +305,23 @@ def write_labels_rle(path: str, data: Any, attributes: dict[str, Any]) -> list[s
 
 
 def write_labels_zarr(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """OME-Zarr (NGFF 0.4) labels: ``labels/<layer name>/`` with colours and properties."""
+    """OME-Zarr (NGFF 0.4) labels: ``labels/<layer name>/`` with colours and properties.
+
+    Parameters
+    ----------
+    path : str
+        The file napari asks for.
+    data : array or list of arrays
+        The layer's data (level 0 of a multiscale layer is written).
+    attributes : dict
+        The layer's attributes (metadata with the class map and placement,
+        features, scale, units, name).
+
+    Returns
+    -------
+    list of str
+        ``[path]`` when written; ``[]`` after an error notification.
+    """
     from .io.export import write_ome_zarr_labels
 
     def write() -> None:
@@ -275,6 +351,21 @@ def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> li
 
     Coordinates are level-0 pixels of the slide when the layer's placement is
     known (prediction layers), else the layer's pixels as they are.
+
+    Parameters
+    ----------
+    path : str
+        The file napari asks for.
+    data : array or list of arrays
+        The layer's data (level 0 of a multiscale layer is written).
+    attributes : dict
+        The layer's attributes (metadata with the class map and placement,
+        features, scale, units, name).
+
+    Returns
+    -------
+    list of str
+        ``[path]`` when written; ``[]`` after an error notification.
     """
     from .io.export import write_geojson
 

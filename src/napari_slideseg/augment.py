@@ -91,13 +91,18 @@ def build_augmentation(
 
     Parameters
     ----------
-    preset
+    preset : str
         One of :data:`PRESETS`.
-    seed
+    seed : int, optional
         Seeds the pipeline (``Compose(seed=...)``) for reproducible runs.
-    scale
+    scale : sequence of float, optional
         ``(lo, hi)`` zoom range with ``0 < lo <= 1 <= hi`` (e.g. ``(0.5, 2)``),
         or ``None`` for the preset's own (0.9-1.1 in ``standard``/``strong``).
+
+    Returns
+    -------
+    albumentations.Compose
+        The pipeline (empty for ``none`` without ``scale``).
 
     Raises
     ------

@@ -11,6 +11,7 @@ normalisation.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,8 @@ from .patching import (
     read_patch_window,
 )
 
+logger = logging.getLogger(__name__)
+
 
 def _read_png(path: Path) -> np.ndarray:
     import cv2
@@ -47,6 +50,25 @@ class PatchDataset(Dataset):
     """Patches as ``(image, mask)`` tensor pairs (a ``torch.utils.data.Dataset``).
 
     Build it with :meth:`from_manifest` or :meth:`from_slide`.
+
+    Parameters
+    ----------
+    items : sequence
+        One entry per patch, passed to ``loader``.
+    loader : callable
+        ``loader(item) -> (image, mask or None)`` as uint8 NumPy arrays.
+    transform : albumentations.Compose or str, optional
+        Augmentation applied to image and mask together, or a preset name of
+        :func:`~napari_slideseg.augment.build_augmentation`.
+    seed : int, optional
+        Seeds a preset named by ``transform``.
+    mean, std : sequence of float
+        Per-channel normalisation of [0, 1] pixels (ImageNet's by default).
+    info : dict, optional
+        Where the patches come from (slide, level, zoom, mpp), kept as :attr:`info`.
+    target_fn : callable, optional
+        Turns the (augmented) mask into the training target (e.g. HoVer
+        maps); None: the mask as int64 class indices.
     """
 
     def __init__(
@@ -80,7 +102,25 @@ class PatchDataset(Dataset):
     def from_manifest(
         cls, manifests: str | os.PathLike | Sequence[str | os.PathLike], **kwargs: Any
     ) -> PatchDataset:
-        """Patches listed in one or more ``manifest.csv`` files (or folders holding one)."""
+        """Patches listed in one or more ``manifest.csv`` files (or folders holding one).
+
+        Parameters
+        ----------
+        manifests : str, os.PathLike or sequence of them
+            Manifest files or patch folders.
+        **kwargs
+            Other :class:`PatchDataset` arguments (``transform``, ``mean``...).
+
+        Returns
+        -------
+        PatchDataset
+            One item per listed patch, read lazily.
+
+        Raises
+        ------
+        PatchError
+            When no patch is listed.
+        """
         if isinstance(manifests, str | os.PathLike):
             manifests = [manifests]
         items = []
@@ -116,6 +156,24 @@ class PatchDataset(Dataset):
         Region and tissue filters apply from the plan; the pixel filters (black,
         white, background-only) need the pixels, so they apply only with
         ``prefilter=True`` (one read pass over the kept grid at construction).
+
+        Parameters
+        ----------
+        slide : Slide
+            The slide.
+        config : PatchConfig
+            Patch size, stride, level, zoom and filters.
+        mask : array-like, optional
+            Label image aligned to the slide (any level; resampled to the patches').
+        prefilter : bool
+            Apply the pixel filters now.
+        **kwargs
+            Other :class:`PatchDataset` arguments.
+
+        Returns
+        -------
+        PatchDataset
+            One item per kept grid position.
         """
         plan = plan_patches(slide, config)
         img = slide.levels[plan.level]
@@ -155,10 +213,26 @@ class PatchDataset(Dataset):
         return len(self.items)
 
     def load_numpy(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The raw (augmented) ``uint8`` image and mask of item ``index``."""
+        """The raw (augmented) ``uint8`` image and mask of item ``index``.
+
+        Grey images are repeated to RGB and channels past the third dropped.
+
+        Parameters
+        ----------
+        index : int
+            The item.
+
+        Returns
+        -------
+        tuple
+            ``(image (s, s, 3), mask (s, s) or None)``.
+        """
         image, mask = self._loader(self.items[index])
         if image.ndim == 2:
+            logger.debug("item %d is grey: repeated to RGB", index)
             image = np.repeat(image[..., None], 3, -1)
+        elif image.shape[-1] > 3:
+            logger.debug("item %d has %d channels: the first 3 are used", index, image.shape[-1])
         image = image[..., :3]
         if self.transform is not None:
             if mask is not None:
@@ -188,6 +262,25 @@ def load_ref(base: Path, ref: str, zcache: dict[Path, Any]) -> np.ndarray:
 
     ``<store>.zarr/<array>/<index>`` is row ``index`` of a patch stack (zarr
     groups are kept open in ``zcache``); anything else is a PNG file.
+
+    Parameters
+    ----------
+    base : Path
+        The manifest's folder.
+    ref : str
+        The manifest entry.
+    zcache : dict
+        Open zarr groups by path (filled here).
+
+    Returns
+    -------
+    numpy.ndarray
+        The patch's pixels.
+
+    Raises
+    ------
+    PatchError
+        For a PNG that cannot be read.
     """
     if ".zarr/" in ref:
         store, rest = ref.split(".zarr/", 1)

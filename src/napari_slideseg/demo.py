@@ -15,15 +15,18 @@ its own scale, and the outputs stay on the slide's pixel grid.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from .io.errors import SlideSegError
 from .progress import Progress
+
+logger = logging.getLogger(__name__)
 
 GLAND_MODEL = "glas-gland"
 NUCLEI_MODEL = "hover-nuclei"
@@ -38,11 +41,16 @@ NO_GLANDS = (
 NUCLEI_REGION = (1900, 450, 2924, 1474)
 
 
-def _zoom_used(out: Path) -> float:
+def _inference_attrs(out: Path) -> dict[str, Any]:
+    """The ``slideseg_inference`` attributes of the prediction ``out`` (JSON the engine wrote)."""
     import zarr
 
-    info = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]
-    return float(info["config"]["zoom"])
+    attrs: dict[str, Any] = dict(zarr.open_group(str(out), mode="r").attrs)
+    return attrs["slideseg_inference"]
+
+
+def _zoom_used(out: Path) -> float:
+    return float(_inference_attrs(out)["config"]["zoom"])
 
 
 def _bundled(name: str) -> Path:
@@ -85,13 +93,68 @@ def _check_demo_folder(out: Path) -> None:
         )
 
 
+class DemoResult(TypedDict):
+    """What a demo run returns (a plain dict at run time).
+
+    Attributes
+    ----------
+    out
+        The demo folder.
+    timings
+        ``(step, seconds)`` per step, in order.
+    files
+        The outputs written, in order.
+    n_nuclei
+        Nuclei found (the prediction's ``n_instances``; None if it does not say).
+    slide
+        The opened sample :class:`~napari_slideseg.io.slide.Slide`.
+    notes
+        Lines to show after the run (why the gland model was not run).
+    """
+
+    out: Path
+    timings: list[tuple[str, float]]
+    files: list[Path]
+    n_nuclei: int | None
+    slide: Any
+    notes: list[str]
+
+
 def run_demo_steps(
     out: str | Path = "slideseg-demo",
     *,
     device: str = "auto",
     nuclei_region: tuple[int, int, int, int] | None = NUCLEI_REGION,
-) -> Generator[Progress, None, dict[str, Any]]:
-    """:func:`run_demo` as a generator of progress events."""
+) -> Generator[Progress, None, DemoResult]:
+    """:func:`run_demo` as a generator of progress events.
+
+    Parameters
+    ----------
+    out : str or Path
+        The demo folder (created; an earlier demo run's files are replaced,
+        anything else there is refused).
+    device : str
+        Torch device for the nuclei model (``"auto"``, ``"cpu"``, ``"cuda:0"``...).
+    nuclei_region : tuple of int, optional
+        Level-0 ``(y0, x0, y1, x1)`` box the nuclei model runs on; None: the
+        whole sample.
+
+    Yields
+    ------
+    Progress
+        One event per step of each stage.
+
+    Returns
+    -------
+    DemoResult
+        The folder, the timings, the files written and the nucleus count.
+
+    Raises
+    ------
+    SlideSegError
+        For an output folder that is a file, a zarr store or holds other files,
+        and when the bundled nuclei model is missing.
+    """
     from .infer import InferConfig, predict_slide_steps
     from .infer.hover import export_instances_steps
     from .io.export import write_color_png_steps
@@ -140,6 +203,8 @@ def run_demo_steps(
     table = out / "nuclei_table.csv"
     yield from export_instances_steps(nuclei, table, what="table")
     types, classmap, info = read_labels(nuclei)
+    if classmap is None:  # a prediction always records its model's class map
+        raise SlideSegError(f"{nuclei}: the prediction records no class map")
     png = out / "nucleus_types.png"
     where = Placement.from_dict(info.get("placement"))  # level, slide size, mpp
     yield from write_color_png_steps(png, types, classmap, placement=where)
@@ -157,9 +222,7 @@ def run_demo_steps(
     timings.append(
         ("overlay PNGs (slide with the nuclei region; nuclei)", time.perf_counter() - t0)
     )
-    import zarr
-
-    n_nuclei = zarr.open_group(str(nuclei), mode="r").attrs["slideseg_inference"].get("n_instances")
+    n_nuclei = _inference_attrs(nuclei).get("n_instances")
     return {
         "out": out,
         "timings": timings,
@@ -185,12 +248,26 @@ def run_demo_json_lines(out: str, region: str) -> int:
     napari's demo sample runs this in a child process, so torch and the models
     never load into napari's process: a thread there would hold the GIL while
     torch imports and stall the event loop.
+
+    Parameters
+    ----------
+    out : str
+        The demo folder.
+    region : str
+        The nuclei region as a JSON list ``[y0, x0, y1, x1]``, or ``"null"``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 when done (a ``{"done": true, "n_nuclei": ...}``
+        line was printed), 1 after an error (an ``{"error": ...}`` line).
     """
     import json
     import sys
 
     box = tuple(int(v) for v in json.loads(region)) if region != "null" else None
     try:
+        # the parent sends a 4-number box (NUCLEI_REGION); InferConfig refuses any other
         gen = run_demo_steps(out, nuclei_region=box)  # type: ignore[arg-type]
         while True:
             try:
@@ -212,8 +289,21 @@ def run_demo_json_lines(out: str, region: str) -> int:
         return 1
 
 
-def run_demo(out: str | Path = "slideseg-demo", **kwargs: Any) -> dict[str, Any]:
-    """Run the demo to the end; returns ``{"out", "timings", "files", "n_nuclei", "slide"}``."""
+def run_demo(out: str | Path = "slideseg-demo", **kwargs: Any) -> DemoResult:
+    """Run the demo to the end.
+
+    Parameters
+    ----------
+    out : str or Path
+        The demo folder.
+    **kwargs
+        ``device`` and ``nuclei_region`` of :func:`run_demo_steps`.
+
+    Returns
+    -------
+    DemoResult
+        ``{"out", "timings", "files", "n_nuclei", "slide", "notes"}``.
+    """
     from .progress import drain
 
     return drain(run_demo_steps(out, **kwargs))
@@ -234,11 +324,37 @@ def write_overlay(
     ``max_size`` px (label pyramid levels, stride-sampled), with the level-0
     ``box`` outlined. With ``region`` (level-0 box): that box at full
     resolution.
+
+    Parameters
+    ----------
+    slide : Slide
+        The slide the nuclei were predicted on.
+    nuclei : Path, optional
+        A HoVer prediction folder whose nuclei are outlined; None: none.
+    path : Path
+        The PNG written (replaced atomically).
+    region : tuple of int, optional
+        Level-0 ``(y0, x0, y1, x1)`` box shown at full resolution.
+    box : tuple of int, optional
+        Level-0 box outlined in green on the whole-slide view.
+    max_size : int
+        Largest side in pixels of the whole-slide view.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    SlideSegError
+        When the prediction has no label pyramid level for the chosen slide level.
     """
     import zarr
     from PIL import Image
     from skimage.segmentation import find_boundaries
 
+    from .io.files import atomic_path
     from .io.palette import ClassMap
 
     f = 1
@@ -251,15 +367,18 @@ def write_overlay(
 
     else:
         level = next(
-            (i for i, lv in enumerate(slide.levels) if max(lv.shape[:2]) <= max_size),
-            len(slide.levels) - 1,
+            (i for i, lv in enumerate(slide.levels) if max(lv.shape[:2]) <= max_size), None
         )
+        if level is None:
+            level = len(slide.levels) - 1
+            logger.debug("no slide level fits in %d px; the overlay uses the smallest", max_size)
         h, w = slide.levels[level].shape[:2]
         rgb = slide.read_region(level, 0, 0, h, w)[..., :3].copy()
         f = round(slide.levels[0].shape[0] / h)
 
         def view(root: Any, name: str, pyr: str) -> np.ndarray:
-            factors = dict(root.attrs)["slideseg_inference"].get("pyramid", [])
+            attrs: dict[str, Any] = dict(root.attrs)
+            factors = attrs["slideseg_inference"].get("pyramid", [])
             if f == 1:
                 return np.asarray(root[name][:h, :w])
             if f in factors:
@@ -268,7 +387,8 @@ def write_overlay(
 
     if nuclei is not None:
         n = zarr.open_group(str(nuclei), mode="r")
-        cm = ClassMap.from_dict(dict(n.attrs)["slideseg"]["classmap"])
+        n_attrs: dict[str, Any] = dict(n.attrs)
+        cm = ClassMap.from_dict(n_attrs["slideseg"]["classmap"])
         inst = view(n, "instances", "pyramid_instances")
         types = view(n, "labels", "pyramid")
         nb = find_boundaries(inst, mode="inner") & (inst > 0)
@@ -283,7 +403,6 @@ def write_overlay(
         for t in range(3):  # a 3 px green frame
             rgb[by0 + t, bx0:bx1] = rgb[by1 - t, bx0:bx1] = (0, 200, 0)
             rgb[by0:by1, bx0 + t] = rgb[by0:by1, bx1 - t] = (0, 200, 0)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(rgb).save(tmp)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".png") as tmp:  # Pillow picks the format by the suffix
+        Image.fromarray(rgb).save(tmp)
     return path

@@ -7,10 +7,13 @@ thin and lets scripts do ``viewer.add_image(*slide_layer(slide)[:2])``.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from .io.slide import Slide
+
+logger = logging.getLogger(__name__)
 
 
 def slide_layer(slide: Slide, name: str | None = None) -> tuple[list, dict[str, Any], str]:
@@ -32,7 +35,10 @@ def slide_layer(slide: Slide, name: str | None = None) -> tuple[list, dict[str, 
         ``(levels, kwargs, "image")``.
     """
     meta = slide.metadata
-    display = meta.get("display_range") or [0.0, 255.0]
+    display = meta.get("display_range")
+    if not display:
+        logger.debug("%s: no display range in its metadata; contrast limits 0-255", slide.name)
+        display = [0.0, 255.0]
     kwargs: dict[str, Any] = {
         "name": name or slide.name,
         "multiscale": True,
@@ -79,6 +85,28 @@ def labels_layer(
     and widgets get it back from the layer. ``scale`` (µm per pixel when
     ``units`` are ``("micrometer", "micrometer")``) is the scale of the
     first (level-0) array of multiscale data, as napari takes it.
+
+    Parameters
+    ----------
+    labels : array or list of arrays
+        The label image, or its pyramid (level 0 first).
+    classmap : ClassMap, optional
+        The classes of the label values; None leaves napari's colours.
+    name : str
+        Layer name.
+    scale : tuple of float, optional
+        ``(y, x)`` scale of the first array.
+    metadata : dict, optional
+        Layer metadata; its ``"slideseg"`` entry is kept and gets the class map.
+    features : pandas.DataFrame, optional
+        Per-label table (napari ``features``).
+    units : tuple of str, optional
+        ``(y, x)`` units of ``scale``.
+
+    Returns
+    -------
+    tuple
+        ``(labels, kwargs, "labels")``.
     """
     meta = dict(metadata or {})
     slideseg = dict(meta.get("slideseg") or {})
@@ -109,8 +137,13 @@ def _prediction_grid(
     """
     from .io.placement import MICROMETER, Placement
 
-    where = Placement.from_dict(info) or Placement()
+    where = Placement.from_dict(info)
+    if where is None:
+        logger.debug("the prediction records no placement: taken as level 0, µm/px unknown")
+        where = Placement()
     if base_scale is None:
+        if where.mpp is None:
+            logger.debug("no slide scale given and no µm/px recorded: scale 1 (pixels)")
         base_scale = where.mpp or (1.0, 1.0)
     base = (float(base_scale[-2]), float(base_scale[-1]))
     fy, fx = where.factors
@@ -133,6 +166,22 @@ def prediction_layers(
     takes ``scale`` as that of the first array: a level-``L`` prediction's
     scale is the slide's times the level's downsample. The arrays are zarr
     arrays, not cached copies: ``layer.refresh()`` shows newly written blocks.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The prediction folder (``.zarr``).
+    base_scale : tuple of float, optional
+        The slide layer's level-0 ``(y, x)`` scale.
+    name : str, optional
+        Layer name (default: ``prediction (<folder stem>)``; HoVer:
+        ``nucleus types (...)``).
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, "labels")``: the class (HoVer: nucleus type) labels,
+        then for a HoVer prediction the nuclei of :func:`instance_layer`.
     """
     import zarr
 
@@ -140,10 +189,12 @@ def prediction_layers(
     from .io.palette import ClassMap
 
     root = zarr.open_group(str(out), mode="r")
-    attrs = dict(root.attrs)
+    attrs: dict[str, Any] = dict(root.attrs)  # JSON the engine wrote (see the reader's checks)
     info = attrs.get("slideseg_inference") or {}
     meta = attrs.get("slideseg") or {}
     classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
+    if classmap is None:
+        logger.debug("%s: no class map recorded; the labels get napari's colours", out)
     where, _base, scale, units = _prediction_grid(info, base_scale)
     levels = output_levels(root)
     layer_name = name or f"prediction ({Path(str(out)).stem})"
@@ -187,16 +238,33 @@ def instance_layer(
     a nucleus in napari shows ``id: 1717987014, type_name: epithelial,
     type_prob: 0.87, area: 1930, ...``. Rows appear once the prediction is
     complete (the table is assembled at the end); the pixels show live.
-    ``base_scale`` is the slide layer's scale (default: the slide's mpp);
-    ``scale``, if given, is the layer's own scale (the prediction level's).
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The HoVer prediction folder.
+    scale : tuple of float, optional
+        The layer's own ``(y, x)`` scale (the prediction level's); by default
+        derived from ``base_scale`` and the level's downsample.
+    name : str, optional
+        Layer name (default: ``nuclei (<folder stem>)``).
+    base_scale : tuple of float, optional
+        The slide layer's scale (default: the slide's mpp).
+
+    Returns
+    -------
+    tuple
+        ``(instances, kwargs, "labels")``; ``instances`` is the zarr id array,
+        or its pyramid.
     """
     import zarr
 
     root = zarr.open_group(str(out), mode="r")
-    info = dict(root.attrs).get("slideseg_inference") or {}
+    attrs: dict[str, Any] = dict(root.attrs)  # JSON the engine wrote
+    info = attrs.get("slideseg_inference") or {}
     where, _base, level_scale, units = _prediction_grid(info, base_scale)
     levels = [root["instances"]] + [root[f"pyramid_instances/{f}"] for f in info.get("pyramid", [])]
-    classmap = (dict(root.attrs).get("slideseg") or {}).get("classmap")
+    classmap = (attrs.get("slideseg") or {}).get("classmap")
     kwargs: dict[str, Any] = {
         "name": name or f"nuclei ({Path(str(out)).stem})",
         "scale": tuple(scale) if scale is not None else level_scale,
@@ -233,6 +301,16 @@ def instance_features(table: Any) -> Any:
     probabilities to 4 decimals, µm centroids) are in ``instances.csv``
     (:func:`~napari_slideseg.infer.hover.read_instance_table`); the cursor
     position napari shows is already in µm when the slide's mpp is known.
+
+    Parameters
+    ----------
+    table : str or os.PathLike
+        An ``instances.csv`` (or a prediction folder holding one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per nucleus, the columns above.
     """
     import numpy as np
     import pandas as pd
@@ -272,11 +350,28 @@ def centroid_points(
 
     The points are level-0 pixel indices of the slide (the table's centroids,
     rounded to the nearest pixel as in :func:`instance_features`) and the
-    layer's scale is the slide layer's: ``base_scale``, else derived from
-    ``scale`` (the prediction layer's scale, the level's: divided by the
-    level's downsample), else the slide's mpp; units are micrometres when
-    the mpp is known. ``features``: the table from :func:`instance_features`
-    when the caller already has it (it is not read again).
+    layer's scale is the slide layer's; units are micrometres when the mpp
+    is known.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The HoVer prediction folder.
+    scale : tuple of float, optional
+        The prediction layer's scale (the level's), divided by the level's
+        downsample when ``base_scale`` is not given.
+    name : str, optional
+        Layer name (default: ``nucleus centroids (<folder stem>)``).
+    features : pandas.DataFrame, optional
+        The table from :func:`instance_features` when the caller already has
+        it (it is not read again).
+    base_scale : tuple of float, optional
+        The slide layer's scale (default: from ``scale``, else the slide's mpp).
+
+    Returns
+    -------
+    tuple
+        ``(points, kwargs, "points")``: ``(n, 2)`` float64 ``(y, x)`` points.
     """
     import numpy as np
     import zarr
@@ -284,7 +379,7 @@ def centroid_points(
     from .io.palette import ClassMap
 
     root = zarr.open_group(str(out), mode="r")
-    attrs = dict(root.attrs)
+    attrs: dict[str, Any] = dict(root.attrs)  # JSON the engine wrote
     meta = attrs.get("slideseg") or {}
     info = attrs.get("slideseg_inference") or {}
     if base_scale is None and scale is not None:

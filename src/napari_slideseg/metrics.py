@@ -12,15 +12,19 @@ where it is defined, and the ``all`` row pools the counts of every image
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 
 from .io.errors import SlideSegError
+from .io.files import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 class MetricsError(SlideSegError, ValueError):
@@ -61,6 +65,25 @@ def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -
     A value outside ``0 .. n_classes - 1`` in either map is an error
     (:class:`MetricsError`): left out, its pixels would count as neither
     right nor wrong.
+
+    Parameters
+    ----------
+    pred, truth : array-like
+        2-D class-index maps of the same shape (NumPy, dask, zarr).
+    n_classes : int
+        Number of classes.
+    block : int
+        Side of the blocks read at a time.
+
+    Returns
+    -------
+    numpy.ndarray
+        Row ``c``: true positives, false positives, false negatives of class ``c``.
+
+    Raises
+    ------
+    MetricsError
+        Shapes differ, non-integer values, or values outside the classes.
     """
     if tuple(pred.shape) != tuple(truth.shape):
         raise MetricsError(
@@ -89,7 +112,18 @@ def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -
 
 
 def dice_iou(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class Dice and IoU from TP/FP/FN counts (NaN where the class is absent from both)."""
+    """Per-class Dice and IoU from TP/FP/FN counts (NaN where the class is absent from both).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``(n_classes, 3)`` counts from :func:`confusion_counts`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(dice, iou)``, one float per class.
+    """
     tp, fp, fn = counts[:, 0].astype(float), counts[:, 1].astype(float), counts[:, 2].astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
@@ -107,12 +141,19 @@ def evaluate(
 
     Parameters
     ----------
-    pairs
+    pairs : iterable of tuple
         ``(image_id, prediction, truth)`` label arrays (class indices).
-    class_names
+    class_names : sequence of str
         Names for the report's columns (the ClassMap's names).
-    report
-        Optional CSV path (written atomically; refused up front if it is a directory).
+    report : str or os.PathLike, optional
+        CSV path (written atomically; refused up front if it is a directory).
+
+    Returns
+    -------
+    list of dict
+        One row per image (``image``, ``dice_<class>``, ``iou_<class>``,
+        ``mean_dice_fg``, ``mean_iou_fg``), then the ``mean`` and ``all`` rows
+        when there was an image.
 
     Raises
     ------
@@ -201,25 +242,80 @@ def _r(v: float) -> float:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` to ``path`` atomically (the temporary file is removed on any failure)."""
+    """Write ``rows`` to ``path`` atomically (the temporary file is removed on any failure).
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    rows : list of dict
+        The rows; the first row's keys are the columns.
+
+    Raises
+    ------
+    MetricsError
+        When ``path`` is a directory or there are no rows.
+    """
     _check_report(path)
     if not rows:
         raise MetricsError(f"{path}: no image pairs to report")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 # -----------------------------------------------------------------------------
 # instance metrics: AJI, AJI+, DQ/SQ/PQ, per-type PQ
 # -----------------------------------------------------------------------------
-def _pairs(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, ...]:
+class _Overlaps(NamedTuple):
+    """The sparse overlap table of two instance maps (ids sequential from 1)."""
+
+    n_true: int
+    n_pred: int
+    area_true: np.ndarray  # (n_true + 1,) pixel count per true id (0: background)
+    area_pred: np.ndarray  # (n_pred + 1,) pixel count per predicted id
+    true_ids: np.ndarray  # one entry per overlapping (true, predicted) pair
+    pred_ids: np.ndarray
+    intersection: np.ndarray  # int64 pixels the pair shares
+
+
+class PQCounts(TypedDict):
+    """What :func:`pq_counts` counts: summed over images for a dataset score.
+
+    Attributes
+    ----------
+    tp, fp, fn : int
+        Matched pairs, unmatched predictions, unmatched true instances.
+    iou_sum : float
+        Summed IoU of the matched pairs.
+    """
+
+    tp: int
+    fp: int
+    fn: int
+    iou_sum: float
+
+
+class PanopticQuality(TypedDict):
+    """Detection, segmentation and panoptic quality (NaN where nothing is there to score).
+
+    Attributes
+    ----------
+    dq : float
+        Detection quality, ``TP / (TP + FP / 2 + FN / 2)``.
+    sq : float
+        Segmentation quality, the mean IoU of the matched pairs.
+    pq : float
+        Panoptic quality, ``dq * sq``.
+    """
+
+    dq: float
+    sq: float
+    pq: float
+
+
+def _pairs(truth: np.ndarray, pred: np.ndarray) -> _Overlaps:
     """Sparse overlaps: true ids, pred ids (both sequential from 1), areas and intersections."""
     from .instances.targets import relabel_sequential
 
@@ -232,11 +328,34 @@ def _pairs(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, ...]:
     key = t[both].astype(np.int64) * (np_ + 1) + p[both]
     keys, inter = np.unique(key, return_counts=True)
     ti, pi = keys // (np_ + 1), keys % (np_ + 1)
-    return nt, np_, at, ap, ti, pi, inter.astype(np.int64)
+    return _Overlaps(nt, np_, at, ap, ti, pi, inter.astype(np.int64))
 
 
-def pq_counts(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """TP, FP, FN and the summed IoU of matched pairs (IoU > 0.5, unique by construction)."""
+def _no_counts() -> PQCounts:
+    return {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0}
+
+
+def _add_counts(acc: PQCounts, c: PQCounts) -> None:
+    """Add ``c`` into ``acc`` (field by field, in the order :func:`pq_counts` gives them)."""
+    acc["tp"] += c["tp"]
+    acc["fp"] += c["fp"]
+    acc["fn"] += c["fn"]
+    acc["iou_sum"] += c["iou_sum"]
+
+
+def pq_counts(truth: np.ndarray, pred: np.ndarray) -> PQCounts:
+    """TP, FP, FN and the summed IoU of matched pairs (IoU > 0.5, unique by construction).
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray
+        Instance maps of the same shape (0: background, any ids).
+
+    Returns
+    -------
+    PQCounts
+        The counts of this image.
+    """
     nt, np_, at, ap, ti, pi, inter = _pairs(truth, pred)
     iou = inter / (at[ti] + ap[pi] - inter)
     match = iou > 0.5
@@ -244,8 +363,19 @@ def pq_counts(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {"tp": tp, "fp": np_ - tp, "fn": nt - tp, "iou_sum": float(iou[match].sum())}
 
 
-def pq_from_counts(c: dict[str, float]) -> dict[str, float]:
-    """DQ, SQ and PQ from :func:`pq_counts` (summed over images for the dataset score)."""
+def pq_from_counts(c: PQCounts) -> PanopticQuality:
+    """DQ, SQ and PQ from :func:`pq_counts` (summed over images for the dataset score).
+
+    Parameters
+    ----------
+    c : PQCounts
+        Counts of one image or summed over several.
+
+    Returns
+    -------
+    PanopticQuality
+        NaN for all three when there is nothing to match.
+    """
     tp, fp, fn = c["tp"], c["fp"], c["fn"]
     if tp + fp + fn == 0:
         return {"dq": float("nan"), "sq": float("nan"), "pq": float("nan")}
@@ -254,8 +384,19 @@ def pq_from_counts(c: dict[str, float]) -> dict[str, float]:
     return {"dq": dq, "sq": sq, "pq": dq * sq}
 
 
-def panoptic_quality(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """DQ, SQ, PQ of two instance maps (Kirillov et al.; a match needs IoU > 0.5)."""
+def panoptic_quality(truth: np.ndarray, pred: np.ndarray) -> PanopticQuality:
+    """DQ, SQ, PQ of two instance maps (Kirillov et al.; a match needs IoU > 0.5).
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray
+        Instance maps of the same shape.
+
+    Returns
+    -------
+    PanopticQuality
+        The scores of this pair.
+    """
     return pq_from_counts(pq_counts(truth, pred))
 
 
@@ -268,6 +409,18 @@ def aji_counts(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> tuple
     their area to the union. AJI+ (Graham et al. 2019) pairs one-to-one by
     maximum total IoU (Hungarian), so over-merged predictions are not
     rewarded twice. True nuclei without any overlap add their area to the union.
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray
+        Instance maps of the same shape.
+    plus : bool
+        AJI+ instead of AJI.
+
+    Returns
+    -------
+    tuple of int
+        ``(intersection, union)`` in pixels.
     """
     from scipy.optimize import linear_sum_assignment
     from scipy.sparse import coo_matrix
@@ -276,9 +429,9 @@ def aji_counts(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> tuple
     union = at[ti] + ap[pi] - inter
     iou = inter / union
     if not plus:
-        best = {}
+        best: dict[int, int] = {}
         for k in np.argsort(-iou, kind="stable"):
-            best.setdefault(int(ti[k]), k)
+            best.setdefault(int(ti[k]), int(k))
         sel = np.fromiter(best.values(), np.int64, len(best))
     elif len(iou):
         m = coo_matrix((iou, (ti - 1, pi - 1)), shape=(nt, np_)).toarray()
@@ -301,7 +454,20 @@ def aji_counts(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> tuple
 
 
 def aji(truth: np.ndarray, pred: np.ndarray, plus: bool = False) -> float:
-    """Aggregated Jaccard Index (``plus=True``: AJI+)."""
+    """Aggregated Jaccard Index (``plus=True``: AJI+).
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray
+        Instance maps of the same shape.
+    plus : bool
+        AJI+ instead of AJI (see :func:`aji_counts`).
+
+    Returns
+    -------
+    float
+        Intersection over union; NaN when both maps are empty.
+    """
     c, u = aji_counts(truth, pred, plus)
     return c / u if u else float("nan")
 
@@ -334,13 +500,39 @@ def instance_report(
     ``mean`` is the per-image average (what HoVer-Net's and MoNuSeg's papers
     report); ``all`` aggregates over the dataset: AJI from the summed
     intersections and unions, PQ from summed TP/FP/FN/IoU, and ``mPQ`` as the
-    mean of the aggregated per-type PQs (the CoNIC/PanNuke "mPQ+"). ``types``
-    gives, per image, ``(true types, predicted types)`` as per-pixel type
-    maps or ``{id: type}`` dicts.
+    mean of the aggregated per-type PQs (the CoNIC/PanNuke "mPQ+").
+
+    Parameters
+    ----------
+    pairs : iterable of tuple
+        ``(image_id, truth, prediction)`` instance maps.
+    types : iterable of tuple, optional
+        Per image, ``(true types, predicted types)`` as per-pixel type maps or
+        ``{id: type}`` dicts; adds ``pq_<type>`` and ``mpq`` columns.
+    type_names : sequence of str, optional
+        Names of the types (index 0 background) for the column names; types
+        without a name are named by their number.
+    report : str or os.PathLike, optional
+        CSV written with the rows (floats rounded to 6 places).
+
+    Returns
+    -------
+    list of dict
+        One row per image (``image``, ``n_true``, ``n_pred``, ``aji``,
+        ``aji+``, ``dq``, ``sq``, ``pq``...), then ``mean`` and ``all``.
+
+    Raises
+    ------
+    MetricsError
+        Maps of different shapes, or a truth that is a 0/255 binary mask.
+    ValueError
+        When there are no pairs.
     """
     rows: list[dict[str, Any]] = []
-    tot = {"aji": [0, 0], "aji+": [0, 0], "pq": {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0}}
-    type_tot: dict[int, dict[str, float]] = {}
+    aji_tot = [0, 0]  # summed intersections, unions
+    aji_plus_tot = [0, 0]
+    pq_tot = _no_counts()
+    type_tot: dict[int, PQCounts] = {}
     types_iter = iter(types) if types is not None else None
     names = list(type_names or [])
     for image_id, truth, pred in pairs:
@@ -360,12 +552,11 @@ def instance_report(
         c, u = aji_counts(truth, pred)
         cp, up = aji_counts(truth, pred, plus=True)
         pc = pq_counts(truth, pred)
-        for k, v in pc.items():
-            tot["pq"][k] += v
-        tot["aji"][0] += c
-        tot["aji"][1] += u
-        tot["aji+"][0] += cp
-        tot["aji+"][1] += up
+        _add_counts(pq_tot, pc)
+        aji_tot[0] += c
+        aji_tot[1] += u
+        aji_plus_tot[0] += cp
+        aji_plus_tot[1] += up
         row: dict[str, Any] = {
             "image": image_id,
             "n_true": int(len(np.unique(truth)) - (truth.min() == 0)),
@@ -377,12 +568,14 @@ def instance_report(
         if types_iter is not None:
             tt, tp_ = next(types_iter)
             n_types = max(len(names), 1 + max(_max_type(tt), _max_type(tp_)))
+            if names and n_types > len(names):
+                logger.debug(
+                    "%s: types %d.. have no name: columns named by number", image_id, len(names)
+                )
             pqs = []
             for t in range(1, n_types):
                 ct = pq_counts(_typed(truth, tt, t), _typed(pred, tp_, t))
-                acc = type_tot.setdefault(t, {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0})
-                for k, v in ct.items():
-                    acc[k] += v
+                _add_counts(type_tot.setdefault(t, _no_counts()), ct)
                 q = pq_from_counts(ct)["pq"]
                 row[f"pq_{names[t] if t < len(names) else t}"] = q
                 pqs.append(q)
@@ -391,7 +584,7 @@ def instance_report(
     if not rows:
         raise ValueError("no image pairs to evaluate")
     keys = [k for k in rows[0] if k not in ("image",)]
-    mean = {"image": "mean"}
+    mean: dict[str, Any] = {"image": "mean"}
     for k in keys:
         vals = np.array([r.get(k, np.nan) for r in rows], float)
         mean[k] = float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")
@@ -399,9 +592,9 @@ def instance_report(
         "image": "all",
         "n_true": sum(r["n_true"] for r in rows),
         "n_pred": sum(r["n_pred"] for r in rows),
-        "aji": tot["aji"][0] / tot["aji"][1] if tot["aji"][1] else float("nan"),
-        "aji+": tot["aji+"][0] / tot["aji+"][1] if tot["aji+"][1] else float("nan"),
-        **pq_from_counts(tot["pq"]),
+        "aji": aji_tot[0] / aji_tot[1] if aji_tot[1] else float("nan"),
+        "aji+": aji_plus_tot[0] / aji_plus_tot[1] if aji_plus_tot[1] else float("nan"),
+        **pq_from_counts(pq_tot),
     }
     if type_tot:
         pqs = []

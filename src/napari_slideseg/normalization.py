@@ -7,8 +7,26 @@
 
 from __future__ import annotations
 
-IMAGENET: dict[str, tuple[float, float, float]] = {
+from typing import TypedDict
+
+
+class MeanStd(TypedDict):
+    """Per-channel RGB statistics of [0, 1] pixels (a plain dict at run time).
+
+    Attributes
+    ----------
+    mean
+        The ``(r, g, b)`` means subtracted.
+    std
+        The ``(r, g, b)`` standard deviations divided by.
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+IMAGENET: MeanStd = {
     "mean": (0.485, 0.456, 0.406),
     "std": (0.229, 0.224, 0.225),
 }
-UNIT: dict[str, tuple[float, float, float]] = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+UNIT: MeanStd = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}

@@ -40,6 +40,7 @@ class Progress:
 
     @property
     def fraction(self) -> float:
+        """Share of the stage done, in [0, 1] (0 when the total is unknown)."""
         return self.done / self.total if self.total else 0.0
 
 
@@ -51,10 +52,15 @@ def drain(gen: Generator[Progress, None, T], callback: ProgressCallback | None =
 
     Parameters
     ----------
-    gen
+    gen : generator
         A generator yielding :class:`Progress` and returning a result.
-    callback
+    callback : callable, optional
         Called with each event, if given.
+
+    Returns
+    -------
+    object
+        What the generator returns.
     """
     while True:
         try:
@@ -68,7 +74,20 @@ def drain(gen: Generator[Progress, None, T], callback: ProgressCallback | None =
 def tqdm_callback(
     desc: str = "", disable: bool = False
 ) -> tuple[ProgressCallback, Callable[[], None]]:
-    """A callback that shows events on a terminal progress bar, and a closer."""
+    """A callback that shows events on a terminal progress bar, and a closer.
+
+    Parameters
+    ----------
+    desc : str
+        Prefix of each bar's description (the stage name follows).
+    disable : bool
+        Show nothing (the callback still accepts events).
+
+    Returns
+    -------
+    tuple
+        ``(callback, close)``: one bar per stage; ``close()`` ends the last one.
+    """
     from tqdm.auto import tqdm
 
     bars: dict[str, Any] = {}

@@ -22,6 +22,12 @@ def demo_cache_dir() -> Path:
     The folder name carries the package version and a digest of the bundled
     model cards, so retrained models (same version, e.g. an editable
     install) never show predictions cached from the old ones.
+    ``SLIDESEG_CACHE_DIR`` replaces the user cache folder.
+
+    Returns
+    -------
+    Path
+        ``<cache>/demo-<version>-<digest>`` (not created here).
     """
     import platformdirs
 

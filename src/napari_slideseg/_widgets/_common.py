@@ -8,21 +8,37 @@ the Run/Cancel toggle and error notifications, so no widget repeats that.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
-from magicgui.widgets import ComboBox, Label, ProgressBar, PushButton
+from magicgui.widgets import ComboBox, FileEdit, Label, ProgressBar, PushButton
 
 from ..io.errors import SlideSegError
 from ..progress import Progress
+
+logger = logging.getLogger(__name__)
 
 
 def layer_to_slide(layer: Any) -> Any:
     """The :class:`~napari_slideseg.io.slide.Slide` behind an Image layer.
 
     Layers opened by this plugin carry their file path and are reopened
-    lazily; any other image layer is wrapped as an in-memory slide.
+    lazily; any other image layer (or one whose file is gone) is wrapped as
+    an in-memory slide. The layer's scale, when in micrometres, is the µm
+    per pixel of an in-memory slide, or of a file that states none.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image
+        The layer.
+
+    Returns
+    -------
+    Slide
+        The slide.
     """
     from ..io.slide import open_slide, slide_from_arrays
 
@@ -32,6 +48,8 @@ def layer_to_slide(layer: Any) -> Any:
     units = [str(u) for u in getattr(layer, "units", ())]
     if units and all(u == "micrometer" for u in units[-2:]):
         mpp = (float(layer.scale[-2]), float(layer.scale[-1]))
+    if path and not os.path.exists(path):
+        logger.info("%s: not found; using the layer's own data instead", path)
     if path and os.path.exists(path):
         slide = open_slide(path)
         # a resolution the user gave the layer (a JPEG tile has none in the file)
@@ -50,31 +68,100 @@ def guard_torch_imports() -> None:
     hide_triton_without_gpu()
 
 
+def edit_path(edit: FileEdit) -> Path:
+    """The path a one-path :class:`~magicgui.widgets.FileEdit` holds.
+
+    Parameters
+    ----------
+    edit : FileEdit
+        A file edit in a one-path mode (``"r"``, ``"w"`` or ``"d"``) that is
+        not nullable: its value is always a ``Path`` (``"."`` when empty).
+
+    Returns
+    -------
+    Path
+        The field's path.
+
+    Raises
+    ------
+    TypeError
+        For a several-files edit (mode ``"rm"``) or an empty nullable one.
+    """
+    value = edit.value
+    if not isinstance(value, Path):
+        raise TypeError(f"{edit.label}: expected one path, not {value!r}")
+    return value
+
+
 def labels_level0(layer: Any) -> Any:
-    """Level-0 data of a Labels layer (multiscale or not)."""
+    """Level-0 data of a Labels layer (multiscale or not).
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels
+        The layer.
+
+    Returns
+    -------
+    array
+        Its full-resolution data.
+    """
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
 def notify_error(message: str) -> None:
+    """Show ``message`` as a napari error notification.
+
+    Parameters
+    ----------
+    message : str
+        The text.
+    """
     from napari.utils.notifications import show_error
 
     show_error(message)
 
 
 def notify_warning(message: str) -> None:
+    """Show ``message`` as a napari warning notification.
+
+    Parameters
+    ----------
+    message : str
+        The text.
+    """
     from napari.utils.notifications import show_warning
 
     show_warning(message)
 
 
 def notify_info(message: str) -> None:
+    """Show ``message`` as a napari information notification.
+
+    Parameters
+    ----------
+    message : str
+        The text.
+    """
     from napari.utils.notifications import show_info
 
     show_info(message)
 
 
 class LayerChoice(ComboBox):
-    """A combo box listing the viewer's layers of one type, kept up to date."""
+    """A combo box listing the viewer's layers of one type, kept up to date.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer whose layers are listed.
+    layer_type : str
+        Lower-case layer class name (``"image"``, ``"labels"``, ``"shapes"``).
+    label : str
+        The field's label.
+    optional : bool
+        Offer "no layer" (None) first.
+    """
 
     def __init__(self, viewer: Any, layer_type: str, label: str, optional: bool = False) -> None:
         self._viewer = viewer
@@ -90,6 +177,7 @@ class LayerChoice(ComboBox):
 
     @property
     def layer(self) -> Any:
+        """The chosen layer, or None."""
         name = self.value
         return next((ly for ly in self._viewer.layers if ly.name == name), None)
 
@@ -99,7 +187,15 @@ MAX_DOCK_WIDTH = 460
 
 
 def bound_width(container: Any, *labels: Label) -> None:
-    """Keep a dock widget at most :data:`MAX_DOCK_WIDTH` wide; ``labels`` wrap their text."""
+    """Keep a dock widget at most :data:`MAX_DOCK_WIDTH` wide; ``labels`` wrap their text.
+
+    Parameters
+    ----------
+    container : magicgui.widgets.Container
+        The dock widget.
+    *labels : Label
+        Labels whose long text wraps.
+    """
     from qtpy.QtWidgets import QSizePolicy
 
     container.native.setMaximumWidth(MAX_DOCK_WIDTH)
@@ -136,18 +232,23 @@ class GeneratorRunner:
 
     Parameters
     ----------
-    button
+    button : PushButton
         The Run button (its text toggles).
-    progress
+    progress : ProgressBar
         A magicgui ``ProgressBar``.
-    status
+    status : Label
         A ``Label`` for the latest message.
-    on_event
+    on_event : callable, optional
         Called in the GUI thread with every non-Progress item the generator yields.
-    on_done
+    on_done : callable, optional
         Called in the GUI thread with the generator's return value.
-    on_progress
+    on_progress : callable, optional
         Called in the GUI thread with every Progress event (e.g. to plot curves).
+    run_text : str
+        The button's text when no job runs.
+    fraction : callable, optional
+        ``fraction(event)``: the share of the whole job done (the bar then
+        counts to 1000), or None to show the event's own ``done/total``.
     """
 
     def __init__(
@@ -174,10 +275,23 @@ class GeneratorRunner:
 
     @property
     def running(self) -> bool:
+        """Whether a job is running."""
         return self.worker is not None
 
     def start(self, make_generator: Callable[[], Generator[Any, None, Any]]) -> Any:
-        """Start ``make_generator()`` in a worker thread; returns the worker."""
+        """Start ``make_generator()`` in a worker thread.
+
+        Parameters
+        ----------
+        make_generator : callable
+            Builds the generator (called in the worker thread: its errors are
+            reported like the job's).
+
+        Returns
+        -------
+        GeneratorWorker
+            The worker (the running one when a job already runs).
+        """
         from napari.qt.threading import GeneratorWorker
 
         if self.running:
@@ -225,7 +339,13 @@ class GeneratorRunner:
             self.status.value = "cancelling..."
 
     def toggle(self, make_generator: Callable[[], Generator[Any, None, Any]]) -> None:
-        """What the Run/Cancel button does."""
+        """What the Run/Cancel button does: cancel the running job, or start one.
+
+        Parameters
+        ----------
+        make_generator : callable
+            Builds the job's generator.
+        """
         if self.running:
             self.cancel()
         else:
@@ -277,6 +397,8 @@ class GeneratorRunner:
         message, category = warning[0], warning[1]
         if isinstance(category, type) and issubclass(category, UserWarning):
             notify_warning(str(message))
+        else:  # deprecations and the like are for developers, not a notification
+            logger.debug("job warning not shown: %s", message)
 
     def _aborted(self) -> None:
         self.status.value = "cancelled"

@@ -7,11 +7,13 @@ user watches the slide fill in while the job runs in a worker thread.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -28,6 +30,8 @@ from magicgui.widgets import (
 from ..infer.config import InferConfig, InferError
 from ..io.errors import SlideSegError
 from ._common import GeneratorRunner, LayerChoice, bound_width, layer_to_slide, notify_warning
+
+logger = logging.getLogger(__name__)
 
 REGIONS = ("whole slide", "current view", "box", "shapes layer")
 #: Refresh the live layer at most this often (seconds).
@@ -47,6 +51,11 @@ class InferWidget(Container):
     region (whole slide, the current view, a box, or a Shapes layer's
     polygons), then *Run*. *Cancel* stops after the current block; running
     again with *resume* ticked continues where it stopped.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (napari passes it by this name).
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -65,7 +74,7 @@ class InferWidget(Container):
             label="model",
         )
         self.checkpoints = LineEdit(value="", label="checkpoints (; for ensemble)")
-        self.browse = FileEdit(mode="d", label="add checkpoint")
+        self.browse = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, label="add checkpoint")
         self.slide_layer = LayerChoice(viewer, "image", "slide")
         self.region = ComboBox(choices=list(REGIONS), value="whole slide", label="region")
         self.box = LineEdit(value="", label="box y0 x0 y1 x1")
@@ -91,7 +100,9 @@ class InferWidget(Container):
             value=64, min=0, max=1024, step=8, label="nucleus halo (HoVer)"
         )
         self.points = CheckBox(value=True, label="centroid points (HoVer)")
-        self.out = FileEdit(mode="w", label="output .zarr", filter="*.zarr", value="")
+        self.out = FileEdit(
+            mode=FileDialogMode.OPTIONAL_FILE, label="output .zarr", filter="*.zarr", value=None
+        )
         self.resume = CheckBox(value=True, label="resume if the output exists")
         self.scheduler = LineEdit(value="", label="dask scheduler (optional)")
         self.run_button = PushButton(text="Run")
@@ -166,7 +177,20 @@ class InferWidget(Container):
             self.model.value = "checkpoint folder(s)"
 
     def model_paths(self) -> list[Path]:
-        """The checkpoint folders the fields name (a bundled model or the list)."""
+        """The checkpoint folders the fields name (a bundled model or the list).
+
+        Returns
+        -------
+        list of Path
+            One folder per model of the ensemble.
+
+        Raises
+        ------
+        InferError
+            When the list is empty.
+        CheckpointError
+            For a name that is neither a folder nor a bundled model.
+        """
         from ..models.bundled import bundled_models, resolve_model
 
         if self.model.value in bundled_models():
@@ -184,7 +208,23 @@ class InferWidget(Container):
         return np.asarray(slide.level_factors(self.level.value), float)
 
     def region_args(self, slide: Any) -> dict[str, Any]:
-        """``region`` / ``roi`` for :class:`InferConfig` in pixels of the chosen level."""
+        """``region`` / ``roi`` for :class:`InferConfig` in pixels of the chosen level.
+
+        Parameters
+        ----------
+        slide : Slide
+            The slide (its level factors convert world units to level pixels).
+
+        Returns
+        -------
+        dict
+            ``{}`` (whole slide), ``{"region": (y0, x0, y1, x1)}`` or ``{"roi": polygon}``.
+
+        Raises
+        ------
+        InferError
+            For a box that is not four numbers, or no Shapes layer with a shape.
+        """
         kind = self.region.value
         to_px = self._slide_scale() * self._level_factor(slide)  # world units per level pixel
         if kind == "whole slide":
@@ -225,12 +265,26 @@ class InferWidget(Container):
             size = np.asarray(canvas.size, float)  # (h, w) screen pixels
         else:  # older napari: the Qt canvas
             qt = getattr(self.viewer.window, "qt_viewer", None)
+            if qt is None:
+                logger.debug("no canvas size available: the view is taken as 512 x 512 px")
             size = np.asarray(qt.canvas.size if qt is not None else (512, 512), float)
         half = size / zoom / 2
         return center - half, center + half
 
     def update_resolution(self, *_: Any) -> str | None:
-        """Show slide µm/px, model µm/px and the zoom a run will use; return any warning."""
+        """Show slide µm/px, model µm/px and the zoom a run will use; return any warning.
+
+        Parameters
+        ----------
+        *_
+            Ignored (the fields' change events).
+
+        Returns
+        -------
+        str or None
+            The note :func:`~napari_slideseg.infer.engine.resolve_zoom` gives when a
+            resolution is missing, else None.
+        """
         from ..infer.config import resolve_zoom
         from ..models.card import read_card
 
@@ -263,7 +317,20 @@ class InferWidget(Container):
         )
 
     def config(self, slide: Any, card: Any) -> InferConfig:
-        """The :class:`InferConfig` the fields describe."""
+        """The :class:`InferConfig` the fields describe.
+
+        Parameters
+        ----------
+        slide : Slide
+            The slide (for the region in its level's pixels).
+        card : ModelCard
+            The first model's card (its patch size is the default tile).
+
+        Returns
+        -------
+        InferConfig
+            The settings of the run.
+        """
         zoom: float | str = "auto" if self.auto_zoom.value else self.zoom.value
         note = self.update_resolution() if self.auto_zoom.value else None
         if note:
@@ -295,6 +362,25 @@ class InferWidget(Container):
         region or zoom never collides with an earlier output. A field that
         names an existing folder that is not a ``.zarr`` (e.g. the working
         directory after clearing the field) is never written into.
+
+        Parameters
+        ----------
+        slide : Slide
+            The slide.
+        paths : list of Path
+            The checkpoint folders.
+        cfg : InferConfig
+            The run's settings.
+
+        Returns
+        -------
+        Path
+            The output folder.
+
+        Raises
+        ------
+        InferError
+            When the field names a folder that is not a ``.zarr`` output.
         """
         import hashlib
         import json
@@ -409,7 +495,8 @@ class InferWidget(Container):
 def _skipped(out: Any) -> int:
     import zarr
 
-    info = dict(zarr.open_group(str(out), mode="r").attrs).get("slideseg_inference", {})
+    attrs: dict[str, Any] = dict(zarr.open_group(str(out), mode="r").attrs)  # the engine's JSON
+    info = attrs.get("slideseg_inference", {})
     return int(info.get("skipped_blocks", 0))
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -23,6 +24,7 @@ from ._common import (
     GeneratorRunner,
     LayerChoice,
     bound_width,
+    edit_path,
     labels_level0,
     layer_to_slide,
     notify_error,
@@ -38,6 +40,11 @@ class PatchWidget(Container):
     Choose the layers and the grid, press *Preview grid* to see kept (green)
     and filtered (red) windows on the slide, then *Run*. The job runs in a
     worker thread with a progress bar; *Cancel* stops it at the next block.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (napari passes it by this name).
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -61,7 +68,9 @@ class PatchWidget(Container):
             value=0.0, min=0, max=1, step=0.05, label="keep bg fraction"
         )
         self.out = FileEdit(
-            mode="d", label="output folder", value=str(Path.home() / "slideseg-patches")
+            mode=FileDialogMode.EXISTING_DIRECTORY,
+            label="output folder",
+            value=Path.home() / "slideseg-patches",
         )
         self.fmt = ComboBox(choices=["png", "zarr"], value="png", label="format")
         self.overwrite = ComboBox(
@@ -107,7 +116,13 @@ class PatchWidget(Container):
 
     # -- the one config object --------------------------------------------------------
     def config(self) -> PatchConfig:
-        """The :class:`PatchConfig` the fields describe."""
+        """The :class:`PatchConfig` the fields describe.
+
+        Returns
+        -------
+        PatchConfig
+            The settings (the region layer's shapes as polygons in slide pixels).
+        """
         polygons = None
         shapes = self.region_layer.layer
         if shapes is not None and len(shapes.data):
@@ -157,7 +172,7 @@ class PatchWidget(Container):
         mlayer = self.mask_layer.layer
         return extract_patches_steps(
             slide,
-            Path(self.out.value),
+            edit_path(self.out),
             self.config(),
             mask=mask,
             classmap=classmap,
@@ -172,7 +187,19 @@ class PatchWidget(Container):
         self.summary.value = "\n".join(lines)
 
     def preview(self, *_: Any) -> Any:
-        """Show kept and filtered windows (cheap filters: region, tissue) on the slide."""
+        """Show kept and filtered windows (cheap filters: region, tissue) on the slide.
+
+        Parameters
+        ----------
+        *_
+            Ignored (the button's click event).
+
+        Returns
+        -------
+        napari.layers.Layer or None
+            The ``patch grid`` layer (rectangles, or a coarse Labels grid for many
+            windows); None after an error notification.
+        """
         try:
             slide, _, _ = self._inputs()
             cfg = self.config()

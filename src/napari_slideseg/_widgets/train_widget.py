@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -25,6 +26,7 @@ from ._common import (
     GeneratorRunner,
     LayerChoice,
     bound_width,
+    edit_path,
     guard_torch_imports,
     labels_level0,
     layer_to_slide,
@@ -66,6 +68,11 @@ class TrainWidget(Container):
     ``<run>/patches`` (same core as the Patch widget), then training starts.
     The plot shows train/validation loss and validation mean Dice per epoch.
     Cancel stops within one batch and keeps the ``last`` checkpoint.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (napari passes it by this name).
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -77,14 +84,17 @@ class TrainWidget(Container):
             choices=["patch folders", "slide + mask layers"], value="patch folders", label="source"
         )
         self.folders = LineEdit(value="", label="patch folders (;)")
-        self.add_folder = FileEdit(mode="d", label="add folder")
+        self.add_folder = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, label="add folder")
         self.slide_layer = LayerChoice(viewer, "image", "slide")
         self.mask_layer = LayerChoice(viewer, "labels", "mask")
         self.patch_size = SpinBox(value=256, min=32, max=2048, step=32, label="patch size")
         self.arch = ComboBox(choices=list(ARCHS), value="Unet", label="architecture")
         self.encoder = ComboBox(choices=list(ENCODERS), value="resnet18", label="encoder")
         self.encoder_weights = FileEdit(
-            mode="r", filter="*.safetensors", label="encoder weights (optional)", value=""
+            mode=FileDialogMode.EXISTING_FILE,
+            filter="*.safetensors",
+            label="encoder weights (optional)",
+            value=None,
         )
         self.encoder_weights.tooltip = (
             "pretrained encoder weights from a local .safetensors file (never downloaded); "
@@ -130,7 +140,11 @@ class TrainWidget(Container):
         )
         hint = "torch is a CPU-only build: training runs on the CPU" if cpu_only_build() else ""
         self.device_hint = Label(value=hint)
-        self.out = FileEdit(mode="d", label="run folder", value=str(Path.home() / "slideseg-run"))
+        self.out = FileEdit(
+            mode=FileDialogMode.EXISTING_DIRECTORY,
+            label="run folder",
+            value=Path.home() / "slideseg-run",
+        )
         self.resume = CheckBox(value=False, label="resume from last")
         self.run_button = PushButton(text="Run")
         self.progress = ProgressBar(value=0, max=1, label="progress")
@@ -182,10 +196,16 @@ class TrainWidget(Container):
 
     # -- config -------------------------------------------------------------------------
     def config(self) -> TrainConfig:
-        """The :class:`TrainConfig` the fields describe."""
+        """The :class:`TrainConfig` the fields describe.
+
+        Returns
+        -------
+        TrainConfig
+            The settings of the run.
+        """
         manifests = [f.strip() for f in self.folders.value.split(";") if f.strip()]
         if self.source.value != "patch folders":
-            manifests = [str(Path(self.out.value) / "patches")]
+            manifests = [str(edit_path(self.out) / "patches")]
         threads = max(1, (os.cpu_count() or 2) - 1)  # leave the GUI thread a core
         return TrainConfig(
             manifests=manifests,

@@ -49,18 +49,54 @@ drops it (``keep_unmarked=False`` reproduces that).
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 REFERENCE_MPP = 0.25
 
 
 @dataclass(frozen=True)
 class HoverParams:
-    """Thresholds and kernel sizes of :func:`hover_instances` (reference defaults)."""
+    """Thresholds and kernel sizes of :func:`hover_instances` (reference defaults).
+
+    Parameters
+    ----------
+    np_threshold : float
+        Foreground where the NP probability is at least this.
+    min_size : int
+        Components (and markers) smaller than this many pixels are removed.
+    sobel_ksize : int
+        Sobel kernel size of the H/V derivatives (odd).
+    marker_threshold : float
+        Markers where the energy is below this.
+    opening_size : int
+        Elliptical opening of the markers (pixels; 1: none).
+    blur_size : int
+        Gaussian blur of the watershed surface (pixels; 1: none).
+    normalize : str
+        ``"fixed"`` (input-independent bounds) or ``"tile"`` (the reference's
+        min-max over the input).
+    gradient_scale : float
+        Slope per pixel mapped to full energy with ``normalize="fixed"``.
+    mpp : float, optional
+        Microns per pixel of the maps; sizes are scaled from the reference
+        0.25 µm/px (:meth:`scaled`). None: the reference resolution.
+    keep_unmarked : bool
+        Keep a foreground component without a marker as one nucleus (the
+        reference drops it).
+
+    Raises
+    ------
+    ValueError
+        For a ``normalize`` other than ``"fixed"`` or ``"tile"``.
+    """
 
     np_threshold: float = 0.5
     min_size: int = 10
@@ -78,7 +114,15 @@ class HoverParams:
             raise ValueError(f"normalize must be 'fixed' or 'tile', not {self.normalize!r}")
 
     def scaled(self) -> HoverParams:
-        """Kernel sizes, minimum size and gradient scale for ``mpp`` (odd sizes, cv2 limits)."""
+        """Kernel sizes, minimum size and gradient scale for ``mpp`` (odd sizes, cv2 limits).
+
+        Returns
+        -------
+        HoverParams
+            These parameters at the reference resolution's pixel sizes times
+            0.25 / ``mpp`` (itself when ``mpp`` is unset or already 0.25); sizes
+            outside OpenCV's limits are clipped to them.
+        """
         if not self.mpp or abs(self.mpp - REFERENCE_MPP) < 1e-6:
             return self
         f = REFERENCE_MPP / float(self.mpp)
@@ -86,6 +130,10 @@ class HoverParams:
         def odd(k: int, lo: int, hi: int) -> int:
             v = round(k * f)
             v = v if v % 2 else v + 1
+            if not lo <= v <= hi:
+                logger.debug(
+                    "kernel size %d at %g µm/px is outside [%d, %d]: clipped", v, self.mpp, lo, hi
+                )
             return max(lo, min(hi, v))
 
         return HoverParams(
@@ -101,11 +149,29 @@ class HoverParams:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The parameters as a JSON-ready dict (for model cards and run records).
+
+        Returns
+        -------
+        dict
+            ``{field: value}`` of every parameter.
+        """
         return asdict(self)
 
     @classmethod
     def small_nuclei(cls, **kwargs: Any) -> HoverParams:
-        """For small, crowded nuclei (e.g. CoNSeP lymphocytes): 11 px Sobel, 3 px opening."""
+        """For small, crowded nuclei (e.g. CoNSeP lymphocytes): 11 px Sobel, 3 px opening.
+
+        Parameters
+        ----------
+        **kwargs
+            Other fields (they win over the two above).
+
+        Returns
+        -------
+        HoverParams
+            The parameters.
+        """
         return cls(**{"sobel_ksize": 11, "opening_size": 3, **kwargs})
 
 
@@ -136,20 +202,43 @@ def _cc(mask: np.ndarray) -> tuple[int, np.ndarray]:
     return n - 1, lab
 
 
+def _min_max(a: np.ndarray) -> np.ndarray:
+    """``a`` (float32) min-max normalised to [0, 1] by OpenCV, as the reference code does."""
+    import cv2
+
+    # cv2 fills a given output of the same size and type as it would a new one
+    return cv2.normalize(a, np.empty_like(a), 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
+
+
 def energy_map(fg: np.ndarray, hv: np.ndarray, params: HoverParams) -> np.ndarray:
-    """Steps 2-3: the boundary energy in [0, 1] (0 on background)."""
+    """Steps 2-3: the boundary energy in [0, 1] (0 on background).
+
+    Parameters
+    ----------
+    fg : numpy.ndarray
+        ``(H, W)`` bool foreground.
+    hv : numpy.ndarray
+        ``(2, H, W)`` horizontal and vertical maps.
+    params : HoverParams
+        Kernel size and normalisation (already :meth:`~HoverParams.scaled`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` float32 energy: high between nuclei and at uncertain edges.
+    """
     import cv2
 
     h = hv[0].astype(np.float32)
     v = hv[1].astype(np.float32)
     k = params.sobel_ksize
     if params.normalize == "tile":
-        h = cv2.normalize(h, None, 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
-        v = cv2.normalize(v, None, 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
+        h = _min_max(h)
+        v = _min_max(v)
         sh = cv2.Sobel(h, cv2.CV_32F, 1, 0, ksize=k)
         sv = cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=k)
-        sh = 1 - cv2.normalize(sh, None, 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
-        sv = 1 - cv2.normalize(sv, None, 0, 1, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
+        sh = 1 - _min_max(sh)
+        sv = 1 - _min_max(sv)
     else:
         h = np.clip((h + 1) * 0.5, 0, 1)
         v = np.clip((v + 1) * 0.5, 0, 1)
@@ -174,14 +263,14 @@ def hover_instances(
 
     Parameters
     ----------
-    np_prob
+    np_prob : numpy.ndarray
         ``(H, W)`` nucleus probability.
-    hv
+    hv : numpy.ndarray
         ``(2, H, W)`` horizontal and vertical maps (about [-1, 1]).
-    nc_prob
-        Optional ``(T, H, W)`` type probabilities (type 0 = background).
-    params
-        :class:`HoverParams`.
+    nc_prob : numpy.ndarray, optional
+        ``(T, H, W)`` type probabilities (type 0 = background).
+    params : HoverParams
+        Thresholds and sizes (scaled to ``params.mpp`` here).
 
     Returns
     -------
@@ -202,7 +291,7 @@ def hover_instances(
     comp = _remove_small(comp, n, p.min_size)
     fg = comp > 0
     energy = energy_map(fg, np.asarray(hv), p)
-    dist = (1.0 - energy) * fg
+    dist: np.ndarray = (1.0 - energy) * fg
     if p.blur_size > 1:
         dist = cv2.GaussianBlur(dist, (p.blur_size, p.blur_size), 0)
     dist = -dist
@@ -253,11 +342,32 @@ def instance_table(
     probabilities are all 0 gets type 1 and ``1 / (T - 1)``. Without
     ``nc_prob`` (or with a background-only NC map) ``type`` is 0 and
     ``type_prob`` 0; the caller labels such nuclei (``hover_block``: type 1,
-    "nucleus", probability 1). ``n_types`` is accepted for compatibility and
-    unused.
+    "nucleus", probability 1).
+
+    Parameters
+    ----------
+    inst : numpy.ndarray
+        ``(H, W)`` instance map (ids ``1..N``, 0 background).
+    nc_prob : numpy.ndarray, optional
+        ``(T, H, W)`` type probabilities.
+    n_types : int, optional
+        Unused, accepted for compatibility (a DeprecationWarning says so).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        Columns ``id``, ``centroid_y``, ``centroid_x``, ``bbox_y0``,
+        ``bbox_x0``, ``bbox_y1``, ``bbox_x1``, ``area``, ``type`` (int64) and
+        ``type_prob`` (float64), one row per nucleus in id order.
     """
     from scipy import ndimage as ndi
 
+    if n_types is not None:
+        warnings.warn(
+            "instance_table: n_types is unused (the types come from nc_prob); drop it",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     objs = ndi.find_objects(inst)
     rows = [(i, sl) for i, sl in enumerate(objs, start=1) if sl is not None]
     n = len(rows)
@@ -295,6 +405,21 @@ def nucleus_types(
     The NC probabilities are summed per nucleus in one pass per channel
     (``np.bincount`` weighted by the channel, float64), so a block with
     thousands of nuclei costs ``T`` passes over its pixels.
+
+    Parameters
+    ----------
+    inst : numpy.ndarray
+        ``(H, W)`` instance map.
+    nc_prob : numpy.ndarray
+        ``(T, H, W)`` type probabilities, channel 0 background.
+    ids : numpy.ndarray
+        The nucleus ids to type.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(type, type_prob)``: int64 types in ``1..T-1`` and float64
+        probabilities, one per id.
     """
     nc = np.asarray(nc_prob)
     flat = np.asarray(inst).ravel()

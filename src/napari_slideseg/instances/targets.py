@@ -17,7 +17,19 @@ import numpy as np
 
 
 def relabel_sequential(inst: np.ndarray) -> np.ndarray:
-    """Instance ids ``1..N`` in order of first appearance of the sorted ids (int32)."""
+    """Instance ids ``1..N`` in order of first appearance of the sorted ids (int32).
+
+    Parameters
+    ----------
+    inst : numpy.ndarray
+        An instance map (0 background, any non-negative ids).
+
+    Returns
+    -------
+    numpy.ndarray
+        The same objects with ids ``1..N`` (``inst`` itself, as int32, when
+        its ids already are).
+    """
     ids, inv = np.unique(inst, return_inverse=True)
     n = len(ids) - (1 if len(ids) and ids[0] == 0 else 0)
     if n and ids[-1] == n and (len(ids) == n or ids[0] == 0):
@@ -31,6 +43,16 @@ def split_disconnected(inst: np.ndarray) -> np.ndarray:
 
     Patches cut at a border or augmented with reflection can hold two copies
     of one id; HV targets need each piece to have its own centre.
+
+    Parameters
+    ----------
+    inst : numpy.ndarray
+        An instance map.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 map with ids ``1..M`` (``M`` pieces).
     """
     from scipy import ndimage as ndi
 
@@ -53,6 +75,17 @@ def hv_maps(inst: np.ndarray) -> np.ndarray:
     """``(2, H, W)`` float32: horizontal and vertical distance maps of ``inst``.
 
     Background is 0. A one-pixel-wide nucleus gets 0 along its thin axis.
+
+    Parameters
+    ----------
+    inst : numpy.ndarray
+        ``(H, W)`` instance map.
+
+    Returns
+    -------
+    numpy.ndarray
+        Channel 0: x distance to the nucleus centre, channel 1: y distance,
+        each scaled to [-1, 1] per nucleus side.
     """
     from scipy import ndimage as ndi
 
@@ -77,7 +110,20 @@ def hv_maps(inst: np.ndarray) -> np.ndarray:
 
 
 def instance_types(inst: np.ndarray, type_map: np.ndarray) -> dict[int, int]:
-    """``{instance id: majority type}`` from a per-pixel type map (background type 0 ignored)."""
+    """``{instance id: majority type}`` from a per-pixel type map (background type 0 ignored).
+
+    Parameters
+    ----------
+    inst : numpy.ndarray
+        ``(H, W)`` instance map.
+    type_map : numpy.ndarray
+        ``(H, W)`` type per pixel.
+
+    Returns
+    -------
+    dict of int to int
+        Each instance's most frequent non-zero type (0 when it has none).
+    """
     from scipy import ndimage as ndi
 
     out = {}
@@ -93,6 +139,13 @@ def instance_types(inst: np.ndarray, type_map: np.ndarray) -> dict[int, int]:
 
 def hover_targets(inst: np.ndarray, type_map: np.ndarray | None = None) -> dict[str, Any]:
     """All HoVer-Net targets of one patch.
+
+    Parameters
+    ----------
+    inst : numpy.ndarray
+        ``(H, W)`` instance map.
+    type_map : numpy.ndarray, optional
+        ``(H, W)`` type per pixel.
 
     Returns
     -------
@@ -118,13 +171,22 @@ UNKNOWN_TYPE = 65535
 
 
 def hover_target_array(mask: np.ndarray) -> np.ndarray:
-    """``(4, H, W)`` float32 training target from an ``(H, W)`` instance map or an
-    ``(H, W, 2)`` instance + type stack: NP, H, V, NC.
+    """The ``(4, H, W)`` float32 training target (NP, H, V, NC) of an instance mask.
 
     NC is the nucleus type (0 on background). Where the type channel holds
     :data:`UNKNOWN_TYPE` (patches from a dataset without types, e.g.
     MoNuSeg next to CoNSeP) or there is no type channel, nuclei get NC = -1,
     which the loss ignores.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        An ``(H, W)`` instance map or an ``(H, W, 2)`` instance + type stack.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, H, W)`` float32: NP, H, V, NC.
     """
     inst = mask[..., 0] if mask.ndim == 3 else mask
     types = mask[..., 1] if mask.ndim == 3 else None

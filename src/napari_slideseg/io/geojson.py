@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,12 @@ import numpy as np
 
 from .errors import SlideSegError
 
+logger = logging.getLogger(__name__)
+
 #: Colour of shapes whose class states none (QuPath's default yellow-ish grey).
 DEFAULT_COLOR = (255, 200, 0)
+#: Geometry types read (others, e.g. GeometryCollection, are skipped).
+_KINDS = ("Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point", "MultiPoint")
 
 
 class GeoJSONError(SlideSegError, ValueError):
@@ -39,13 +45,29 @@ class GeoJSONError(SlideSegError, ValueError):
 class GeoJSONShapes:
     """Shapes read from a GeoJSON file, in napari's conventions.
 
-    ``shapes[i]`` is an ``(n, 2)`` array of ``(y, x)`` vertices,
-    ``shape_types[i]`` ``"polygon"`` or ``"path"``; ``records[i]`` its
-    properties (``id``, ``object_type``, ``class_name``, measurements);
-    ``colors[i]`` its class colour (RGB 0-255). ``points`` (``(m, 2)``) and
-    ``point_records`` hold Point geometries. ``mpp`` is the µm per pixel the
-    file states (None when it does not); ``holes`` counts the interior rings
-    left out (napari polygons have none).
+    Parameters
+    ----------
+    shapes : list of numpy.ndarray
+        ``(n, 2)`` arrays of ``(y, x)`` vertices.
+    shape_types : list of str
+        ``"polygon"`` or ``"path"``, one per shape.
+    records : list of dict
+        Each shape's properties (``id``, ``object_type``, ``class_name``,
+        measurements).
+    colors : list of tuple of int
+        Each shape's class colour (RGB 0-255).
+    points : list of tuple of float
+        ``(y, x)`` of the Point geometries.
+    point_records : list of dict
+        Each point's properties.
+    point_colors : list of tuple of int
+        Each point's class colour.
+    mpp : tuple of float, optional
+        The µm per pixel the file states (None when it does not).
+    holes : int
+        Interior rings left out (napari polygons have none).
+    coordinates : dict
+        The file's ``slideseg.coordinates`` record, when this plugin wrote it.
     """
 
     shapes: list[np.ndarray] = field(default_factory=list)
@@ -74,6 +96,16 @@ def sniff_geojson(path: str | os.PathLike) -> bool:
 
     Only the first 4 kB are read: a FeatureCollection, a Feature, a list of
     Features (QuPath's "export as array") or a bare geometry.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    bool
+        True when its start names a GeoJSON type; False too when it cannot be read.
     """
     try:
         with open(path, "rb") as fh:
@@ -95,24 +127,28 @@ def sniff_geojson(path: str | os.PathLike) -> bool:
 
 def _color(props: dict[str, Any]) -> tuple[int, int, int] | None:
     cls = props.get("classification")
-    candidates = []
+    candidates: list[Any] = []
     if isinstance(cls, dict):
         candidates += [cls.get("color"), cls.get("colorRGB")]
     candidates += [props.get("color"), props.get("colorRGB")]
     for c in candidates:
         if isinstance(c, list | tuple) and len(c) >= 3:
             try:
-                return tuple(int(v) & 255 for v in c[:3])  # type: ignore[return-value]
+                r, g, b = (int(v) & 255 for v in c[:3])
             except (TypeError, ValueError):
                 continue
+            return (r, g, b)
         if isinstance(c, int) and not isinstance(c, bool):  # QuPath's packed (A)RGB int
             c &= 0xFFFFFF
             return ((c >> 16) & 255, (c >> 8) & 255, c & 255)
         if isinstance(c, str) and c.startswith("#") and len(c) == 7:
             try:
-                return tuple(int(c[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+                return (int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16))
             except ValueError:
                 continue
+    stated = [c for c in candidates if c is not None]
+    if stated:
+        logger.debug("colour %r is not RGB: the default colour is used", stated[0])
     return None
 
 
@@ -179,6 +215,63 @@ def _features(doc: Any, path: Path) -> list[dict[str, Any]]:
     raise GeoJSONError(f"{path}: not GeoJSON (type {kind!r})")
 
 
+def _read_coordinates(doc: Any, p: Path, out: GeoJSONShapes) -> None:
+    """The ``slideseg.coordinates`` record this plugin writes, and its µm per pixel, into ``out``."""
+    if not isinstance(doc, dict):
+        return
+    coords = (doc.get("slideseg") or {}).get("coordinates") or {}
+    if not isinstance(coords, dict):
+        return
+    out.coordinates = coords
+    mpp = coords.get("mpp")
+    if isinstance(mpp, list) and len(mpp) == 2:
+        try:
+            out.mpp = (float(mpp[0]), float(mpp[1]))
+        except (TypeError, ValueError):
+            warnings.warn(
+                f"{p}: its µm per pixel {mpp!r} are not numbers; the shapes are in pixels",
+                UserWarning,
+                stacklevel=3,  # read_geojson's caller
+            )
+            out.mpp = None
+
+
+def _add_geometry(
+    out: GeoJSONShapes, kind: Any, where: Any, rec: dict[str, Any], color: tuple[int, int, int]
+) -> None:
+    """Append one feature's shapes or points to ``out``.
+
+    ``where`` is the geometry's ``coordinates`` (nested JSON lists); malformed
+    ones raise ``TypeError``, ``ValueError`` or ``IndexError``.
+    """
+    if kind == "Polygon":
+        polys = [where]
+    elif kind == "MultiPolygon":
+        polys = list(where)
+    else:
+        polys = []
+    for poly in polys:
+        if not poly:
+            continue
+        out.shapes.append(_ring_to_napari(poly[0]))
+        out.shape_types.append("polygon")
+        out.records.append(rec)
+        out.colors.append(color)
+        out.holes += max(0, len(poly) - 1)
+    if kind in ("LineString", "MultiLineString"):
+        for line in [where] if kind == "LineString" else list(where):
+            pts = np.asarray(line, dtype=float)[:, :2]
+            out.shapes.append(pts[:, ::-1] - 0.5)
+            out.shape_types.append("path")
+            out.records.append(rec)
+            out.colors.append(color)
+    if kind in ("Point", "MultiPoint"):
+        for pt in [where] if kind == "Point" else list(where):
+            out.points.append((float(pt[1]) - 0.5, float(pt[0]) - 0.5))
+            out.point_records.append(rec)
+            out.point_colors.append(color)
+
+
 def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
     """Read a GeoJSON file's polygons, lines and points (see :class:`GeoJSONShapes`).
 
@@ -186,11 +279,27 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
     a bare geometry, gzipped or not. Polygons keep their outer ring (holes
     are counted in ``holes``), MultiPolygons give one shape per part (all
     with the feature's record), LineStrings become paths, Points points.
+    Features without such a geometry are skipped (logged).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    GeoJSONShapes
+        The shapes, their records and colours, and the stated µm per pixel.
 
     Raises
     ------
     GeoJSONError
         Naming the file: unreadable JSON, not GeoJSON, a malformed geometry.
+
+    Warns
+    -----
+    UserWarning
+        When the file's µm per pixel are not numbers (the shapes stay in pixels).
     """
     p = Path(path)
     try:
@@ -200,56 +309,29 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise GeoJSONError(f"{p}: not readable as JSON ({type(exc).__name__}: {exc})") from exc
     out = GeoJSONShapes()
-    if isinstance(doc, dict):
-        coords = (doc.get("slideseg") or {}).get("coordinates") or {}
-        if isinstance(coords, dict):
-            out.coordinates = coords
-            mpp = coords.get("mpp")
-            if isinstance(mpp, list) and len(mpp) == 2:
-                try:
-                    out.mpp = (float(mpp[0]), float(mpp[1]))
-                except (TypeError, ValueError):
-                    out.mpp = None
+    _read_coordinates(doc, p, out)
+    skipped = 0
     for i, feat in enumerate(_features(doc, p)):
         geom = feat.get("geometry")
         if not isinstance(geom, dict):
+            skipped += 1
             continue
         props = feat.get("properties") or {}
         props = props if isinstance(props, dict) else {}
         rec = _record(feat, props)
         color = _color(props) or DEFAULT_COLOR
         kind = geom.get("type")
-        coords = geom.get("coordinates")
+        if kind not in _KINDS:
+            skipped += 1
         try:
-            if kind == "Polygon":
-                polys = [coords]
-            elif kind == "MultiPolygon":
-                polys = list(coords)
-            else:
-                polys = []
-            for poly in polys:
-                if not poly:
-                    continue
-                out.shapes.append(_ring_to_napari(poly[0]))
-                out.shape_types.append("polygon")
-                out.records.append(rec)
-                out.colors.append(color)
-                out.holes += max(0, len(poly) - 1)
-            if kind in ("LineString", "MultiLineString"):
-                for line in [coords] if kind == "LineString" else list(coords):
-                    pts = np.asarray(line, dtype=float)[:, :2]
-                    out.shapes.append(pts[:, ::-1] - 0.5)
-                    out.shape_types.append("path")
-                    out.records.append(rec)
-                    out.colors.append(color)
-            if kind in ("Point", "MultiPoint"):
-                for pt in [coords] if kind == "Point" else list(coords):
-                    out.points.append((float(pt[1]) - 0.5, float(pt[0]) - 0.5))
-                    out.point_records.append(rec)
-                    out.point_colors.append(color)
+            _add_geometry(out, kind, geom.get("coordinates"), rec, color)
         except (TypeError, ValueError, IndexError) as exc:
             raise GeoJSONError(
                 f"{p}: feature {i + 1} ({rec.get('id') or 'no id'}) has a malformed {kind} "
                 f"geometry ({exc})"
             ) from exc
+    if skipped:
+        logger.info(
+            "%s: %d feature(s) without a polygon, line or point geometry skipped", p, skipped
+        )
     return out

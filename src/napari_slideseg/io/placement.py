@@ -27,10 +27,13 @@ Coordinate conventions
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 #: napari's name for the unit of a layer in microns.
 MICROMETER = "micrometer"
@@ -44,9 +47,11 @@ def _pair(v: Any) -> tuple[float, float] | None:
         return (float(v), float(v))
     vals = [float(x) for x in v]
     if len(vals) < 2:
+        logger.debug("a (y, x) pair needs 2 values, not %r: taken as unknown", v)
         return None
     y, x = vals[-2:]
     if not (math.isfinite(y) and math.isfinite(x)) or y <= 0 or x <= 0:
+        logger.debug("(y, x) = %r is not positive and finite: taken as unknown", (y, x))
         return None
     return (y, x)
 
@@ -59,7 +64,18 @@ def _shape(v: Any) -> tuple[int, int] | None:
 
 
 def is_micrometer(unit: Any) -> bool:
-    """Whether ``unit`` (a string or a pint unit) names micrometres."""
+    """Whether ``unit`` (a string or a pint unit) names micrometres.
+
+    Parameters
+    ----------
+    unit : str or pint.Unit
+        A napari layer unit.
+
+    Returns
+    -------
+    bool
+        True for ``micrometer``, ``micron``, ``um``, ``µm`` and their spellings.
+    """
     return str(unit).strip().lower() in _MICRO_NAMES
 
 
@@ -97,16 +113,34 @@ class Placement:
 
     @property
     def is_level0(self) -> bool:
+        """Whether the labels hold level-0 pixels (factors 1)."""
         return self.factors == (1.0, 1.0)
 
     def index_to_level0(self, y: Any, x: Any) -> tuple[Any, Any]:
-        """Pixel indices of the labels -> level-0 pixel indices (pixel centres at integers)."""
+        """Pixel indices of the labels -> level-0 pixel indices (pixel centres at integers).
+
+        Parameters
+        ----------
+        y, x : float or numpy.ndarray
+            Pixel indices in the label image.
+
+        Returns
+        -------
+        tuple
+            ``(y, x)`` in level-0 pixel indices.
+        """
         fy, fx = self.factors
         return (y + 0.5) * fy - 0.5, (x + 0.5) * fx - 0.5
 
     # -- (de)serialisation ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (layer metadata, zarr attributes)."""
+        """JSON-ready dict (layer metadata, zarr attributes).
+
+        Returns
+        -------
+        dict
+            ``level``, ``level_factors``, ``slide_shape``, ``mpp`` and ``level_shape``.
+        """
         return {
             "level": int(self.level),
             "level_factors": [float(f) for f in self.factors],
@@ -117,7 +151,19 @@ class Placement:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Placement | None:
-        """From :meth:`to_dict` or a prediction zarr's ``slideseg_inference`` dict."""
+        """From :meth:`to_dict` or a prediction zarr's ``slideseg_inference`` dict.
+
+        Parameters
+        ----------
+        d : mapping, optional
+            The record.
+
+        Returns
+        -------
+        Placement or None
+            None when ``d`` is empty, not a mapping, or names none of
+            ``level_factors``, ``slide_shape``, ``mpp`` and ``level``.
+        """
         if not d or not isinstance(d, Mapping):
             return None
         if not any(k in d for k in ("level_factors", "slide_shape", "mpp", "level")):
@@ -137,7 +183,18 @@ class Placement:
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any] | None) -> Placement | None:
-        """From a zarr group's attributes: a prediction, or labels this plugin wrote."""
+        """From a zarr group's attributes: a prediction, or labels this plugin wrote.
+
+        Parameters
+        ----------
+        attrs : mapping, optional
+            The group's attributes.
+
+        Returns
+        -------
+        Placement or None
+            From ``slideseg_inference``, else ``slideseg.placement``; None without either.
+        """
         if not attrs:
             return None
         attrs = dict(attrs)
@@ -150,7 +207,20 @@ class Placement:
     def from_pixel_mpp(
         cls, pixel_mpp: Sequence[float] | None, shape: Sequence[int] | None = None
     ) -> Placement:
-        """Labels of unknown level whose pixels are ``pixel_mpp`` µm (taken as level 0)."""
+        """Labels of unknown level whose pixels are ``pixel_mpp`` µm (taken as level 0).
+
+        Parameters
+        ----------
+        pixel_mpp : sequence of float, optional
+            ``(y, x)`` µm per pixel of the labels (a single number for both).
+        shape : sequence of int, optional
+            The labels' ``(height, width)``.
+
+        Returns
+        -------
+        Placement
+            Level 0, factors 1.
+        """
         return cls(mpp=_pair(pixel_mpp), shape=_shape(shape))
 
     @classmethod
@@ -160,6 +230,16 @@ class Placement:
         The plugin's own layers carry ``metadata["slideseg"]["placement"]``;
         a layer without it whose units are micrometres is taken as level-0
         pixels of ``scale`` µm; otherwise pixel coordinates stay as they are.
+
+        Parameters
+        ----------
+        attributes : mapping, optional
+            The layer's attributes (``metadata``, ``scale``, ``units``).
+
+        Returns
+        -------
+        Placement
+            The layer's placement; ``Placement()`` (level 0, µm unknown) without one.
         """
         attributes = attributes or {}
         meta = attributes.get("metadata") or {}
@@ -175,7 +255,19 @@ class Placement:
 
 
 def layer_mpp(attributes: Mapping[str, Any] | None) -> tuple[float, float] | None:
-    """µm per pixel of a napari layer: its scale when its units are micrometres, else None."""
+    """µm per pixel of a napari layer: its scale when its units are micrometres.
+
+    Parameters
+    ----------
+    attributes : mapping, optional
+        The layer's attributes.
+
+    Returns
+    -------
+    tuple of float or None
+        ``(y, x)`` µm per pixel; else the pixel size its placement records;
+        else None.
+    """
     attributes = attributes or {}
     scale = attributes.get("scale")
     units = [str(u) for u in (attributes.get("units") or [])]
@@ -188,12 +280,34 @@ def layer_mpp(attributes: Mapping[str, Any] | None) -> tuple[float, float] | Non
 # file-level resolution records
 # -----------------------------------------------------------------------------
 def mpp_to_ppm(mpp: tuple[float, float]) -> tuple[int, int]:
-    """PNG ``pHYs`` pixels per metre ``(x, y)`` from µm per pixel ``(y, x)``."""
+    """PNG ``pHYs`` pixels per metre ``(x, y)`` from µm per pixel ``(y, x)``.
+
+    Parameters
+    ----------
+    mpp : tuple of float
+        ``(y, x)`` µm per pixel.
+
+    Returns
+    -------
+    tuple of int
+        ``(x, y)`` pixels per metre, rounded.
+    """
     return (round(1e6 / mpp[1]), round(1e6 / mpp[0]))
 
 
 def ppm_to_mpp(ppm_x: float, ppm_y: float) -> tuple[float, float] | None:
-    """µm per pixel ``(y, x)`` from PNG ``pHYs`` pixels per metre."""
+    """µm per pixel ``(y, x)`` from PNG ``pHYs`` pixels per metre.
+
+    Parameters
+    ----------
+    ppm_x, ppm_y : float
+        Pixels per metre along x and y.
+
+    Returns
+    -------
+    tuple of float or None
+        ``(y, x)`` µm per pixel; None unless both are positive.
+    """
     if ppm_x <= 0 or ppm_y <= 0:
         return None
     return (1e6 / ppm_y, 1e6 / ppm_x)

@@ -22,6 +22,8 @@ from types import TracebackType
 
 import numpy as np
 
+from .files import temp_name
+
 _MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Bytes of compressed data gathered before an IDAT chunk is written.
 _IDAT_SIZE = 1 << 20
@@ -95,7 +97,7 @@ class PngStreamWriter:
         self._rows = 0
         self._buf = bytearray()
         self._zlib = zlib.compressobj(level)
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._tmp = temp_name(self.path)
         self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
         colour_type = {"L": 0, "RGB": 2, "P": 3}[mode]
         self._fh.write(_MAGIC)
@@ -118,10 +120,23 @@ class PngStreamWriter:
 
     @property
     def rows_written(self) -> int:
+        """Rows written so far."""
         return self._rows
 
     def write_rows(self, band: np.ndarray) -> None:
-        """Append ``band`` (``(rows, width)`` or ``(rows, width, 3)``) below the rows so far."""
+        """Append ``band`` below the rows so far.
+
+        Parameters
+        ----------
+        band : numpy.ndarray
+            ``(rows, width)`` (modes ``L`` and ``P``) or ``(rows, width, 3)``
+            (``RGB``) pixels; converted to the PNG's bit depth.
+
+        Raises
+        ------
+        ValueError
+            For a band of another width or channel count, or rows past the height.
+        """
         band = np.asarray(band)
         expected = (self.width, self._channels) if self._channels == 3 else (self.width,)
         if band.shape[1:] != expected:
@@ -145,7 +160,18 @@ class PngStreamWriter:
             self._buf.clear()
 
     def close(self) -> Path:
-        """Finish the file and move it into place; every row must have been written."""
+        """Finish the file and move it into place; every row must have been written.
+
+        Returns
+        -------
+        Path
+            The PNG's path (also when it was already closed).
+
+        Raises
+        ------
+        ValueError
+            When fewer rows than the height were written (nothing is left on disk).
+        """
         if self._fh.closed:
             return self.path
         if self._rows != self.height:

@@ -18,7 +18,22 @@ import numpy as np
 
 
 def tissue_map(rows: int, cols: int, seed: int = 0, islands: int = 5) -> np.ndarray:
-    """A boolean ``(rows, cols)`` map of elliptical tissue islands (about 30-45 % cover)."""
+    """A boolean ``(rows, cols)`` map of elliptical tissue islands (about 30-45 % cover).
+
+    Parameters
+    ----------
+    rows, cols : int
+        Map size (one cell per tile).
+    seed : int
+        Seeds the islands' places and sizes.
+    islands : int
+        Number of ellipses.
+
+    Returns
+    -------
+    numpy.ndarray
+        True where there is tissue.
+    """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:rows, 0:cols]
     out = np.zeros((rows, cols), bool)
@@ -63,21 +78,21 @@ def write_synthetic_slide(
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         Output file (``.tif``); written to a temporary name and renamed when complete.
-    height, width
+    height, width : int
         Level-0 size in pixels.
-    tile
+    tile : int
         Tile edge in pixels (multiple of 16).
-    n_levels
+    n_levels : int, optional
         Pyramid levels (default: halve until the longest side is at most 1024).
-    quality
+    quality : int
         JPEG quality.
-    mpp
+    mpp : float
         Microns per pixel written as the TIFF resolution (centimetre unit).
-    seed
+    seed : int
         Seeds the tissue layout and the choice of source tiles.
-    n_source_tiles
+    n_source_tiles : int
         How many distinct tissue tiles to cut from the sample.
 
     Returns
@@ -88,13 +103,16 @@ def write_synthetic_slide(
     import imagecodecs
     import tifffile
 
+    from .files import atomic_path
+
     path = Path(path)
     if n_levels is None:
         n_levels = 1 + max(0, math.ceil(math.log2(max(height, width) / 1024)))
     tissue_tiles = _source_tiles(tile, n_source_tiles, seed)
     white = np.full((tile, tile, 3), 243, np.uint8)
-    encoded_tissue = [imagecodecs.jpeg8_encode(t, level=quality) for t in tissue_tiles]
-    encoded_white = imagecodecs.jpeg8_encode(white, level=quality)
+    # (bytes() is the encoder's own result: it returns bytes unless given an output buffer)
+    encoded_tissue = [bytes(imagecodecs.jpeg8_encode(t, level=quality)) for t in tissue_tiles]
+    encoded_white = bytes(imagecodecs.jpeg8_encode(white, level=quality))
 
     rows0, cols0 = math.ceil(height / tile), math.ceil(width / tile)
     tmap0 = tissue_map(rows0, cols0, seed)
@@ -110,29 +128,23 @@ def write_synthetic_slide(
                     yield encoded_white
 
     resolution = (1e4 / mpp, 1e4 / mpp)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
-            for level in range(n_levels):
-                h = max(1, height >> level)
-                w = max(1, width >> level)
-                rows, cols = math.ceil(h / tile), math.ceil(w / tile)
-                tw.write(
-                    level_tiles(level, rows, cols),
-                    shape=(h, w, 3),
-                    dtype=np.uint8,
-                    tile=(tile, tile),
-                    compression="jpeg",
-                    photometric="rgb",
-                    resolution=(resolution[0] / 2**level, resolution[1] / 2**level),
-                    resolutionunit="CENTIMETER",
-                    subifds=n_levels - 1 if level == 0 else None,
-                    subfiletype=1 if level else 0,
-                    metadata=None,
-                    software="napari-slideseg synthetic",
-                )
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=True) as tw:
+        for level in range(n_levels):
+            h = max(1, height >> level)
+            w = max(1, width >> level)
+            rows, cols = math.ceil(h / tile), math.ceil(w / tile)
+            tw.write(
+                level_tiles(level, rows, cols),
+                shape=(h, w, 3),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                compression="jpeg",
+                photometric="rgb",
+                resolution=(resolution[0] / 2**level, resolution[1] / 2**level),
+                resolutionunit="CENTIMETER",
+                subifds=n_levels - 1 if level == 0 else None,
+                subfiletype=1 if level else 0,
+                metadata=None,
+                software="napari-slideseg synthetic",
+            )
     return path

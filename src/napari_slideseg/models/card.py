@@ -24,18 +24,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..io.errors import SlideSegError
+from ..io.files import atomic_path
 from ..io.palette import ClassMap
 from ..normalization import IMAGENET
+
+logger = logging.getLogger(__name__)
 
 CARD = "slideseg.json"
 SCHEMA_VERSION = 2
@@ -75,7 +78,20 @@ def _finite(v: Any, what: str, where: str) -> float:
 
 @dataclass(frozen=True)
 class Normalization:
-    """Per-channel ``(x / 255 - mean) / std`` applied to the model's input pixels."""
+    """Per-channel ``(x / 255 - mean) / std`` applied to the model's input pixels.
+
+    Parameters
+    ----------
+    mean : tuple of float
+        One mean per input channel (default: ImageNet's).
+    std : tuple of float
+        One positive standard deviation per channel.
+
+    Raises
+    ------
+    CheckpointError
+        For non-finite values, a non-positive std, or lengths that differ.
+    """
 
     mean: tuple[float, ...] = IMAGENET["mean"]
     std: tuple[float, ...] = IMAGENET["std"]
@@ -94,6 +110,13 @@ class Normalization:
         object.__setattr__(self, "std", std)
 
     def to_dict(self) -> dict[str, list[float]]:
+        """JSON form (the card's ``normalization``).
+
+        Returns
+        -------
+        dict
+            ``{"mean": [...], "std": [...]}``.
+        """
         return {"mean": list(self.mean), "std": list(self.std)}
 
 
@@ -227,6 +250,7 @@ class ModelCard:
     # -- what the engine needs ------------------------------------------------------
     @property
     def is_hover(self) -> bool:
+        """Whether the model is a HoVer nucleus model (``kind == "hover"``)."""
         return self.kind == "hover"
 
     @property
@@ -243,24 +267,67 @@ class ModelCard:
 
     @property
     def display_name(self) -> str:
+        """The card's name, else ``"<arch> / <encoder>"``."""
         return self.name or f"{self.arch} / {self.encoder}"
 
     def replace(self, **changes: Any) -> ModelCard:
-        """A copy with ``changes`` (validated like a new card)."""
+        """A copy with ``changes`` (validated like a new card).
+
+        Parameters
+        ----------
+        **changes
+            Field values to change.
+
+        Returns
+        -------
+        ModelCard
+            The new card.
+
+        Raises
+        ------
+        CheckpointError
+            When the changed card is inconsistent.
+        """
         return dataclasses.replace(self, **changes)
 
     def with_postproc(self, params: Mapping[str, Any], **notes: Any) -> ModelCard:
-        """A copy whose HoVer post-processing parameters are ``params`` (plus tuning ``notes``)."""
+        """A copy whose HoVer post-processing parameters are ``params`` (plus tuning ``notes``).
+
+        Parameters
+        ----------
+        params : mapping
+            :class:`~napari_slideseg.instances.postproc.HoverParams` fields.
+        **notes
+            Other ``hover`` entries to record (how the parameters were tuned).
+
+        Returns
+        -------
+        ModelCard
+            The new card.
+        """
         hover = {**dict(self.hover or {}), "postproc": dict(params), **notes}
         return self.replace(hover=hover)
 
     # -- digest ---------------------------------------------------------------------
     def prediction_fields(self) -> dict[str, Any]:
+        """The card fields that change a prediction (:data:`PREDICTION_FIELDS`), in JSON form.
+
+        Returns
+        -------
+        dict
+            ``{field: value}``.
+        """
         d = self.to_dict()
         return {k: d.get(k) for k in PREDICTION_FIELDS}
 
     def digest(self) -> str:
-        """Content digest: the weights' SHA-256 and every field that changes a prediction."""
+        """Content digest: the weights' SHA-256 and every field that changes a prediction.
+
+        Returns
+        -------
+        str
+            16 hex digits.
+        """
         raw = json.dumps(
             {"weights": self.weights_sha256, "card": self.prediction_fields()},
             sort_keys=True,
@@ -270,7 +337,13 @@ class ModelCard:
 
     # -- JSON -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form written to ``slideseg.json`` (schema version 2)."""
+        """The JSON form written to ``slideseg.json`` (schema version 2).
+
+        Returns
+        -------
+        dict
+            ``format_version``, every saved field, then the ``extra`` keys.
+        """
         d: dict[str, Any] = {"format_version": SCHEMA_VERSION}
         for f in dataclasses.fields(self):
             if f.name in ("extra", "source", "weights_sha256"):
@@ -287,7 +360,29 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str | os.PathLike | None = None) -> ModelCard:
-        """Validate a card dict (schema 1 or 2); errors name ``source``."""
+        """Validate a card dict (schema 1 or 2); errors name ``source``.
+
+        A card without ``normalization`` gets ImageNet's and one without
+        ``activation`` sigmoid for 1 class, else softmax (both logged).
+
+        Parameters
+        ----------
+        d : mapping
+            The card's JSON object.
+        source : str or os.PathLike, optional
+            The checkpoint folder it came from.
+
+        Returns
+        -------
+        ModelCard
+            The validated card.
+
+        Raises
+        ------
+        CheckpointError
+            For a newer schema, missing keys, an invalid class map or
+            normalisation, or inconsistent values.
+        """
         where = f"{source}/{CARD}" if source else "model card"
         if not isinstance(d, Mapping):
             raise CheckpointError(f"{where}: a model card is a JSON object")
@@ -304,18 +399,11 @@ class ModelCard:
             classmap = ClassMap.from_dict(d["classmap"], source=where)
         except (ValueError, TypeError, KeyError) as exc:
             raise CheckpointError(f"{where}: invalid class map ({exc})") from exc
-        norm = d.get("normalization") or IMAGENET
-        if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
-            raise CheckpointError(f"{where}: normalization needs 'mean' and 'std'")
+        normalization = _card_normalization(d.get("normalization"), where)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra", "source", "weights_sha256"}
         kwargs: dict[str, Any] = {k: d[k] for k in known if k in d and d[k] is not None}
         kwargs["classmap"] = classmap
-        try:
-            kwargs["normalization"] = Normalization(tuple(norm["mean"]), tuple(norm["std"]))
-        except TypeError as exc:
-            raise CheckpointError(f"{where}: normalization mean/std must be lists") from exc
-        except CheckpointError as exc:
-            raise CheckpointError(f"{where}: {exc}") from exc
+        kwargs["normalization"] = normalization
         if "mpp" in d:
             kwargs["mpp"] = d["mpp"]
         for k in ("in_channels", "classes", "patch_size", "level", "encoder_depth", "n_tensors"):
@@ -325,11 +413,27 @@ class ModelCard:
                     kwargs[k] = int(v)
         if "activation" not in kwargs:
             kwargs["activation"] = "sigmoid" if kwargs.get("classes") == 1 else "softmax"
+            logger.debug("%s: no activation recorded: %s", where, kwargs["activation"])
         extra = {k: v for k, v in d.items() if k not in known and k != "format_version"}
         try:
             return cls(**kwargs, extra=extra, source=str(source) if source else None)
         except TypeError as exc:
             raise CheckpointError(f"{where}: {exc}") from exc
+
+
+def _card_normalization(norm: Any, where: str) -> Normalization:
+    """A card's ``normalization`` entry, validated (none recorded: ImageNet's, logged)."""
+    if not norm:
+        logger.debug("%s: no normalization recorded: ImageNet's mean and std", where)
+        norm = IMAGENET
+    if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
+        raise CheckpointError(f"{where}: normalization needs 'mean' and 'std'")
+    try:
+        return Normalization(tuple(norm["mean"]), tuple(norm["std"]))
+    except TypeError as exc:
+        raise CheckpointError(f"{where}: normalization mean/std must be lists") from exc
+    except CheckpointError as exc:
+        raise CheckpointError(f"{where}: {exc}") from exc
 
 
 def new_card(
@@ -344,7 +448,30 @@ def new_card(
     activation: str | None = None,
     **fields: Any,
 ) -> ModelCard:
-    """A fresh card (library versions and creation time filled in)."""
+    """A fresh card (library versions and creation time filled in).
+
+    Parameters
+    ----------
+    kind : str
+        ``"semantic"`` or ``"hover"``.
+    arch, encoder : str
+        Architecture and encoder names.
+    in_channels, classes : int
+        Input channels and output classes (HoVer: nucleus types).
+    classmap : ClassMap or mapping
+        The classes (a ClassMap or its dict form).
+    patch_size : int
+        Side of the training patches.
+    activation : str, optional
+        Default: sigmoid for a 1-class semantic model, else softmax.
+    **fields
+        Other :class:`ModelCard` fields (``normalization`` may be a dict).
+
+    Returns
+    -------
+    ModelCard
+        The validated card.
+    """
     if isinstance(classmap, Mapping):
         classmap = ClassMap.from_dict(classmap)
     if isinstance(fields.get("normalization"), Mapping):
@@ -366,12 +493,29 @@ def new_card(
 
 
 def as_card(card: ModelCard | Mapping[str, Any]) -> ModelCard:
-    """A :class:`ModelCard` from a card or a card dict (console users pass either)."""
+    """A :class:`ModelCard` from a card or a card dict (console users pass either).
+
+    Parameters
+    ----------
+    card : ModelCard or mapping
+        A card, or its JSON form.
+
+    Returns
+    -------
+    ModelCard
+        ``card`` itself, or the validated dict.
+    """
     return card if isinstance(card, ModelCard) else ModelCard.from_dict(card)
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries a checkpoint depends on."""
+    """Versions of the libraries a checkpoint depends on.
+
+    Returns
+    -------
+    dict of str to str
+        ``{distribution: version}``; ``"not installed"`` for a missing one.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -390,6 +534,20 @@ def library_versions() -> dict[str, str]:
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, read in chunks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    chunk : int
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while b := f.read(chunk):
@@ -405,9 +563,27 @@ def read_card(
 ) -> ModelCard:
     """The card of a checkpoint folder, validated (clear error if missing or broken).
 
-    ``hash_weights=False`` skips hashing the weights (``weights_sha256`` stays
-    ``None``, so :meth:`ModelCard.digest` is not the content digest): for
-    callers that only show the card, such as a widget refreshing its fields.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint folder.
+    weights : str
+        Its weights file, hashed into ``weights_sha256``.
+    hash_weights : bool
+        False skips hashing the weights (``weights_sha256`` stays ``None``,
+        so :meth:`ModelCard.digest` is not the content digest): for callers
+        that only show the card, such as a widget refreshing its fields.
+
+    Returns
+    -------
+    ModelCard
+        The card, with ``source`` the resolved folder.
+
+    Raises
+    ------
+    CheckpointError
+        For a missing path, a file, a folder without a card, or a card that is
+        not valid JSON or not a valid card.
     """
     p = Path(path)
     if not p.exists():
@@ -430,23 +606,43 @@ def read_card(
     w = p / weights
     if hash_weights and w.exists():
         return card.replace(weights_sha256=sha256_file(w))
+    if hash_weights:
+        logger.debug("%s: no %s to hash: the card has no content digest", p, weights)
     return card
 
 
 def write_card(path: str | os.PathLike, card: ModelCard) -> None:
-    """Write ``card`` (and the human-readable README) into the folder ``path``, atomically."""
+    """Write ``card`` (and the human-readable README) into the folder ``path``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint folder (it exists).
+    card : ModelCard
+        The card written as ``slideseg.json``; ``README.md`` is rendered from it.
+    """
     p = Path(path)
     for name, text in (
         (CARD, json.dumps(card.to_dict(), indent=2, default=str)),
         ("README.md", card_readme(card)),
     ):
-        tmp = p / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, p / name)
+        with atomic_path(p / name) as tmp:
+            tmp.write_text(text)
 
 
 def card_readme(card: ModelCard) -> str:
-    """A human-readable model card (README.md of a checkpoint)."""
+    """A human-readable model card (README.md of a checkpoint).
+
+    Parameters
+    ----------
+    card : ModelCard
+        The card.
+
+    Returns
+    -------
+    str
+        Markdown text.
+    """
     cm = card.classmap
     norm = card.normalization
     lines = [
@@ -494,5 +690,16 @@ def card_readme(card: ModelCard) -> str:
 
 
 def cards_summary(cards: Sequence[ModelCard]) -> list[dict[str, Any]]:
-    """Cards as JSON for a prediction's provenance (with source and digest)."""
+    """Cards as JSON for a prediction's provenance (with source and digest).
+
+    Parameters
+    ----------
+    cards : sequence of ModelCard
+        The models of a prediction.
+
+    Returns
+    -------
+    list of dict
+        Each card's :meth:`~ModelCard.to_dict` plus ``source`` and ``digest``.
+    """
     return [{**c.to_dict(), "source": c.source, "digest": c.digest()} for c in cards]

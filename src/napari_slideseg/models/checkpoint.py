@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
-from ..io.files import use_default_mode
+from ..io.files import atomic_path, use_default_mode
 from .card import (
     CARD,
     CheckpointError,
@@ -99,25 +97,34 @@ def save_checkpoint(
 
     Parameters
     ----------
-    model
+    model : torch.nn.Module
         An smp model (its ``config`` is saved) or a model with a ``config`` dict
         (e.g. the HoVer model).
-    path
+    path : str or os.PathLike
         Destination folder; written to a temporary sibling, then renamed.
-    card
+    card : ModelCard
         A :class:`~napari_slideseg.models.card.ModelCard`.
-    half
+    half : bool
         Store floating-point weights as float16 (half the size; loaded back
         as float32).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    CheckpointError
+        When ``path`` is a file, or a folder that is not an earlier checkpoint.
     """
     import torch
     from safetensors.torch import save_file
 
     path = Path(path)
-    _check_replaceable(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir(parents=True)
-    try:
+    _check_replaceable(path)  # then an earlier checkpoint is swapped out, never merged into
+    with atomic_path(path) as tmp:
+        tmp.mkdir(parents=True)
         config = dict(getattr(model, "config", {}) or {})
         config["_model_class"] = type(model).__name__
         if getattr(model, "_slideseg_norm", None):
@@ -130,21 +137,24 @@ def save_checkpoint(
         use_default_mode(tmp / WEIGHTS)
         card = card.replace(weights_dtype="float16" if half else "float32", n_tensors=len(state))
         write_card(tmp, card)
-        if path.exists():
-            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
 def update_card(path: str | os.PathLike, **changes: Any) -> ModelCard:
-    """Change fields of a checkpoint's card (and README), atomically; return the new card."""
+    """Change fields of a checkpoint's card (and README), atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint folder.
+    **changes
+        Card fields to change.
+
+    Returns
+    -------
+    ModelCard
+        The new card.
+    """
     card = read_card(path).replace(**changes)
     write_card(path, card)
     return card
@@ -178,6 +188,13 @@ def _build_from_card(card: ModelCard, config: dict[str, Any]) -> Any:
 
 def load_model(path: str | os.PathLike, *, device: str | Any = "cpu") -> tuple[Any, ModelCard]:
     """Rebuild a model from a checkpoint folder without pickle or hub access.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint folder, or a bundled model's name.
+    device : str or torch.device
+        Where the model is moved.
 
     Returns
     -------

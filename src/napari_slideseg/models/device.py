@@ -6,17 +6,36 @@ Training and inference both resolve ``"auto"`` / ``"cpu"`` / ``"cuda[:N]"`` /
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import SlideSegError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class DeviceError(SlideSegError, ValueError):
     """A device that is unknown or not present on this machine."""
 
 
-def resolve_device(name: str = "auto") -> Any:
-    """``auto`` -> cuda > mps > cpu; explicit names are checked and explained."""
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda > mps > cpu; explicit names are checked and explained.
+
+    Parameters
+    ----------
+    name : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Returns
+    -------
+    torch.device
+        The device.
+
+    Raises
+    ------
+    DeviceError
+        For an unknown name or a device this machine does not have.
+    """
     import torch
 
     if name == "auto":
@@ -45,7 +64,14 @@ def resolve_device(name: str = "auto") -> Any:
 
 
 def list_devices() -> list[tuple[str, str]]:
-    """``(value, description)`` of every device torch sees (for a dropdown)."""
+    """``(value, description)`` of every device torch sees (for a dropdown).
+
+    Returns
+    -------
+    list of tuple of str
+        ``auto`` and ``cpu`` first, then each CUDA device (with its free
+        memory) and MPS when present.
+    """
     import torch
 
     out = [("auto", "auto (cuda > mps > cpu)"), ("cpu", "cpu")]
@@ -64,6 +90,13 @@ def list_devices() -> list[tuple[str, str]]:
 
 
 def cpu_only_build() -> bool:
+    """Whether torch is a CPU-only build (no CUDA compiled in, none available).
+
+    Returns
+    -------
+    bool
+        True for a CPU-only torch.
+    """
     import torch
 
     return torch.version.cuda is None and not torch.cuda.is_available()

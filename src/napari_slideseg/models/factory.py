@@ -9,10 +9,13 @@ instead of half a minute of retries.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Any
 
 from ..io.errors import SlideSegError
+
+logger = logging.getLogger(__name__)
 
 #: smp architectures this plugin offers (those the installed smp has).
 ARCHITECTURE_NAMES = (
@@ -41,13 +44,25 @@ def _smp() -> Any:
 
 
 def architectures() -> dict[str, Any]:
-    """``{name: class}`` of the smp architectures available in this installation."""
+    """``{name: class}`` of the smp architectures available in this installation.
+
+    Returns
+    -------
+    dict
+        Those of :data:`ARCHITECTURE_NAMES` the installed smp has.
+    """
     smp = _smp()
     return {n: getattr(smp, n) for n in ARCHITECTURE_NAMES if hasattr(smp, n)}
 
 
 def encoders() -> list[str]:
-    """Names of every smp encoder (including ``tu-`` timm encoders are accepted too)."""
+    """Names of every smp encoder (``tu-`` timm encoders are accepted too).
+
+    Returns
+    -------
+    list of str
+        Sorted names.
+    """
     return sorted(_smp().encoders.get_encoder_names())
 
 
@@ -66,6 +81,7 @@ def hub_offline():
     try:
         from huggingface_hub import constants
     except ImportError:  # pragma: no cover
+        logger.debug("huggingface_hub is not installed: there is no hub to force offline")
         yield
         return
     old = constants.HF_HUB_OFFLINE
@@ -84,6 +100,18 @@ def to_group_norm(model: Any, groups: int = 8) -> Any:
     slides with different staining it generalises better than BatchNorm
     (GlaS here: held-out images collapsed with BatchNorm in eval mode). The
     choice is recorded in the checkpoint (``_norm``) and re-applied on load.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (changed in place).
+    groups : int
+        Groups per layer (1 where the channels do not divide by it).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``.
     """
     from torch import nn
 
@@ -104,6 +132,16 @@ def trim_unused_stages(model: Any) -> Any:
     smp keeps e.g. ResNet's ``layer4`` even at depth 4, where its forward
     skips it: 8 of resnet18's 11 M parameters would be stored for nothing.
     The same trim runs when a checkpoint is loaded, so weights and model agree.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An smp model or an encoder (changed in place).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``.
     """
     enc = getattr(model, "encoder", model)
     depth = getattr(enc, "_depth", 5)
@@ -126,20 +164,25 @@ def build_model(
 
     Parameters
     ----------
-    arch
+    arch : str
         Architecture name (see :data:`ARCHITECTURE_NAMES`; case-sensitive, as in smp).
-    encoder
+    encoder : str
         Any smp encoder name (``resnet18``, ``efficientnet-b0``, ``tu-...``).
-    in_channels
+    in_channels : int
         Input channels (3 for RGB).
-    classes
+    classes : int
         Output channels: number of classes for softmax models, 1 for a binary
         sigmoid model.
-    encoder_weights
+    encoder_weights : str, optional
         ``None`` (default, random init) or a pretrained weight name such as
         ``"imagenet"``; used only if already cached locally.
     **kwargs
         Passed to the smp architecture.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, with unused encoder stages dropped.
 
     Raises
     ------

@@ -105,6 +105,23 @@ class HoVerNet(nn.Module):
         return branch["head"](branch["decoder"](features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The NP, HV and NC outputs of a batch, as one tensor.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, H, W)`` input; ``H`` and ``W`` divisible by :attr:`output_stride`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, 4 + n_types, H, W)``: NP logits, HV, NC logits.
+
+        Raises
+        ------
+        ValueError
+            When the input size does not divide by the output stride.
+        """
         h, w = x.shape[-2:]
         s = self.output_stride
         if h % s or w % s:
@@ -117,7 +134,19 @@ class HoVerNet(nn.Module):
 
 
 def split_outputs(out: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``{"np": logits (N,2,..), "hv": (N,2,..), "nc": logits (N,T,..) or absent}``."""
+    """The named parts of a :class:`HoVerNet` output.
+
+    Parameters
+    ----------
+    out : torch.Tensor
+        ``(N, 4 + T, H, W)`` model output.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``np`` logits ``(N, 2, ...)``, ``hv`` ``(N, 2, ...)`` and, when the
+        model has types, ``nc`` logits ``(N, T, ...)``.
+    """
     d = {"np": out[:, 0:2], "hv": out[:, 2:4]}
     if out.shape[1] > 4:
         d["nc"] = out[:, 4:]
@@ -125,6 +154,17 @@ def split_outputs(out: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def build_hovernet(**kwargs: Any) -> HoVerNet:
-    """:class:`HoVerNet` with ``encoder_weights=None`` unless asked (no hub access)."""
+    """:class:`HoVerNet` with ``encoder_weights=None`` unless asked (no hub access).
+
+    Parameters
+    ----------
+    **kwargs
+        :class:`HoVerNet` arguments.
+
+    Returns
+    -------
+    HoVerNet
+        The model.
+    """
     kwargs.setdefault("encoder_weights", None)
     return HoVerNet(**kwargs)

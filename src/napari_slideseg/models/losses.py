@@ -20,6 +20,7 @@ name            multiclass (C channels, softmax)                 binary (1 chann
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,8 +34,20 @@ def class_weights_from_fractions(
 ) -> list[float]:
     """Inverse-frequency class weights, ``(1 / f) ** power``, normalised to mean 1 and capped.
 
-    ``fractions`` are the classes' pixel fractions (e.g. the mean of the
-    manifest's ``frac_*`` columns).
+    Parameters
+    ----------
+    fractions : sequence of float
+        The classes' pixel fractions (e.g. the mean of the manifest's
+        ``frac_*`` columns); clipped below at 1e-6.
+    power : float
+        Exponent of the inverse frequency (0.5: square root).
+    cap : float
+        Largest weight.
+
+    Returns
+    -------
+    list of float
+        One weight per class.
     """
     import numpy as np
 
@@ -49,13 +62,28 @@ def build_loss(name: str, *, classes: int, class_weights: Sequence[float] | None
 
     Parameters
     ----------
-    name
+    name : str
         One of :data:`LOSS_NAMES`, or several joined with ``+``.
-    classes
+    classes : int
         Output channels of the model (1 means binary/sigmoid).
-    class_weights
+    class_weights : sequence of float, optional
         Per-class weights for ``ce`` (multiclass) or the positive-class weight
         ratio for binary (``weights[1] / weights[0]``).
+
+    Returns
+    -------
+    callable
+        The summed loss (it has ``.to(device)`` and a ``+``-joined repr).
+
+    Raises
+    ------
+    ModelError
+        For an empty or unknown name, or ``bce`` for a multiclass model.
+
+    Warns
+    -----
+    UserWarning
+        When ``class_weights`` are given but no part of the loss uses them.
     """
     import torch
     from segmentation_models_pytorch import losses as L
@@ -65,7 +93,8 @@ def build_loss(name: str, *, classes: int, class_weights: Sequence[float] | None
     parts = [p.strip().lower() for p in name.split("+") if p.strip()]
     if not parts:
         raise ModelError("empty loss name")
-    fns = []
+    _warn_unused_weights(parts, binary, class_weights)
+    fns: list[Any] = []
     for part in parts:
         if part not in LOSS_NAMES:
             raise ModelError(
@@ -99,6 +128,21 @@ def build_loss(name: str, *, classes: int, class_weights: Sequence[float] | None
         elif part == "tversky":
             fns.append(L.TverskyLoss(mode, from_logits=True))
     return _Sum(fns, parts)
+
+
+def _warn_unused_weights(
+    parts: list[str], binary: bool, class_weights: Sequence[float] | None
+) -> None:
+    """Warn when ``class_weights`` are given but no part of the loss uses them."""
+    if class_weights is None:
+        return
+    if "ce" not in parts:
+        why = f"only the 'ce' loss uses class weights, not {'+'.join(parts)}"
+    elif binary and len(class_weights) != 2:
+        why = f"a binary 'ce' takes 2 (background, foreground), not {len(class_weights)}"
+    else:
+        return
+    warnings.warn(f"class_weights are ignored: {why}", UserWarning, stacklevel=3)
 
 
 class _Binary:
@@ -170,10 +214,21 @@ def _sobel_kernels(size: int = 5) -> Any:
 class HoverLoss:
     """HoVer-Net loss: NP CE + Dice, HV MSE + gradient MSE (inside nuclei), NC CE + Dice.
 
-    Targets are ``(N, 4 or 5, H, W)`` float tensors from the HoVer dataset:
+    Targets are ``(N, 3 or 4, H, W)`` float tensors from the HoVer dataset:
     channel 0 NP (0/1), 1-2 HV in [-1, 1], 3 NC type index (optional).
     Calling returns the weighted total; :attr:`last` holds each term (floats)
     of the latest call. Plain torch ops: runs on CPU, MPS and CUDA.
+
+    Parameters
+    ----------
+    weights : dict of str to float, optional
+        Weights of the terms (keys of :data:`HOVER_WEIGHTS`), over the
+        reference ones.
+
+    Raises
+    ------
+    ModelError
+        For an unknown term name.
     """
 
     def __init__(self, weights: dict[str, float] | None = None) -> None:
@@ -210,7 +265,21 @@ class HoverLoss:
         return dh, dv
 
     def terms(self, out: Any, target: Any) -> dict[str, Any]:
-        """Each loss term as a tensor."""
+        """Each loss term as a tensor.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            ``(N, 4 + T, H, W)`` model output.
+        target : torch.Tensor
+            ``(N, 3 or 4, H, W)`` NP, H, V (and NC) targets.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            ``np_ce``, ``np_dice``, ``hv_mse``, ``hv_msge`` and, with types,
+            ``nc_ce`` and ``nc_dice``.
+        """
         import torch
 
         from .hovernet import split_outputs

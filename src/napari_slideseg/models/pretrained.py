@@ -46,7 +46,15 @@ Stats = tuple[float, float, float]
 
 
 class EncoderWeightsError(SlideSegError, ValueError):
-    """A weights file cannot be loaded into the encoder; the message starts with the file."""
+    """A weights file cannot be loaded into the encoder; the message starts with the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weights (or sidecar JSON) file.
+    problem : str
+        What is wrong with it.
+    """
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = os.fspath(path)
@@ -83,7 +91,13 @@ class EncoderWeights:
     std: Stats | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples as lists)."""
+        """JSON-ready dict (tuples as lists).
+
+        Returns
+        -------
+        dict
+            Every field.
+        """
         lists = {k: getattr(self, k) for k in ("dropped", "mean", "std")}
         return {**asdict(self), **{k: None if v is None else list(v) for k, v in lists.items()}}
 
@@ -96,7 +110,7 @@ def _stats(json_path: Path, key: str, values: Any) -> Stats:
     if len(out) != 3 or not all(math.isfinite(v) and (key == "mean" or v > 0) for v in out):
         rule = "3 finite numbers" + (", all > 0" if key == "std" else "")
         raise EncoderWeightsError(json_path, f"normalization {key} must be {rule}, got {values!r}")
-    return out  # type: ignore[return-value]
+    return out
 
 
 def weights_normalization(path: str | os.PathLike) -> tuple[Stats, Stats] | None:
@@ -105,6 +119,16 @@ def weights_normalization(path: str | os.PathLike) -> tuple[Stats, Stats] | None
     An explicit ``"normalization": {"mean": [...], "std": [...]}`` wins; else a
     ``"preprocessing"`` text saying inputs are scaled to ``[-1, 1]`` means
     mean = std = 0.5. No sidecar or no such entry gives ``None``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weights file.
+
+    Returns
+    -------
+    tuple or None
+        ``(mean, std)``, three floats each.
 
     Raises
     ------
