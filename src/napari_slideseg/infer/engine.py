@@ -64,6 +64,14 @@ from .runners import get_client, run_block_task, run_distributed, run_local
 from .task import Task, block_result, make_task, write_block
 from .tiles import pyramid_factors, region_blocks, roi_mask
 
+#: What ``models`` may be: one checkpoint (path, bundled name, ``(model, card)``) or several.
+ModelsArg = (
+    str
+    | os.PathLike
+    | tuple[Any, ModelCard | dict[str, Any]]
+    | Sequence[tuple[Any, ModelCard | dict[str, Any]] | str | os.PathLike]
+)
+
 #: The default settings (a frozen dataclass, safe as a default argument).
 DEFAULT_CONFIG = InferConfig()
 
@@ -215,7 +223,7 @@ def _load_models(models: Any) -> list[tuple[Any, ModelCard]]:
 
 def predict_slide_steps(
     slide: Any,
-    models: Sequence[tuple[Any, dict[str, Any]] | str | os.PathLike],
+    models: ModelsArg,
     out: str | os.PathLike,
     config: InferConfig = DEFAULT_CONFIG,
     *,
@@ -389,7 +397,7 @@ def _run(
 
 def predict_slide(
     slide: Any,
-    models: Sequence[tuple[Any, dict[str, Any]] | str | os.PathLike],
+    models: ModelsArg,
     out: str | os.PathLike,
     config: InferConfig = DEFAULT_CONFIG,
     *,
