@@ -271,9 +271,9 @@ class TrainConfig:
 def _check_paths(cfg: TrainConfig) -> None:
     """``manifests`` and ``val_manifests`` as lists of text paths; ``out`` as text."""
     if isinstance(cfg.manifests, str | os.PathLike):
-        cfg.manifests = [cfg.manifests]
+        cfg.manifests = [os.fspath(cfg.manifests)]
     if isinstance(cfg.val_manifests, str | os.PathLike):
-        cfg.val_manifests = [cfg.val_manifests]
+        cfg.val_manifests = [os.fspath(cfg.val_manifests)]
     for name in ("manifests", "val_manifests"):
         value = getattr(cfg, name) or []
         if not isinstance(value, list | tuple) or not all(

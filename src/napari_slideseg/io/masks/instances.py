@@ -63,7 +63,12 @@ def read_instance_map(
         root = zarr.open_group(str(p), mode="r")
         if "instances" not in root:
             raise SlideSegError(f"{p}: not a HoVer prediction (no 'instances' array)")
-        return np.asarray(root["instances"][:])
+        instances = root["instances"]
+        if not isinstance(instances, zarr.Array):
+            raise SlideSegError(
+                f"{p}: not a HoVer prediction ('instances' is a group, not an array)"
+            )
+        return np.asarray(instances[:])
     if name.endswith(".npy"):
         arr = np.load(p, allow_pickle=False)
     elif name.endswith(".mat"):

@@ -11,6 +11,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,12 +92,16 @@ def missing_blocks(path: str | os.PathLike) -> tuple[int, int] | None:
     if root_path is None:
         return None
     root = zarr.open_group(str(root_path), mode="r")
-    info = dict(root.attrs)["slideseg_inference"]
+    attrs: dict[str, Any] = dict(root.attrs)
+    info = attrs["slideseg_inference"]
     if info.get("complete"):
         return None
     total = len(info.get("blocks") or [])
     try:
-        done = np.asarray(root["done"][:])
+        marks = root["done"]
+        if not isinstance(marks, zarr.Array):
+            raise TypeError("'done' is a group, not an array")
+        done = np.asarray(marks[:])
         return int((done == 0).sum()), int(done.size)
     except Exception as exc:  # no readable done marks: nothing is known to be finished
         logger.debug(
@@ -129,7 +134,8 @@ def predicted_box(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
     try:
         import zarr
 
-        meta = dict(zarr.open_group(str(p), mode="r").attrs).get("slideseg_inference") or {}
+        attrs: dict[str, Any] = dict(zarr.open_group(str(p), mode="r").attrs)
+        meta = attrs.get("slideseg_inference") or {}
     except Exception:
         return None
     cfg = meta.get("config") or {}
@@ -178,6 +184,7 @@ def check_prediction(path: str | os.PathLike, partial: bool = False) -> int:
         return 0
     missing, total = gap
     root = prediction_root(path)
+    assert root is not None  # missing_blocks found the prediction root
     if not partial:
         raise IncompletePredictionError(root, missing, total)
     warnings.warn(

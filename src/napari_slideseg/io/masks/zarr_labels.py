@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dask.array as da
 import numpy as np
 
 from ..errors import SlideSegError
-from ..palette import ClassMap, MaskError
+from ..palette import RGB, ClassMap, MaskError
 from ..placement import Placement, is_micrometer
 from .metadata import with_placement
 
@@ -127,7 +127,8 @@ def _ngff_classmap(label_meta: dict[str, Any]) -> ClassMap | None:
     try:
         return ClassMap(
             tuple(names.get(i, "background" if i == 0 else f"class {i}") for i in range(n)),
-            tuple(colors[i] for i in range(n)),
+            # not narrowed to triples here: ClassMap checks each colour is RGB
+            cast("tuple[RGB, ...]", tuple(colors[i] for i in range(n))),
         )
     except SlideSegError as exc:
         logger.debug("NGFF image-label colours give no class map (%s)", exc)

@@ -252,10 +252,11 @@ class ClassMap:
         seen = set(colors)
         rng = np.random.default_rng(12345)
         while len(colors) < n:
-            c = tuple(int(v) for v in rng.integers(0, 256, 3))
+            r, g, b = (int(v) for v in rng.integers(0, 256, 3))
+            c = (r, g, b)
             if c not in seen:
                 seen.add(c)
-                colors.append(c)  # type: ignore[arg-type]
+                colors.append(c)
         if names is None:
             names = ["background", *(f"class_{i}" for i in range(1, n))]
         names = list(names)

@@ -59,7 +59,7 @@ def _checked_colors(colors: Any) -> tuple[RGB, ...]:
             raise MaskError(f"colour {col!r} is not an RGB triple") from None
         if len(triple) != 3 or not all(0 <= v <= 255 for v in triple):
             raise MaskError(f"colour {tuple(col)} is not an RGB triple in 0-255")
-        out.append(triple)  # type: ignore[arg-type]
+        out.append(triple)
     return tuple(out)
 
 

@@ -81,7 +81,8 @@ def read_image(path: Path) -> np.ndarray:
         except (OSError, ValueError):
             pixels = 0
         try:
-            with pil_pixel_limit(pixels), Image.open(path) as im:
+            with pil_pixel_limit(pixels), Image.open(path) as opened:
+                im: Image.Image = opened
                 if im.mode in ("P", "PA"):
                     im = im.convert(
                         "RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB"
