@@ -38,30 +38,11 @@ import numpy as np
 
 from ..models.card import ModelCard, as_card
 from ..progress import Progress, drain
-from .block import forward, predict_block, read_block, tta_ops
-from .config import (
-    MAX_TILE,
-    TTA_MODES,
-    WINDOWS,
-    ZOOM_RANGE,
-    ZOOM_SNAP,
-    ZOOM_TOLERANCE,
-    InferConfig,
-    InferError,
-    ResolutionWarning,
-    resolve_zoom,
-    resolved_config,
-    zoom_for_ratio,
-)
-from .output import (
-    TEMP_SUFFIXES,
-    is_complete,
-    open_output,
-    output_levels,
-    remove_temporaries,
-)
-from .runners import get_client, run_block_task, run_distributed, run_local
-from .task import Task, block_result, make_task, write_block
+from .block import predict_block
+from .config import ZOOM_TOLERANCE, InferConfig, InferError, resolve_zoom, resolved_config
+from .output import is_complete, open_output, output_levels, remove_temporaries
+from .runners import get_client, run_distributed, run_local
+from .task import Task, make_task
 from .tiles import pyramid_factors, region_blocks, roi_mask
 
 #: What ``models`` may be: one checkpoint (path, bundled name, ``(model, card)``) or several.
@@ -75,34 +56,18 @@ ModelsArg = (
 #: The default settings (a frozen dataclass, safe as a default argument).
 DEFAULT_CONFIG = InferConfig()
 
-__all__ = [
+__all__ = [  # the engine's own names, and those importers have always taken from here
     "DEFAULT_CONFIG",
-    "MAX_TILE",
-    "TEMP_SUFFIXES",
-    "TTA_MODES",
-    "WINDOWS",
-    "ZOOM_RANGE",
-    "ZOOM_SNAP",
-    "ZOOM_TOLERANCE",
     "InferConfig",
     "InferError",
-    "ResolutionWarning",
-    "block_result",
     "check_models",
-    "forward",
     "is_complete",
     "output_levels",
     "plan_blocks",
     "predict_block",
     "predict_slide",
     "predict_slide_steps",
-    "read_block",
-    "remove_temporaries",
     "resolve_zoom",
-    "run_block_task",
-    "tta_ops",
-    "write_block",
-    "zoom_for_ratio",
 ]
 
 
