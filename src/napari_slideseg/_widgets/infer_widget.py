@@ -29,6 +29,7 @@ from magicgui.widgets import (
 
 from ..infer.config import InferConfig, InferError
 from ..io.errors import SlideSegError
+from ..options import TTAMode, values
 from ._common import GeneratorRunner, LayerChoice, bound_width, layer_to_slide, notify_warning
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class InferWidget(Container):
         self.batch = SpinBox(value=4, min=1, max=256, label="batch size")
         self.block = SpinBox(value=2048, min=256, max=8192, step=256, label="block")
         self.device = ComboBox(choices=_device_choices(), value="auto", label="device")
-        self.tta = ComboBox(choices=["none", "flips", "d4"], value="none", label="TTA")
+        self.tta = ComboBox(choices=values(TTAMode), value=TTAMode.NONE.value, label="TTA")
         import torch
 
         has_cuda = torch.cuda.is_available()

@@ -19,6 +19,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from ..options import GridMode, Overwrite, PadMode, PatchFormat, values
 from ..patching import PatchConfig, PatchPlan, plan_patches
 from ._common import (
     GeneratorRunner,
@@ -58,8 +59,10 @@ class PatchWidget(Container):
         self.stride = SpinBox(value=512, min=1, max=8192, step=16, label="stride")
         self.level = SpinBox(value=0, min=0, max=20, label="level")
         self.zoom = FloatSpinBox(value=1.0, min=0.05, max=8.0, step=0.25, label="zoom")
-        self.grid = ComboBox(choices=["valid", "pad"], value="valid", label="grid")
-        self.pad_mode = ComboBox(choices=["reflect", "constant"], value="reflect", label="padding")
+        self.grid = ComboBox(choices=values(GridMode), value=GridMode.VALID.value, label="grid")
+        self.pad_mode = ComboBox(
+            choices=values(PadMode), value=PadMode.REFLECT.value, label="padding"
+        )
         self.min_tissue = FloatSpinBox(value=0.5, min=0, max=1, step=0.05, label="min tissue")
         self.max_black = FloatSpinBox(value=0.5, min=0, max=1, step=0.05, label="max black")
         self.max_white = FloatSpinBox(value=0.9, min=0, max=1, step=0.05, label="max white")
@@ -72,9 +75,11 @@ class PatchWidget(Container):
             label="output folder",
             value=Path.home() / "slideseg-patches",
         )
-        self.fmt = ComboBox(choices=["png", "zarr"], value="png", label="format")
+        self.fmt = ComboBox(
+            choices=values(PatchFormat), value=PatchFormat.PNG.value, label="format"
+        )
         self.overwrite = ComboBox(
-            choices=["error", "skip", "overwrite"], value="error", label="if folder exists"
+            choices=values(Overwrite), value=Overwrite.ERROR.value, label="if folder exists"
         )
         self.preview_button = PushButton(text="Preview grid")
         self.run_button = PushButton(text="Run")

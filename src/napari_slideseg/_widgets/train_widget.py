@@ -21,6 +21,14 @@ from magicgui.widgets import (
 )
 
 from ..models.device import cpu_only_build, list_devices
+from ..options import (
+    LOSS_PRESETS,
+    Architecture,
+    AugmentPreset,
+    Optimizer,
+    Scheduler,
+    values,
+)
 from ..train import TrainConfig
 from ._common import (
     GeneratorRunner,
@@ -47,17 +55,21 @@ ENCODERS = (
     "mobilenet_v2",
     "timm-regnety_004",
 )
-ARCHS = (
-    "Unet",
-    "UnetPlusPlus",
-    "FPN",
-    "DeepLabV3Plus",
-    "Linknet",
-    "MAnet",
-    "PAN",
-    "PSPNet",
-    "UPerNet",
-    "Segformer",
+#: Architectures offered, most useful first (all of :class:`Architecture` but DeepLabV3).
+ARCHS = tuple(
+    a.value
+    for a in (
+        Architecture.UNET,
+        Architecture.UNET_PLUS_PLUS,
+        Architecture.FPN,
+        Architecture.DEEPLABV3_PLUS,
+        Architecture.LINKNET,
+        Architecture.MANET,
+        Architecture.PAN,
+        Architecture.PSPNET,
+        Architecture.UPERNET,
+        Architecture.SEGFORMER,
+    )
 )
 
 
@@ -88,7 +100,9 @@ class TrainWidget(Container):
         self.slide_layer = LayerChoice(viewer, "image", "slide")
         self.mask_layer = LayerChoice(viewer, "labels", "mask")
         self.patch_size = SpinBox(value=256, min=32, max=2048, step=32, label="patch size")
-        self.arch = ComboBox(choices=list(ARCHS), value="Unet", label="architecture")
+        self.arch = ComboBox(
+            choices=list(ARCHS), value=Architecture.UNET.value, label="architecture"
+        )
         self.encoder = ComboBox(choices=list(ENCODERS), value="resnet18", label="encoder")
         self.encoder_weights = FileEdit(
             mode=FileDialogMode.EXISTING_FILE,
@@ -101,33 +115,19 @@ class TrainWidget(Container):
             "the encoder above must match them, e.g. mobilenet_v2"
         )
         self.binary = CheckBox(value=False, label="binary (sigmoid)")
-        self.loss = ComboBox(
-            choices=[
-                "ce+dice",
-                "ce",
-                "dice",
-                "focal",
-                "focal+dice",
-                "jaccard",
-                "lovasz",
-                "tversky",
-                "bce+dice",
-            ],
-            value="ce+dice",
-            label="loss",
-        )
+        self.loss = ComboBox(choices=list(LOSS_PRESETS), value=LOSS_PRESETS[0], label="loss")
         self.optimizer = ComboBox(
-            choices=["adamw", "adam", "sgd", "radam"], value="adamw", label="optimizer"
+            choices=values(Optimizer), value=Optimizer.ADAMW.value, label="optimizer"
         )
         self.scheduler = ComboBox(
-            choices=["cosine", "plateau", "onecycle", "none"], value="cosine", label="LR schedule"
+            choices=values(Scheduler), value=Scheduler.COSINE.value, label="LR schedule"
         )
         self.lr = FloatSpinBox(value=1e-3, min=1e-6, max=1.0, step=1e-4, label="learning rate")
         self.lr.native.setDecimals(6)  # the step alone gives 4 places: 1e-6 would read as 0
         self.epochs = SpinBox(value=10, min=1, max=1000, label="epochs")
         self.batch_size = SpinBox(value=8, min=1, max=256, label="batch size")
         self.augment = ComboBox(
-            choices=["none", "flips", "standard", "strong"], value="flips", label="augmentation"
+            choices=values(AugmentPreset), value=AugmentPreset.FLIPS.value, label="augmentation"
         )
         self.zoom_aug = FloatSpinBox(
             value=1.0, min=1.0, max=4.0, step=0.25, label="zoom augmentation (1 off)"
