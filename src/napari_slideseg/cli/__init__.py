@@ -19,13 +19,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
-from .io.errors import SlideSegError
+from .. import __version__
+from ..io.errors import SlideSegError
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .io.slide import open_slide
-    from .progress import tqdm_callback
+    from ..io.slide import open_slide
+    from ..progress import tqdm_callback
 
     callback, close = tqdm_callback(disable=args.json or not sys.stderr.isatty())
     try:
@@ -63,7 +63,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _drive(gen, desc: str = "", quiet: bool = False):
     """Run a core progress generator with a terminal progress bar; return its result."""
-    from .progress import drain, tqdm_callback
+    from ..progress import drain, tqdm_callback
 
     callback, close = tqdm_callback(desc=desc, disable=quiet or not sys.stderr.isatty())
     try:
@@ -84,21 +84,21 @@ def _needs(args: argparse.Namespace, flag: str, *options: str) -> None:
 
 
 def _cmd_patch(args: argparse.Namespace) -> int:
-    from .patching import PatchConfig, extract_patches_steps
+    from ..patching import PatchConfig, extract_patches_steps
 
     _needs(args, "--instances", "--types")
 
     slide = _drive_open(args.slide, args.quiet, args.mpp)
-    from .patching import PatchError
+    from ..patching import PatchError
 
     slide.check_level(args.level, option="--level", error=PatchError)
     mask = classmap = types = None
     mask_id = None
     if args.instances:
-        from .io.masks import read_instance_map, resolve_classmap
+        from ..io.masks import read_instance_map, resolve_classmap
 
         if not args.mask:
-            from .validate import OptionError
+            from ..validate import OptionError
 
             raise OptionError("--instances needs --mask INSTANCE_MAP")
         mask = read_instance_map(args.mask)
@@ -107,7 +107,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
             types = read_instance_map(args.types)
         classmap = resolve_classmap(args.classmap) if args.classmap else None
     elif args.mask:
-        from .io.masks import read_labels
+        from ..io.masks import read_labels
 
         mask, classmap, _ = read_labels(
             args.mask,
@@ -119,7 +119,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
         )
         mask_id = str(args.mask)
     elif args.classmap:
-        from .io.masks import resolve_classmap
+        from ..io.masks import resolve_classmap
 
         classmap = resolve_classmap(args.classmap)
     cfg = PatchConfig(
@@ -161,7 +161,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train_folds_steps, train_steps
+    from ..train import TrainConfig, train_folds_steps, train_steps
 
     weights: list[float] | str | None = args.class_weights or None
     cfg = TrainConfig(
@@ -231,7 +231,7 @@ def _resume_config(args: argparse.Namespace, cfg: Any) -> Any:
     import dataclasses
     from pathlib import Path
 
-    from .train import TrainConfig, resume_changes
+    from ..train import TrainConfig, resume_changes
 
     saved_path = Path(cfg.out) / "config.json"
     if not saved_path.exists():
@@ -250,19 +250,19 @@ def _resume_config(args: argparse.Namespace, cfg: Any) -> Any:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .io.export import (
+    from ..io.export import (
         write_color_png_steps,
         write_color_tiff_steps,
         write_geojson_steps,
         write_ome_zarr_labels_steps,
     )
-    from .io.masks import read_labels
-    from .io.placement import Placement
+    from ..io.masks import read_labels
+    from ..io.placement import Placement
 
     src = Path(args.labels)
     streamed = str(args.to).lower().endswith((".csv", ".geojson", ".geojson.gz", ".json"))
     if (args.table or (args.instances and streamed)) and (src / "instances").is_dir():
-        from .infer.hover import export_instances_steps
+        from ..infer.hover import export_instances_steps
 
         what = "table" if args.table else None
         out = _drive(
@@ -293,7 +293,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         import dask.array as da
         import zarr
 
-        from .infer.hover import read_instance_table
+        from ..infer.hover import read_instance_table
 
         table = read_instance_table(src, partial=args.partial)
         labels = da.from_zarr(zarr.open_group(str(src), mode="r")["instances"])
@@ -312,7 +312,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return _export_instance_map(args, labels, info, where)
     if info.get("instances"):
         return _export_instance_map(args, labels, info, where)
-    from .io.export import check_not_empty, default_classmap
+    from ..io.export import check_not_empty, default_classmap
 
     check_not_empty(labels, out)
     if classmap is None:
@@ -325,8 +325,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     elif name.endswith((".tif", ".tiff")):
         _drive(write_color_tiff_steps(out, labels, classmap, placement=where), quiet=args.quiet)
     elif name.endswith(".csv"):
-        from .io.export import check_file_target
-        from .io.rle import write_rle_csv
+        from ..io.export import check_file_target
+        from ..io.rle import write_rle_csv
 
         check_file_target(out)
         write_rle_csv(
@@ -351,7 +351,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             quiet=args.quiet,
         )
     else:
-        from .io.palette import MaskError
+        from ..io.palette import MaskError
 
         raise MaskError(
             f"{out}: unknown export format (use .png, .tif, .csv, .ome.zarr or .geojson[.gz])"
@@ -372,11 +372,11 @@ def _export_instance_map(args: argparse.Namespace, labels: Any, info: dict, wher
     object (with its type where the input records one), OME-Zarr instance
     labels, GeoJSON one polygon per object.
     """
-    from .io.export import export_labels
-    from .io.masks import resolve_classmap
+    from ..io.export import export_labels
+    from ..io.masks import resolve_classmap
 
     if args.indexed:
-        from .io.palette import MaskError
+        from ..io.palette import MaskError
 
         raise MaskError(
             f"{args.labels}: --indexed writes a class palette, but this is an instance map "
@@ -409,8 +409,8 @@ def _stem(path: str) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .infer import InferConfig, predict_slide_steps
-    from .models import load_model, resolve_model
+    from ..infer import InferConfig, predict_slide_steps
+    from ..models import load_model, resolve_model
 
     slide = _drive_open(args.slide, args.quiet, args.mpp)
     models = [load_model(resolve_model(m)) for m in args.model]
@@ -461,7 +461,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _region_crop(pred_path: str, pred: Any, truth: Any) -> Callable[[Any], Any]:
     """Crop to the predicted region when the prediction covers only part of the slide."""
-    from .io.masks import predicted_box
+    from ..io.masks import predicted_box
 
     box = predicted_box(pred_path)
     if box is None or tuple(pred.shape[:2]) != tuple(truth.shape[:2]):
@@ -478,8 +478,8 @@ def _region_crop(pred_path: str, pred: Any, truth: Any) -> Callable[[Any], Any]:
 def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .io.masks import read_instance_map, resolve_classmap
-    from .metrics import instance_report
+    from ..io.masks import read_instance_map, resolve_classmap
+    from ..metrics import instance_report
 
     pred = read_instance_map(args.pred, partial=args.partial)
     truth = read_instance_map(args.truth)
@@ -491,14 +491,14 @@ def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
         truth_types = read_instance_map(args.truth_types)
         pred_types: Any = None
         if Path(args.pred).is_dir() and (Path(args.pred) / "instances.csv").exists():
-            from .infer.hover import read_instance_table
+            from ..infer.hover import read_instance_table
 
             tab = read_instance_table(args.pred, partial=args.partial)
             pred_types = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
         elif args.pred_types:
             pred_types = read_instance_map(args.pred_types)
         else:
-            from .validate import OptionError
+            from ..validate import OptionError
 
             raise OptionError(
                 "--truth-types needs predicted types (a HoVer prediction "
@@ -520,9 +520,9 @@ def _cmd_evaluate_instances(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .io.export import label_max
-    from .io.masks import read_labels
-    from .metrics import evaluate
+    from ..io.export import label_max
+    from ..io.masks import read_labels
+    from ..metrics import evaluate
 
     if args.instances:
         return _cmd_evaluate_instances(args)
@@ -531,7 +531,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     share = args.min_class_share
     pred, pcm, _ = read_labels(args.pred, partial=args.partial, min_share=share)
     if args.classmap:
-        from .io.masks import resolve_classmap
+        from ..io.masks import resolve_classmap
 
         given = resolve_classmap(args.classmap)
         if pcm is not None and (pcm.names, pcm.colors) != (given.names, given.colors):
@@ -558,8 +558,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_pack(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .models import resolve_model
-    from .models.checkpoint import load_model, save_checkpoint
+    from ..models import resolve_model
+    from ..models.checkpoint import load_model, save_checkpoint
 
     source = resolve_model(args.checkpoint)
     if Path(args.out).resolve() == Path(source).resolve():
@@ -622,8 +622,8 @@ def _metrics_arg(value: str, option: str = "--metrics") -> dict:
 
 
 def _cmd_tune_hover(args: argparse.Namespace) -> int:
-    from .infer.tune import tune_hover_steps
-    from .models.checkpoint import update_card
+    from ..infer.tune import tune_hover_steps
+    from ..models.checkpoint import update_card
 
     params, rows = _drive(
         tune_hover_steps(
@@ -641,7 +641,7 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
     if args.report:
         from pathlib import Path
 
-        from .metrics import write_csv
+        from ..metrics import write_csv
 
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         write_csv(Path(args.report), rows)
@@ -653,7 +653,7 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
         print(f"card's current values: PQ {card_row['pq_mean']:.4f}")
     print(f"best: PQ {rows[0]['pq_mean']:.4f} with {params.to_dict()}")
     if args.write:
-        from .models.checkpoint import read_card
+        from ..models.checkpoint import read_card
 
         card = read_card(args.checkpoint).with_postproc(
             params.to_dict(),
@@ -667,7 +667,7 @@ def _cmd_tune_hover(args: argparse.Namespace) -> int:
 
 
 def _drive_open(path: str, quiet: bool = False, mpp: float | None = None):
-    from .io.slide import open_slide_steps
+    from ..io.slide import open_slide_steps
 
     slide = _drive(open_slide_steps(path), quiet=quiet)
     return slide if mpp is None else slide.with_mpp(mpp)
@@ -692,7 +692,7 @@ def _zoom(text: str) -> float | str:
 
 def _add_min_class_share(p: argparse.ArgumentParser) -> None:
     """``--min-class-share`` (colour masks read without a class map)."""
-    from .validate import fraction
+    from ..validate import fraction
 
     p.add_argument(
         "--min-class-share",
@@ -705,14 +705,14 @@ def _add_min_class_share(p: argparse.ArgumentParser) -> None:
 
 def _t(validator: Callable[..., Any], flag: str, *args: Any, **kwargs: Any) -> Callable:
     """An argparse ``type`` checking ``flag``'s value with a shared validator."""
-    from .validate import arg_type
+    from ..validate import arg_type
 
     return arg_type(validator, flag, *args, **kwargs)
 
 
 def _positive_ints(flag: str) -> Callable[[str], list[int]]:
     """``--decoder-channels 128,64,32``: comma-separated integers >= 1."""
-    from .validate import OptionError, positive_int
+    from ..validate import OptionError, positive_int
 
     def parse(text: str) -> list[int]:
         items = [t.strip() for t in text.split(",")]
@@ -765,7 +765,7 @@ def _add_mpp(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo_steps
+    from ..demo import run_demo_steps
 
     res = _drive(run_demo_steps(args.out, device=args.device), quiet=args.quiet)
     print(f"sample slide: {res['slide']!r}")
@@ -802,7 +802,7 @@ exit status:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``slideseg`` (subcommands register here)."""
-    from .validate import (
+    from ..validate import (
         fraction,
         int_at_least,
         int_in_range,
