@@ -368,3 +368,115 @@ def test_demo_cache_follows_the_bundled_models(tmp_path, monkeypatch):
     assert _sample_data.demo_cache_dir() == first  # stable
     (model / "slideseg.json").write_text('{"epoch": 2}')
     assert _sample_data.demo_cache_dir() != first
+
+
+# -----------------------------------------------------------------------------
+# options generated from the config dataclasses
+# -----------------------------------------------------------------------------
+def _command_parser(module):
+    import argparse
+
+    p = argparse.ArgumentParser(prog=f"slideseg {module.NAME}")
+    module.add_arguments(p)
+    return p
+
+
+def _configs():
+    from napari_slideseg.cli import patch, predict, train
+    from napari_slideseg.infer import InferConfig
+    from napari_slideseg.patching import PatchConfig
+    from napari_slideseg.train import TrainConfig
+
+    return [
+        (train, TrainConfig, train.train_flags()),
+        (predict, InferConfig, predict.infer_flags()),
+        (patch, PatchConfig, patch.patch_flags()),
+    ]
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["train", "predict", "patch"])
+def test_every_config_field_is_an_option_with_help(which):
+    import argparse
+    import dataclasses
+
+    module, cls, flags = _configs()[which]
+    actions = {}
+    for a in _command_parser(module)._actions:
+        actions.setdefault(a.dest, a)  # the option shown, not its hidden alias
+    for field in dataclasses.fields(cls):
+        dest = flags[field.name].dest if field.name in flags else ""
+        action = actions.get(dest or field.name)
+        assert action is not None, f"{cls.__name__}.{field.name} cannot be set"
+        assert action.help and action.help != argparse.SUPPRESS, field.name
+
+
+def test_new_options_reach_the_configs():
+    from napari_slideseg.cli.fields import config_kwargs
+
+    (train, tc, tf), (predict, ic, inf), (patch, pc, pf) = _configs()
+    args = _command_parser(train).parse_args(
+        [
+            *("m", "--out", "r", "--weight-decay", "0.01", "--bn-recalibrate", "0"),
+            *("--hover-weights", "hv_mse=3,nc_ce=0.5", "--num-workers", "2", "--no-amp"),
+        ]
+    )
+    cfg = tc(**config_kwargs(args, tc, tf))
+    assert (cfg.weight_decay, cfg.bn_recalibrate, cfg.num_workers, cfg.amp) == (0.01, 0, 2, False)
+    assert cfg.hover_weights == {"hv_mse": 3.0, "nc_ce": 0.5}
+    args = _command_parser(predict).parse_args(
+        [
+            *("s", "--model", "m", "--out", "o", "--halo", "8", "--window", "cosine"),
+            *("--roi", "0,0,0,99,99,99", "--hover", '{"np_threshold": 0.6}', "--save-probs"),
+        ]
+    )
+    kw = config_kwargs(args, ic, inf)
+    cfg = ic(**{**kw, "tile": 256, "overlap": 64})
+    assert (cfg.halo, cfg.window, cfg.save_probs) == (8, "cosine", True)
+    assert cfg.roi == ((0.0, 0.0), (0.0, 99.0), (99.0, 99.0))
+    assert cfg.hover == {"np_threshold": 0.6}
+    args = _command_parser(patch).parse_args(
+        [
+            *("s", "--out", "o", "--pad-value", "255", "--tissue-level", "1"),
+            *("--polygons", "0,0,0,64,64,64;8,8,8,32,32,32"),
+        ]
+    )
+    kw = config_kwargs(args, pc, pf)
+    cfg = pc(**{**kw, "stride": kw["stride"] or kw["size"]})
+    assert (cfg.pad_value, cfg.tissue_level, len(cfg.polygons)) == (255, 1, 2)
+    assert cfg.polygons[1] == ((8.0, 8.0), (8.0, 32.0), (32.0, 32.0))
+
+
+def test_dataclass_defaults_are_the_command_line_defaults():
+    """Apart from the few the command works out itself (tile, overlap, stride, folds)."""
+    import dataclasses
+
+    from napari_slideseg.cli.fields import config_kwargs, field_default
+
+    own = {"tile", "overlap", "stride", "folds", "val_manifests", "manifests", "out"}
+    for module, cls, flags in _configs():
+        argv = {
+            "train": ["m", "--out", "o"],
+            "predict": ["s", "--model", "m", "--out", "o"],
+            "patch": ["s", "--out", "o"],
+        }[module.NAME]
+        kw = config_kwargs(_command_parser(module).parse_args(argv), cls, flags)
+        for field in dataclasses.fields(cls):
+            if field.name not in own:
+                assert kw[field.name] == field_default(field), (cls.__name__, field.name)
+
+
+def test_convert_is_export_and_commands_run_in_pipeline_order(capsys):
+    import re
+
+    from napari_slideseg.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    order = ["info", "patch", "train", "tune-hover", "pack", "predict", "export", "convert"]
+    order += ["evaluate", "demo"]
+    at = [re.search(rf"\n    {name}[ \n]", out).start() for name in order]
+    assert at == sorted(at), out
+    args = build_parser().parse_args(["convert", "m.png", "--to", "m.csv", "--rle-order", "row"])
+    assert args.func is build_parser().parse_args(["export", "m", "--to", "x"]).func
+    assert args.rle_order == "row"

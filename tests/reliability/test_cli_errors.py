@@ -129,6 +129,42 @@ BAD_OPTIONS = [
     (["export", MASK, "--to", "{out}", "--shape", "0", "10"], "--shape", "integer >= 1, not 0"),
     (["export", MASK, "--to", "{out}", "--tolerance", "-3"], "--tolerance", "number >= 0"),
     (["tune-hover", "x", "--images", "a", "--truths", "b", "--threads", "0"], "--threads", ">= 1"),
+    # config fields the command line did not reach before the options were generated
+    (["train", "{out}", "--out", "{out}", "--weight-decay", "-1"], "--weight-decay", ">= 0"),
+    (["train", "{out}", "--out", "{out}", "--bn-recalibrate", "-2"], "--bn-recalibrate", ">= 0"),
+    (
+        ["train", "{out}", "--out", "{out}", "--hover-weights", "np=1"],
+        "--hover-weights",
+        "unknown HoVer loss terms ['np']",
+    ),
+    (
+        ["train", "{out}", "--out", "{out}", "--hover-weights", "{nope"],
+        "--hover-weights",
+        "not valid JSON",
+    ),
+    (["patch", SLIDE, "--out", "{out}", "--pad-value", "-1"], "--pad-value", "[0, 65535]"),
+    (["patch", SLIDE, "--out", "{out}", "--tissue-level", "-1"], "--tissue-level", ">= 0"),
+    (["patch", SLIDE, "--out", "{out}", "--polygons", "1,2,3"], "--polygons", "(y, x) points"),
+    (
+        ["predict", SLIDE, "--model", "glas-gland", "--out", "{out}", "--halo", "-1"],
+        "--halo",
+        "integer >= 0",
+    ),
+    (
+        ["predict", SLIDE, "--model", "glas-gland", "--out", "{out}", "--window", "box"],
+        "--window",
+        "invalid choice: 'box' (choose from 'gaussian', 'cosine', 'flat')",
+    ),
+    (
+        ["predict", SLIDE, "--model", "glas-gland", "--out", "{out}", "--roi", "0,0,x,1"],
+        "--roi",
+        "(y, x) points",
+    ),
+    (
+        ["predict", SLIDE, "--model", "glas-gland", "--out", "{out}", "--hover", "size=3"],
+        "--hover",
+        "unknown HoVer post-processing parameters ['size']",
+    ),
 ]
 
 

@@ -1,0 +1,285 @@
+"""``slideseg train``: train a model from patch manifests into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .common import add_quiet, checked, class_weights, drive, positive_ints
+from .fields import Flag, add_config_options, config_kwargs
+
+NAME = "train"
+HELP = "train a segmentation model from patch manifests into a run folder"
+DESCRIPTION = "Train an smp model on patch folders / manifest.csv files made by `slideseg patch`."
+
+log = logging.getLogger(__name__)
+
+
+def hover_weights_type(flag: str) -> Callable[[str], dict[str, float]]:
+    """An argparse ``type`` for ``--hover-weights``: HoVer loss terms and weights >= 0.
+
+    Parameters
+    ----------
+    flag
+        The option (argparse names it in errors).
+
+    Returns
+    -------
+    Callable
+        ``parse(text)`` giving ``{term: weight}``.
+    """
+    from ..options import HoverLossTerm, values
+    from ..validate import OptionError, nonneg
+    from .structured import mapping_type
+
+    parse_mapping = mapping_type(flag)
+
+    def parse(text: str) -> dict[str, float]:
+        weights = parse_mapping(text)
+        unknown = sorted(set(weights) - set(values(HoverLossTerm)))
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown HoVer loss terms {unknown}; known: {', '.join(values(HoverLossTerm))}"
+            )
+        try:
+            return {k: nonneg(k, w) for k, w in weights.items()}
+        except OptionError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = "hover weights"
+    return parse
+
+
+def _flags_model() -> dict[str, Flag]:
+    """Flags of the model and loss fields of ``TrainConfig``."""
+    from ..options import Architecture, InputNorm, Loss, ModelKind, NormLayer, values
+    from ..validate import int_in_range
+
+    return {
+        "arch": Flag(help=f"smp architecture ({', '.join(values(Architecture))})"),
+        "encoder": Flag(help="smp encoder, e.g. resnet18, efficientnet-b0, mobilenet_v2, tu-..."),
+        "encoder_weights": Flag(
+            metavar="PATH",
+            help="pretrained encoder weights: a local .safetensors file (torchvision, smp or "
+            "timm key layout; never downloaded). Its sidecar JSON may state the input "
+            "normalisation",
+        ),
+        "input_norm": Flag(
+            choices=InputNorm,
+            help="input normalisation: auto = what the weights' sidecar JSON states, else "
+            "ImageNet; unit = [-1, 1]",
+        ),
+        "binary": Flag(help="1-channel sigmoid model for 2 classes"),
+        "loss": Flag(help=f"{', '.join(values(Loss))}; join with +"),
+        "class_weights": Flag(
+            type=class_weights, help="comma-separated weights, or 'auto' (from class fractions)"
+        ),
+        "kind": Flag(
+            choices=ModelKind,
+            help="hover: HoVer-Net nuclei from instance patches (slideseg patch --instances)",
+        ),
+        "norm": Flag(
+            choices=NormLayer,
+            help="group: GroupNorm instead of BatchNorm (few slides, varied staining)",
+        ),
+        "decoder_channels": Flag(
+            type=positive_ints("--decoder-channels"),
+            help="decoder widths, deepest first, e.g. 128,64,32,16,16 (smaller model)",
+        ),
+        "encoder_depth": Flag(
+            type=checked(int_in_range, "--encoder-depth", 3, 5),
+            help="encoder stages (3-5; fewer = smaller model)",
+        ),
+        "hover_weights": Flag(
+            type=hover_weights_type("--hover-weights"),
+            metavar="WEIGHTS",
+            help="HoVer loss term weights, e.g. hv_mse=2,nc_ce=0.5 or a JSON object "
+            "(terms not given keep their defaults)",
+        ),
+    }
+
+
+def _flags_data() -> dict[str, Flag]:
+    """Flags of the data and split fields of ``TrainConfig``."""
+    from ..options import SplitBy
+    from ..validate import fraction, int_at_least, nonneg_int
+
+    return {
+        "manifests": Flag(positional=True, nargs="+", help="patch folders or manifest.csv files"),
+        "out": Flag(required=True, help="run folder (config, metrics.csv, last/, best/)"),
+        "val_manifests": Flag(
+            flags=("--val", "--val-manifests"),
+            type=str,
+            nargs="*",
+            default=None,
+            help="explicit validation manifests",
+            to_field=lambda v: [str(m) for m in v or []],
+        ),
+        "val_fraction": Flag(
+            type=checked(fraction, "--val-fraction", hi_open=True),
+            help="share of slides (or patches) held out for validation, in [0, 1)",
+        ),
+        "split_by": Flag(choices=SplitBy, help="what the validation split holds out whole"),
+        "fold": Flag(type=checked(nonneg_int, "--fold"), help="train only this fold of --folds"),
+        "folds": Flag(
+            type=checked(int_at_least, "--folds", 2),
+            default=None,
+            help="train K folds into OUT/fold_<k> (or with --fold, one fold)",
+            to_field=lambda v: v or 5,
+        ),
+        "num_workers": Flag(
+            flags=("--workers", "--num-workers"),
+            type=checked(nonneg_int, "--workers"),
+            help="DataLoader worker processes",
+        ),
+        "mixed_mpp": Flag(
+            help="train on patch folders cut at different µm/px (the card records their median)"
+        ),
+    }
+
+
+def _flags_schedule() -> dict[str, Flag]:
+    """Flags of the optimisation and run fields of ``TrainConfig``."""
+    from ..options import AugmentPreset, Monitor, Optimizer, Scheduler
+    from ..validate import int_in_range, nonneg, nonneg_int, positive, positive_int
+
+    def count(flag: str, text: str) -> Flag:
+        return Flag(type=checked(positive_int, flag), help=text)
+
+    return {
+        "optimizer": Flag(choices=Optimizer, help="optimiser"),
+        "lr": Flag(type=checked(positive, "--lr"), help="learning rate"),
+        "weight_decay": Flag(
+            type=checked(nonneg, "--weight-decay"), help="weight decay of the optimiser"
+        ),
+        "scheduler": Flag(choices=Scheduler, help="learning-rate schedule"),
+        "epochs": count("--epochs", "epochs to train"),
+        "batch_size": count("--batch-size", "patches per batch"),
+        "augment": Flag(choices=AugmentPreset, help="augmentation preset"),
+        "scale_range": Flag(
+            nargs=2,
+            type=checked(positive, "--scale-range"),
+            metavar=("LO", "HI"),
+            help="zoom augmentation range, e.g. 0.5 2 (structures of varying size)",
+        ),
+        "patience": count("--patience", "early stopping patience (epochs)"),
+        "monitor": Flag(choices=Monitor, help="metric that picks the best epoch"),
+        "amp": Flag(help="mixed precision on CUDA (--no-amp disables it)"),
+        "seed": Flag(
+            type=checked(int_in_range, "--seed", 0, 2**31 - 1),
+            help="seed of weights, data order and augmentation",
+        ),
+        "deterministic": Flag(help="deterministic algorithms (bit-identical reruns on CPU)"),
+        "device": Flag(help="auto, cpu, cuda, cuda:1, mps"),
+        "threads": count("--threads", "torch CPU threads"),
+        "max_steps": count("--max-steps", "cap steps per epoch (quick runs)"),
+        "name": Flag(help="model name written in the model card"),
+        "bn_recalibrate": Flag(
+            type=checked(nonneg_int, "--bn-recalibrate"),
+            help="clean batches that re-estimate batch-norm statistics before each "
+            "validation (0: off)",
+        ),
+    }
+
+
+def train_flags() -> dict[str, Flag]:
+    """How the fields of :class:`~napari_slideseg.train.TrainConfig` are given.
+
+    Returns
+    -------
+    dict
+        ``{field name: Flag}``; ``TrainConfig``'s docstring documents no field
+        one by one, so each has its help here.
+    """
+    return {**_flags_data(), **_flags_model(), **_flags_schedule()}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``slideseg train`` (one per ``TrainConfig`` field, and more).
+
+    Parameters
+    ----------
+    p
+        The command's parser.
+    """
+    from ..train import TrainConfig
+
+    add_config_options(p, TrainConfig, train_flags())
+    p.add_argument(
+        "--resume", action="store_true", help="continue OUT/last after a crash or cancel"
+    )
+    add_quiet(p)
+
+
+def resume_config(args: argparse.Namespace, cfg: Any) -> Any:
+    """On ``train --resume``: the run's saved settings, with only the options given now.
+
+    An option left at its default takes the run's value; one given with another value
+    than the run's is kept, so :func:`~napari_slideseg.train.train` refuses it by name.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+    cfg
+        The :class:`~napari_slideseg.train.TrainConfig` the command line gives.
+
+    Returns
+    -------
+    TrainConfig
+        ``cfg`` with the run's own values where no option was given.
+    """
+    import dataclasses
+    from pathlib import Path
+
+    from ..train import TrainConfig, resume_changes
+
+    saved_path = Path(cfg.out) / "config.json"
+    if not saved_path.exists():
+        log.debug("%s: no saved config; resuming with the options given", saved_path)
+        return cfg
+    saved = TrainConfig.load_json(saved_path)
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults)
+    flags = train_flags()
+    keep = {}
+    for change in resume_changes(saved, cfg):
+        name = change.split(" ", 1)[0]
+        dest = flags[name].dest if name in flags and flags[name].dest else name
+        if getattr(args, dest, None) == defaults.get_default(dest):
+            keep[name] = getattr(saved, name)  # not given now: the run's own value
+    return dataclasses.replace(cfg, **keep) if keep else cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (one run, or every fold of ``--folds``) and print each run's summary.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0).
+    """
+    from ..train import TrainConfig, train_folds_steps, train_steps
+
+    cfg = TrainConfig(**config_kwargs(args, TrainConfig, train_flags()))
+    if args.resume:
+        cfg = resume_config(args, cfg)
+    if args.folds and args.fold is None:
+        results = drive(train_folds_steps(cfg, args.folds), quiet=args.quiet)
+    else:
+        results = [drive(train_steps(cfg, resume=args.resume), quiet=args.quiet)]
+    for res in results:
+        last = res.history[-1] if res.history else {}
+        print(
+            f"{res.run_dir}: {len(res.history)} epochs, best epoch {res.best_epoch} "
+            f"({res.monitor} {res.best_value:.4f}); last mean Dice {last.get('mean_dice', float('nan')):.4f}"
+            + (" (stopped early)" if res.stopped_early else "")
+        )
+    return 0
