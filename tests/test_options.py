@@ -22,6 +22,7 @@ GLAS = Path(__file__).parent / "data" / "glas"
     ("enum", "where", "name"),
     [
         (o.TTAMode, "napari_slideseg.infer.config", "TTA_MODES"),
+        (o.BlendWindow, "napari_slideseg.infer.config", "WINDOWS"),
         (o.Optimizer, "napari_slideseg.train", "OPTIMIZERS"),
         (o.Scheduler, "napari_slideseg.train", "SCHEDULERS"),
         (o.Monitor, "napari_slideseg.train", "MONITORS"),
@@ -35,6 +36,7 @@ GLAS = Path(__file__).parent / "data" / "glas"
         (o.GridMode, "napari_slideseg.patching", "GRID_MODES"),
         (o.PadMode, "napari_slideseg.patching", "PAD_MODES"),
         (o.Overwrite, "napari_slideseg.patching", "OVERWRITE"),
+        (o.PatchFormat, "napari_slideseg.patching.writers", "FORMATS"),
         (o.RLEOrder, "napari_slideseg.io.rle", "ORDERS"),
     ],
     ids=lambda v: getattr(v, "__name__", v),
@@ -69,12 +71,16 @@ def test_devices_accepted_by_infer_config():
 
 
 def test_blend_windows():
+    from napari_slideseg.infer import InferConfig, InferError
     from napari_slideseg.infer.tiles import blend_window
 
     for value in values(o.BlendWindow):
         assert blend_window(8, value).shape == (8, 8)
+        assert InferConfig(window=value).window == value
     with pytest.raises(ValueError, match="window"):
         blend_window(8, "box")
+    with pytest.raises(InferError, match="window"):
+        InferConfig(window="box")
 
 
 def test_hover_normalize():
