@@ -120,8 +120,9 @@ def evaluate_instances(args: argparse.Namespace) -> int:
         if not isinstance(pred_types, dict):
             pred_types = crop(pred_types)
         types = [(crop(truth_types), pred_types)]
-        if args.classmap:
-            names = list(resolve_classmap(args.classmap).names)
+        given = resolve_classmap(args.classmap) if args.classmap else None
+        if given is not None:
+            names = list(given.names)
     rows = instance_report(
         [(stem(args.pred), truth, pred)], types=types, type_names=names, report=args.report
     )
@@ -130,6 +131,11 @@ def evaluate_instances(args: argparse.Namespace) -> int:
             ", ".join(f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in row.items())
         )
     return 0
+
+
+def _same_classes(a: Any, b: Any) -> bool:
+    """Whether two class maps have the same names and colours (in the same order)."""
+    return bool((a.names, a.colors) == (b.names, b.colors))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io.masks import resolve_classmap
 
         given = resolve_classmap(args.classmap)
-        if pcm is not None and (pcm.names, pcm.colors) != (given.names, given.colors):
+        if given is not None and pcm is not None and not _same_classes(pcm, given):
             raise SlideSegError(
                 f"{args.pred}: was predicted with the classes {', '.join(pcm.names)}, but "
                 f"--classmap {args.classmap} gives {', '.join(given.names)} (or other colours); "

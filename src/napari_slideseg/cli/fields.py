@@ -24,6 +24,7 @@ The parsed value lands under the field's name (``args.num_workers``), and
 from __future__ import annotations
 
 import argparse
+import builtins
 import dataclasses
 import inspect
 import re
@@ -31,7 +32,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from ..options import values
@@ -82,7 +83,7 @@ class Flag:
     flags: tuple[str, ...] = ()
     dest: str = ""
     type: Callable[[str], Any] | None = None
-    choices: type[Enum] | None = None
+    choices: builtins.type[StrEnum] | builtins.type[IntEnum] | None = None
     default: Any = FIELD_DEFAULT
     help: str = ""
     note: str = ""
@@ -221,7 +222,7 @@ def field_default(field: dataclasses.Field) -> Any:
     """
     if field.default is not MISSING:
         return field.default
-    if field.default_factory is not MISSING:
+    if callable(field.default_factory):
         return field.default_factory()
     return None
 
@@ -281,9 +282,9 @@ def option_arguments(
         return names, kw
     type_, nargs = value_type(base, names[0]) if spec.type is None else (spec.type, None)
     kw["type"] = type_
-    nargs = spec.nargs if spec.nargs is not None else (nargs or _fixed_length(base))
-    if nargs is not None:
-        kw["nargs"] = nargs
+    count = spec.nargs if spec.nargs is not None else (nargs or _fixed_length(base))
+    if count is not None:
+        kw["nargs"] = count
     if spec.choices is not None:
         kw["choices"] = values(spec.choices)
     else:  # as argparse names it from the first flag (not from the field's dest)

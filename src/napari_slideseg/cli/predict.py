@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .common import add_mpp, add_quiet, checked, drive, drive_open, zoom_value
 from .fields import Flag, add_config_options, config_kwargs
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         quiet=args.quiet,
     )
-    info = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]
+    info = cast("dict[str, Any]", zarr.open_group(str(out), mode="r").attrs["slideseg_inference"])
     res = info.get("resolution") or {}
     if res.get("slide_mpp") and res.get("model_mpp"):
         print(

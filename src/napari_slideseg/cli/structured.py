@@ -123,14 +123,13 @@ def _pairs(items: Any, text: str) -> tuple[tuple[float, float], ...]:
     if isinstance(items, list) and items and not isinstance(items[0], list):
         flat = items
         items = None if len(flat) % 2 else [flat[i : i + 2] for i in range(0, len(flat), 2)]
-    ok = isinstance(items, list) and items
-    ok = ok and all(isinstance(p, list) and len(p) == 2 for p in items)
+    ok = isinstance(items, list) and all(isinstance(p, list) and len(p) == 2 for p in items)
     pts = [(_number(p[0], float), _number(p[1], float)) for p in items] if ok else []
     if not pts or any(v is None for p in pts for v in p):
         raise argparse.ArgumentTypeError(
             f"expected (y, x) points: y,x,y,x,... or a JSON array of [y, x] pairs, not {text!r}"
         )
-    return tuple(pts)  # type: ignore[arg-type]
+    return tuple((float(y), float(x)) for y, x in pts)
 
 
 def points_type(flag: str) -> Callable[[str], tuple[tuple[float, float], ...]]:

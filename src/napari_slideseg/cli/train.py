@@ -54,49 +54,31 @@ def hover_weights_type(flag: str) -> Callable[[str], dict[str, float]]:
 
 def _flags_model() -> dict[str, Flag]:
     """Flags of the model and loss fields of ``TrainConfig``."""
-    from ..options import Architecture, InputNorm, Loss, ModelKind, NormLayer, values
+    from ..options import InputNorm, ModelKind, NormLayer
     from ..validate import int_in_range
 
     return {
-        "arch": Flag(help=f"smp architecture ({', '.join(values(Architecture))})"),
-        "encoder": Flag(help="smp encoder, e.g. resnet18, efficientnet-b0, mobilenet_v2, tu-..."),
         "encoder_weights": Flag(
             metavar="PATH",
-            help="pretrained encoder weights: a local .safetensors file (torchvision, smp or "
-            "timm key layout; never downloaded). Its sidecar JSON may state the input "
-            "normalisation",
+            note="torchvision, smp or timm key layout; never downloaded. Its sidecar JSON "
+            "may state the input normalisation",
         ),
-        "input_norm": Flag(
-            choices=InputNorm,
-            help="input normalisation: auto = what the weights' sidecar JSON states, else "
-            "ImageNet; unit = [-1, 1]",
-        ),
-        "binary": Flag(help="1-channel sigmoid model for 2 classes"),
-        "loss": Flag(help=f"{', '.join(values(Loss))}; join with +"),
-        "class_weights": Flag(
-            type=class_weights, help="comma-separated weights, or 'auto' (from class fractions)"
-        ),
-        "kind": Flag(
-            choices=ModelKind,
-            help="hover: HoVer-Net nuclei from instance patches (slideseg patch --instances)",
-        ),
-        "norm": Flag(
-            choices=NormLayer,
-            help="group: GroupNorm instead of BatchNorm (few slides, varied staining)",
-        ),
+        "input_norm": Flag(choices=InputNorm),
+        "class_weights": Flag(type=class_weights, note="comma-separated, or auto"),
+        "kind": Flag(choices=ModelKind, note="hover trains on slideseg patch --instances"),
+        "norm": Flag(choices=NormLayer, note="group: few slides, varied staining"),
         "decoder_channels": Flag(
             type=positive_ints("--decoder-channels"),
-            help="decoder widths, deepest first, e.g. 128,64,32,16,16 (smaller model)",
+            note="deepest first, e.g. 128,64,32,16,16 (a smaller model)",
         ),
         "encoder_depth": Flag(
             type=checked(int_in_range, "--encoder-depth", 3, 5),
-            help="encoder stages (3-5; fewer = smaller model)",
+            note="3-5; fewer: a smaller model",
         ),
         "hover_weights": Flag(
             type=hover_weights_type("--hover-weights"),
             metavar="WEIGHTS",
-            help="HoVer loss term weights, e.g. hv_mse=2,nc_ce=0.5 or a JSON object "
-            "(terms not given keep their defaults)",
+            note="e.g. hv_mse=2,nc_ce=0.5 or a JSON object; terms not given keep their defaults",
         ),
     }
 
@@ -107,35 +89,26 @@ def _flags_data() -> dict[str, Flag]:
     from ..validate import fraction, int_at_least, nonneg_int
 
     return {
-        "manifests": Flag(positional=True, nargs="+", help="patch folders or manifest.csv files"),
-        "out": Flag(required=True, help="run folder (config, metrics.csv, last/, best/)"),
+        "manifests": Flag(positional=True, nargs="+"),
+        "out": Flag(required=True),
         "val_manifests": Flag(
             flags=("--val", "--val-manifests"),
             type=str,
             nargs="*",
             default=None,
-            help="explicit validation manifests",
             to_field=lambda v: [str(m) for m in v or []],
         ),
-        "val_fraction": Flag(
-            type=checked(fraction, "--val-fraction", hi_open=True),
-            help="share of slides (or patches) held out for validation, in [0, 1)",
-        ),
-        "split_by": Flag(choices=SplitBy, help="what the validation split holds out whole"),
-        "fold": Flag(type=checked(nonneg_int, "--fold"), help="train only this fold of --folds"),
+        "val_fraction": Flag(type=checked(fraction, "--val-fraction", hi_open=True)),
+        "split_by": Flag(choices=SplitBy),
+        "fold": Flag(type=checked(nonneg_int, "--fold"), note="train only this fold of --folds"),
         "folds": Flag(
             type=checked(int_at_least, "--folds", 2),
             default=None,
-            help="train K folds into OUT/fold_<k> (or with --fold, one fold)",
+            note="given: train K folds into OUT/fold_<k> (or with --fold, one fold)",
             to_field=lambda v: v or 5,
         ),
         "num_workers": Flag(
-            flags=("--workers", "--num-workers"),
-            type=checked(nonneg_int, "--workers"),
-            help="DataLoader worker processes",
-        ),
-        "mixed_mpp": Flag(
-            help="train on patch folders cut at different µm/px (the card records their median)"
+            flags=("--workers", "--num-workers"), type=checked(nonneg_int, "--workers")
         ),
     }
 
@@ -145,53 +118,43 @@ def _flags_schedule() -> dict[str, Flag]:
     from ..options import AugmentPreset, Monitor, Optimizer, Scheduler
     from ..validate import int_in_range, nonneg, nonneg_int, positive, positive_int
 
-    def count(flag: str, text: str) -> Flag:
-        return Flag(type=checked(positive_int, flag), help=text)
+    def count(flag: str) -> Flag:
+        return Flag(type=checked(positive_int, flag))
 
     return {
-        "optimizer": Flag(choices=Optimizer, help="optimiser"),
-        "lr": Flag(type=checked(positive, "--lr"), help="learning rate"),
-        "weight_decay": Flag(
-            type=checked(nonneg, "--weight-decay"), help="weight decay of the optimiser"
-        ),
-        "scheduler": Flag(choices=Scheduler, help="learning-rate schedule"),
-        "epochs": count("--epochs", "epochs to train"),
-        "batch_size": count("--batch-size", "patches per batch"),
-        "augment": Flag(choices=AugmentPreset, help="augmentation preset"),
+        "optimizer": Flag(choices=Optimizer),
+        "lr": Flag(type=checked(positive, "--lr")),
+        "weight_decay": Flag(type=checked(nonneg, "--weight-decay")),
+        "scheduler": Flag(choices=Scheduler),
+        "epochs": count("--epochs"),
+        "batch_size": count("--batch-size"),
+        "augment": Flag(choices=AugmentPreset),
         "scale_range": Flag(
             nargs=2,
             type=checked(positive, "--scale-range"),
             metavar=("LO", "HI"),
-            help="zoom augmentation range, e.g. 0.5 2 (structures of varying size)",
+            note="e.g. 0.5 2 (structures of varying size)",
         ),
-        "patience": count("--patience", "early stopping patience (epochs)"),
-        "monitor": Flag(choices=Monitor, help="metric that picks the best epoch"),
-        "amp": Flag(help="mixed precision on CUDA (--no-amp disables it)"),
-        "seed": Flag(
-            type=checked(int_in_range, "--seed", 0, 2**31 - 1),
-            help="seed of weights, data order and augmentation",
-        ),
-        "deterministic": Flag(help="deterministic algorithms (bit-identical reruns on CPU)"),
-        "device": Flag(help="auto, cpu, cuda, cuda:1, mps"),
-        "threads": count("--threads", "torch CPU threads"),
-        "max_steps": count("--max-steps", "cap steps per epoch (quick runs)"),
-        "name": Flag(help="model name written in the model card"),
-        "bn_recalibrate": Flag(
-            type=checked(nonneg_int, "--bn-recalibrate"),
-            help="clean batches that re-estimate batch-norm statistics before each "
-            "validation (0: off)",
-        ),
+        "patience": count("--patience"),
+        "monitor": Flag(choices=Monitor),
+        "amp": Flag(note="--no-amp: off"),
+        "seed": Flag(type=checked(int_in_range, "--seed", 0, 2**31 - 1)),
+        "threads": count("--threads"),
+        "max_steps": count("--max-steps"),
+        "bn_recalibrate": Flag(type=checked(nonneg_int, "--bn-recalibrate")),
     }
 
 
 def train_flags() -> dict[str, Flag]:
     """How the fields of :class:`~napari_slideseg.train.TrainConfig` are given.
 
+    The help of each is ``TrainConfig``'s docstring; the notes say what the
+    command line adds.
+
     Returns
     -------
     dict
-        ``{field name: Flag}``; ``TrainConfig``'s docstring documents no field
-        one by one, so each has its help here.
+        ``{field name: Flag}`` for the fields whose option is not the generic one.
     """
     return {**_flags_data(), **_flags_model(), **_flags_schedule()}
 
