@@ -30,7 +30,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-PRESETS = ("none", "flips", "standard", "strong")
+from .options import AugmentPreset, values
+
+PRESETS = tuple(values(AugmentPreset))
 
 
 def _flips(A: Any) -> list[Any]:

@@ -17,10 +17,11 @@ import numpy as np
 
 from ..errors import SlideSegError
 from ..models.card import ModelCard
+from ..options import BlendWindow, TTAMode, values
 
-TTA_MODES = ("none", "flips", "d4")
+TTA_MODES = tuple(values(TTAMode))
 #: Tile blending windows (:func:`~napari_slideseg.infer.tiles.blend_window`).
-WINDOWS = ("gaussian", "cosine", "flat")
+WINDOWS = tuple(values(BlendWindow))
 #: Slide and model resolutions closer than this (relative) run at zoom 1 (no resampling).
 ZOOM_TOLERANCE = 0.1
 ZOOM_RANGE = (0.125, 8.0)

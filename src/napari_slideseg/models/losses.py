@@ -24,9 +24,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from ..options import Loss, values
 from .factory import ModelError
 
-LOSS_NAMES = ("ce", "bce", "dice", "focal", "jaccard", "lovasz", "tversky")
+LOSS_NAMES = tuple(values(Loss))
 
 
 def class_weights_from_fractions(

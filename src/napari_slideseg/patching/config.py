@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from ..io.errors import SlideSegError
+from ..options import GridMode, Overwrite, PadMode, values
 
-GRID_MODES = ("valid", "pad")
-PAD_MODES = ("reflect", "constant")
-OVERWRITE = ("error", "skip", "overwrite")
+GRID_MODES = tuple(values(GridMode))
+PAD_MODES = tuple(values(PadMode))
+OVERWRITE = tuple(values(Overwrite))
 BLACK_LEVEL = 30
 WHITE_LEVEL = 220
 

@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 
 from ..io.files import write_bytes_atomic
+from ..options import PatchFormat, values
 from .config import PatchError
 
-FORMATS = ("png", "zarr")
+FORMATS = tuple(values(PatchFormat))
 
 
 def encode_png(arr: np.ndarray) -> bytes:

@@ -13,12 +13,13 @@ from typing import Any
 
 from ..io.errors import SlideSegError
 from ..normalization import IMAGENET, UNIT
+from ..options import Monitor, Optimizer, Scheduler, values
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adamw", "adam", "sgd", "radam")
-SCHEDULERS = ("cosine", "plateau", "onecycle", "none")
-MONITORS = ("val_loss", "val_dice")
+OPTIMIZERS = tuple(values(Optimizer))
+SCHEDULERS = tuple(values(Scheduler))
+MONITORS = tuple(values(Monitor))
 
 #: Input normalisations: ``auto`` takes what the encoder weights' sidecar JSON states,
 #: else ImageNet's; ``unit`` scales to [-1, 1] (mean = std = 0.5 on [0, 1] images).

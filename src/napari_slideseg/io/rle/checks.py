@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from ...options import RLEOrder, values
 from ..errors import SlideSegError
 
 #: The two pixel orders: column-major (``"col"``) and row-major (``"row"``).
-ORDERS = ("col", "row")
+ORDERS = tuple(values(RLEOrder))
 
 
 class RLEError(SlideSegError, ValueError):

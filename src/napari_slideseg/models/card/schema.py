@@ -15,13 +15,14 @@ from typing import Any
 from ...io.errors import SlideSegError
 from ...io.palette import ClassMap
 from ...normalization import IMAGENET
+from ...options import Activation, ModelKind, values
 
 logger = logging.getLogger(__name__)
 
 CARD = "slideseg.json"
 SCHEMA_VERSION = 2
-KINDS = ("semantic", "hover")
-ACTIVATIONS = ("softmax", "sigmoid")
+KINDS = tuple(values(ModelKind))
+ACTIVATIONS = tuple(values(Activation))
 #: Card fields that change what a model predicts (with the weights: the content digest).
 PREDICTION_FIELDS = (
     "kind",
