@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..io.palette import ClassMap
-from ..models.card import NUCLEUS_CLASSMAP
 from .config import INPUT_NORMS, TrainConfig, TrainError
-from .rows import Row, classmap_for, hover_classmap, read_rows, rows_dataset, training_mpp
+from .rows import Row, read_rows, rows_dataset, training_mpp
+from .task import TrainTask, train_task
 
 logger = logging.getLogger(__name__)
 
@@ -178,18 +178,7 @@ def check_rows(cfg: TrainConfig, rows: list[Row], train_rows: list[Row]) -> None
     TrainError
         Naming the first folder at fault.
     """
-    inst_rows = [b for b, r in rows if "n_instances" in r]
-    if cfg.kind == "hover" and len(inst_rows) < len(rows):
-        bad = next(b for b, r in rows if "n_instances" not in r)
-        raise TrainError(
-            f"{bad}: holds class patches, but kind 'hover' trains on nucleus instance "
-            "patches: extract them with instances=True (slideseg patch --instances)"
-        )
-    if cfg.kind == "semantic" and inst_rows:
-        raise TrainError(
-            f"{inst_rows[0]}: holds nucleus instance patches (object ids, not classes): "
-            "train them with kind 'hover' (--kind hover)"
-        )
+    train_task(cfg).check_rows(rows)
     missing = next((b for b, r in train_rows if not r.get("mask")), None)
     if missing is not None:
         raise TrainError(
@@ -233,7 +222,7 @@ def class_weights(
             [[float(r.get(f"frac_{n}") or 0) for n in names] for _, r in train_rows]
         ).mean(0)
         weights = class_weights_from_fractions(fr)
-    elif weights is not None and cfg.kind != "hover" and len(weights) != out_ch:
+    elif weights is not None and train_task(cfg).weights_per_channel and len(weights) != out_ch:
         raise TrainError(
             f"class_weights must have {out_ch} values (one per "
             f"{'output channel' if binary else 'class'}: {', '.join(names)}), not {len(weights)}"
@@ -248,7 +237,7 @@ class TrainData:
     rows: list[Row]
     train_rows: list[Row]
     val_rows: list[Row]
-    hover: bool
+    task: TrainTask
     classmap: ClassMap
     type_classmap: ClassMap | None  # the nucleus types of a HoVer run
     n_types: int
@@ -307,9 +296,9 @@ def prepare_data(cfg: TrainConfig, *, stacklevel: int = 2) -> TrainData:
 
     rows, train_rows, val_rows = split_rows(cfg, stacklevel=stacklevel + 1)
     check_rows(cfg, rows, train_rows)
-    hover = cfg.kind == "hover"
-    type_cm, n_types = hover_classmap(cfg.manifests, train_rows) if hover else (None, 0)
-    cm = NUCLEUS_CLASSMAP if hover else classmap_for(cfg.manifests, stacklevel=stacklevel + 1)
+    task = train_task(cfg)
+    hover = task.instance_targets
+    cm, type_cm, n_types = task.classmaps(cfg, train_rows, stacklevel + 1)
     names = list(cm.names)
     model_mpp, folder_mpp = training_mpp(
         train_rows + val_rows, cfg.mixed_mpp, stacklevel=stacklevel + 1
@@ -339,7 +328,7 @@ def prepare_data(cfg: TrainConfig, *, stacklevel: int = 2) -> TrainData:
         rows=rows,
         train_rows=train_rows,
         val_rows=val_rows,
-        hover=hover,
+        task=task,
         classmap=cm,
         type_classmap=type_cm,
         n_types=n_types,

@@ -215,8 +215,7 @@ def validate(run: Run) -> Generator[Progress, None, tuple[float, int, dict[str, 
                     vloss = run.loss_fn(logits, y)
                 vtotal += float(vloss) * len(x)
                 vseen += len(x)
-                if data.hover:  # NP branch vs nucleus/background
-                    logits, y = logits[:, :2], y[:, 0].long()
+                logits, y = data.task.validation_view(logits, y)
                 s = confusion_stats(logits.float(), y, data.n_classes, data.binary)
                 stats = s if stats is None else stats + s
                 yield Progress(

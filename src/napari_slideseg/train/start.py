@@ -179,32 +179,14 @@ def build_model(cfg: TrainConfig, data: TrainData, device: Any) -> tuple[Any, An
     """
     import torch
 
-    from ..models.factory import build_model as build_smp_model
-    from ..models.losses import build_loss
-
     torch.manual_seed(cfg.seed)
     model_kwargs: dict[str, Any] = {}
     if cfg.decoder_channels:
         model_kwargs["decoder_channels"] = list(cfg.decoder_channels)
     if cfg.encoder_depth:
         model_kwargs["encoder_depth"] = int(cfg.encoder_depth)
-    if data.hover:
-        from ..models.hovernet import HoVerNet
-        from ..models.losses import HoverLoss
-
-        model = HoVerNet(
-            cfg.encoder, encoder_weights=None, n_types=data.n_types, **model_kwargs
-        ).to(device)
-        loss_fn = HoverLoss(cfg.hover_weights)
-    else:
-        model = build_smp_model(
-            cfg.arch,
-            cfg.encoder,
-            classes=data.out_channels,
-            encoder_weights=None,
-            **model_kwargs,
-        ).to(device)
-        loss_fn = build_loss(cfg.loss, classes=data.out_channels, class_weights=data.class_weights)
+    model, loss_fn = data.task.build(cfg, data, model_kwargs)
+    model = model.to(device)
     pretrained = None
     if cfg.encoder_weights:
         from ..models.pretrained import load_encoder_weights
@@ -236,11 +218,9 @@ def card_base(cfg: TrainConfig, data: TrainData) -> dict[str, Any]:
     first = data.train_rows[0][1]
     return {
         "kind": cfg.kind,
-        "arch": "HoVerNet" if data.hover else cfg.arch,
+        **data.task.card_fields(cfg, data),
         "encoder": cfg.encoder,
         "in_channels": 3,
-        "classes": data.n_types if data.hover else data.out_channels,
-        "classmap": data.type_classmap if data.hover else data.classmap,
         "patch_size": int(first.get("size") or 0),
         "level": int(first["level"]) if first.get("level") not in (None, "") else None,
         "mpp": data.model_mpp,

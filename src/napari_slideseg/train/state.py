@@ -209,15 +209,10 @@ def epoch_card(run: Run, epoch: int, row: dict[str, Any]) -> Any:
     from ..models.card import new_card
 
     cfg, data = run.cfg, run.data
-    hover_card = None
-    if data.hover:
-        from ..instances.postproc import HoverParams
-
-        hover_card = {"n_types": data.n_types, "postproc": HoverParams().to_dict()}
     return new_card(
         **run.card_base,
         name=cfg.name or run.out.name,
-        hover=hover_card,
+        hover=data.task.card_hover(data),
         training={
             "config": cfg.to_dict(),
             "epoch": epoch + 1,
