@@ -7,7 +7,6 @@ user watches the slide fill in while the job runs in a worker thread.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,8 @@ from ..infer.config import InferConfig, InferError
 from ..io.errors import SlideSegError
 from ..options import TTAMode, values
 from ._common import GeneratorRunner, LayerChoice, bound_width, layer_to_slide, notify_warning
+from .regions import REGIONS, region_args, view_box
 
-logger = logging.getLogger(__name__)
-
-REGIONS = ("whole slide", "current view", "box", "shapes layer")
 #: Refresh the live layer at most this often (seconds).
 REFRESH_EVERY = 0.5
 
@@ -226,51 +223,14 @@ class InferWidget(Container):
         InferError
             For a box that is not four numbers, or no Shapes layer with a shape.
         """
-        kind = self.region.value
         to_px = self._slide_scale() * self._level_factor(slide)  # world units per level pixel
-        if kind == "whole slide":
-            return {}
-        if kind == "box":
-            try:
-                vals = [int(float(v)) for v in self.box.value.replace(",", " ").split()]
-            except ValueError:
-                vals = []
-            if len(vals) != 4:
-                raise InferError(f"box must be four numbers 'y0 x0 y1 x1', not {self.box.value!r}")
-            return {"region": tuple(vals)}
-        if kind == "current view":
-            lo, hi = self._view_box()
-            y0, x0 = np.maximum(np.floor(lo / to_px), 0).astype(int)  # the view may pass the edge
-            y1, x1 = np.ceil(hi / to_px).astype(int)
-            return {
-                "region": (int(y0), int(x0), max(int(y1), int(y0) + 1), max(int(x1), int(x0) + 1))
-            }
-        shapes = self.shapes_layer.layer
-        if shapes is None or not len(shapes.data):
-            raise InferError("region 'shapes layer': choose a Shapes layer with a polygon or box")
-        if len(shapes.data) > 1:
-            from ._common import notify_info
-
-            notify_info(f"{shapes.name}: using its first shape as the ROI")
-        poly = np.asarray(shapes.data[0])[:, -2:] * np.asarray(shapes.scale[-2:]) / to_px
-        return {"roi": tuple((float(y), float(x)) for y, x in poly)}
-
-    def _view_box(self) -> tuple[np.ndarray, np.ndarray]:
-        """World-coordinate corners (y, x) of what the canvas shows now."""
-        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 moved the camera there
-        camera = scene.camera if scene is not None else self.viewer.camera
-        center = np.asarray(camera.center[-2:], float)
-        zoom = float(camera.zoom)  # screen pixels per world unit
-        canvas = getattr(self.viewer, "canvas", None)  # napari >= 0.9: the canvas model
-        if canvas is not None and hasattr(canvas, "size"):
-            size = np.asarray(canvas.size, float)  # (h, w) screen pixels
-        else:  # older napari: the Qt canvas
-            qt = getattr(self.viewer.window, "qt_viewer", None)
-            if qt is None:
-                logger.debug("no canvas size available: the view is taken as 512 x 512 px")
-            size = np.asarray(qt.canvas.size if qt is not None else (512, 512), float)
-        half = size / zoom / 2
-        return center - half, center + half
+        return region_args(
+            self.region.value,
+            self.box.value,
+            lambda: view_box(self.viewer),
+            self.shapes_layer.layer,
+            to_px,
+        )
 
     def update_resolution(self, *_: Any) -> str | None:
         """Show slide µm/px, model µm/px and the zoom a run will use; return any warning.
