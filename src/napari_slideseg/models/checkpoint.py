@@ -160,30 +160,42 @@ def update_card(path: str | os.PathLike, **changes: Any) -> ModelCard:
     return card
 
 
+def _build_smp(card: ModelCard, config: dict[str, Any]) -> Any:
+    """A segmentation-models-pytorch model of the class ``config.json`` names."""
+    from .factory import architectures, trim_unused_stages
+
+    cls_name = config.get("_model_class", card.arch)
+    archs = architectures()
+    if cls_name not in archs:
+        raise CheckpointError(f"architecture {cls_name!r} is not available in this smp")
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
+    kwargs["encoder_weights"] = None  # never reach for the hub when loading
+    return trim_unused_stages(archs[cls_name](**kwargs))
+
+
+def _build_hovernet(card: ModelCard, config: dict[str, Any]) -> Any:
+    """A :class:`~napari_slideseg.models.hovernet.HoVerNet` from ``config.json``."""
+    from .hovernet import HoVerNet
+
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
+    kwargs["encoder_weights"] = None
+    return HoVerNet(**kwargs)
+
+
+#: How each model card ``kind`` is rebuilt from its ``config.json`` (the model class, by name).
+BUILDERS = {"semantic": _build_smp, "hover": _build_hovernet}
+#: The kinds whose ``config.json`` names an architecture that must match the card's ``arch``.
+ARCH_CHECKED_KINDS = frozenset({"semantic"})
+
+
 def _build_from_card(card: ModelCard, config: dict[str, Any]) -> Any:
-    kind = card.kind
-    if kind == "semantic":
-        from .factory import architectures
+    from .factory import to_group_norm
 
-        cls_name = config.get("_model_class", card.arch)
-        archs = architectures()
-        if cls_name not in archs:
-            raise CheckpointError(f"architecture {cls_name!r} is not available in this smp")
-        kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
-        kwargs["encoder_weights"] = None  # never reach for the hub when loading
-        from .factory import to_group_norm, trim_unused_stages
-
-        model = trim_unused_stages(archs[cls_name](**kwargs))
-        return to_group_norm(model) if config.get("_norm") == "group" else model
-    if kind == "hover":
-        from .factory import to_group_norm
-        from .hovernet import HoVerNet
-
-        kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
-        kwargs["encoder_weights"] = None
-        model = HoVerNet(**kwargs)
-        return to_group_norm(model) if config.get("_norm") == "group" else model
-    raise CheckpointError(f"unknown model kind {kind!r}")
+    build = BUILDERS.get(card.kind)
+    if build is None:
+        raise CheckpointError(f"unknown model kind {card.kind!r}")
+    model = build(card, config)
+    return to_group_norm(model) if config.get("_norm") == "group" else model
 
 
 def load_model(path: str | os.PathLike, *, device: str | Any = "cpu") -> tuple[Any, ModelCard]:
@@ -229,7 +241,7 @@ def load_model(path: str | os.PathLike, *, device: str | Any = "cpu") -> tuple[A
     config = _read_config(cfg_path)
     if (
         config.get("_model_class")
-        and card.kind == "semantic"
+        and card.kind in ARCH_CHECKED_KINDS
         and config["_model_class"] != card.arch
     ):
         raise CheckpointError(
