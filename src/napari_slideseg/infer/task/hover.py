@@ -11,7 +11,7 @@ import numpy as np
 from ...models.card import ModelCard
 from ..config import InferConfig, InferError
 from ..writes import fault
-from .base import ArraySpec, Core, Task
+from .base import ArraySpec, Core, Task, unturn
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,9 @@ class HoverTask(Task):
         """
         import torch
 
+        p = unturn(p, k, flip)  # the pixels; then what the H and V channels mean
         if flip:
-            p = torch.flip(p, (3,))
             p[:, 1] = -p[:, 1]
-        p = torch.rot90(p, -k, (2, 3))
         if k % 4:
             h, v = p[:, 1], p[:, 2]
             turned = {1: (-v, h), 2: (-h, -v), 3: (v, -h)}[k % 4]
