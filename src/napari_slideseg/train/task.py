@@ -20,6 +20,7 @@ step                   :class:`SemanticTraining`       :class:`HoverTraining`
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from ..io.palette import ClassMap
@@ -31,7 +32,7 @@ from .rows import Row, classmap_for, hover_classmap
 TrainData = Any
 
 
-class TrainTask:
+class TrainTask(ABC):
     """The interface (see the module docstring)."""
 
     kind: ClassVar[str] = ""
@@ -40,6 +41,7 @@ class TrainTask:
     #: Whether ``class_weights`` must give one weight per output channel.
     weights_per_channel: ClassVar[bool] = True
 
+    @abstractmethod
     def check_rows(self, rows: list[Row]) -> None:
         """Refuse patch rows of the other kind (class vs instance patches).
 
@@ -53,8 +55,8 @@ class TrainTask:
         TrainError
             Naming the first folder at fault.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def classmaps(
         self, cfg: TrainConfig, train_rows: list[Row], stacklevel: int
     ) -> tuple[ClassMap, ClassMap | None, int]:
@@ -71,8 +73,8 @@ class TrainTask:
         -------
         tuple
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def build(self, cfg: TrainConfig, data: TrainData, model_kwargs: dict[str, Any]) -> Any:
         """The untrained model and its loss.
 
@@ -87,8 +89,8 @@ class TrainTask:
         -------
         tuple of (torch.nn.Module, torch.nn.Module)
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def card_fields(self, cfg: TrainConfig, data: TrainData) -> dict[str, Any]:
         """The model-card fields that depend on the kind (``arch``, ``classes``, ``classmap``).
 
@@ -101,7 +103,6 @@ class TrainTask:
         -------
         dict
         """
-        raise NotImplementedError
 
     def card_hover(self, data: TrainData) -> dict[str, Any] | None:
         """The card's ``hover`` section (None for a semantic model).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -46,7 +47,7 @@ def unturn(p: Any, k: int, flip: bool) -> Any:
     return torch.rot90(p, -k, (2, 3))
 
 
-class Task:
+class Task(ABC):
     """The interface: what the engine asks of a model kind (see the module docstring)."""
 
     kind: ClassVar[str] = ""
@@ -59,9 +60,9 @@ class Task:
         return cls()
 
     @staticmethod
+    @abstractmethod
     def probs(out: Any, card: ModelCard) -> Any:
         """Per-pixel outputs ``(N, channels, H, W)`` from the model's raw ``out``."""
-        raise NotImplementedError
 
     @staticmethod
     def undo_tta(p: Any, k: int, flip: bool) -> Any:
@@ -72,16 +73,17 @@ class Task:
         """The pixels to predict for the block ``core`` of a level of ``shape``."""
         return core
 
+    @abstractmethod
     def compute(
         self, maps: np.ndarray, ext: Core, core: Core, config: InferConfig, index: int
     ) -> dict[str, Any]:
         """The block's result from its predicted ``maps`` over ``ext`` (pure)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def arrays(self, channels: int, save_probs: bool) -> list[ArraySpec]:
         """The arrays a prediction folder of this task holds (besides ``done``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write(
         self,
         root: Any,
@@ -92,7 +94,6 @@ class Task:
         factors: list[int],
     ) -> None:
         """Write one block's ``res`` into the output group ``root`` at ``out``."""
-        raise NotImplementedError
 
-    def finish(self, out: Path, meta: dict[str, Any]) -> None:
+    def finish(self, out: Path, meta: dict[str, Any]) -> None:  # noqa: B027 (optional step)
         """After the last block: complete the output and add to its attributes ``meta``."""
