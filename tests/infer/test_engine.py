@@ -94,10 +94,14 @@ def test_no_seam_in_probabilities(tmp_path, region_slide):
     cfg = InferConfig(tile=256, overlap=64, block=512, device="cpu", save_probs=True)
     out = predict_slide(region_slide, [(m, card)], tmp_path / "p.zarr", cfg)
     p = zarr.open_group(str(out), mode="r")["probs"][1].astype(np.float32)
-    # jumps across block borders (x = 512) are no larger than jumps inside blocks
-    border = np.abs(p[:, 512] - p[:, 511]).mean()
-    inside = np.median([np.abs(p[:, c] - p[:, c - 1]).mean() for c in range(100, 1000, 37)])
-    assert border <= 3 * inside + 1e-3
+    jump = np.abs(np.diff(p, axis=1)).mean(0)  # jump[c]: between columns c and c + 1
+    # A block border (x = 512) is one more tile border: no larger a jump than where
+    # tiles meet inside a block (an untrained model shows its tile edges plainly),
+    # and a few times the typical jump between neighbouring columns at most.
+    border = jump[511]
+    inside = np.concatenate([jump[20:500], jump[524:1000]])
+    assert border <= inside.max(), (border, inside.max())
+    assert border <= 10 * np.median(inside) + 1e-3, (border, np.median(inside))
 
 
 def test_resume_is_bit_identical(tmp_path, region_slide):

@@ -325,3 +325,13 @@ def test_unsupported_compression(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(SlideError, match=r"odd\.tif: uses TIFF compression .*60123"):
         open_slide(path)
+
+
+def test_slide_from_arrays_takes_one_mpp_and_refuses_a_bad_one():
+    from napari_slideseg.io.slide import slide_from_arrays
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    assert slide_from_arrays([img], mpp=0.5).mpp == (0.5, 0.5)
+    assert slide_from_arrays([img], mpp=(0.25, 0.5)).mpp == (0.25, 0.5)
+    with pytest.raises(SlideError, match="plausible"):
+        slide_from_arrays([img], name="tiny", mpp=0)

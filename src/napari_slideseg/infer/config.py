@@ -56,10 +56,15 @@ class InferConfig:
         Overlap between neighbouring tiles, pixels (0 <= overlap < tile).
     batch_size : int
         Tiles per forward pass.
-    block : int
-        Side of the blocks the slide is processed and written in, pixels.
+    block : int or None
+        Side of the blocks the slide is processed and written in, level
+        pixels. Unset (None, the default): about 2048, chosen by
+        :func:`~napari_slideseg.infer.blocksize.auto_block`
+        as a whole number of tile strides, so no tile is computed twice.
     halo : int or None
-        Extra context read around each block, pixels; None: the overlap.
+        Extra context read around each block, model pixels; unset (None):
+        half the overlap, which puts a block's tiles on the grid its neighbours
+        continue (tiles meet at block borders as they do inside a block).
     window : str
         Tile blending window: gaussian, cosine or flat.
     tta : str
@@ -96,7 +101,7 @@ class InferConfig:
     tile: int = 512
     overlap: int = 128
     batch_size: int = 4
-    block: int = 2048
+    block: int | None = None
     halo: int | None = None
     window: str = "gaussian"
     tta: str = "none"
@@ -139,6 +144,8 @@ class InferConfig:
     def _check_sizes(self) -> None:
         for name in ("level", "tile", "overlap", "batch_size", "block", "instance_halo"):
             v = getattr(self, name)
+            if v is None and name == "block":
+                continue
             if isinstance(v, bool) or not isinstance(v, int | np.integer):
                 raise InferError(f"{name} must be an integer, not {v!r}")
         if self.level < 0:
@@ -153,13 +160,20 @@ class InferConfig:
             raise InferError(
                 f"overlap must be in [0, tile) (tile {self.tile}, overlap {self.overlap})"
             )
-        if self.block < 1 or self.batch_size < 1:
+        if (self.block is not None and self.block < 1) or self.batch_size < 1:
             raise InferError("block and batch_size must be positive")
 
     @property
     def halo_px(self) -> int:
-        """Block halo in the model's pixels."""
-        return self.overlap if self.halo is None else self.halo
+        """Block halo in the model's pixels (None: half the overlap)."""
+        return self.overlap // 2 if self.halo is None else self.halo
+
+    @property
+    def block_px(self) -> int:
+        """The block side (after :func:`resolved_config`; ``None`` is an error here)."""
+        if self.block is None:
+            raise InferError("block None (auto) is resolved against a slide first (auto_block)")
+        return int(self.block)
 
     @property
     def zoom_factor(self) -> float:
@@ -323,3 +337,44 @@ def resolved_config(
         warnings.warn(note, ResolutionWarning, stacklevel=4)
         info["warning"] = note
     return replace(config, zoom=zoom), info
+
+
+class BlockSizeWarning(UserWarning):
+    """An explicit ``block`` that makes neighbouring blocks compute tiles twice."""
+
+
+def resolved_block(config: InferConfig, margin: int = 0) -> InferConfig:
+    """``config`` with a concrete ``block`` (after :func:`resolved_config`: zoom is numeric).
+
+    ``None`` becomes :func:`~napari_slideseg.infer.blocksize.auto_block`; a
+    given block is kept, with a :class:`BlockSizeWarning` when it costs more
+    than :data:`~napari_slideseg.infer.blocksize.OVERHEAD_WARN` times the
+    tiles of the auto block.
+
+    Parameters
+    ----------
+    config : InferConfig
+        Settings with a numeric zoom.
+    margin : int
+        Level pixels the task predicts around each core (HoVer's instance halo).
+
+    Returns
+    -------
+    InferConfig
+    """
+    from .blocksize import OVERHEAD_WARN, TileGrid, auto_block, block_overhead
+
+    grid = TileGrid(config.tile, config.overlap, config.halo_px, config.zoom_factor, margin)
+    if config.block is None:
+        return replace(config, block=auto_block(grid))
+    cost, best = block_overhead(config.block, grid)
+    if cost > OVERHEAD_WARN:
+        warnings.warn(
+            f"block {config.block} px computes {cost - 1:.0%} more tiles than block {best} "
+            f"(a whole number of tile strides at tile {config.tile}, overlap "
+            f"{config.overlap}, zoom {config.zoom_factor:g}): neighbouring blocks compute the "
+            f"tiles along their borders twice; leave block unset (auto) or use {best}",
+            BlockSizeWarning,
+            stacklevel=4,
+        )
+    return config

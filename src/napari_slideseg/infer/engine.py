@@ -39,10 +39,17 @@ import numpy as np
 from ..models.card import ModelCard, as_card
 from ..progress import Progress, drain
 from .block import predict_block
-from .config import ZOOM_TOLERANCE, InferConfig, InferError, resolve_zoom, resolved_config
+from .config import (
+    ZOOM_TOLERANCE,
+    InferConfig,
+    InferError,
+    resolve_zoom,
+    resolved_block,
+    resolved_config,
+)
 from .output import is_complete, open_output, output_levels, remove_temporaries
 from .runners import get_client, run_distributed, run_local
-from .task import Task, make_task
+from .task import Task, make_task, task_class
 from .tiles import pyramid_factors, region_blocks, roi_mask
 
 #: What ``models`` may be: one checkpoint (path, bundled name, ``(model, card)``) or several.
@@ -153,7 +160,7 @@ def plan_blocks(
             f"{slide.path}: the region {config.region or config.roi} lies outside the slide "
             f"level {config.level} ({H} x {W} px)"
         )
-    return (H, W), region_blocks((ry0, rx0, ry1, rx1), config.block)
+    return (H, W), region_blocks((ry0, rx0, ry1, rx1), config.block_px)
 
 
 def _as_slide(slide: Any) -> Any:
@@ -255,13 +262,14 @@ def _predict(
     from ..models.device import resolve_device
 
     cards = [c for _, c in models]
-    shape, blocks = plan_blocks(slide, config)
     config, resolution = resolved_config(slide, cards[0], config)
+    config = resolved_block(config, task_class(cards[0]).margin(config))
+    shape, blocks = plan_blocks(slide, config)
     task = make_task(slide, cards[0], config, len(blocks))
     plan = {
         "shape": shape,
         "blocks": blocks,
-        "factors": pyramid_factors(shape, config.block),
+        "factors": pyramid_factors(shape, config.block_px),
         "resolution": resolution,
     }
     device = None

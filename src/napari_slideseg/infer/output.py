@@ -187,7 +187,7 @@ def _create_arrays(
     root: Any, task: Task, channels: int, config: InferConfig, plan: dict[str, Any]
 ) -> None:
     H, W = plan["shape"]
-    b = config.block
+    b = config.block_px
     for spec in task.arrays(channels, config.save_probs):
         if spec.channels is None:
             root.create_array(

@@ -69,9 +69,17 @@ class Task(ABC):
         """``p`` made on ``flip(rot90(x, k))`` in x's frame, pixels and channel meaning."""
         return unturn(p, k, flip)
 
+    @staticmethod
+    def margin(config: InferConfig) -> int:
+        """Level pixels predicted around each block core (what :meth:`extent` adds)."""
+        return 0
+
     def extent(self, core: Core, shape: tuple[int, ...], config: InferConfig) -> Core:
-        """The pixels to predict for the block ``core`` of a level of ``shape``."""
-        return core
+        """The pixels to predict for the block ``core``: it plus :meth:`margin`, inside the level."""
+        H, W = shape[:2]
+        m = self.margin(config)
+        y0, x0, y1, x1 = core
+        return (max(0, y0 - m), max(0, x0 - m), min(H, y1 + m), min(W, x1 + m))
 
     @abstractmethod
     def compute(

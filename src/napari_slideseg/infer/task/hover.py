@@ -120,12 +120,10 @@ class HoverTask(Task):
             p[:, 1:3] = torch.stack(turned, 1)
         return p
 
-    def extent(self, core: Core, shape: tuple[int, ...], config: InferConfig) -> Core:
-        """The core plus ``config.instance_halo`` (inside the level)."""
-        H, W = shape[:2]
-        ih = config.instance_halo
-        y0, x0, y1, x1 = core
-        return (max(0, y0 - ih), max(0, x0 - ih), min(H, y1 + ih), min(W, x1 + ih))
+    @staticmethod
+    def margin(config: InferConfig) -> int:
+        """``config.instance_halo``: nuclei crossing the core's border are whole in the extent."""
+        return config.instance_halo
 
     def compute(
         self, maps: np.ndarray, ext: Core, core: Core, config: InferConfig, index: int

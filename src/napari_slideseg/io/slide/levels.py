@@ -278,7 +278,7 @@ def slide_from_arrays(
     levels: Sequence[Any],
     *,
     name: str = "array",
-    mpp: tuple[float, float] | None = None,
+    mpp: float | tuple[float, float] | None = None,
     chunk: int = 1024,
 ) -> Slide:
     """A :class:`Slide` over in-memory or dask arrays (e.g. a napari layer's data).
@@ -290,7 +290,8 @@ def slide_from_arrays(
     name
         Used as the slide's path/name in messages and manifests.
     mpp
-        Microns per pixel ``(y, x)`` of the first level, if known.
+        Microns per pixel of the first level, ``(y, x)`` or one number, if
+        known (checked as :meth:`Slide.with_mpp` checks it).
     chunk
         Chunk edge for NumPy inputs (dask inputs keep their chunks).
 
@@ -307,4 +308,8 @@ def slide_from_arrays(
             a = lv if hasattr(lv, "shape") and hasattr(lv, "__getitem__") else np.asarray(lv)
             arrs.append(da.from_array(a, chunks=(chunk, chunk, *a.shape[2:])))
     meta = {"format": "array", "display_range": display_range(arrs[0].dtype, None)}
-    return make_slide(name, arrs, mpp, "array", meta)
+    slide = make_slide(name, arrs, None, "array", dict(meta))
+    if mpp is None:
+        return slide
+    pair = slide.with_mpp(mpp).mpp  # checked as a user's mpp is; recorded as the arrays' own
+    return make_slide(name, arrs, pair, "array", meta)
