@@ -181,7 +181,7 @@ def run_demo_steps(
     ncfg = InferConfig(
         tile=256,
         overlap=64,
-        block=256,
+        block=288,  # small blocks for live progress, sized so tiles are not recomputed
         min_tissue=0.1,  # blocks of bare glass are skipped
         device=device,
         region=nuclei_region,
