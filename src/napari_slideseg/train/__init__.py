@@ -5,7 +5,8 @@ generator of :class:`~napari_slideseg.progress.Progress` events (what the
 widget and the CLI drive); :func:`train_folds` / :func:`train_folds_steps`
 run k-fold. The package's modules, bottom to top:
 
-- :mod:`.config`: :class:`TrainConfig`, its checks, what a resume may change
+- :mod:`.checks`: :class:`TrainError`, the checks of the options and the choices they allow
+- :mod:`.config`: :class:`TrainConfig`, what a resume may change
 - :mod:`.rows`: manifest rows, their class map and µm/px
 - :mod:`.data`: the train/validation split, class weights, datasets
 - :mod:`.report`: validation Dice/IoU, ``metrics.csv``, ``curves.png``, ``done.json``
