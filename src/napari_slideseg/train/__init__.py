@@ -16,16 +16,8 @@ run k-fold. The package's modules, bottom to top:
 - :mod:`.folds`: k-fold runs
 """
 
-from .config import (
-    INPUT_NORMS,
-    MONITORS,
-    OPTIMIZERS,
-    RESUME_MAY_CHANGE,
-    SCHEDULERS,
-    TrainConfig,
-    TrainError,
-    resume_changes,
-)
+from .checks import INPUT_NORMS, MONITORS, OPTIMIZERS, SCHEDULERS, TrainError
+from .config import RESUME_MAY_CHANGE, TrainConfig, resume_changes
 from .data import split_groups
 from .folds import train_folds, train_folds_steps
 from .loop import train, train_blocking, train_steps

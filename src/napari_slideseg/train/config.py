@@ -13,20 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import INPUT_NORMS, MONITORS, OPTIMIZERS, SCHEDULERS, TrainError, check_config
+# the choice tables (and TrainError) live in checks.py; the "as" imports re-export them
+from .checks import INPUT_NORMS as INPUT_NORMS
+from .checks import MONITORS as MONITORS
+from .checks import OPTIMIZERS as OPTIMIZERS
+from .checks import SCHEDULERS as SCHEDULERS
+from .checks import TrainError, check_config
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "INPUT_NORMS",
-    "MONITORS",
-    "OPTIMIZERS",
-    "RESUME_MAY_CHANGE",
-    "SCHEDULERS",
-    "TrainConfig",
-    "TrainError",
-    "resume_changes",
-]
 
 
 @dataclass
