@@ -243,48 +243,54 @@ def class_weights(text: str) -> list[float] | str:
     return out
 
 
-def add_mpp(p: argparse.ArgumentParser) -> None:
-    """Add ``--mpp``: the image's level-0 microns per pixel, stated or overridden.
+def shared_options() -> dict[str, dict[str, Any]]:
+    """The options several commands share: ``{flag: add_argument keywords}``.
+
+    Returns
+    -------
+    dict
+        ``--mpp`` (the image's level-0 microns per pixel, stated or
+        overridden), ``--min-class-share`` (colour masks read without a class
+        map), ``--tolerance`` (JPEG colour masks), ``--partial`` (an
+        unfinished prediction) and ``--quiet`` (no progress bars).
+    """
+    from ..validate import fraction, nonneg
+
+    return {
+        "--mpp": {
+            "type": positive_float,
+            "metavar": "UM",
+            "help": "microns per pixel of the image's level 0, for files that do not state it "
+            "(JPEG/PNG tiles) or to override what they state",
+        },
+        "--min-class-share": {
+            "type": checked(fraction, "--min-class-share"),
+            "metavar": "SHARE",
+            "help": "without --classmap: colours under this share of a mask's pixels are "
+            "refused, not made classes (default 0.001; 0 makes every colour a class)",
+        },
+        "--tolerance": {
+            "type": checked(nonneg, "--tolerance"),
+            "help": "nearest-colour tolerance for JPEG colour masks",
+        },
+        "--partial": {
+            "action": "store_true",
+            "help": "use an unfinished prediction as it is (missing blocks read as background)",
+        },
+        "--quiet": {"action": "store_true"},
+    }
+
+
+def add_shared(p: argparse.ArgumentParser, *flags: str) -> None:
+    """Add options of :func:`shared_options` to a command's parser, in the order given.
 
     Parameters
     ----------
     p
         The command's parser.
+    *flags
+        Their flags (``"--mpp"``, ``"--quiet"``...).
     """
-    p.add_argument(
-        "--mpp",
-        type=positive_float,
-        metavar="UM",
-        help="microns per pixel of the image's level 0, for files that do not state it "
-        "(JPEG/PNG tiles) or to override what they state",
-    )
-
-
-def add_min_class_share(p: argparse.ArgumentParser) -> None:
-    """Add ``--min-class-share`` (colour masks read without a class map).
-
-    Parameters
-    ----------
-    p
-        The command's parser.
-    """
-    from ..validate import fraction
-
-    p.add_argument(
-        "--min-class-share",
-        type=checked(fraction, "--min-class-share"),
-        metavar="SHARE",
-        help="without --classmap: colours under this share of a mask's pixels are refused, "
-        "not made classes (default 0.001; 0 makes every colour a class)",
-    )
-
-
-def add_quiet(p: argparse.ArgumentParser) -> None:
-    """Add ``--quiet`` (no progress bars).
-
-    Parameters
-    ----------
-    p
-        The command's parser.
-    """
-    p.add_argument("--quiet", action="store_true")
+    table = shared_options()
+    for flag in flags:
+        p.add_argument(flag, **table[flag])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_quiet, drive
+from .common import add_shared, drive
 
 NAME = "demo"
 HELP = "run the main job on the bundled sample slide"
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument("--out", default="slideseg-demo", help="output folder (default: slideseg-demo)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    add_quiet(p)
+    add_shared(p, "--quiet")
 
 
 def run(args: argparse.Namespace) -> int:

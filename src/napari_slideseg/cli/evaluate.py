@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..io.errors import SlideSegError
-from .common import add_min_class_share, needs, stem
+from .common import add_shared, needs, stem
 
 NAME = "evaluate"
 HELP = "per-class Dice and IoU of a prediction against the truth"
@@ -26,12 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("truth", help="ground truth in any mask format")
     p.add_argument("--classmap", help="preset or class map JSON")
     p.add_argument("--report", help="CSV report path")
-    add_min_class_share(p)
-    p.add_argument(
-        "--partial",
-        action="store_true",
-        help="use an unfinished prediction as it is (missing blocks read as background)",
-    )
+    add_shared(p, "--min-class-share", "--partial")
     p.add_argument(
         "--instances",
         action="store_true",

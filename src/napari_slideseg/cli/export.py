@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..options import GEOJSON_FORMATS, STREAMED_FORMATS, ExportFormat, RLELayout, RLEOrder, values
-from .common import add_min_class_share, add_quiet, checked, drive, stem
+from .common import add_shared, checked, drive, stem
 
 NAME = "export"
 HELP = "write a label image (zarr, index/colour mask, RLE CSV) as PNG, RLE CSV, OME-Zarr or GeoJSON"
@@ -39,15 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         The command's parser.
     """
     from ..options import RLEBase
-    from ..validate import nonneg, positive_int
+    from ..validate import positive_int
 
     p.add_argument("labels", metavar="LABELS")
     p.add_argument("--to", required=True, help="output: .png, .tif, .csv, .ome.zarr, .geojson[.gz]")
-    p.add_argument(
-        "--partial",
-        action="store_true",
-        help="use an unfinished prediction as it is (missing blocks read as background)",
-    )
+    add_shared(p, "--partial")
     p.add_argument("--classmap", help="preset (biopsy6, wsi3, binary) or class map JSON")
     p.add_argument(
         "--rle-order",
@@ -75,12 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar=("H", "W"),
         help="shape of an input RLE without shape columns",
     )
-    p.add_argument(
-        "--tolerance",
-        type=checked(nonneg, "--tolerance"),
-        help="nearest-colour tolerance for JPEG colour masks",
-    )
-    add_min_class_share(p)
+    add_shared(p, "--tolerance", "--min-class-share")
     p.add_argument("--indexed", action="store_true", help="palette (indexed) PNG instead of RGB")
     p.add_argument(
         "--instances",
@@ -92,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--table", action="store_true", help="a HoVer prediction: copy its instance table CSV"
     )
     p.add_argument("--image-id", help="image id written in RLE CSV rows")
-    add_quiet(p)
+    add_shared(p, "--quiet")
 
 
 def export_nuclei(args: argparse.Namespace, src: Path) -> int:

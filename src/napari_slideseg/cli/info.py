@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import add_mpp
+from .common import add_shared
 
 NAME = "info"
 HELP = "describe a slide: levels, shapes, tile size, mpp, backend"
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument("slide", help="slide file (SVS, TIFF, OME-TIFF, NDPI, OME-Zarr, PNG, JPEG)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    add_mpp(p)
+    add_shared(p, "--mpp")
 
 
 def run(args: argparse.Namespace) -> int:

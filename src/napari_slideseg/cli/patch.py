@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..options import Overwrite, PatchFormat, RLEOrder, values
-from .common import add_min_class_share, add_mpp, add_quiet, checked, drive, drive_open, needs
+from .common import add_shared, checked, drive, drive_open, needs
 from .fields import Flag, add_config_options, config_kwargs
 
 NAME = "patch"
@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         The command's parser.
     """
     from ..patching import PatchConfig
-    from ..validate import nonneg, nonneg_int
+    from ..validate import nonneg_int
 
     p.add_argument("slide")
     p.add_argument("--out", required=True, help="output folder")
@@ -85,18 +85,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=values(RLEOrder),
         help="pixel order of an RLE mask without one recorded",
     )
-    p.add_argument(
-        "--tolerance",
-        type=checked(nonneg, "--tolerance"),
-        help="nearest-colour tolerance for JPEG colour masks",
-    )
-    add_min_class_share(p)
-    add_mpp(p)
+    add_shared(p, "--tolerance", "--min-class-share", "--mpp")
     add_config_options(p, PatchConfig, patch_flags())
     p.add_argument("--format", choices=values(PatchFormat), default=PatchFormat.PNG.value)
     p.add_argument("--overwrite", choices=values(Overwrite), default=Overwrite.ERROR.value)
     p.add_argument("--workers", type=checked(nonneg_int, "--workers"), default=2)
-    add_quiet(p)
+    add_shared(p, "--quiet")
 
 
 def read_mask(args: argparse.Namespace, slide: Any) -> tuple[Any, Any, Any, str | None]:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
-from .common import add_mpp, add_quiet, checked, drive, drive_open, zoom_value
+from .common import add_shared, checked, drive, drive_open, zoom_value
 from .fields import Flag, add_config_options, config_kwargs
 
 NAME = "predict"
@@ -16,39 +16,19 @@ HELP = "tiled inference of one or more checkpoints over a slide into a zarr"
 log = logging.getLogger(__name__)
 
 
-def hover_params_type(flag: str) -> Callable[[str], dict[str, Any]]:
-    """An argparse ``type`` for ``--hover``: HoVer post-processing parameters by name.
-
-    Parameters
-    ----------
-    flag
-        The option (argparse names it in errors).
+def hover_param_names() -> list[str]:
+    """The names ``--hover`` accepts: the fields of ``HoverParams``.
 
     Returns
     -------
-    Callable
-        ``parse(text)`` giving ``{parameter: value}``.
+    list of str
+        The field names, in their order.
     """
-    from .structured import mapping_type
+    import dataclasses
 
-    parse_mapping = mapping_type(flag)
+    from ..instances.postproc import HoverParams
 
-    def parse(text: str) -> dict[str, Any]:
-        import dataclasses
-
-        from ..instances.postproc import HoverParams
-
-        params = parse_mapping(text)
-        known = [f.name for f in dataclasses.fields(HoverParams)]
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise argparse.ArgumentTypeError(
-                f"unknown HoVer post-processing parameters {unknown}; known: {', '.join(known)}"
-            )
-        return params
-
-    parse.__name__ = "hover parameters"
-    return parse
+    return [f.name for f in dataclasses.fields(HoverParams)]
 
 
 def infer_flags() -> dict[str, Flag]:
@@ -64,6 +44,7 @@ def infer_flags() -> dict[str, Flag]:
     """
     from ..options import BlendWindow, TTAMode
     from ..validate import fraction, int_at_least, nonneg_int, positive_int
+    from .structured import named_mapping_type
 
     def count(flag: str, validator: Callable = positive_int, **kw: Any) -> Flag:
         return Flag(type=checked(validator, flag), **kw)
@@ -91,7 +72,12 @@ def infer_flags() -> dict[str, Flag]:
         "roi": Flag(metavar="POINTS", note="y,x,y,x,... or JSON [[y, x], ...]"),
         "instance_halo": count("--instance-halo", nonneg_int),
         "hover": Flag(
-            type=hover_params_type("--hover"),
+            type=named_mapping_type(
+                "--hover",
+                "HoVer post-processing parameters",
+                hover_param_names,
+                label="hover parameters",
+            ),
             metavar="PARAMS",
             note="e.g. np_threshold=0.6,min_size=8 or a JSON object",
         ),
@@ -117,7 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="checkpoint folder or bundled model name (repeat for an ensemble)",
     )
     p.add_argument("--out", required=True, help="output .zarr folder")
-    add_mpp(p)
+    add_shared(p, "--mpp")
     add_config_options(p, InferConfig, infer_flags())
     p.add_argument("--resume", action="store_true", help="continue an interrupted prediction")
     p.add_argument(
@@ -126,7 +112,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run the blocks on a dask.distributed cluster (tcp://host:8786); "
         "its workers must see the slide, the checkpoints and --out at the same paths",
     )
-    add_quiet(p)
+    add_shared(p, "--quiet")
 
 
 def infer_config(args: argparse.Namespace, patch_size: int) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -77,6 +77,58 @@ def mapping_type(flag: str) -> Callable[[str], dict[str, Any]]:
         return out
 
     parse.__name__ = "mapping"
+    return parse
+
+
+def named_mapping_type(
+    flag: str,
+    what: str,
+    known: Callable[[], Sequence[str]],
+    convert: Callable[[str, Any], Any] | None = None,
+    label: str = "mapping",
+) -> Callable[[str], dict[str, Any]]:
+    """A :func:`mapping_type` whose keys must be among ``known()``.
+
+    Parameters
+    ----------
+    flag
+        The option (argparse names it in errors).
+    what
+        What the keys are, for the message (``HoVer loss terms``).
+    known
+        ``known()``: the allowed keys, in the order the message lists them
+        (called when a value is parsed, so it may import lazily).
+    convert
+        ``convert(key, value)``: each value checked (a validator), or ``None``
+        to keep the values as parsed.
+    label
+        The parser's ``__name__`` (argparse's name for the type).
+
+    Returns
+    -------
+    Callable
+        ``parse(text)`` giving the ``dict``; unknown keys, and values that
+        ``convert`` refuses with an ``OptionError``, raise
+        ``argparse.ArgumentTypeError``.
+    """
+    from ..validate import OptionError
+
+    parse_mapping = mapping_type(flag)
+
+    def parse(text: str) -> dict[str, Any]:
+        params = parse_mapping(text)
+        names = list(known())
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {what} {unknown}; known: {', '.join(names)}")
+        if convert is None:
+            return params
+        try:
+            return {k: convert(k, value) for k, value in params.items()}
+        except OptionError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = label
     return parse
 
 

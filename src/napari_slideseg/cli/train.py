@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from .common import add_quiet, checked, class_weights, drive, positive_ints
+from .common import add_shared, checked, class_weights, drive, positive_ints
 from .fields import Flag, add_config_options, config_kwargs
 
 NAME = "train"
@@ -17,45 +16,11 @@ DESCRIPTION = "Train an smp model on patch folders / manifest.csv files made by 
 log = logging.getLogger(__name__)
 
 
-def hover_weights_type(flag: str) -> Callable[[str], dict[str, float]]:
-    """An argparse ``type`` for ``--hover-weights``: HoVer loss terms and weights >= 0.
-
-    Parameters
-    ----------
-    flag
-        The option (argparse names it in errors).
-
-    Returns
-    -------
-    Callable
-        ``parse(text)`` giving ``{term: weight}``.
-    """
-    from ..options import HoverLossTerm, values
-    from ..validate import OptionError, nonneg
-    from .structured import mapping_type
-
-    parse_mapping = mapping_type(flag)
-
-    def parse(text: str) -> dict[str, float]:
-        weights = parse_mapping(text)
-        unknown = sorted(set(weights) - set(values(HoverLossTerm)))
-        if unknown:
-            raise argparse.ArgumentTypeError(
-                f"unknown HoVer loss terms {unknown}; known: {', '.join(values(HoverLossTerm))}"
-            )
-        try:
-            return {k: nonneg(k, w) for k, w in weights.items()}
-        except OptionError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    parse.__name__ = "hover weights"
-    return parse
-
-
 def _flags_model() -> dict[str, Flag]:
     """Flags of the model and loss fields of ``TrainConfig``."""
-    from ..options import InputNorm, ModelKind, NormLayer
-    from ..validate import int_in_range
+    from ..options import HoverLossTerm, InputNorm, ModelKind, NormLayer, values
+    from ..validate import int_in_range, nonneg
+    from .structured import named_mapping_type
 
     return {
         "encoder_weights": Flag(
@@ -76,7 +41,13 @@ def _flags_model() -> dict[str, Flag]:
             note="3-5; fewer: a smaller model",
         ),
         "hover_weights": Flag(
-            type=hover_weights_type("--hover-weights"),
+            type=named_mapping_type(
+                "--hover-weights",
+                "HoVer loss terms",
+                lambda: values(HoverLossTerm),
+                nonneg,
+                label="hover weights",
+            ),
             metavar="WEIGHTS",
             note="e.g. hv_mse=2,nc_ce=0.5 or a JSON object; terms not given keep their defaults",
         ),
@@ -173,7 +144,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue OUT/last after a crash or cancel"
     )
-    add_quiet(p)
+    add_shared(p, "--quiet")
 
 
 def resume_config(args: argparse.Namespace, cfg: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..options import TTAMode, values
-from .common import add_quiet, checked, drive, positive_float
+from .common import add_shared, checked, drive, positive_float
 
 NAME = "tune-hover"
 HELP = "choose HoVer post-processing thresholds on annotated tiles (best mean PQ)"
@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=checked(positive_int, "--threads"), help="torch CPU threads")
     p.add_argument("--write", action="store_true", help="store the best values in the card")
     p.add_argument("--report", help="CSV of every combination")
-    add_quiet(p)
+    add_shared(p, "--quiet")
 
 
 def run(args: argparse.Namespace) -> int:

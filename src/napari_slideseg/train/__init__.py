@@ -5,7 +5,8 @@ generator of :class:`~napari_slideseg.progress.Progress` events (what the
 widget and the CLI drive); :func:`train_folds` / :func:`train_folds_steps`
 run k-fold. The package's modules, bottom to top:
 
-- :mod:`.config`: :class:`TrainConfig`, its checks, what a resume may change
+- :mod:`.checks`: :class:`TrainError`, the checks of the options and the choices they allow
+- :mod:`.config`: :class:`TrainConfig`, what a resume may change
 - :mod:`.rows`: manifest rows, their class map and µm/px
 - :mod:`.data`: the train/validation split, class weights, datasets
 - :mod:`.report`: validation Dice/IoU, ``metrics.csv``, ``curves.png``, ``done.json``
@@ -15,16 +16,8 @@ run k-fold. The package's modules, bottom to top:
 - :mod:`.folds`: k-fold runs
 """
 
-from .config import (
-    INPUT_NORMS,
-    MONITORS,
-    OPTIMIZERS,
-    RESUME_MAY_CHANGE,
-    SCHEDULERS,
-    TrainConfig,
-    TrainError,
-    resume_changes,
-)
+from .checks import INPUT_NORMS, MONITORS, OPTIMIZERS, SCHEDULERS, TrainError
+from .config import RESUME_MAY_CHANGE, TrainConfig, resume_changes
 from .data import split_groups
 from .folds import train_folds, train_folds_steps
 from .loop import train, train_blocking, train_steps

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..io.palette import ClassMap
-from .config import INPUT_NORMS, TrainConfig, TrainError
+from .checks import INPUT_NORMS, TrainError
+from .config import TrainConfig
 from .rows import Row, read_rows, rows_dataset, training_mpp
 from .task import TrainTask, train_task
 

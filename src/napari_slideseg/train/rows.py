@@ -13,7 +13,7 @@ import numpy as np
 
 from ..io.palette import ClassMap
 from ..models.card import NUCLEUS_CLASSMAP
-from .config import INPUT_NORMS, TrainError
+from .checks import INPUT_NORMS, TrainError
 
 MANIFEST_COLUMNS = ("image", "mask")  # what training reads from every manifest row
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..models.device import resolve_device
-from .config import RESUME_MAY_CHANGE, TrainConfig, TrainError, resume_changes
+from .checks import TrainError
+from .config import RESUME_MAY_CHANGE, TrainConfig, resume_changes
 from .data import TrainData
 
 

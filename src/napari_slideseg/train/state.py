@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainError
+from .checks import TrainError
 from .start import Run
 
 

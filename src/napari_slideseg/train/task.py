@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 from ..io.palette import ClassMap
 from ..models.card import NUCLEUS_CLASSMAP
-from .config import TrainConfig, TrainError
+from .checks import TrainError
+from .config import TrainConfig
 from .rows import Row, classmap_for, hover_classmap
 
 #: :class:`~napari_slideseg.train.data.TrainData` (not imported: data imports this module).

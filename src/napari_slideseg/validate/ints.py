@@ -6,7 +6,7 @@ import math
 import numbers
 from typing import Any
 
-from .base import ErrorType, OptionError, show_value
+from .base import ErrorType, OptionError, bounded, refusal
 
 
 def integer(name: str, v: Any, *, error: ErrorType = OptionError, what: str = "an integer") -> int:
@@ -37,7 +37,7 @@ def integer(name: str, v: Any, *, error: ErrorType = OptionError, what: str = "a
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
             return int(v)
-        raise error(f"{name} must be {what}, not {show_value(v)}")
+        raise refusal(name, what, v, error)
     return int(v)
 
 
@@ -66,11 +66,7 @@ def int_at_least(name: str, v: Any, lo: int, *, error: ErrorType = OptionError) 
         (``error`` when given) for a value it does not accept; the message
         names the option, what it accepts and the value given.
     """
-    what = f"an integer >= {lo}"
-    n = integer(name, v, error=error, what=what)
-    if n < lo:
-        raise error(f"{name} must be {what}, not {show_value(v)}")
-    return n
+    return bounded(name, v, integer, f"an integer >= {lo}", lambda n: n >= lo, error)
 
 
 def positive_int(name: str, v: Any, *, error: ErrorType = OptionError) -> int:
@@ -150,8 +146,4 @@ def int_in_range(name: str, v: Any, lo: int, hi: int, *, error: ErrorType = Opti
         (``error`` when given) for a value it does not accept; the message
         names the option, what it accepts and the value given.
     """
-    what = f"an integer in [{lo}, {hi}]"
-    n = integer(name, v, error=error, what=what)
-    if not lo <= n <= hi:
-        raise error(f"{name} must be {what}, not {show_value(v)}")
-    return n
+    return bounded(name, v, integer, f"an integer in [{lo}, {hi}]", lambda n: lo <= n <= hi, error)

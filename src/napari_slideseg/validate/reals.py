@@ -7,7 +7,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from .base import ErrorType, OptionError, show_value
+from .base import ErrorType, OptionError, bounded, refusal, show_value
 
 
 def number(name: str, v: Any, *, error: ErrorType = OptionError, what: str = "a number") -> float:
@@ -35,12 +35,9 @@ def number(name: str, v: Any, *, error: ErrorType = OptionError, what: str = "a 
         (``error`` when given) for a value it does not accept; the message
         names the option, what it accepts and the value given.
     """
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise error(f"{name} must be {what}, not {show_value(v)}")
-    f = float(v)
-    if not math.isfinite(f):
-        raise error(f"{name} must be {what}, not {show_value(v)}")
-    return f
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+        raise refusal(name, what, v, error)
+    return float(v)
 
 
 def in_range(
@@ -88,13 +85,13 @@ def in_range(
     else:
         what = "a number"
     phrase = what if what == "a number" else f"a number {what}"
-    f = number(name, v, error=error, what=phrase)
-    bad = (lo is not None and (f <= lo if lo_open else f < lo)) or (
-        hi is not None and (f >= hi if hi_open else f > hi)
-    )
-    if bad:
-        raise error(f"{name} must be {phrase}, not {show_value(v)}")
-    return f
+
+    def ok(f: float) -> bool:
+        above = lo is None or (f > lo if lo_open else f >= lo)
+        below = hi is None or (f < hi if hi_open else f <= hi)
+        return above and below
+
+    return float(bounded(name, v, number, phrase, ok, error))
 
 
 def positive(name: str, v: Any, *, error: ErrorType = OptionError) -> float:
