@@ -95,6 +95,12 @@ class InferConfig:
         auto: the slide level's µm/px over the model's (a model trained at
         0.25 µm/px runs at 2 on a 0.5 µm/px slide; within 10 % it runs at 1),
         see :func:`resolve_zoom`; a number forces it.
+    workers : int or None
+        Processes that post-process blocks while the model runs the next
+        (HoVer models: instances from the maps). None: one per CPU core
+        beyond the first, at most 4, when there is more than one block
+        (torch then gets the other cores, unless ``threads`` is set); 0:
+        post-process in this process, one block after the other.
     """
 
     level: int = 0
@@ -115,10 +121,11 @@ class InferConfig:
     instance_halo: int = 64
     hover: dict[str, Any] | None = None
     zoom: float | str = "auto"
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         self._check_sizes()
-        from ..validate import fraction, positive_int
+        from ..validate import fraction, nonneg_int, positive_int
 
         object.__setattr__(
             self, "min_tissue", fraction("min_tissue", self.min_tissue, error=InferError)
@@ -126,6 +133,10 @@ class InferConfig:
         if self.threads is not None:
             object.__setattr__(
                 self, "threads", positive_int("threads", self.threads, error=InferError)
+            )
+        if self.workers is not None:
+            object.__setattr__(
+                self, "workers", nonneg_int("workers", self.workers, error=InferError)
             )
         object.__setattr__(self, "zoom", _checked_zoom(self.zoom))
         if self.tta not in TTA_MODES:
@@ -346,7 +357,9 @@ class BlockSizeWarning(UserWarning):
 def resolved_block(config: InferConfig, margin: int = 0) -> InferConfig:
     """``config`` with a concrete ``block`` (after :func:`resolved_config`: zoom is numeric).
 
-    ``None`` becomes :func:`~napari_slideseg.infer.blocksize.auto_block`; a
+    The halo becomes the number it runs with (so an output recorded with
+    another default is not resumed as this one). ``None`` becomes
+    :func:`~napari_slideseg.infer.blocksize.auto_block`; a
     given block is kept, with a :class:`BlockSizeWarning` when it costs more
     than :data:`~napari_slideseg.infer.blocksize.OVERHEAD_WARN` times the
     tiles of the auto block.
@@ -365,6 +378,7 @@ def resolved_block(config: InferConfig, margin: int = 0) -> InferConfig:
     from .blocksize import OVERHEAD_WARN, TileGrid, auto_block, block_overhead
 
     grid = TileGrid(config.tile, config.overlap, config.halo_px, config.zoom_factor, margin)
+    config = replace(config, halo=config.halo_px)  # recorded as the number it ran with
     if config.block is None:
         return replace(config, block=auto_block(grid))
     cost, best = block_overhead(config.block, grid)

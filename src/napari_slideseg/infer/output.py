@@ -32,13 +32,13 @@ TEMP_SUFFIXES = (".tmp", ".part", ".partial")
 def identity(config: InferConfig, slide: Any, cards: Sequence[ModelCard]) -> dict[str, Any]:
     """What decides a prediction's pixels: settings, slide and the models' content digests.
 
-    Where and how fast it runs (device, threads, batch size) does not change what is
+    Where and how fast it runs (device, threads, batch size, workers) does not change what is
     predicted: a run started on the CPU may be resumed on a GPU or a cluster. The
     models are identified by content (weights + prediction fields of the card), so a
     card changed by ``tune-hover --write`` or ``pack --mpp`` is another model.
     """
     settings = {
-        k: v for k, v in config.to_dict().items() if k not in ("device", "threads", "batch_size")
+        k: v for k, v in config.to_dict().items() if k not in ("device", "threads", "batch_size", "workers")
     }
     return {
         "config": settings,
