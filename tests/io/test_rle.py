@@ -97,7 +97,7 @@ def test_reference_kaggle_snippet_agrees():
 
 @pytest.mark.parametrize("chunk", [1, 7, 64])
 def test_chunked_scanning_and_formatting(monkeypatch, chunk):
-    from napari_slideseg.io.rle import runs as rle_runs
+    from napari_slideseg.io.rle import mask_runs as rle_runs
     from napari_slideseg.io.rle import tokens as rle_tokens
 
     labels = _labels(23, 81, 6)

@@ -41,6 +41,7 @@ Modules
 ``masks``     masks aligned to a level; instance-map patches.
 ``iterate``   cutting the plan block by block with the pixel filters (:func:`iter_patches`).
 ``writers``   :class:`PatchWriter` with PNG and zarr implementations.
+``png_encode`` :func:`encode_png`: fast lossless PNG bytes of a patch.
 ``manifest``  ``manifest.csv``: classes, columns, :func:`read_manifest`.
 ``folder``    reusing, checking and clearing a run's folder.
 ``extract``   :func:`extract_patches` and :func:`extract_patches_steps`.
@@ -63,9 +64,10 @@ from .iterate import Patch, iter_patches
 from .manifest import read_manifest
 from .masks import align_mask, check_mask_shape
 from .plan import PatchPlan, choose_level, patch_resolution, plan_patches, points_in_polygon
+from .png_encode import encode_png
 from .tissue import otsu_threshold, slide_tissue_mask, tissue_mask
 from .window import read_patch_window, read_window, read_window_rect, read_window_zoomed
-from .writers import PatchWriter, PngPatchWriter, ZarrPatchWriter, encode_png
+from .writers import PatchWriter, PngPatchWriter, ZarrPatchWriter
 
 __all__: Sequence[str] = [
     "BLACK_LEVEL",

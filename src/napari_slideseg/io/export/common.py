@@ -122,6 +122,36 @@ def check_not_empty(labels: Any, path: str | os.PathLike) -> None:
         raise MaskError(f"{path}: the labels are empty ({shape} pixels); nothing to save")
 
 
+def checked_output(path: str | os.PathLike, labels: Any) -> tuple[Path, Any]:
+    """The checks every label writer makes before it writes anything.
+
+    :func:`check_file_target` on ``path``, then :func:`as_label_image` and
+    :func:`check_not_empty` on ``labels``, in that order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file.
+    labels : numpy.ndarray or dask.array.Array
+        The label image.
+
+    Returns
+    -------
+    tuple
+        ``(Path(path), labels)``, the labels as :func:`as_label_image` gives them.
+
+    Raises
+    ------
+    MaskError
+        ``path`` is a directory, or the labels are not a non-empty 2D
+        integer image.
+    """
+    out = check_file_target(path)
+    labels = as_label_image(labels)
+    check_not_empty(labels, out)
+    return out, labels
+
+
 def check_class_values(lo: int, path: str | os.PathLike) -> None:
     """Refuse class labels with negative values (class indices are 0 or more).
 

@@ -29,7 +29,7 @@ from ..blocks import iter_blocks
 from ..files import atomic_path
 from ..palette import ClassMap, MaskError
 from ..placement import Placement
-from .common import as_label_image, check_file_target, check_not_empty, jsonable
+from .common import checked_output, jsonable
 from .outlines import mask_polygons
 
 #: The semantic GeoJSON mode needs the whole label array: refused above this size.
@@ -265,9 +265,7 @@ def write_geojson_steps(
     ValueError
         An unknown ``mode`` or ``object_type``.
     """
-    path = check_file_target(path)
-    labels = as_label_image(labels)
-    check_not_empty(labels, path)
+    path, labels = checked_output(path, labels)
     if scale is None:
         scale = placement.factors if placement is not None else (1.0, 1.0)
     scale = _scale_pair(scale)

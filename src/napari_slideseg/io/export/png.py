@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,9 @@ from ..palette import ClassMap, MaskError
 from ..placement import Placement, mpp_to_ppm
 from ..pngstream import PngStreamWriter
 from .common import (
-    as_label_image,
     check_class_range,
-    check_file_target,
     check_ids,
-    check_not_empty,
+    checked_output,
     resolve_placement,
 )
 
@@ -60,6 +58,27 @@ def _drop_png_temp(writer: PngStreamWriter) -> None:
     tmp = getattr(writer, "_tmp", None)
     if tmp is not None:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _stream_rows(
+    writer: PngStreamWriter,
+    labels: Any,
+    band_rows: int,
+    rows: Callable[[np.ndarray], np.ndarray],
+) -> Generator[Progress, None, None]:
+    """Write ``rows(band)`` of each band of ``labels`` with ``writer``; one event per band.
+
+    The writer's temporary file is removed if the final rename did not happen.
+    """
+    h = labels.shape[0]
+    n = -(-h // band_rows)
+    try:
+        with writer:
+            for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
+                writer.write_rows(rows(band))
+                yield Progress("png", i + 1, n, f"PNG rows {min(h, (i + 1) * band_rows)}/{h}")
+    finally:
+        _drop_png_temp(writer)
 
 
 def write_color_png_steps(
@@ -97,9 +116,7 @@ def write_color_png_steps(
         not a non-empty 2D integer image, or an indexed PNG would need more
         than 256 classes; while writing: a value the class map lacks.
     """
-    path = check_file_target(path)
-    labels = as_label_image(labels)
-    check_not_empty(labels, path)
+    path, labels = checked_output(path, labels)
     h, w = labels.shape
     colors = np.asarray(classmap.colors, np.uint8)
     text = {PNG_CLASSMAP_KEY: json.dumps(classmap.to_dict())}
@@ -112,15 +129,12 @@ def write_color_png_steps(
         writer = PngStreamWriter(path, w, h, "P", palette=colors, level=level, text=text, ppm=ppm)
     else:
         writer = PngStreamWriter(path, w, h, "RGB", level=level, text=text, ppm=ppm)
-    n = -(-h // band_rows)
-    try:
-        with writer:
-            for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
-                check_class_range(band, classmap, path)
-                writer.write_rows(band.astype(np.uint8) if indexed else colors[band])
-                yield Progress("png", i + 1, n, f"PNG rows {min(h, (i + 1) * band_rows)}/{h}")
-    finally:
-        _drop_png_temp(writer)
+
+    def rows(band: np.ndarray) -> np.ndarray:
+        check_class_range(band, classmap, path)
+        return band.astype(np.uint8) if indexed else colors[band]
+
+    yield from _stream_rows(writer, labels, band_rows, rows)
     return path
 
 
@@ -210,9 +224,7 @@ def write_index_png(
         ``path`` is a directory, the labels are empty or not 2D integers, or
         hold values outside ``0..65535``.
     """
-    path = check_file_target(path)
-    labels = as_label_image(labels)
-    check_not_empty(labels, path)
+    path, labels = checked_output(path, labels)
     h, w = labels.shape
     top = (
         int(labels.max().compute() if isinstance(labels, da.Array) else labels.max())
@@ -223,12 +235,7 @@ def write_index_png(
         raise MaskError(f"{path}: a PNG index mask holds values 0..65535")
     depth = 8 if top < 256 else 16
     png = PngStreamWriter(path, w, h, "L", bit_depth=depth)
-    try:
-        with png:
-            for _, band in iter_bands(labels, band_rows):
-                png.write_rows(band)
-    finally:
-        _drop_png_temp(png)
+    drain(_stream_rows(png, labels, band_rows, lambda band: band))
     return path
 
 
@@ -278,25 +285,20 @@ def write_id_png_steps(
         or an id is negative or above :data:`PNG_MAX_ID` (naming the formats
         that hold it).
     """
-    path = check_file_target(path)
-    labels = as_label_image(labels)
-    check_not_empty(labels, path)
+    path, labels = checked_output(path, labels)
     h, w = labels.shape
     meta: dict[str, Any] = {"instances": True}
     if classmap is not None:
         meta["classmap"] = classmap.to_dict()
     text = {PNG_INSTANCES_KEY: json.dumps(meta)}
     ppm = _add_placement(text, placement, mpp, (h, w))
-    n = -(-h // band_rows)
     png = PngStreamWriter(path, w, h, "L", bit_depth=16, level=level, text=text, ppm=ppm)
-    try:
-        with png:
-            for i, (_, band) in enumerate(iter_bands(labels, band_rows)):
-                check_ids(band, path, PNG_MAX_ID, "16-bit PNG")
-                png.write_rows(band.astype(np.uint16))
-                yield Progress("png", i + 1, n, f"PNG rows {min(h, (i + 1) * band_rows)}/{h}")
-    finally:
-        _drop_png_temp(png)
+
+    def rows(band: np.ndarray) -> np.ndarray:
+        check_ids(band, path, PNG_MAX_ID, "16-bit PNG")
+        return band.astype(np.uint16)
+
+    yield from _stream_rows(png, labels, band_rows, rows)
     return path
 
 

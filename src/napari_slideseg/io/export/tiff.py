@@ -24,11 +24,9 @@ from ..files import atomic_path
 from ..palette import ClassMap
 from ..placement import Placement
 from .common import (
-    as_label_image,
     check_class_range,
-    check_file_target,
     check_ids,
-    check_not_empty,
+    checked_output,
     resolve_placement,
 )
 
@@ -73,6 +71,15 @@ def _write_tiled_tiff(
         )
 
 
+def _band_tiles(band: np.ndarray, tile: int) -> Iterator[np.ndarray]:
+    """The ``tile`` x ``tile`` tiles of a band of rows, left to right, zero-padded at the edges."""
+    for x0 in range(0, band.shape[1], tile):
+        t = np.zeros((tile, tile, *band.shape[2:]), band.dtype)
+        part = band[:, x0 : x0 + tile]
+        t[: part.shape[0], : part.shape[1]] = part
+        yield t
+
+
 def _row_progress(i: int, n_rows: int, h: int, tile: int) -> Progress:
     return Progress("tiff", i + 1, n_rows, f"TIFF rows {min(h, (i + 1) * tile)}/{h}")
 
@@ -111,9 +118,7 @@ def write_color_tiff_steps(
         ``path`` is a directory, the labels are empty or not 2D integers,
         or hold a value the class map lacks (nothing is left at ``path``).
     """
-    path = check_file_target(path)
-    labels = as_label_image(labels)
-    check_not_empty(labels, path)
+    path, labels = checked_output(path, labels)
     h, w = labels.shape
     colors = np.asarray(classmap.colors, np.uint8)
     where = resolve_placement(placement, mpp, (h, w))
@@ -126,12 +131,7 @@ def write_color_tiff_steps(
     def tiles() -> Iterator[np.ndarray]:
         for i, (_, band) in enumerate(iter_bands(labels, tile)):
             check_class_range(band, classmap, path)
-            rgb = colors[band]
-            for x0 in range(0, w, tile):
-                t = np.zeros((tile, tile, 3), np.uint8)
-                part = rgb[:, x0 : x0 + tile]
-                t[: part.shape[0], : part.shape[1]] = part
-                yield t
+            yield from _band_tiles(colors[band], tile)
             progress.append(_row_progress(i, n_rows, h, tile))
 
     _write_tiled_tiff(path, tiles(), (h, w, 3), np.dtype(np.uint8), "rgb", tile, desc, where)
@@ -216,9 +216,7 @@ def write_id_tiff_steps(
         ``path`` is a directory, the labels are empty or not 2D integers,
         or an id is negative or does not fit the TIFF's dtype.
     """
-    path = check_file_target(path)
-    labels = as_label_image(labels)
-    check_not_empty(labels, path)
+    path, labels = checked_output(path, labels)
     h, w = labels.shape
     small = labels.dtype.kind == "u" and labels.dtype.itemsize <= 2
     dtype = np.dtype(np.uint16) if small else np.dtype(np.uint32)
@@ -235,12 +233,7 @@ def write_id_tiff_steps(
     def tiles() -> Iterator[np.ndarray]:
         for i, (_, band) in enumerate(iter_bands(labels, tile)):
             check_ids(band, path, limit, f"{dtype.itemsize * 8}-bit TIFF")
-            band = band.astype(dtype)
-            for x0 in range(0, w, tile):
-                t = np.zeros((tile, tile), dtype)
-                part = band[:, x0 : x0 + tile]
-                t[: part.shape[0], : part.shape[1]] = part
-                yield t
+            yield from _band_tiles(band.astype(dtype), tile)
             progress.append(_row_progress(i, n_rows, h, tile))
 
     _write_tiled_tiff(path, tiles(), (h, w), dtype, "minisblack", tile, desc, where)

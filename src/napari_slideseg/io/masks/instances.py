@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import SlideSegError
 from ..palette import LOSSY_TIFF_COMPRESSIONS, ClassMap
-from .metadata import file_placement, with_placement
+from .metadata import file_placement, png_header_text, with_placement
 from .prediction import check_prediction
 
 
@@ -123,12 +123,9 @@ def instance_marker(path: str | os.PathLike) -> dict[str, Any] | None:
     kind = sniff_kind(str(p))
     try:
         if kind == "png":
-            from PIL import Image
-
             from ..export import PNG_INSTANCES_KEY
 
-            with Image.open(p) as im:  # header: the text chunks come before the pixels
-                raw = im.info.get(PNG_INSTANCES_KEY)
+            raw, _ = png_header_text(p, PNG_INSTANCES_KEY)
             found = json.loads(raw) if raw else None
         elif kind == "tiff":
             import tifffile

@@ -43,14 +43,10 @@ def file_placement(path: str | os.PathLike) -> Placement | None:
     kind = sniff_kind(str(p))
     try:
         if kind == "png":
-            from PIL import Image
-
             from ..export import PNG_PLACEMENT_KEY
             from ..placement import ppm_to_mpp
 
-            with Image.open(p) as im:  # header: our text chunks come before the pixels
-                raw = im.info.get(PNG_PLACEMENT_KEY)
-                size = (im.size[1], im.size[0])
+            raw, size = png_header_text(p, PNG_PLACEMENT_KEY)
             if raw:
                 found = Placement.from_dict(json.loads(raw))
                 if found is not None:
@@ -77,6 +73,35 @@ def file_placement(path: str | os.PathLike) -> Placement | None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError):
         return None
     return None
+
+
+def png_header_text(path: Path, key: str) -> tuple[str | None, tuple[int, int]]:
+    """A PNG's ``tEXt`` value under ``key`` and its ``(height, width)``, from its header.
+
+    Our writers put their text chunks before the pixels, so only the header
+    is read (text after the pixels is not looked at).
+
+    Parameters
+    ----------
+    path : Path
+        A PNG file.
+    key : str
+        The text chunk's keyword.
+
+    Returns
+    -------
+    tuple
+        ``(text or None, (height, width))``.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened as an image.
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.info.get(key), (im.size[1], im.size[0])
 
 
 def _png_phys(path: Path) -> tuple[int, int] | None:

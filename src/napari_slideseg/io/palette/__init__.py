@@ -18,9 +18,9 @@ Modules
 -------
 ``common``
     limits, :class:`MaskError`, small shared helpers.
-``fields``, ``json_io``, ``infer``, ``classmap``
+``fields``, ``json_io``, ``infer``, ``colors``, ``classmap``
     the :class:`ClassMap` model (its checks, its JSON form, inference from
-    a mask's colours) and the presets (:data:`PRESETS`, :data:`NUCLEUS_PRESETS`).
+    a mask's colours, the default colours) and the presets (:data:`PRESETS`, :data:`NUCLEUS_PRESETS`).
 ``keys``, ``scan``
     colour keys, lookup tables and colour counts.
 ``checks``, ``blocks``, ``convert``

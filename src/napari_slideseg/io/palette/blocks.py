@@ -86,6 +86,32 @@ def unknown_message(
     )
 
 
+def _refuse_unknown(
+    values: np.ndarray,
+    bad: np.ndarray,
+    cm: ClassMap,
+    source: str | os.PathLike | None,
+    tolerance: float | None,
+    block_info: dict | None,
+    *,
+    grey: bool = False,
+) -> None:
+    """Raise :func:`unknown_message`'s error for ``values[bad]``, if any is bad."""
+    if bad.any():
+        u, c = unique_counts(values[bad])
+        raise MaskError(
+            unknown_message(
+                u,
+                c,
+                cm,
+                source,
+                grey=grey,
+                tolerance=tolerance,
+                location=_chunk_location(block_info),
+            )
+        )
+
+
 def is_grey_map(cm: ClassMap) -> bool:
     """Whether every colour of ``cm`` is a grey ``(v, v, v)``.
 
@@ -138,14 +164,7 @@ def rgb_block(
     keys = pack(opaque_rgb(block, source))
     lut = color_lut(cm.colors, tolerance)
     out = lut[keys]
-    bad = out == np.iinfo(lut.dtype).max
-    if bad.any():
-        u, c = unique_counts(keys[bad])
-        raise MaskError(
-            unknown_message(
-                u, c, cm, source, tolerance=tolerance, location=_chunk_location(block_info)
-            )
-        )
+    _refuse_unknown(keys, out == np.iinfo(lut.dtype).max, cm, source, tolerance, block_info)
     return out.astype(cm.label_dtype, copy=False)
 
 
@@ -215,20 +234,7 @@ def grey_block(
         inside = (block >= 0) & (block <= 255)
         out = np.full(block.shape, miss, lut.dtype)
         out[inside] = lut[block[inside].astype(np.intp)]
-    bad = out == miss
-    if bad.any():
-        u, c = unique_counts(block[bad])
-        raise MaskError(
-            unknown_message(
-                u,
-                c,
-                cm,
-                source,
-                grey=True,
-                tolerance=tolerance,
-                location=_chunk_location(block_info),
-            )
-        )
+    _refuse_unknown(block, out == miss, cm, source, tolerance, block_info, grey=True)
     return out.astype(cm.label_dtype, copy=False)
 
 

@@ -40,26 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from .colors import default_colors
 from .common import MAX_CLASSES, MIN_CLASS_SHARE, RGB, MaskError
 from .fields import as_int, checked_fields
 from .infer import infer_classmap
 from .json_io import classmap_from_dict, classmap_to_dict, load_classmap_json, save_classmap_json
-
-# Colours of ClassMap.default: the first 12 are fixed, more are drawn from a seeded RNG.
-_DEFAULT_COLORS: tuple[RGB, ...] = (
-    (0, 0, 0),
-    (255, 255, 0),
-    (255, 0, 0),
-    (0, 255, 0),
-    (0, 0, 255),
-    (255, 0, 255),
-    (0, 255, 255),
-    (255, 128, 0),
-    (128, 0, 255),
-    (0, 128, 0),
-    (128, 128, 128),
-    (255, 255, 255),
-)
 
 
 @dataclass(frozen=True)
@@ -248,15 +233,7 @@ class ClassMap:
         n = as_int(n, "the number of classes")
         if not 1 <= n <= MAX_CLASSES:
             raise MaskError(f"a class map holds 1 to {MAX_CLASSES} classes, not {n}")
-        colors = list(_DEFAULT_COLORS[:n])
-        seen = set(colors)
-        rng = np.random.default_rng(12345)
-        while len(colors) < n:
-            r, g, b = (int(v) for v in rng.integers(0, 256, 3))
-            c = (r, g, b)
-            if c not in seen:
-                seen.add(c)
-                colors.append(c)
+        colors = default_colors(n)
         if names is None:
             names = ["background", *(f"class_{i}" for i in range(1, n))]
         names = list(names)

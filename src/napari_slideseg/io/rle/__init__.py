@@ -65,8 +65,8 @@ runs.
 Modules
 -------
 ``checks``: :class:`RLEError` and the argument checks. ``tokens``: the
-``start length`` text. ``runs``: runs of pixels, read, painted and found
-(NumPy). ``kaggle``: Kaggle RLE of masks and label images,
+``start length`` text. ``runs``: runs of pixels, read and painted, and
+``mask_runs``: the runs found in a mask (NumPy). ``kaggle``: Kaggle RLE of masks and label images,
 :func:`guess_order`. ``stream``: band-by-band encoding of slide-sized masks.
 ``coco``: COCO RLE. ``csvfiles``: CSV plumbing shared by the layouts.
 ``submission``: Kaggle submission CSV files. The package's own RLE CSV

@@ -27,7 +27,8 @@ import numpy as np
 import pycocotools.mask as cocomask
 
 from .checks import RLEError, as_2d, check_base, check_shape
-from .runs import binary_runs, paint, runs_from_rle
+from .mask_runs import binary_runs
+from .runs import paint, runs_from_rle
 from .tokens import format_runs
 
 logger = logging.getLogger(__name__)

@@ -19,18 +19,8 @@ SEMANTIC_COLUMNS = (
     "base",
     "rle",
 )
-#: Columns of the instance layout (one row per object).
-INSTANCE_COLUMNS = (
-    "image_id",
-    "instance_id",
-    "class_index",
-    "class_name",
-    "height",
-    "width",
-    "order",
-    "base",
-    "rle",
-)
+#: Columns of the instance layout (one row per object): the semantic ones plus ``instance_id``.
+INSTANCE_COLUMNS = (SEMANTIC_COLUMNS[0], "instance_id", *SEMANTIC_COLUMNS[1:])
 
 #: Columns stating where the mask sits on its slide (written when known, before ``rle``).
 PLACEMENT_COLUMNS = ("level", "slide_height", "slide_width", "mpp_y", "mpp_x")

@@ -18,7 +18,8 @@ from .checks import (
     check_value,
     is_dask,
 )
-from .runs import binary_runs, group_by_value, paint, paint_into, runs_from_rle, value_runs
+from .mask_runs import binary_runs, group_by_value, value_runs
+from .runs import paint, paint_into, runs_from_rle
 from .stream import iter_rle_text_dask, rle_encode_dask
 from .tokens import format_runs
 

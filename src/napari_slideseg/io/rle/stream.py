@@ -9,7 +9,7 @@ from typing import IO, Any
 import numpy as np
 
 from .checks import RLEError, check_base, check_label_dtype, check_order, is_dask
-from .runs import change_starts, group_by_value, values_at
+from .mask_runs import change_starts, group_by_value, values_at
 from .tokens import format_runs
 
 # Pixels per band when a plain (non-dask) array is streamed.
