@@ -11,6 +11,7 @@ from PIL import Image
 from napari_slideseg.infer import InferConfig, predict_slide, predict_slide_steps
 from napari_slideseg.infer.engine import is_complete
 from napari_slideseg.infer.hover import read_instance_table
+from napari_slideseg.infer.task import HoverTask
 from napari_slideseg.instances.postproc import hover_instances
 from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.io.slide import slide_from_arrays
@@ -115,6 +116,46 @@ def test_hover_resume_is_bit_identical(tmp_path, encoded):
     assert (tmp_path / "cut.zarr" / "instances.csv").read_text() == (
         tmp_path / "full.zarr" / "instances.csv"
     ).read_text()
+
+
+def _same_prediction(a_path, b_path):
+    a = zarr.open_group(str(a_path), mode="r")
+    b = zarr.open_group(str(b_path), mode="r")
+    names = sorted(name for name, node in a.members(max_depth=None) if isinstance(node, zarr.Array))
+    assert {"instances", "labels", "done"} <= set(names)
+    for name in names:
+        np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+    assert (a_path / "instances.csv").read_text() == (b_path / "instances.csv").read_text()
+
+
+def test_post_processing_processes_change_nothing(tmp_path, encoded, monkeypatch):
+    """HoVer post-processing in 0, 1 or 2 processes (the model running on meanwhile) gives
+    the same output; a run cancelled with post-processing in flight resumes to it too."""
+    from napari_slideseg.infer import pipeline
+
+    slide, *_ = encoded
+    base = {"tile": 256, "overlap": 32, "block": 256, "device": "cpu", "region": (0, 0, 512, 768)}
+    model = [(MapsAsPixels(), CARD)]
+    ref = predict_slide(slide, model, tmp_path / "w0.zarr", InferConfig(**base, workers=0))
+    used = []
+    real_pool = pipeline._post_pool
+    monkeypatch.setattr(pipeline, "_post_pool", lambda n: used.append(n) or real_pool(n))
+    for n in (1, 2):
+        out = predict_slide(slide, model, tmp_path / f"w{n}.zarr", InferConfig(**base, workers=n))
+        _same_prediction(ref, out)
+    assert used == [1, 2]
+    # auto: one process per core beyond the first when there are several blocks
+    predict_slide(slide, model, tmp_path / "auto.zarr", InferConfig(**base))
+    assert used[-1] == pipeline.post_workers(HoverTask(), InferConfig(**base), 6) >= 0
+    cut = tmp_path / "cut.zarr"
+    gen = predict_slide_steps(slide, model, cut, InferConfig(**base, workers=2))
+    next(gen)
+    gen.close()  # blocks 2.. are in flight in the processes and the writer
+    assert not is_complete(cut)
+    done = zarr.open_group(str(cut), mode="r")["done"][:]
+    assert 1 <= int((done == 1).sum()) < len(done)
+    predict_slide(slide, model, cut, InferConfig(**base, workers=0), resume=True)
+    _same_prediction(ref, cut)
 
 
 @pytest.mark.parametrize("tta", ["flips", "d4"])

@@ -38,7 +38,9 @@ def identity(config: InferConfig, slide: Any, cards: Sequence[ModelCard]) -> dic
     card changed by ``tune-hover --write`` or ``pack --mpp`` is another model.
     """
     settings = {
-        k: v for k, v in config.to_dict().items() if k not in ("device", "threads", "batch_size", "workers")
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in ("device", "threads", "batch_size", "workers")
     }
     return {
         "config": settings,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +188,10 @@ def run_local(
     run: dict[str, Any],
     event: Event,
 ) -> Generator[Progress, None, None]:
-    """Blocks ``run["todo"]`` in this process, the next block's pixels read on a thread.
+    """Blocks ``run["todo"]`` in this process, through :func:`~.pipeline.run_pipeline`.
+
+    Reads run ahead on threads, post-processing in ``config.workers``
+    processes and writes on a thread, all overlapping the model.
 
     Parameters
     ----------
@@ -209,26 +211,11 @@ def run_local(
     Progress
         One event per block.
     """
+    from .pipeline import run_pipeline
+
     arr = slide.levels[config.level]
-    blocks, todo, root = run["blocks"], run["todo"], run["root"]
-
-    def load(i: int) -> tuple[np.ndarray, tuple[int, int], Core]:
-        return read_for(task, arr, blocks[i], config)
-
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
-        nxt = pool.submit(load, todo[0]) if todo else None
-        for k, i in enumerate(todo):
-            assert nxt is not None  # submitted for every block in todo
-            pixels, offset, ext = nxt.result()
-            nxt = pool.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
-            res = compute_block(task, models, pixels, offset, ext, blocks[i], config, device, i)
-            task.write(root, run["out"], i, res, config, run["factors"])
-            fault("done")
-            root["done"][i] = 1  # only after all of the block's arrays and its table are written
-            yield event(k, i, "")
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for k, i in enumerate(run_pipeline(task, arr, models, config, device, run, read_for)):
+        yield event(k, i, "")
 
 
 def run_distributed(

@@ -53,6 +53,8 @@ class Task(ABC):
     kind: ClassVar[str] = ""
     #: Whether a block's result is written by the driver (True) or where it was computed.
     write_on_driver: ClassVar[bool] = False
+    #: Whether :meth:`compute` is worth a process of its own while the model runs on.
+    heavy_compute: ClassVar[bool] = False
 
     @classmethod
     def for_slide(cls, slide: Any, card: ModelCard, config: InferConfig, n_blocks: int) -> Task:

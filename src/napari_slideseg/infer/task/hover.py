@@ -30,6 +30,7 @@ class HoverTask(Task):
 
     kind: ClassVar[str] = "hover"
     write_on_driver: ClassVar[bool] = True
+    heavy_compute: ClassVar[bool] = True
     params: dict[str, Any] = field(default_factory=dict)
     stride: int = 0
     type_names: tuple[str, ...] = ()
