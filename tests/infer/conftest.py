@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_slideseg.instances.targets import hover_targets
-from napari_slideseg.models.card import NUCLEUS_CLASSMAP, new_card
+from napari_slideseg.models.card import NUCLEUS_CLASSMAP
 
 
 class MapsAsPixels(torch.nn.Module):
@@ -25,16 +25,14 @@ class MapsAsPixels(torch.nn.Module):
 
 
 @pytest.fixture(scope="session")
-def maps_card():
+def maps_card(make_card):
     """The card of :class:`MapsAsPixels`: HoVer without types, pixels as they are (no normalisation)."""
-    return new_card(
+    return make_card(
+        NUCLEUS_CLASSMAP,
         kind="hover",
         arch="HoVerNet",
         encoder="none",
-        in_channels=3,
         classes=0,
-        classmap=NUCLEUS_CLASSMAP,
-        patch_size=256,
         normalization={"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
     )
 
