@@ -52,6 +52,29 @@ def big_pyramid(tmp_path_factory) -> Path:
     return write_synthetic_slide(path, 20000, 24000, tile=512, mpp=0.25)
 
 
+@pytest.fixture(scope="session")
+def make_card():
+    """``make_card(classmap, **fields)``: a model card with the tests' usual fields.
+
+    A semantic 2-class ``resnet18`` U-Net on 3 channels with 256 px patches;
+    ``fields`` override any of them (``kind``, ``arch``, ``classes``, ...).
+    """
+    from napari_slideseg.models.card import new_card
+
+    def make(classmap, **fields):
+        usual = {
+            "kind": "semantic",
+            "arch": "Unet",
+            "encoder": "resnet18",
+            "in_channels": 3,
+            "classes": 2,
+            "patch_size": 256,
+        }
+        return new_card(**{**usual, **fields}, classmap=classmap)
+
+    return make
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _npe2_discovered():
     """npe2's plugin manager discovers installed manifests lazily; do it once up front."""

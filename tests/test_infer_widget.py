@@ -159,11 +159,11 @@ def test_infer_widget_shapes_roi_and_view(sample_viewer, checkpoint, qtbot, tmp_
 
 
 def test_infer_widget_bad_input_notifies(sample_viewer, qtbot, tmp_path, monkeypatch):
-    from napari_slideseg._widgets import _common
+    from napari_slideseg._widgets import runner as widget_runner
     from napari_slideseg._widgets.infer_widget import InferWidget
 
     messages = []
-    monkeypatch.setattr(_common, "notify_error", messages.append)
+    monkeypatch.setattr(widget_runner, "notify_error", messages.append)
     w = InferWidget(sample_viewer)
     w.model.value = "checkpoint folder(s)"
     w.checkpoints.value = str(tmp_path / "no-such-model")
@@ -383,13 +383,13 @@ def test_any_exception_in_a_job_ends_it_with_a_notification(make_napari_viewer, 
     """superqt swallows a RuntimeError raised by a job and never says it finished."""
     from magicgui.widgets import Label, ProgressBar, PushButton
 
-    from napari_slideseg._widgets import _common
+    from napari_slideseg._widgets import runner as widget_runner
 
     said = []
-    monkeypatch.setattr(_common, "notify_error", said.append)
+    monkeypatch.setattr(widget_runner, "notify_error", said.append)
     make_napari_viewer()
     button, bar, status = PushButton(text="Run"), ProgressBar(), Label()
-    runner = _common.GeneratorRunner(button, bar, status)
+    runner = widget_runner.GeneratorRunner(button, bar, status)
 
     def job():
         from napari_slideseg.progress import Progress

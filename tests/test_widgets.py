@@ -72,11 +72,11 @@ def test_patch_widget_cancel_midway(make_napari_viewer, big_pyramid, qtbot, tmp_
 
 
 def test_patch_widget_bad_input_notifies(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from napari_slideseg._widgets import _common
+    from napari_slideseg._widgets import runner as widget_runner
     from napari_slideseg._widgets.patch_widget import PatchWidget
 
     messages = []
-    monkeypatch.setattr(_common, "notify_error", messages.append)
+    monkeypatch.setattr(widget_runner, "notify_error", messages.append)
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((300, 300, 3), np.uint8), rgb=True, name="img")
     viewer.add_labels(np.zeros((200, 200), np.uint8), name="wrong size")
@@ -116,7 +116,9 @@ def test_labels_layer_shows_palette_colours(make_napari_viewer, tmp_path):
     assert close >= 4
 
 
-def test_train_widget_runs_and_cancels(make_napari_viewer, qtbot, tmp_path, data_dir):
+@pytest.fixture
+def train_widget(make_napari_viewer, tmp_path, data_dir):
+    """A docked Train widget on 128 px GlaS patches in ``tmp_path/p``; it runs into ``tmp_path/run``."""
     from napari_slideseg import open_slide
     from napari_slideseg._widgets.train_widget import TrainWidget
     from napari_slideseg.patching import PatchConfig, extract_patches
@@ -128,10 +130,15 @@ def test_train_widget_runs_and_cancels(make_napari_viewer, qtbot, tmp_path, data
     w = TrainWidget(viewer)
     viewer.window.add_dock_widget(w)
     w.folders.value = str(tmp_path / "p")
-    w.patch_size.value = 128
-    w.epochs.value = 50
     w.batch_size.value = 4
     w.out.value = str(tmp_path / "run")
+    return w
+
+
+def test_train_widget_runs_and_cancels(train_widget, qtbot, tmp_path):
+    w = train_widget
+    w.patch_size.value = 128
+    w.epochs.value = 50
     assert w.config().scale_range is None
     w.zoom_aug.value = 2.0
     assert w.config().scale_range == [0.5, 2.0]
@@ -147,27 +154,13 @@ def test_train_widget_runs_and_cancels(make_napari_viewer, qtbot, tmp_path, data
 
 
 @pytest.mark.parametrize("stage", ["train", "val", "epoch"])
-def test_train_widget_cancel_at_each_stage_then_run_again(
-    make_napari_viewer, qtbot, tmp_path, data_dir, stage
-):
+def test_train_widget_cancel_at_each_stage_then_run_again(train_widget, qtbot, tmp_path, stage):
     """Cancel during a training step, validation or at an epoch's end, then Run again with
     resume: it finishes. (Cancel during validation used to leave the worker thread in
     torch's inference mode; the next Run's backward() raised and the button stayed
     "Cancel" for good.)"""
-    from napari_slideseg import open_slide
-    from napari_slideseg._widgets.train_widget import TrainWidget
-    from napari_slideseg.patching import PatchConfig, extract_patches
-
-    slide = open_slide(data_dir / "glas" / "train_1.png")
-    mask = (np.asarray(Image.open(data_dir / "glas" / "train_1_mask.png")) > 0).astype(np.uint8)
-    extract_patches(slide, tmp_path / "p", PatchConfig(size=128, stride=128), mask=mask)
-    viewer = make_napari_viewer()
-    w = TrainWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    w.folders.value = str(tmp_path / "p")
+    w = train_widget
     w.epochs.value = 2
-    w.batch_size.value = 4
-    w.out.value = str(tmp_path / "run")
     seen = []
     plain = w.runner.on_progress
 

@@ -4,7 +4,8 @@ napari calls :func:`napari_get_reader`, :func:`napari_get_mask_reader` and
 :func:`napari_get_geojson_reader` for every file whose name matches the
 manifest's patterns, so this module imports only the standard library, the
 light :mod:`napari_slideseg.io.sniff` and the reader helpers
-(:mod:`napari_slideseg._reader_claims`: which reader takes a file;
+(:mod:`napari_slideseg._reader_choice`: which reader takes a file, with the
+checks of :mod:`napari_slideseg._reader_claims`;
 :mod:`napari_slideseg._reader_layers`: the layer data), which import their
 heavy dependencies inside their functions. The readers here turn every
 error into a napari notification and the ``[(None,)]`` sentinel; napari is
@@ -17,15 +18,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ._reader_claims import (
-    MASK_SNIFF_MAX_PIXELS,
-    csv_has_rle,
-    is_id_map,
-    is_label_store,
-    looks_like_prediction,
-    tiff_may_be_mask,
-    written_by_slideseg,
-)
+from ._reader_choice import RASTER_MIN_PIXELS, geojson_claim, mask_claim, one_path, slide_claim
+from ._reader_claims import MASK_SNIFF_MAX_PIXELS, is_label_store, looks_like_prediction
 from ._reader_layers import (
     GEOJSON_FACE_ALPHA,
     PREDICTION_KEYS,
@@ -34,13 +28,7 @@ from ._reader_layers import (
     prediction_problem,
     slide_error_message,
 )
-from .io.sniff import (
-    RASTER_SUFFIXES,
-    TIFF_SUFFIXES,
-    raster_header,
-    sniff_kind,
-    special_file_kind,
-)
+from .io.sniff import special_file_kind
 
 __all__ = [
     "GEOJSON_FACE_ALPHA",
@@ -59,31 +47,11 @@ __all__ = [
     "read_slide",
 ]
 
-#: PNG/JPEG files smaller than this are left to napari's builtin reader.
-RASTER_MIN_PIXELS = 4096 * 4096
-
-
-def _one_path(path: Any) -> str | None:
-    """``path`` (or the single path of a one-item list) as a str; None for anything else."""
-    if isinstance(path, list | tuple):
-        if len(path) != 1:
-            return None
-        path = path[0]
-    if not isinstance(path, str | os.PathLike):
-        return None
-    path = os.fspath(path)
-    return path if isinstance(path, str) and path else None
-
 
 def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
     """Return a slide reader for ``path`` or ``None`` (fast; nothing decoded).
 
-    Slides (TIFF family, zarr directories) and PNG/JPEG images larger than
-    4096 x 4096 are claimed; colour-mask TIFFs this plugin wrote are left to
-    :func:`napari_get_mask_reader` (npe2 tries a plugin's readers in no fixed
-    order). Files with a slide extension are claimed even when
-    their header is broken, so the user gets a clear message instead of
-    "no reader found".
+    Which files are claimed: :func:`~napari_slideseg._reader_choice.slide_claim`.
 
     Parameters
     ----------
@@ -96,42 +64,11 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
         :func:`read_slide` or :func:`read_prediction`;
         ``None`` leaves the file to other readers.
     """
-    target = _one_path(path)
-    if target is None:
-        return None
-    lower = target.lower().rstrip("/\\")
-    if special_file_kind(target) is not None:
-        # A FIFO/socket/device is never opened (it would block); claim slide names so
-        # read_slide reports it, leave the rest alone.
-        return read_slide if lower.endswith((*TIFF_SUFFIXES, ".zarr", *RASTER_SUFFIXES)) else None
-    kind = sniff_kind(target)
-    if (
-        kind == "tiff"
-        and tiff_may_be_mask(target)
-        and (written_by_slideseg(target, kind) or is_id_map(target))
-    ):
-        return None  # a mask or instance map: the mask reader opens it as Labels
-    if kind == "zarr" and is_label_store(target):
-        return None  # NGFF labels: the mask reader opens them as Labels
-    if kind == "zarr" and looks_like_prediction(target):
-        return read_prediction  # Labels, or a notification when its metadata is broken
-    if kind in ("tiff", "zarr"):
-        return read_slide
-    if kind in ("png", "jpeg"):
-        try:
-            header = raster_header(target)
-        except (OSError, ValueError):
-            return read_slide
-        if header.pixels <= RASTER_MIN_PIXELS:
-            return None
-        if kind == "png" and header.channels == 1 and header.bits == 16 and is_id_map(target):
-            return None
-        return read_slide
-    if lower.endswith(TIFF_SUFFIXES) or lower.endswith(".zarr"):
-        return read_slide  # broken or missing: read_slide reports why
-    if lower.endswith(RASTER_SUFFIXES) and not os.path.exists(target):
-        return None
-    return None
+    target = one_path(path)
+    claim = slide_claim(target) if target is not None else None
+    if claim == "prediction":
+        return read_prediction
+    return read_slide if claim == "slide" else None
 
 
 def read_slide(path: str | list[str]) -> list[tuple[Any, ...]]:
@@ -177,7 +114,7 @@ def read_prediction(path: str | list[str]) -> list[tuple[Any, ...]]:
         The prediction's Labels layer tuple(s). ``[(None,)]`` (napari's "read,
         nothing to add") after a notification when it cannot be opened.
     """
-    path = _one_path(path) or ""
+    path = one_path(path) or ""
     found = prediction_problem(path)
     if found is not None:
         broken, problem = found
@@ -225,6 +162,24 @@ def _napari_progress():
     return callback
 
 
+def _first_path(path: Any) -> str:
+    """The path a reader is given (the first of a list) as a str."""
+    if isinstance(path, list | tuple):
+        path = path[0]
+    return os.fspath(path)
+
+
+def _notified(read: Callable[[str], list[tuple[Any, ...]]], path: str) -> list[tuple[Any, ...]]:
+    """``read(path)``; a SlideSegError becomes a notification and ``[(None,)]``."""
+    from .io.errors import SlideSegError
+
+    try:
+        return read(path)
+    except SlideSegError as err:
+        _notify_error(str(err))
+        return [(None,)]
+
+
 def _notify_error(message: str) -> None:
     try:
         from napari.utils.notifications import show_error
@@ -239,17 +194,7 @@ def _notify_error(message: str) -> None:
 def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
     """Return a Labels reader for masks, instance maps, RLE CSVs and NGFF labels, else ``None``.
 
-    A PNG/TIFF is a mask when this plugin wrote it (its class map is
-    recorded in the file) or when every colour in it belongs to one preset
-    palette (``biopsy6``, ``wsi3``, ``binary``); TIFFs with lossy
-    compression (JPEG, JPEG 2000: slides, never masks) are not read.
-    An instance map (object ids) is a 16-bit single-channel PNG, a
-    single-channel 16/32-bit integer TIFF or a 2-D integer ``.npy`` of at
-    most :data:`MASK_SNIFF_MAX_PIXELS` whose content is ids on a 0
-    background (:func:`~napari_slideseg.io.masks.looks_like_id_map`: almost
-    all neighbouring object pixels share their value, unlike a grey
-    image's), or an id PNG/TIFF this plugin wrote. A CSV is claimed when its
-    header has an RLE column; a zarr store when it holds NGFF labels.
+    Which files are claimed: :func:`~napari_slideseg._reader_choice.mask_claim`.
 
     Parameters
     ----------
@@ -262,44 +207,8 @@ def napari_get_mask_reader(path: str | list[str]) -> Callable[..., list] | None:
         :func:`read_mask`;
         ``None`` leaves the file to other readers.
     """
-    target = _one_path(path)
-    if target is None:
-        return None
-    lower = target.lower().rstrip("/\\")
-    if special_file_kind(target) is not None:
-        # Never opened (a FIFO would block): read_mask reports mask-only names,
-        # the slide reader the others.
-        return read_mask if lower.endswith((".csv", ".npy")) else None
-    if lower.endswith(".csv"):
-        return read_mask if csv_has_rle(target) else None
-    if lower.endswith(".npy"):
-        return read_mask if is_id_map(target) else None
-    kind = sniff_kind(target)
-    if kind == "zarr":
-        return read_mask if is_label_store(target) else None
-    if kind == "png":
-        try:
-            header = raster_header(target)
-        except (OSError, ValueError):
-            return None
-        if header.pixels > MASK_SNIFF_MAX_PIXELS:
-            return None
-        if header.channels == 1 and header.bits == 16:
-            return read_mask if is_id_map(target) else None
-    elif kind == "tiff":
-        if not tiff_may_be_mask(target):
-            return None
-    else:
-        return None
-    if written_by_slideseg(target, kind):
-        return read_mask
-    if kind == "tiff" and is_id_map(target):
-        return read_mask
-    from .io.palette import is_color_mask
-
-    return (
-        read_mask if is_color_mask(target, max_pixels=MASK_SNIFF_MAX_PIXELS) is not None else None
-    )
+    target = one_path(path)
+    return read_mask if target is not None and mask_claim(target) else None
 
 
 def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
@@ -323,20 +232,12 @@ def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
         ``(data, kwargs, "labels")`` per layer. ``[(None,)]`` (napari's "read,
         nothing to add") after a notification when it cannot be opened.
     """
-    from .io.errors import SlideSegError
-
-    if isinstance(path, list | tuple):
-        path = path[0]
-    path = os.fspath(path)
+    path = _first_path(path)
     special = special_file_kind(path)
     if special is not None:
         _notify_error(f"{path}: is a {special}, not a regular file or directory; it is not opened")
         return [(None,)]
-    try:
-        return mask_layers(path)
-    except SlideSegError as err:
-        _notify_error(str(err))
-        return [(None,)]
+    return _notified(mask_layers, path)
 
 
 # -----------------------------------------------------------------------------
@@ -345,8 +246,7 @@ def read_mask(path: str | list[str]) -> list[tuple[Any, ...]]:
 def napari_get_geojson_reader(path: str | list[str]) -> Callable[..., list] | None:
     """Return a Shapes reader for GeoJSON (QuPath annotations/detections, our exports), else None.
 
-    ``.geojson`` and ``.geojson.gz`` are claimed when they start like
-    GeoJSON; ``.json`` only when its first 4 kB hold a GeoJSON ``type``.
+    Which files are claimed: :func:`~napari_slideseg._reader_choice.geojson_claim`.
 
     Parameters
     ----------
@@ -359,16 +259,8 @@ def napari_get_geojson_reader(path: str | list[str]) -> Callable[..., list] | No
         :func:`read_geojson_shapes`;
         ``None`` leaves the file to other readers.
     """
-    target = _one_path(path)
-    if target is None:
-        return None
-    if not target.lower().endswith((".geojson", ".geojson.gz", ".json", ".json.gz")):
-        return None
-    if not os.path.isfile(target):
-        return None
-    from .io.geojson import sniff_geojson
-
-    return read_geojson_shapes if sniff_geojson(target) else None
+    target = one_path(path)
+    return read_geojson_shapes if target is not None and geojson_claim(target) else None
 
 
 def read_geojson_shapes(path: str | list[str]) -> list[tuple[Any, ...]]:
@@ -394,16 +286,8 @@ def read_geojson_shapes(path: str | list[str]) -> list[tuple[Any, ...]]:
         A Shapes and/or Points layer tuple. ``[(None,)]`` (napari's "read,
         nothing to add") after a notification when it cannot be opened.
     """
-    from .io.errors import SlideSegError
-
-    if isinstance(path, list | tuple):
-        path = path[0]
-    path = os.fspath(path)
-    try:
-        layers = geojson_layers(path)
-    except SlideSegError as err:
-        _notify_error(str(err))
-        return [(None,)]
+    path = _first_path(path)
+    layers = _notified(geojson_layers, path)
     if not layers:
         _notify_error(f"{path}: holds no polygons, lines or points")
         return [(None,)]

@@ -1,9 +1,10 @@
 """Which of the plugin's readers claims a file, from its name and metadata alone.
 
-The npe2 hooks in :mod:`napari_slideseg._reader` ask these for every file
-dropped on napari, so this module imports only the standard library at
-import time; tifffile and the mask sniffers load inside the checks that
-need them, and nothing here decodes a slide.
+The npe2 hooks in :mod:`napari_slideseg._reader` ask these (through
+:mod:`napari_slideseg._reader_choice`) for every file dropped on napari,
+so this module imports only the standard library at import time;
+tifffile and the mask sniffers load inside the checks that need them, and
+nothing here decodes a slide.
 """
 
 from __future__ import annotations

@@ -176,12 +176,23 @@ def _layer(
     )
 
 
-def _run(path: str, fn: Callable[[], Any]) -> list[str]:
-    """Run a writer; a SlideSegError or OSError becomes one error notification naming ``path``."""
+def _run(
+    path: str,
+    data: Any,
+    attributes: dict[str, Any] | None,
+    write: Callable[[_Layer], None],
+    *,
+    zarr: bool = False,
+) -> list[str]:
+    """Check the layer napari passes and ``write`` it to ``path``; errors become a notification.
+
+    A SlideSegError or OSError (from :func:`_layer`'s checks or the writing)
+    becomes one error notification naming ``path``.
+    """
     from .io.errors import SlideSegError
 
     try:
-        fn()
+        write(_layer(path, data, attributes, zarr=zarr))
     except (SlideSegError, OSError) as err:
         message = str(err)
         if os.path.basename(os.fspath(path)) not in message:
@@ -219,8 +230,7 @@ def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[s
     """
     from .io.export import PNG_MAX_ID, id_refusal, write_color_png, write_id_png
 
-    def write() -> None:
-        layer = _layer(path, data, attributes)
+    def write(layer: _Layer) -> None:
         if not layer.instances:
             write_color_png(path, layer.labels, layer.classmap, placement=layer.placement)
             return
@@ -232,7 +242,7 @@ def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[s
                 raise id_refusal(Path(path), top, PNG_MAX_ID, "16-bit PNG")
         write_id_png(path, layer.labels, classmap=layer.classmap, placement=layer.placement)
 
-    return _run(path, write)
+    return _run(path, data, attributes, write)
 
 
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -255,14 +265,13 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     """
     from .io.export import write_color_tiff, write_id_tiff
 
-    def write() -> None:
-        layer = _layer(path, data, attributes)
+    def write(layer: _Layer) -> None:
         if layer.instances:
             write_id_tiff(path, layer.labels, classmap=layer.classmap, placement=layer.placement)
         else:
             write_color_tiff(path, layer.labels, layer.classmap, placement=layer.placement)
 
-    return _run(path, write)
+    return _run(path, data, attributes, write)
 
 
 def write_labels_rle(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -289,8 +298,7 @@ def write_labels_rle(path: str, data: Any, attributes: dict[str, Any]) -> list[s
     """
     from .io.export import export_labels
 
-    def write() -> None:
-        layer = _layer(path, data, attributes)
+    def write(layer: _Layer) -> None:
         export_labels(
             layer.labels,
             path,
@@ -301,7 +309,7 @@ def write_labels_rle(path: str, data: Any, attributes: dict[str, Any]) -> list[s
             instance_classes=layer.instance_classes if layer.instances else None,
         )
 
-    return _run(path, write)
+    return _run(path, data, attributes, write)
 
 
 def write_labels_zarr(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -324,8 +332,7 @@ def write_labels_zarr(path: str, data: Any, attributes: dict[str, Any]) -> list[
     """
     from .io.export import write_ome_zarr_labels
 
-    def write() -> None:
-        layer = _layer(path, data, attributes, zarr=True)
+    def write(layer: _Layer) -> None:
         props = layer.properties
         if layer.instances and layer.instance_classes and layer.classmap is not None:
             names = layer.classmap.names
@@ -343,7 +350,7 @@ def write_labels_zarr(path: str, data: Any, attributes: dict[str, Any]) -> list[
             name=layer.name,
         )
 
-    return _run(path, write)
+    return _run(path, data, attributes, write, zarr=True)
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -369,8 +376,7 @@ def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> li
     """
     from .io.export import write_geojson
 
-    def write() -> None:
-        layer = _layer(path, data, attributes)
+    def write(layer: _Layer) -> None:
         props = None
         if layer.instances and layer.properties:
             extra = ("type_prob", "area", "area_um2")
@@ -386,4 +392,4 @@ def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> li
             placement=layer.placement,
         )
 
-    return _run(path, write)
+    return _run(path, data, attributes, write)

@@ -28,6 +28,7 @@ CM = {
     "colors": [[0, 0, 0], [255, 0, 0], [0, 255, 0]],
     "background": 0,
 }
+TWO_CLASSES = {**CM, "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]]}
 
 
 def _model(seed=0, classes=3):
@@ -137,16 +138,8 @@ class _LeftBiased(torch.nn.Module):
         return out
 
 
-def test_tta_and_ensemble_average_probabilities():
-    card = new_card(
-        kind="semantic",
-        arch="Unet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=2,
-        classmap={**CM, "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]]},
-        patch_size=64,
-    )
+def test_tta_and_ensemble_average_probabilities(make_card):
+    card = make_card(TWO_CLASSES, patch_size=64)
     x = torch.zeros(1, 3, 64, 64)
     plain = forward([(_LeftBiased(), card)], x, "none", False)
     flips = forward([(_LeftBiased(), card)], x, "flips", False)
@@ -277,7 +270,7 @@ def test_distributed_needs_paths(tmp_path, region_slide):
         )
 
 
-def test_zoom_runs_the_model_on_resampled_blocks(tmp_path, region_slide):
+def test_zoom_runs_the_model_on_resampled_blocks(tmp_path, region_slide, make_card):
     """zoom=2 feeds the model twice the pixels and returns maps on the level grid."""
     seen = []
 
@@ -288,15 +281,7 @@ def test_zoom_runs_the_model_on_resampled_blocks(tmp_path, region_slide):
             out[:, 1] = x[:, 0]  # class 1 where the red channel is bright
             return out
 
-    card = new_card(
-        kind="semantic",
-        arch="Unet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=2,
-        classmap={**CM, "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]]},
-        patch_size=128,
-    )
+    card = make_card(TWO_CLASSES, patch_size=128)
     cfg = InferConfig(tile=128, overlap=16, block=512, device="cpu", zoom=2.0, save_probs=True)
     out = predict_slide(region_slide, [(Spy(), card)], tmp_path / "z.zarr", cfg)
     probs = zarr.open_group(str(out), mode="r")["probs"]

@@ -13,46 +13,15 @@ from napari_slideseg.infer.engine import is_complete
 from napari_slideseg.infer.hover import read_instance_table
 from napari_slideseg.infer.task import HoverTask
 from napari_slideseg.instances.postproc import hover_instances
-from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.io.slide import slide_from_arrays
-from napari_slideseg.models.card import NUCLEUS_CLASSMAP, new_card
-
-
-class MapsAsPixels(torch.nn.Module):
-    """A 'HoVer model' that reads NP, H and V back from the pixels (R, G, B).
-
-    The engine then tiles, blends and post-processes exactly the maps that
-    were encoded, so block-wise results can be compared with one whole-image
-    post-processing of the same maps.
-    """
-
-    def forward(self, x):
-        np_logit = (x[:, 0:1] - 0.5) * 40
-        hv = x[:, 1:3] * 2 - 1
-        return torch.cat([-np_logit, np_logit, hv], 1)
-
-
-CARD = new_card(
-    kind="hover",
-    arch="HoVerNet",
-    encoder="none",
-    in_channels=3,
-    classes=0,
-    classmap=NUCLEUS_CLASSMAP,
-    patch_size=256,
-    normalization={"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
-)
 
 
 @pytest.fixture(scope="module")
-def encoded(data_dir):
+def encoded(data_dir, encode_maps):
     inst = np.asarray(
         Image.open(data_dir / "monuseg" / "inst_maps" / "TCGA-KB-A93J-01A-01-TS1_inst.png")
     ).astype(np.int32)
-    t = hover_targets(inst)
-    rgb = np.stack(
-        [t["np"] * 255, np.round((t["hv"][0] + 1) * 127.5), np.round((t["hv"][1] + 1) * 127.5)], -1
-    ).astype(np.uint8)
+    rgb = encode_maps(inst)
     # what the model sees after /255 (the same quantised maps for the whole-image run)
     npm = rgb[..., 0] / 255.0
     hv = np.stack([rgb[..., 1] / 255.0 * 2 - 1, rgb[..., 2] / 255.0 * 2 - 1]).astype(np.float32)
@@ -70,12 +39,12 @@ def _ious(a, b):
     return best[1:]
 
 
-def test_blocks_equal_whole_image(tmp_path, encoded):
+def test_blocks_equal_whole_image(tmp_path, encoded, maps_model):
     """Seam test: 4 x 4 blocks of 256 px vs one whole-image post-processing."""
     slide, _, npm, hv = encoded
     whole, table = hover_instances(npm, hv)
     cfg = InferConfig(tile=256, overlap=32, block=256, device="cpu", instance_halo=64, batch_size=8)
-    out = predict_slide(slide, [(MapsAsPixels(), CARD)], tmp_path / "h.zarr", cfg)
+    out = predict_slide(slide, [maps_model], tmp_path / "h.zarr", cfg)
     root = zarr.open_group(str(out), mode="r")
     tiled = root["instances"][:]
     assert tiled.dtype == np.uint32
@@ -97,18 +66,18 @@ def test_blocks_equal_whole_image(tmp_path, encoded):
     assert root.attrs["slideseg_inference"]["n_instances"] == n_tiled
 
 
-def test_hover_resume_is_bit_identical(tmp_path, encoded):
+def test_hover_resume_is_bit_identical(tmp_path, encoded, maps_model):
     slide, *_ = encoded
     cfg = InferConfig(tile=256, overlap=32, block=256, device="cpu", region=(0, 0, 512, 768))
-    full = predict_slide(slide, [(MapsAsPixels(), CARD)], tmp_path / "full.zarr", cfg)
-    gen = predict_slide_steps(slide, [(MapsAsPixels(), CARD)], tmp_path / "cut.zarr", cfg)
+    full = predict_slide(slide, [maps_model], tmp_path / "full.zarr", cfg)
+    gen = predict_slide_steps(slide, [maps_model], tmp_path / "cut.zarr", cfg)
     for i, _ in enumerate(gen):
         if i == 2:
             break
     gen.close()
     assert not is_complete(tmp_path / "cut.zarr")
     # blocks run in another order on resume would still give the same map (smallest id wins)
-    predict_slide(slide, [(MapsAsPixels(), CARD)], tmp_path / "cut.zarr", cfg, resume=True)
+    predict_slide(slide, [maps_model], tmp_path / "cut.zarr", cfg, resume=True)
     a = zarr.open_group(str(full), mode="r")
     b = zarr.open_group(str(tmp_path / "cut.zarr"), mode="r")
     np.testing.assert_array_equal(a["instances"][:], b["instances"][:])
@@ -159,7 +128,7 @@ def test_post_processing_processes_change_nothing(tmp_path, encoded, monkeypatch
 
 
 @pytest.mark.parametrize("tta", ["flips", "d4"])
-def test_hover_tta_keeps_hv_meaning(encoded, tta):
+def test_hover_tta_keeps_hv_meaning(encoded, tta, maps_model):
     """Flip and D4 TTA of an HV-equivariant model give the plain prediction back: each
     flip and quarter turn is undone in the pixels and in what the H and V maps mean."""
     from napari_slideseg.infer.block import forward
@@ -178,8 +147,8 @@ def test_hover_tta_keeps_hv_meaning(encoded, tta):
             z = torch.zeros(n, 2, h, w)
             return torch.cat([z, ramp, vr], 1)
 
-    plain = forward([(HVFromCoords(), CARD)], x, "none", False)
-    turned = forward([(HVFromCoords(), CARD)], x, tta, False)
+    plain = forward([(HVFromCoords(), maps_model[1])], x, "none", False)
+    turned = forward([(HVFromCoords(), maps_model[1])], x, tta, False)
     torch.testing.assert_close(plain, turned, atol=1e-5, rtol=0)
 
 

@@ -12,58 +12,29 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import zarr
 from PIL import Image
 
 from napari_slideseg.cli import main
 from napari_slideseg.infer import InferConfig, predict_slide
 from napari_slideseg.infer.hover import read_instance_table
-from napari_slideseg.instances.targets import hover_targets
 from napari_slideseg.io.slide import slide_from_arrays
-from napari_slideseg.models.card import NUCLEUS_CLASSMAP, new_card
 
 MPP0 = 0.25  # level-0 µm per pixel of the test slide
 
 
-class MapsAsPixels(torch.nn.Module):
-    """NP from red, H and V from green and blue (as in test_hover)."""
-
-    def forward(self, x):
-        np_logit = (x[:, 0:1] - 0.5) * 40
-        hv = x[:, 1:3] * 2 - 1
-        return torch.cat([-np_logit, np_logit, hv], 1)
-
-
-CARD = new_card(
-    kind="hover",
-    arch="HoVerNet",
-    encoder="none",
-    in_channels=3,
-    classes=0,
-    classmap=NUCLEUS_CLASSMAP,
-    patch_size=256,
-    normalization={"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
-)
-
-
 @pytest.fixture(scope="module")
-def level1_hover(tmp_path_factory, data_dir):
+def level1_hover(tmp_path_factory, data_dir, maps_model, encode_maps):
     inst = np.asarray(
         Image.open(data_dir / "monuseg" / "inst_maps" / "TCGA-KB-A93J-01A-01-TS1_inst.png")
     ).astype(np.int32)[:384, :512]
-    t = hover_targets(inst)
-    rgb = np.stack(
-        [t["np"] * 255, np.round((t["hv"][0] + 1) * 127.5), np.round((t["hv"][1] + 1) * 127.5)], -1
-    ).astype(np.uint8)
+    rgb = encode_maps(inst)
     level0 = np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1)
     slide = slide_from_arrays([level0, rgb], name="maps", mpp=(MPP0, MPP0))
     cfg = InferConfig(
         level=1, zoom=1.0, tile=256, overlap=32, block=256, device="cpu", batch_size=8
     )
-    out = predict_slide(
-        slide, [(MapsAsPixels(), CARD)], tmp_path_factory.mktemp("h") / "h.zarr", cfg
-    )
+    out = predict_slide(slide, [maps_model], tmp_path_factory.mktemp("h") / "h.zarr", cfg)
     inst1 = zarr.open_group(str(out), mode="r")["instances"][:].astype(np.int64)
     return out, inst1, np.repeat(np.repeat(inst1, 2, axis=0), 2, axis=1)
 

@@ -16,7 +16,6 @@ from napari_slideseg.models import (
     load_model,
     save_checkpoint,
 )
-from napari_slideseg.models.card import new_card
 from napari_slideseg.models.factory import architectures
 
 CM = {
@@ -32,17 +31,9 @@ def _model(classes=2):
     return build_model("Unet", "resnet18", classes=classes)
 
 
-def test_round_trip_weights_and_card(tmp_path):
+def test_round_trip_weights_and_card(tmp_path, make_card):
     m = _model()
-    card = new_card(
-        kind="semantic",
-        arch="Unet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=2,
-        classmap=CM,
-        patch_size=256,
-    )
+    card = make_card(CM)
     save_checkpoint(m, tmp_path / "ck", card)
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
         "README.md",
@@ -58,17 +49,9 @@ def test_round_trip_weights_and_card(tmp_path):
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["encoder_weights"] is None
 
 
-def test_half_weights_load_as_float32(tmp_path):
+def test_half_weights_load_as_float32(tmp_path, make_card):
     m = _model()
-    card = new_card(
-        kind="semantic",
-        arch="Unet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=2,
-        classmap=CM,
-        patch_size=256,
-    )
+    card = make_card(CM)
     save_checkpoint(m, tmp_path / "h", card, half=True)
     m2, card2 = load_model(tmp_path / "h")
     assert card2.weights_dtype == "float16"
@@ -77,17 +60,9 @@ def test_half_weights_load_as_float32(tmp_path):
     assert torch.allclose(next(m.parameters()), w, atol=1e-2)
 
 
-def test_tampered_or_mismatched_cards_are_refused(tmp_path):
+def test_tampered_or_mismatched_cards_are_refused(tmp_path, make_card):
     m = _model()
-    card = new_card(
-        kind="semantic",
-        arch="Unet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=2,
-        classmap=CM,
-        patch_size=256,
-    )
+    card = make_card(CM)
     save_checkpoint(m, tmp_path / "ck", card)
     p = tmp_path / "ck" / "slideseg.json"
     good = json.loads(p.read_text())

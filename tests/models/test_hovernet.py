@@ -60,9 +60,8 @@ def test_a_few_steps_lower_every_loss_term(consep_batch):
         assert final[k] < first[k], (k, first[k], final[k])
 
 
-def test_hover_checkpoint_round_trip(tmp_path):
+def test_hover_checkpoint_round_trip(tmp_path, make_card):
     from napari_slideseg.models import load_model, save_checkpoint
-    from napari_slideseg.models.card import new_card
 
     torch.manual_seed(1)
     m = HoVerNet("resnet18", n_types=3, decoder_channels=(32, 16, 16, 8, 8)).eval()
@@ -72,15 +71,7 @@ def test_hover_checkpoint_round_trip(tmp_path):
         "colors": [[0, 0, 0], [1, 1, 1], [2, 2, 2]],
         "background": 0,
     }
-    card = new_card(
-        kind="hover",
-        arch="HoVerNet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=3,
-        classmap=cm,
-        patch_size=128,
-    )
+    card = make_card(cm, kind="hover", arch="HoVerNet", classes=3, patch_size=128)
     save_checkpoint(m, tmp_path / "h", card, half=True)
     m2, card2 = load_model(tmp_path / "h")
     assert type(m2).__name__ == "HoVerNet" and card2.kind == "hover" and m2.n_types == 3
@@ -106,9 +97,8 @@ def test_nuclei_without_types_are_ignored_by_the_type_loss():
     assert float(t2["nc_ce"].detach()) == 0 and float(t2["nc_dice"].detach()) == 0
 
 
-def test_shallow_resnet_encoders_store_only_the_stages_they_run(tmp_path):
+def test_shallow_resnet_encoders_store_only_the_stages_they_run(tmp_path, make_card):
     from napari_slideseg.models import build_model, load_model, save_checkpoint
-    from napari_slideseg.models.card import new_card
 
     m = build_model(
         "Unet", "resnet18", classes=2, encoder_depth=4, decoder_channels=(64, 32, 16, 8)
@@ -117,15 +107,7 @@ def test_shallow_resnet_encoders_store_only_the_stages_they_run(tmp_path):
     h = HoVerNet("resnet18", n_types=0, encoder_depth=4, decoder_channels=(32, 16, 16, 8))
     assert not hasattr(h.encoder, "layer4")
     cm = {"name": "", "names": ["a", "b"], "colors": [[0, 0, 0], [1, 1, 1]], "background": 0}
-    card = new_card(
-        kind="semantic",
-        arch="Unet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=2,
-        classmap=cm,
-        patch_size=64,
-    )
+    card = make_card(cm, patch_size=64)
     save_checkpoint(m, tmp_path / "s", card)
     m2, _ = load_model(tmp_path / "s")  # the trim is applied on load too
     x = torch.randn(1, 3, 64, 64)

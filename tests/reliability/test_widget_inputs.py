@@ -96,11 +96,11 @@ def test_infer_widget_extremes(make_napari_viewer):
 
 def test_infer_widget_refused_combination_notifies(make_napari_viewer, qtbot, monkeypatch):
     """overlap >= tile is refused by InferConfig: a notification naming both, widget alive."""
-    from napari_slideseg._widgets import _common
+    from napari_slideseg._widgets import runner as widget_runner
     from napari_slideseg._widgets.infer_widget import InferWidget
 
     messages: list[str] = []
-    monkeypatch.setattr(_common, "notify_error", messages.append)
+    monkeypatch.setattr(widget_runner, "notify_error", messages.append)
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((300, 300, 3), np.uint8), rgb=True, name="img")
     w = InferWidget(viewer)

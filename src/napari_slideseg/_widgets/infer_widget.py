@@ -8,6 +8,7 @@ user watches the slide fill in while the job runs in a worker thread.
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +17,33 @@ from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
     LineEdit,
-    ProgressBar,
-    PushButton,
     SpinBox,
 )
 
 from ..infer.config import InferConfig, InferError
 from ..io.errors import SlideSegError
 from ..options import TTAMode, values
-from ._common import GeneratorRunner, LayerChoice, bound_width, layer_to_slide, notify_warning
+from ._common import LayerChoice, device_choice, layer_to_slide, notify_warning
+from .infer_output import (
+    add_instance_layers,
+    add_prediction_layer,
+    checked_output,
+    default_output,
+    done_message,
+    zoom_line,
+)
 from .regions import REGIONS, region_args, view_box
+from .runner import JobWidget
 
 #: Refresh the live layer at most this often (seconds).
 REFRESH_EVERY = 0.5
 
 
-def _device_choices() -> list[tuple[str, str]]:
-    from ..models.device import list_devices
-
-    return [(desc, value) for value, desc in list_devices()]
-
-
-class InferWidget(Container):
+class InferWidget(JobWidget):
     """Run one model (or an ensemble) over a slide layer; see the result fill in.
 
     Choose a bundled model or checkpoint folder(s), the slide layer and the
@@ -58,13 +59,9 @@ class InferWidget(Container):
 
     def __init__(self, napari_viewer: Any) -> None:
         viewer = napari_viewer  # napari passes the viewer by this parameter name
-        from ._common import guard_torch_imports
-
-        super().__init__(labels=True)
-        guard_torch_imports()
+        super().__init__(viewer, guard_torch=True)
         from ..models.bundled import bundled_models
 
-        self.viewer = viewer
         bundled = list(bundled_models())
         self.model = ComboBox(
             choices=[*bundled, "checkpoint folder(s)"],
@@ -86,7 +83,7 @@ class InferWidget(Container):
         self.overlap = SpinBox(value=64, min=0, max=1024, step=16, label="overlap")
         self.batch = SpinBox(value=4, min=1, max=256, label="batch size")
         self.block = SpinBox(value=2048, min=256, max=8192, step=256, label="block")
-        self.device = ComboBox(choices=_device_choices(), value="auto", label="device")
+        self.device = device_choice()
         self.tta = ComboBox(choices=values(TTAMode), value=TTAMode.NONE.value, label="TTA")
         import torch
 
@@ -103,10 +100,7 @@ class InferWidget(Container):
         )
         self.resume = CheckBox(value=True, label="resume if the output exists")
         self.scheduler = LineEdit(value="", label="dask scheduler (optional)")
-        self.run_button = PushButton(text="Run")
-        self.progress = ProgressBar(value=0, max=1, label="progress")
-        self.status = Label(value="")
-        self.extend(
+        self.lay_out(
             [
                 self.model,
                 self.checkpoints,
@@ -133,24 +127,16 @@ class InferWidget(Container):
                 self.out,
                 self.resume,
                 self.scheduler,
-                self.run_button,
-                self.progress,
-                self.status,
-            ]
+            ],
+            wrap=[self.resolution],
+            on_progress=self._progress,
+            on_done=self._done,
         )
         self.layer: Any = None
         self.instance_layer: Any = None
         self.points_layer: Any = None
         self._out: Path | None = None
         self._last_refresh = 0.0
-        self.runner = GeneratorRunner(
-            self.run_button,
-            self.progress,
-            self.status,
-            on_progress=self._progress,
-            on_done=self._done,
-        )
-        bound_width(self, self.status, self.resolution)
         self.browse.changed.connect(self._add_checkpoint)
         watched = (
             self.model,
@@ -164,7 +150,6 @@ class InferWidget(Container):
             w.changed.connect(self.update_resolution)
         self.zoom.enabled = not self.auto_zoom.value
         self.update_resolution()
-        self.run_button.changed.connect(lambda *_: self.runner.toggle(self._job))
 
     # -- inputs -> one config object ---------------------------------------------------
     def _add_checkpoint(self, *_: Any) -> None:
@@ -216,12 +201,13 @@ class InferWidget(Container):
         Returns
         -------
         dict
-            ``{}`` (whole slide), ``{"region": (y0, x0, y1, x1)}`` or ``{"roi": polygon}``.
+            What :func:`~napari_slideseg._widgets.regions.region_args` gives
+            for the region fields.
 
         Raises
         ------
         InferError
-            For a box that is not four numbers, or no Shapes layer with a shape.
+            Where :func:`~napari_slideseg._widgets.regions.region_args` refuses the fields.
         """
         to_px = self._slide_scale() * self._level_factor(slide)  # world units per level pixel
         return region_args(
@@ -261,13 +247,7 @@ class InferWidget(Container):
         except (SlideSegError, OSError) as exc:
             self.resolution.value = f"zoom: {exc}"
             return None
-        sm, mm = info["slide_mpp"], info["model_mpp"]
-        self.resolution.value = (
-            f"slide {f'{sm:.4g}' if sm else '?'} µm/px, model {f'{mm:.4g}' if mm else '?'} "
-            f"µm/px: zoom {zoom:g}" + (" (auto)" if self.auto_zoom.value else "")
-        )
-        if not self.auto_zoom.value and info.get("auto_zoom"):
-            self.resolution.value += f" (auto would be {info['auto_zoom']:g})"
+        self.resolution.value = zoom_line(zoom, info, auto=self.auto_zoom.value)
         if self.auto_zoom.value and not note:
             self.zoom.value = zoom
         return note
@@ -317,12 +297,9 @@ class InferWidget(Container):
     def output_path(self, slide: Any, paths: list[Path], cfg: InferConfig) -> Path:
         """The field's path, or (empty field) a default unique to slide, models and settings.
 
-        The default lives in ``~/slideseg-predictions`` and is named after the
-        slide and model plus a digest of the slide path, the checkpoints and
-        every setting that changes the result (region included), so another
-        region or zoom never collides with an earlier output. A field that
-        names an existing folder that is not a ``.zarr`` (e.g. the working
-        directory after clearing the field) is never written into.
+        The default is :func:`~napari_slideseg._widgets.infer_output.default_output`'s.
+        A field that names an existing folder that is not a ``.zarr`` (e.g.
+        the working directory after clearing the field) is never written into.
 
         Parameters
         ----------
@@ -343,33 +320,26 @@ class InferWidget(Container):
         InferError
             When the field names a folder that is not a ``.zarr`` output.
         """
-        import hashlib
-        import json
-
         value = str(self.out.value or "").strip()
         # a cleared FileEdit reads back as "." or the working directory itself
         if value and value != "." and Path(value).expanduser().resolve() != Path.cwd().resolve():
-            p = Path(value).expanduser()
-            if p.is_dir() and p.suffix != ".zarr" and not (p / "zarr.json").exists():
-                raise InferError(
-                    f"{p}: is a folder, not a .zarr output; give a new name ending in .zarr "
-                    "(or clear the field for the default)"
-                )
-            return p
-        settings = {
-            k: v for k, v in cfg.to_dict().items() if k not in ("device", "threads", "batch_size")
-        }
-        raw = json.dumps(
-            {"slide": slide.path or slide.name, "models": [str(p) for p in paths], **settings},
-            sort_keys=True,
-            default=str,
-        )
-        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-        stem = Path(slide.path or slide.name).name.split(".")[0]
-        return Path.home() / "slideseg-predictions" / f"{stem}_{paths[0].name}_{digest}.zarr"
+            return checked_output(Path(value).expanduser())
+        return default_output(slide, paths, cfg)
 
     # -- the job ---------------------------------------------------------------------
-    def _job(self):
+    def job(self) -> Generator[Any, None, Any]:
+        """Inference with the fields' settings (run in the worker thread).
+
+        Returns
+        -------
+        generator
+            :func:`~napari_slideseg.infer.engine.predict_slide_steps`'s.
+
+        Raises
+        ------
+        InferError
+            When no slide layer is chosen, or the fields are refused.
+        """
         from ..infer.engine import predict_slide_steps
         from ..models.checkpoint import load_model
 
@@ -403,15 +373,10 @@ class InferWidget(Container):
         return {"units": tuple(units)[-2:]} if units else {}
 
     def _ensure_layer(self) -> Any:
-        from ..layers import prediction_layers
-
         if self.layer is not None and self.layer in self.viewer.layers:
             return self.layer
-        data, kwargs, _ = prediction_layers(self._out, base_scale=tuple(self._slide_scale()))[0]
-        name = kwargs["name"]
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        self.layer = self.viewer.add_labels(data, **{**self._units(), **kwargs})
+        scale = tuple(self._slide_scale())
+        self.layer = add_prediction_layer(self.viewer, self._out, scale, self._units())
         return self.layer
 
     def _progress(self, _event: Any) -> None:
@@ -422,7 +387,7 @@ class InferWidget(Container):
             layer.refresh()
 
     def _done(self, out: Any) -> None:
-        from ..layers import centroid_points, prediction_layers
+        from ..layers import prediction_layers
 
         self._out = Path(out)
         layer = self._ensure_layer()
@@ -430,35 +395,11 @@ class InferWidget(Container):
         layer.metadata = {**layer.metadata, **tuples[0][1]["metadata"]}
         layer.refresh()
         if len(tuples) > 1:  # HoVer: nuclei with their table, and centroids
-            data, kwargs, _ = tuples[1]
-            for old in (self.instance_layer, self.points_layer):
-                if old is not None and old in self.viewer.layers:
-                    self.viewer.layers.remove(old)
-            if kwargs["name"] in self.viewer.layers:
-                self.viewer.layers.remove(kwargs["name"])
-            self.instance_layer = self.viewer.add_labels(data, **{**self._units(), **kwargs})
-            self.instance_layer.metadata["slideseg"].update(layer.metadata["slideseg"])
-            self.points_layer = None
-            if self.points.value:
-                pdata, pkw, _ = centroid_points(
-                    out, scale=tuple(layer.scale[-2:]), features=kwargs.get("features")
-                )
-                if pkw["name"] in self.viewer.layers:
-                    self.viewer.layers.remove(pkw["name"])
-                if len(pdata):
-                    self.points_layer = self.viewer.add_points(pdata, **{**self._units(), **pkw})
-        skipped = _skipped(out)
-        self.status.value = f"done: {out}" + (
-            f" ({skipped} background blocks skipped)" if skipped else ""
-        )
-
-
-def _skipped(out: Any) -> int:
-    import zarr
-
-    attrs: dict[str, Any] = dict(zarr.open_group(str(out), mode="r").attrs)  # the engine's JSON
-    info = attrs.get("slideseg_inference", {})
-    return int(info.get("skipped_blocks", 0))
+            old, units = (self.instance_layer, self.points_layer), self._units()
+            self.instance_layer, self.points_layer = add_instance_layers(
+                self.viewer, out, tuples[1], layer, units, points=self.points.value, replacing=old
+            )
+        self.status.value = done_message(out)
 
 
 __all__ = ["InferWidget"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,9 @@ from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
-    ProgressBar,
     PushButton,
     SpinBox,
 )
@@ -22,20 +21,20 @@ from magicgui.widgets import (
 from ..options import GridMode, Overwrite, PadMode, PatchFormat, values
 from ..patching import PatchConfig, PatchPlan, plan_patches
 from ._common import (
-    GeneratorRunner,
     LayerChoice,
-    bound_width,
+    drop_layer,
     edit_path,
     labels_level0,
     layer_to_slide,
     notify_error,
 )
+from .runner import JobWidget
 
 #: Above this many windows the preview is a coarse Labels grid instead of rectangles.
 PREVIEW_MAX_SHAPES = 3000
 
 
-class PatchWidget(Container):
+class PatchWidget(JobWidget):
     """Cut patches from a slide layer (and a mask layer) into a folder.
 
     Choose the layers and the grid, press *Preview grid* to see kept (green)
@@ -50,8 +49,7 @@ class PatchWidget(Container):
 
     def __init__(self, napari_viewer: Any) -> None:
         viewer = napari_viewer  # napari passes the viewer by this parameter name
-        super().__init__(labels=True)
-        self.viewer = viewer
+        super().__init__(viewer)
         self.slide_layer = LayerChoice(viewer, "image", "slide")
         self.mask_layer = LayerChoice(viewer, "labels", "mask", optional=True)
         self.region_layer = LayerChoice(viewer, "shapes", "region", optional=True)
@@ -82,11 +80,8 @@ class PatchWidget(Container):
             choices=values(Overwrite), value=Overwrite.ERROR.value, label="if folder exists"
         )
         self.preview_button = PushButton(text="Preview grid")
-        self.run_button = PushButton(text="Run")
-        self.progress = ProgressBar(value=0, max=1, label="progress")
-        self.status = Label(value="")
         self.summary = Label(value="")
-        self.extend(
+        self.lay_out(
             [
                 self.slide_layer,
                 self.mask_layer,
@@ -106,18 +101,11 @@ class PatchWidget(Container):
                 self.fmt,
                 self.overwrite,
                 self.preview_button,
-                self.run_button,
-                self.progress,
-                self.status,
-                self.summary,
-            ]
+            ],
+            after=[self.summary],
+            on_done=self._done,
         )
-        self.runner = GeneratorRunner(
-            self.run_button, self.progress, self.status, on_done=self._done
-        )
-        bound_width(self, self.status)
         self.preview_button.changed.connect(self.preview)
-        self.run_button.changed.connect(lambda *_: self.runner.toggle(self._job))
 
     # -- the one config object --------------------------------------------------------
     def config(self) -> PatchConfig:
@@ -170,7 +158,19 @@ class PatchWidget(Container):
         return slide, mask, classmap
 
     # -- actions ---------------------------------------------------------------------
-    def _job(self):
+    def job(self) -> Generator[Any, None, Any]:
+        """Patch extraction with the fields' settings (run in the worker thread).
+
+        Returns
+        -------
+        generator
+            :func:`~napari_slideseg.patching.extract_patches_steps`'s.
+
+        Raises
+        ------
+        ValueError
+            When no slide layer is chosen.
+        """
         from ..patching import extract_patches_steps
 
         slide, mask, classmap = self._inputs()
@@ -229,8 +229,7 @@ class PatchWidget(Container):
         fy, fx = full.factor
         scale = self._slide_scale()
         name = "patch grid"
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
+        drop_layer(self.viewer, name)
         if len(full.positions) <= PREVIEW_MAX_SHAPES:
             rects = [
                 np.array([[y * fy, x * fx], [(y + cfg.size) * fy, (x + cfg.size) * fx]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +11,14 @@ from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
     LineEdit,
-    ProgressBar,
-    PushButton,
     SpinBox,
 )
 
-from ..models.device import cpu_only_build, list_devices
+from ..models.device import cpu_only_build
 from ..options import (
     LOSS_PRESETS,
     Architecture,
@@ -31,14 +29,13 @@ from ..options import (
 )
 from ..train import TrainConfig
 from ._common import (
-    GeneratorRunner,
     LayerChoice,
-    bound_width,
+    device_choice,
     edit_path,
-    guard_torch_imports,
     labels_level0,
     layer_to_slide,
 )
+from .runner import JobWidget
 
 
 def _optional_path(value: Any) -> str | None:
@@ -73,7 +70,7 @@ ARCHS = tuple(
 )
 
 
-class TrainWidget(Container):
+class TrainWidget(JobWidget):
     """Train a segmentation model on patch folders, or on the open slide + mask layers.
 
     With *source* = layers, patches are first cut from the chosen layers into
@@ -89,9 +86,7 @@ class TrainWidget(Container):
 
     def __init__(self, napari_viewer: Any) -> None:
         viewer = napari_viewer  # napari passes the viewer by this parameter name
-        super().__init__(labels=True)
-        guard_torch_imports()
-        self.viewer = viewer
+        super().__init__(viewer, guard_torch=True)
         self.source = ComboBox(
             choices=["patch folders", "slide + mask layers"], value="patch folders", label="source"
         )
@@ -134,10 +129,7 @@ class TrainWidget(Container):
         )
         self.zoom_aug.tooltip = "zoom in and out up to this factor (2: 0.5x-2x)"
         self.patience = SpinBox(value=0, min=0, max=100, label="early stop (0 off)")
-        devices = list_devices()
-        self.device = ComboBox(
-            choices=[(desc, val) for val, desc in devices], value="auto", label="device"
-        )
+        self.device = device_choice()
         hint = "torch is a CPU-only build: training runs on the CPU" if cpu_only_build() else ""
         self.device_hint = Label(value=hint)
         self.out = FileEdit(
@@ -146,10 +138,7 @@ class TrainWidget(Container):
             value=Path.home() / "slideseg-run",
         )
         self.resume = CheckBox(value=False, label="resume from last")
-        self.run_button = PushButton(text="Run")
-        self.progress = ProgressBar(value=0, max=1, label="progress")
-        self.status = Label(value="")
-        self.extend(
+        self.lay_out(
             [
                 self.source,
                 self.folders,
@@ -174,25 +163,16 @@ class TrainWidget(Container):
                 self.device_hint,
                 self.out,
                 self.resume,
-                self.run_button,
-                self.progress,
-                self.status,
-            ]
-        )
-        self.history: list[dict[str, Any]] = []
-        self._figure, self._canvas = self._make_plot()
-        self.runner = GeneratorRunner(
-            self.run_button,
-            self.progress,
-            self.status,
+            ],
+            wrap=[self.device_hint],
             on_progress=self._on_progress,
             on_done=self._done,
             fraction=self._fraction,
         )
+        self.history: list[dict[str, Any]] = []
+        self._figure, self._canvas = self._make_plot()
         self._epoch = 0
-        bound_width(self, self.status, self.device_hint)
         self.add_folder.changed.connect(self._append_folder)
-        self.run_button.changed.connect(lambda *_: self.runner.toggle(self._job))
 
     # -- config -------------------------------------------------------------------------
     def config(self) -> TrainConfig:
@@ -237,7 +217,17 @@ class TrainWidget(Container):
                 self.folders.value = ";".join([*items, value])
 
     # -- job ------------------------------------------------------------------------------
-    def _job(self):
+    def job(self) -> Generator[Any, None, Any]:
+        """Training with the fields' settings (run in the worker thread).
+
+        With *source* = layers, patches are cut from the chosen layers first.
+
+        Returns
+        -------
+        generator
+            :func:`~napari_slideseg.train.train_steps`'s (after patch
+            extraction's events, for the layers source).
+        """
         from ..train import train_steps
 
         cfg = self.config()

@@ -196,27 +196,23 @@ def build_model(
         raise ModelError(
             f"unknown encoder {encoder!r}; see segmentation_models_pytorch.encoders.get_encoder_names()"
         )
-    if encoder_weights is None:
+
+    def make() -> Any:
         return trim_unused_stages(
             archs[arch](
                 encoder_name=encoder,
-                encoder_weights=None,
+                encoder_weights=encoder_weights,
                 in_channels=in_channels,
                 classes=classes,
                 **kwargs,
             )
         )
+
+    if encoder_weights is None:
+        return make()
     try:
         with hub_offline():
-            return trim_unused_stages(
-                archs[arch](
-                    encoder_name=encoder,
-                    encoder_weights=encoder_weights,
-                    in_channels=in_channels,
-                    classes=classes,
-                    **kwargs,
-                )
-            )
+            return make()
     except (OSError, RuntimeError, ValueError) as exc:
         raise ModelError(
             f"pretrained weights {encoder_weights!r} for encoder {encoder!r} are not in the local "
