@@ -101,3 +101,21 @@ def test_the_auto_block_is_recorded_and_resumes(tmp_path):
     assert zarr.open_group(str(out), mode="r")["labels"].chunks == (block, block)
     # resuming with block unset finds the same prediction (the resolved block is its identity)
     predict_slide(slide, [(_Red().eval(), _card(64))], out, cfg, resume=True)
+
+
+def test_batch_size_unset_is_chosen_for_the_device(monkeypatch):
+    from types import SimpleNamespace
+
+    from napari_slideseg.infer.block import auto_batch_size
+
+    assert InferConfig().batch_size is None
+    assert auto_batch_size("cpu", 512) == 4 == auto_batch_size(torch.device("cpu"), 128)
+    big = SimpleNamespace(total_memory=80 * 1024**3)
+    small = SimpleNamespace(total_memory=8 * 1024**3)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: big)
+    assert auto_batch_size("cuda:0", 512) == 16
+    assert auto_batch_size("cuda", 256) == 64 and auto_batch_size("cuda", 2048) == 1
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: small)
+    assert auto_batch_size("cuda", 512) == 8
+    with pytest.raises(Exception, match="batch_size"):
+        InferConfig(batch_size=0)

@@ -97,14 +97,14 @@ def _same_prediction(a_path, b_path):
     assert (a_path / "instances.csv").read_text() == (b_path / "instances.csv").read_text()
 
 
-def test_post_processing_processes_change_nothing(tmp_path, encoded, monkeypatch):
+def test_post_processing_processes_change_nothing(tmp_path, encoded, maps_model, monkeypatch):
     """HoVer post-processing in 0, 1 or 2 processes (the model running on meanwhile) gives
     the same output; a run cancelled with post-processing in flight resumes to it too."""
     from napari_slideseg.infer import pipeline
 
     slide, *_ = encoded
     base = {"tile": 256, "overlap": 32, "block": 256, "device": "cpu", "region": (0, 0, 512, 768)}
-    model = [(MapsAsPixels(), CARD)]
+    model = [maps_model]
     ref = predict_slide(slide, model, tmp_path / "w0.zarr", InferConfig(**base, workers=0))
     used = []
     real_pool = pipeline._post_pool

@@ -61,9 +61,9 @@ def default_output(slide: Any, paths: list[Path], cfg: InferConfig) -> Path:
     import hashlib
     import json
 
-    settings = {
-        k: v for k, v in cfg.to_dict().items() if k not in ("device", "threads", "batch_size")
-    }
+    from ..infer.output import RUN_ONLY
+
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY}
     raw = json.dumps(
         {"slide": slide.path or slide.name, "models": [str(p) for p in paths], **settings},
         sort_keys=True,

@@ -81,8 +81,8 @@ class InferWidget(JobWidget):
         self.resolution = Label(value="")
         self.tile = SpinBox(value=0, min=0, max=4096, step=32, label="tile (0 = model's)")
         self.overlap = SpinBox(value=64, min=0, max=1024, step=16, label="overlap")
-        self.batch = SpinBox(value=4, min=1, max=256, label="batch size")
-        self.block = SpinBox(value=2048, min=256, max=8192, step=256, label="block")
+        self.batch = SpinBox(value=0, min=0, max=256, label="batch size (0 = auto)")
+        self.block = SpinBox(value=0, min=0, max=8192, step=64, label="block (0 = auto)")
         self.device = device_choice()
         self.tta = ComboBox(choices=values(TTAMode), value=TTAMode.NONE.value, label="TTA")
         import torch
@@ -283,8 +283,8 @@ class InferWidget(JobWidget):
             zoom=zoom,
             tile=self.tile.value or card.patch_size,
             overlap=self.overlap.value,
-            batch_size=self.batch.value,
-            block=self.block.value,
+            batch_size=self.batch.value or None,
+            block=self.block.value or None,
             device=self.device.value,
             tta=self.tta.value,
             amp=self.amp.value,

@@ -43,6 +43,40 @@ def tta_ops(mode: str) -> list[tuple[int, bool]]:
     return [(k, f) for k in range(4) for f in (False, True)]
 
 
+#: Tiles of 512 px per CUDA batch ``batch_size=None`` starts from (see :func:`auto_batch_size`).
+CUDA_BATCH_512 = 16
+#: CPU (and MPS) batch when ``batch_size`` is None.
+CPU_BATCH = 4
+
+
+def auto_batch_size(device: Any, tile: int) -> int:
+    """The batch size ``batch_size=None`` uses on ``device`` for tiles of ``tile`` px.
+
+    CPU and MPS: :data:`CPU_BATCH` (throughput on a CPU barely changes past
+    a few tiles). CUDA: :data:`CUDA_BATCH_512` tiles of 512 px scaled by tile
+    area, halved on devices under 12 GB, between 1 and 64.
+
+    Parameters
+    ----------
+    device : torch.device or str
+    tile : int
+        Tile side, pixels.
+
+    Returns
+    -------
+    int
+    """
+    import torch
+
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return CPU_BATCH
+    n = CUDA_BATCH_512 * (512 * 512) / float(tile * tile)
+    if torch.cuda.get_device_properties(dev).total_memory < 12 * 1024**3:
+        n /= 2
+    return int(min(64, max(1, n)))
+
+
 def forward(models: Sequence[tuple[Any, ModelCard]], x: Any, tta: str, use_amp: bool) -> Any:
     """Mean outputs of every model and TTA view on the batch ``x``, in x's frame.
 
@@ -201,24 +235,31 @@ def predict_block(
         pixels = _resize(pixels, (zw, zh), up=zoom > 1)
     H, W = pixels.shape[:2]
     t = config.tile
-    win = torch.from_numpy(blend_window(t, config.window))
-    acc = torch.zeros((card.channels, H, W), dtype=torch.float32)
-    wsum = torch.zeros((H, W), dtype=torch.float32)
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    # Blending runs where the model does: on a GPU the block goes up once (from pinned
+    # memory, without blocking) and only the blended maps come back.
+    win = torch.from_numpy(blend_window(t, config.window)).to(dev)
+    acc = torch.zeros((card.channels, H, W), dtype=torch.float32, device=dev)
+    wsum = torch.zeros((H, W), dtype=torch.float32, device=dev)
     img = (pixels.astype(np.float32) / 255.0 - mean) / std
     img_t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+    if cuda:
+        img_t = img_t.pin_memory().to(dev, non_blocking=True)
     coords = [
         (y, x) for y in tile_starts(H, t, config.overlap) for x in tile_starts(W, t, config.overlap)
     ]
-    use_amp = config.amp and getattr(device, "type", str(device)) == "cuda"
+    use_amp = config.amp and cuda
+    step = config.batch_size or auto_batch_size(dev, t)
     with torch.inference_mode():
-        for i in range(0, len(coords), config.batch_size):
-            chunk = coords[i : i + config.batch_size]
-            batch = torch.stack([img_t[:, y : y + t, x : x + t] for y, x in chunk]).to(device)
-            probs = forward(models, batch, config.tta, use_amp).cpu()
+        for i in range(0, len(coords), step):
+            chunk = coords[i : i + step]
+            batch = torch.stack([img_t[:, y : y + t, x : x + t] for y, x in chunk]).to(dev)
+            probs = forward(models, batch, config.tta, use_amp)
             for (y, x), p in zip(chunk, probs, strict=True):
                 acc[:, y : y + t, x : x + t] += p * win
                 wsum[y : y + t, x : x + t] += win
-    out = (acc / wsum).numpy()
+    out = (acc / wsum).cpu().numpy()
     if zoom != 1:
         out = np.stack([_resize(c, (W0, H0), up=zoom < 1) for c in out])
     oy, ox = offset

@@ -54,8 +54,11 @@ class InferConfig:
         Model input tile side, pixels (16 to 8192).
     overlap : int
         Overlap between neighbouring tiles, pixels (0 <= overlap < tile).
-    batch_size : int
-        Tiles per forward pass.
+    batch_size : int or None
+        Tiles per forward pass. Unset (None, the default): 4 on the CPU and
+        MPS; on CUDA :func:`~napari_slideseg.infer.block.auto_batch_size`
+        (16 tiles of 512 px, scaled by tile area, halved under 12 GB of
+        device memory, 1 to 64).
     block : int or None
         Side of the blocks the slide is processed and written in, level
         pixels. Unset (None, the default): about 2048, chosen by
@@ -106,7 +109,7 @@ class InferConfig:
     level: int = 0
     tile: int = 512
     overlap: int = 128
-    batch_size: int = 4
+    batch_size: int | None = None
     block: int | None = None
     halo: int | None = None
     window: str = "gaussian"
@@ -155,7 +158,7 @@ class InferConfig:
     def _check_sizes(self) -> None:
         for name in ("level", "tile", "overlap", "batch_size", "block", "instance_halo"):
             v = getattr(self, name)
-            if v is None and name == "block":
+            if v is None and name in ("block", "batch_size"):
                 continue
             if isinstance(v, bool) or not isinstance(v, int | np.integer):
                 raise InferError(f"{name} must be an integer, not {v!r}")
@@ -171,7 +174,9 @@ class InferConfig:
             raise InferError(
                 f"overlap must be in [0, tile) (tile {self.tile}, overlap {self.overlap})"
             )
-        if (self.block is not None and self.block < 1) or self.batch_size < 1:
+        if (self.block is not None and self.block < 1) or (
+            self.batch_size is not None and self.batch_size < 1
+        ):
             raise InferError("block and batch_size must be positive")
 
     @property

@@ -29,6 +29,10 @@ from .task import Task
 TEMP_SUFFIXES = (".tmp", ".part", ".partial")
 
 
+#: Settings that say where and how fast a prediction runs, not what it predicts.
+RUN_ONLY = ("device", "threads", "batch_size", "workers")
+
+
 def identity(config: InferConfig, slide: Any, cards: Sequence[ModelCard]) -> dict[str, Any]:
     """What decides a prediction's pixels: settings, slide and the models' content digests.
 
@@ -37,11 +41,7 @@ def identity(config: InferConfig, slide: Any, cards: Sequence[ModelCard]) -> dic
     models are identified by content (weights + prediction fields of the card), so a
     card changed by ``tune-hover --write`` or ``pack --mpp`` is another model.
     """
-    settings = {
-        k: v
-        for k, v in config.to_dict().items()
-        if k not in ("device", "threads", "batch_size", "workers")
-    }
+    settings = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY}
     return {
         "config": settings,
         "slide": os.path.abspath(slide.path),

@@ -43,6 +43,9 @@ Core = tuple[int, int, int, int]
 READ_AHEAD = 2
 #: Most post-processing processes ``workers=None`` starts.
 MAX_AUTO_WORKERS = 4
+#: Run every stage in the calling thread, one after the other (benchmarks measure the
+#: stages this way; the output is the same).
+SERIAL = False
 
 
 def post_workers(task: Task, config: InferConfig, n_blocks: int) -> int:
@@ -64,6 +67,8 @@ def post_workers(task: Task, config: InferConfig, n_blocks: int) -> int:
     -------
     int
     """
+    if SERIAL:
+        return 0
     if config.workers is not None:
         return config.workers
     if not task.heavy_compute or n_blocks < 2:
@@ -136,9 +141,11 @@ def run_pipeline(
     if threads is not None:
         logger.info("%d post-processing processes; torch uses %d threads", workers, threads)
         torch.set_num_threads(threads)
-    reads = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="slideseg-read")
+    reads: Executor = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="slideseg-read")
     post = _post_pool(workers)
-    writer = ThreadPoolExecutor(1, thread_name_prefix="slideseg-write")
+    writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="slideseg-write")
+    if SERIAL:
+        reads, post, writer = _Inline(), _Inline(), _Inline()
     in_flight = max(1, workers) + 1  # blocks between the model and done
 
     def write(i: int, res: dict[str, Any]) -> int:
