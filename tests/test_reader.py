@@ -153,3 +153,13 @@ def test_sample_data_is_multiscale():
     ((data, kwargs, kind),) = layers
     assert kind == "image" and kwargs["multiscale"]
     assert [a.shape[:2] for a in data] == [(2967, 2220), (1483, 1110), (741, 555)]
+
+
+def test_reader_knows_the_arrays_each_task_writes():
+    """The reader's check of a prediction folder asks for what each task creates."""
+    from napari_slideseg._reader_layers import KIND_ARRAYS
+    from napari_slideseg.infer.task import TASKS
+
+    for kind, task in TASKS.items():
+        made = {spec.name for spec in task().arrays(4, save_probs=False)} - {"labels"}
+        assert made == set(KIND_ARRAYS.get(kind, ())), kind

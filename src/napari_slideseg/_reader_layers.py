@@ -12,6 +12,11 @@ from typing import Any
 
 from ._reader_claims import is_id_map
 
+#: Arrays a prediction of each model kind holds besides ``labels`` and its pyramid
+#: (what :class:`~napari_slideseg.infer.task.Task` ``arrays`` create; this module
+#: stays free of the engine's imports).
+KIND_ARRAYS: dict[str, tuple[str, ...]] = {"hover": ("instances",)}
+
 
 def zarr_arrays(path: str) -> dict[str, tuple[int, ...]] | None:
     """Every array of a zarr group (name -> shape), or None if it is not a readable group.
@@ -126,8 +131,7 @@ def prediction_problem(path: str) -> tuple[bool, str] | None:
     except Exception as err:
         return True, f"its class map is unusable ({err})"
     needed = ["labels"] + [f"pyramid/{f}" for f in pyramid]
-    if info.get("kind") == "hover":
-        needed.append("instances")
+    needed += KIND_ARRAYS.get(str(info.get("kind")), ())
     gone = [k for k in needed if k not in arrays]
     if gone:
         return True, f"the arrays {', '.join(gone)} are missing"

@@ -217,7 +217,7 @@ def prediction_layers(
     )
     kwargs["multiscale"] = len(levels) > 1
     layers = [(data, kwargs, kind)]
-    if info.get("kind") == "hover":
+    if "instances" in root:  # a task that writes nuclei (HoVer) wrote them beside the labels
         kwargs["name"] = name or f"nucleus types ({Path(str(out)).stem})"
         layers.append(instance_layer(out, base_scale=_base))
     return layers

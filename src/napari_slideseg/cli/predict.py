@@ -175,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
             f"zoom {res['zoom']:g} (slide level {res['slide_mpp']:.4g} µm/px, "
             f"model {res['model_mpp']:.4g} µm/px)"
         )
-    if models[0][1].is_hover:
-        n = info.get("n_instances")
+    n = info.get("n_instances")  # recorded by a task that writes nuclei
+    if n is not None:
         print(
             f"wrote {out}: {n} nuclei (instances, nucleus types, instances.csv); export with: "
             f"slideseg export {out} --instances --to nuclei.geojson.gz"
