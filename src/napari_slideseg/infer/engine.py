@@ -48,9 +48,10 @@ from .config import (
     resolved_config,
 )
 from .output import is_complete, open_output, output_levels, remove_temporaries
+from .plan import plan_blocks, skip_blocks
 from .runners import get_client, run_distributed, run_local
 from .task import Task, make_task, task_class
-from .tiles import pyramid_factors, region_blocks, roi_mask
+from .tiles import pyramid_factors
 
 #: What ``models`` may be: one checkpoint (path, bundled name, ``(model, card)``) or several.
 ModelsArg = (
@@ -120,47 +121,6 @@ def check_models(models: Sequence[tuple[Any, Any]]) -> list[tuple[Any, ModelCard
                 f"{first.mpp} µm/px, {c.display_name}: {c.mpp} µm/px)"
             )
     return checked
-
-
-def plan_blocks(
-    slide: Any, config: InferConfig
-) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
-    """Level shape and block cores (row-major) of a prediction over ``slide``.
-
-    Parameters
-    ----------
-    slide : Slide
-    config : InferConfig
-        ``level``, ``block``, ``region`` and ``roi`` decide the blocks.
-
-    Returns
-    -------
-    tuple
-        ``(H, W)`` of the level and the list of ``(y0, x0, y1, x1)`` cores.
-
-    Raises
-    ------
-    InferError
-        A level the slide lacks, or a region/ROI outside the level.
-    """
-    slide.check_level(config.level, error=InferError)
-    H, W = slide.levels[config.level].shape[:2]
-    ry0, rx0, ry1, rx1 = 0, 0, H, W
-    if config.region is not None:
-        a, b, c, d = (int(v) for v in config.region)
-        ry0, rx0, ry1, rx1 = max(0, a), max(0, b), min(H, c), min(W, d)
-    if config.roi:
-        pts = np.asarray(config.roi, np.float64)
-        ry0 = max(ry0, int(np.floor(pts[:, 0].min())))
-        rx0 = max(rx0, int(np.floor(pts[:, 1].min())))
-        ry1 = min(ry1, int(np.ceil(pts[:, 0].max())) + 1)
-        rx1 = min(rx1, int(np.ceil(pts[:, 1].max())) + 1)
-    if ry1 <= ry0 or rx1 <= rx0:
-        raise InferError(
-            f"{slide.path}: the region {config.region or config.roi} lies outside the slide "
-            f"level {config.level} ({H} x {W} px)"
-        )
-    return (H, W), region_blocks((ry0, rx0, ry1, rx1), config.block_px)
 
 
 def _as_slide(slide: Any) -> Any:
@@ -305,31 +265,6 @@ def _predict(
     return out
 
 
-def _skip_blocks(slide: Any, config: InferConfig, blocks: list, done: np.ndarray) -> int:
-    """Mark (2) blocks below ``min_tissue`` or outside the ROI; returns how many."""
-    skipped = 0
-    if config.min_tissue > 0:
-        # Background blocks: the tissue mask is computed once on a low level; a block
-        # whose tissue fraction is below min_tissue is left as background (label 0).
-        from ..patching import slide_tissue_mask
-
-        tmask, (f0y, f0x) = slide_tissue_mask(slide)
-        fy, fx = slide.level_factors(config.level)
-        for i, (y0, x0, y1, x1) in enumerate(blocks):
-            ty0, tx0 = int(y0 * fy / f0y), int(x0 * fx / f0x)
-            ty1 = max(ty0 + 1, int(np.ceil(y1 * fy / f0y)))
-            tx1 = max(tx0 + 1, int(np.ceil(x1 * fx / f0x)))
-            if not done[i] and tmask[ty0:ty1, tx0:tx1].mean() < config.min_tissue:
-                done[i] = 2
-                skipped += 1
-    if config.roi:
-        for i, core in enumerate(blocks):
-            if not done[i] and not roi_mask(config.roi, core).any():
-                done[i] = 2
-                skipped += 1
-    return skipped
-
-
 def _run(
     task: Task,
     slide: Any,
@@ -341,7 +276,7 @@ def _run(
 ) -> Generator[Progress, None, None]:
     root, blocks = run["root"], run["blocks"]
     done = np.asarray(root["done"][:])
-    skipped = _skip_blocks(slide, config, blocks, done)
+    skipped = skip_blocks(slide, config, blocks, done)
     if skipped:
         root["done"][:] = done
     run["todo"] = todo = [i for i in range(len(blocks)) if not done[i]]
