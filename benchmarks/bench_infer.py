@@ -32,17 +32,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from _bench import normalised, random_unet, sample_image
 
 
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from napari_slideseg._sample_data import sample_slide_path
     from napari_slideseg.infer import InferConfig, predict_slide, tile_starts
-    from napari_slideseg.io.slide import open_slide, slide_from_arrays
-    from napari_slideseg.models import build_model
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.io.slide import slide_from_arrays
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=2048)
@@ -54,28 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    src = open_slide(sample_slide_path())
-    h0, w0 = src.levels[0].shape[:2]
-    base = src.read_region(0, 0, 0, h0, w0)
-    reps = (args.size // h0 + 1, args.size // w0 + 1, 1)
-    img = np.tile(base, reps)[: args.size, : args.size]
+    img = sample_image(args.size)
     slide = slide_from_arrays([img], name="bench")
-
-    torch.manual_seed(0)
-    model = build_model("Unet", "resnet18", classes=2).eval()
-    cm = {"name": "", "names": ["a", "b"], "colors": [[0, 0, 0], [255, 255, 255]], "background": 0}
-    card = make_card(
-        kind="semantic",
-        arch="Unet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=2,
-        classmap=cm,
-        patch_size=args.tile,
-    )
-    mean = np.array(card["normalization"]["mean"], np.float32)
-    std = np.array(card["normalization"]["std"], np.float32)
-    x = torch.from_numpy(((img.astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1).copy())
+    model, card = random_unet(args.tile)
+    x = normalised(img, card)
     t = args.tile
     starts = tile_starts(args.size, t, args.overlap)
     tiles = torch.stack([x[:, y : y + t, xx : xx + t] for y in starts for xx in starts])

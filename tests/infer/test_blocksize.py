@@ -12,7 +12,6 @@ from napari_slideseg.infer import block as block_mod
 from napari_slideseg.infer.blocksize import TileGrid, auto_block, block_overhead
 from napari_slideseg.infer.config import BlockSizeWarning
 from napari_slideseg.io.slide import slide_from_arrays
-from napari_slideseg.models.card import new_card
 
 CM = {"name": "", "names": ["a", "b"], "colors": [[0, 0, 0], [255, 0, 0]], "background": 0}
 
@@ -22,18 +21,6 @@ class _Red(torch.nn.Module):
 
     def forward(self, x):
         return torch.cat([-x[:, :1], x[:, :1]], 1) * 4
-
-
-def _card(tile):
-    return new_card(
-        kind="semantic",
-        arch="Unet",
-        encoder="resnet18",
-        in_channels=3,
-        classes=2,
-        classmap=CM,
-        patch_size=tile,
-    )
 
 
 def test_auto_block_is_whole_strides_for_the_defaults():
@@ -63,13 +50,13 @@ def _count_tiles(monkeypatch):
     return seen
 
 
-def test_aligned_blocks_compute_no_more_tiles_than_one_grid(tmp_path, monkeypatch):
+def test_aligned_blocks_compute_no_more_tiles_than_one_grid(tmp_path, monkeypatch, make_card):
     """4 x 4 blocks of 5 strides: the tiles run equal one pass of the tile grid, and
     the labels equal a whole-image prediction in one block."""
     rng = np.random.default_rng(0)
     img = (rng.random((960, 960, 3)) * 255).astype(np.uint8)
     slide = slide_from_arrays([img], name="noise", mpp=0.5)
-    model = (_Red().eval(), _card(64))
+    model = (_Red().eval(), make_card(CM, patch_size=64))
     seen = _count_tiles(monkeypatch)
     cfg = InferConfig(tile=64, overlap=16, block=240, device="cpu", zoom=1.0)
     out = predict_slide(slide, [model], tmp_path / "a.zarr", cfg)
@@ -91,16 +78,16 @@ def test_aligned_blocks_compute_no_more_tiles_than_one_grid(tmp_path, monkeypatc
     assert agree >= 0.999, agree
 
 
-def test_the_auto_block_is_recorded_and_resumes(tmp_path):
+def test_the_auto_block_is_recorded_and_resumes(tmp_path, make_card):
     slide = slide_from_arrays([np.zeros((300, 300, 3), np.uint8)], name="flat", mpp=0.5)
     cfg = InferConfig(tile=64, overlap=16, device="cpu", zoom=1.0)
-    out = predict_slide(slide, [(_Red().eval(), _card(64))], tmp_path / "p.zarr", cfg)
+    out = predict_slide(slide, [(_Red().eval(), make_card(CM, patch_size=64))], tmp_path / "p.zarr", cfg)
     meta = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]
     block = meta["config"]["block"]
     assert block == auto_block(TileGrid(64, 16, 8)) and block % 48 == 0
     assert zarr.open_group(str(out), mode="r")["labels"].chunks == (block, block)
     # resuming with block unset finds the same prediction (the resolved block is its identity)
-    predict_slide(slide, [(_Red().eval(), _card(64))], out, cfg, resume=True)
+    predict_slide(slide, [(_Red().eval(), make_card(CM, patch_size=64))], out, cfg, resume=True)
 
 
 def test_batch_size_unset_is_chosen_for_the_device(monkeypatch):
