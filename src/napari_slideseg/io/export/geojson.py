@@ -42,8 +42,7 @@ from .geojson_text import (
     coordinate_number,
     feature_properties,
     features_text,
-    trace,
-    upsampled,
+    trace_objects,
 )
 from .outlines import mask_polygons
 
@@ -135,12 +134,7 @@ def _instance_features(
     coords = CoordinateText(labels.shape, scale)
     props = _properties_text(classmap, instance_classes, properties, object_type)
     for i, objects in iter_block_objects(labels, block, shared):
-        traced = []
-        for lid, y0, x0, mask in objects:
-            contours, parts = trace(upsampled(mask))
-            if parts:
-                traced.append((lid, contours, parts, y0 - 1, x0 - 1))
-        text = features_text(coords, traced, props)
+        text = features_text(coords, trace_objects(objects), props)
         if text:
             yield text
         yield Progress("geojson: polygons", i + 1, n_blocks)

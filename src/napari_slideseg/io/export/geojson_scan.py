@@ -15,6 +15,8 @@ objects crossing the borders of the blocks not yet read.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,63 @@ import numpy as np
 
 from ...progress import Progress
 from ..blocks import iter_blocks
+
+
+def prefetched_blocks(labels: Any, block: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """:func:`~napari_slideseg.io.blocks.iter_blocks`, the next block read in a thread meanwhile.
+
+    Reading a block (dask computing or decompressing it, mostly without the
+    GIL) overlaps the work on the one before; memory is one block more.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray or dask.array.Array
+        The array.
+    block : int
+        Block edge.
+
+    Yields
+    ------
+    tuple of (int, int, numpy.ndarray)
+        As :func:`~napari_slideseg.io.blocks.iter_blocks`.
+
+    Raises
+    ------
+    Exception
+        Whatever reading a block raised, re-raised here.
+    """
+    q: queue.Queue[tuple[int, int, np.ndarray] | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[int, int, np.ndarray] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in iter_blocks(labels, block):
+                if not put(item):
+                    return
+        except BaseException as exc:  # re-raised by the consumer
+            put(exc)
+            return
+        put(None)
+
+    thread = threading.Thread(target=read, name="geojson-read", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def block_ids(b: np.ndarray) -> np.ndarray:
@@ -110,7 +169,7 @@ def shared_ids(
     h, w = labels.shape
     n_blocks = -(-h // block) * -(-w // block)
     per_block = []
-    for i, (_y0, _x0, b) in enumerate(iter_blocks(labels, block)):
+    for i, (_y0, _x0, b) in enumerate(prefetched_blocks(labels, block)):
         per_block.append(block_ids(b))
         yield Progress("geojson: find objects", i + 1, n_blocks)
     every = np.sort(np.concatenate(per_block)) if per_block else np.zeros(0, np.int64)
@@ -166,7 +225,7 @@ def iter_block_objects(
     """
     sids, sblocks = shared["ids"], shared["blocks"]
     pending: dict[int, _Pieces] = {}
-    for i, (y0, x0, b) in enumerate(iter_blocks(labels, block)):
+    for i, (y0, x0, b) in enumerate(prefetched_blocks(labels, block)):
         ids, boxes = block_boxes(b)
         pos = np.minimum(np.searchsorted(sids, ids), max(len(sids) - 1, 0))
         is_shared = sids[pos] == ids if len(sids) else np.zeros(len(ids), bool)

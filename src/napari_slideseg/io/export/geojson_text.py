@@ -16,7 +16,7 @@ object unless it has classes or properties.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,49 +85,48 @@ def feature_properties(
     return props
 
 
-def upsampled(mask: np.ndarray) -> np.ndarray:
-    """``mask`` padded by one pixel and upsampled 2x, as uint8: what the outlines are traced on.
+def trace_objects(
+    objects: Sequence[tuple[int, int, int, np.ndarray]],
+) -> list[tuple[int, Sequence[np.ndarray], Parts, int, int]]:
+    """OpenCV contours of each object, grouped as ``mask_polygons`` groups them.
+
+    Each mask is padded by one pixel and upsampled 2x (its pixels as 2 x 2
+    blocks), as :func:`~napari_slideseg.io.export.outlines.mask_polygons`
+    traces it; the loop is kept tight (one OpenCV call per object).
 
     Parameters
     ----------
-    mask : numpy.ndarray
-        2D boolean crop of one object.
+    objects : sequence of tuple
+        ``(id, y0, x0, mask)``: the object's top-left pixel and its boolean
+        mask over its box.
 
     Returns
     -------
-    numpy.ndarray
-        ``(2 h + 4, 2 w + 4)`` uint8, the crop's pixels as 2 x 2 blocks of 1.
-    """
-    h, w = mask.shape
-    up = np.zeros((2 * h + 4, 2 * w + 4), np.uint8)
-    up[2:-2, 2:-2] = mask.repeat(2, 0).repeat(2, 1)
-    return up
-
-
-def trace(up: np.ndarray) -> tuple[Sequence[np.ndarray], Parts]:
-    """OpenCV contours of an :func:`upsampled` mask, grouped as ``mask_polygons`` groups them.
-
-    Parameters
-    ----------
-    up : numpy.ndarray
-        An :func:`upsampled` mask.
-
-    Returns
-    -------
-    tuple
-        The contours, and for each connected part the indices of its outer
-        ring and holes (empty when the mask is).
+    list of tuple
+        ``(id, contours, parts, oy, ox)`` for :func:`features_text`, the
+        edge of each padded mask's origin; objects with no outline left out.
     """
     import cv2
 
-    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return (), []
-    if len(contours) == 1:
-        return contours, [[0]]
-    hier = hierarchy[0]
+    find, mode, method = cv2.findContours, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE
+    zeros, u8 = np.zeros, np.uint8
+    traced: list[tuple[int, Sequence[np.ndarray], Parts, int, int]] = []
+    for lid, y0, x0, mask in objects:
+        h, w = mask.shape
+        up = zeros((2 * h + 4, 2 * w + 4), u8)
+        up[2:-2, 2:-2] = mask.repeat(2, 0).repeat(2, 1)
+        contours, hierarchy = find(up, mode, method)
+        if len(contours) == 1:
+            traced.append((lid, contours, [[0]], y0 - 1, x0 - 1))
+        elif hierarchy is not None:
+            traced.append((lid, contours, _parts(hierarchy[0]), y0 - 1, x0 - 1))
+    return traced
+
+
+def _parts(hier: np.ndarray) -> Parts:
+    """Contour indices per connected part (outer ring, then its holes) from OpenCV's hierarchy."""
     parts: Parts = []
-    for i in range(len(contours)):
+    for i in range(len(hier)):
         if hier[i][3] != -1:
             continue  # a hole: attached to its parent below
         rings = [i]
@@ -136,15 +135,7 @@ def trace(up: np.ndarray) -> tuple[Sequence[np.ndarray], Parts]:
             rings.append(int(child))
             child = hier[child][0]
         parts.append(rings)
-    return contours, parts
-
-
-def _table(tokens: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenated ``tokens`` as uint8, with each token's start and length."""
-    lens = np.fromiter((len(t) for t in tokens), np.int64, len(tokens))
-    starts = np.zeros(len(tokens), np.int64)
-    np.cumsum(lens[:-1], out=starts[1:])
-    return np.frombuffer(b"".join(tokens), np.uint8), starts, lens
+    return parts
 
 
 class CoordinateText:
@@ -152,8 +143,9 @@ class CoordinateText:
 
     Four token tables cover every edge of the label image: an x opening a
     ring (``[[x,``), any other x (``[x,``), a y ending a point (``y],``) and
-    one ending the ring (``y]]``). The text of a block's rings is one
-    gather from their concatenation.
+    one ending the ring (``y]]``), as rows of one fixed-width byte table.
+    The text of a block's rings is one gather of rows and one selection of
+    their characters.
 
     Parameters
     ----------
@@ -167,16 +159,19 @@ class CoordinateText:
         sy, sx = scale
         xs = [json.dumps(coordinate_number(float(e) * sx)) for e in range(int(shape[1]) + 1)]
         ys = [json.dumps(coordinate_number(float(e) * sy)) for e in range(int(shape[0]) + 1)]
-        tables = [
-            _table([f"[[{x},".encode() for x in xs]),
-            _table([f"[{x},".encode() for x in xs]),
-            _table([f"{y}],".encode() for y in ys]),
-            _table([f"{y}]]".encode() for y in ys]),
-        ]
-        base = np.cumsum([0] + [t[0].size for t in tables[:-1]])
-        self._buf = np.concatenate([t[0] for t in tables])
-        self._starts = [t[1] + b for t, b in zip(tables, base, strict=True)]
-        self._lens = [t[2] for t in tables]
+        tokens = (
+            [f"[[{x},".encode() for x in xs]
+            + [f"[{x},".encode() for x in xs]
+            + [f"{y}],".encode() for y in ys]
+            + [f"{y}]]".encode() for y in ys]
+        )
+        width = max(len(t) for t in tokens)
+        self._rows = np.frombuffer(b"".join(t.ljust(width) for t in tokens), np.uint8).reshape(
+            -1, width
+        )
+        self._lens = np.fromiter((len(t) for t in tokens), np.int64, len(tokens))
+        self._x_open, self._x = 0, len(xs)
+        self._y, self._y_close = 2 * len(xs), 2 * len(xs) + len(ys)
 
     def rings(
         self, contours: Sequence[np.ndarray], offsets: np.ndarray
@@ -186,7 +181,7 @@ class CoordinateText:
         Parameters
         ----------
         contours : sequence of numpy.ndarray
-            OpenCV contours traced on :func:`upsampled` masks.
+            OpenCV contours traced by :func:`trace_objects`.
         offsets : numpy.ndarray
             ``(n, 2)`` ``(x, y)`` edge of each contour's mask origin (the
             crop's top-left pixel minus one, for the padding).
@@ -198,18 +193,17 @@ class CoordinateText:
             other, and ``n + 1`` offsets: ring ``i`` is ``text[o[i]:o[i + 1]]``.
         """
         x, y, first, last = _ring_points(contours, offsets)
-        l0 = np.where(first, self._lens[0][x], self._lens[1][x])
-        l1 = np.where(last, self._lens[3][y], self._lens[2][y])
-        s0 = np.where(first, self._starts[0][x], self._starts[1][x])
-        s1 = np.where(last, self._starts[3][y], self._starts[2][y])
-        seg_len = np.stack([l0, l1], 1).ravel()
-        seg_start = np.stack([s0, s1], 1).ravel()
-        ends = np.cumsum(seg_len)
-        src = np.repeat(seg_start - (ends - seg_len), seg_len) + np.arange(int(ends[-1]))
-        point_ends = ends[1::2]
+        pairs = np.empty((len(x), 2), np.int64)  # each point's x token, then its y token
+        pairs[:, 0] = np.where(first, self._x_open, self._x) + x
+        pairs[:, 1] = np.where(last, self._y_close, self._y) + y
+        tokens = pairs.ravel()
+        lens = self._lens[tokens]
+        chars = self._rows[tokens]
+        text = chars[np.arange(chars.shape[1]) < lens[:, None]].tobytes()
+        point_ends = np.cumsum(lens)[1::2]
         offs = np.zeros(len(contours) + 1, np.int64)
         offs[1:] = point_ends[last]
-        return self._buf[src].tobytes(), offs
+        return text, offs
 
 
 def _ring_points(
@@ -250,7 +244,7 @@ def _ring_points(
 def features_text(
     coords: CoordinateText,
     objects: Sequence[tuple[int, Sequence[np.ndarray], Parts, int, int]],
-    properties: Any,
+    properties: Callable[[int], bytes],
 ) -> bytes:
     """The feature lines of a batch of traced objects, ``,\\n``-separated.
 
@@ -259,9 +253,9 @@ def features_text(
     coords : CoordinateText
         The export's coordinate tables.
     objects : sequence of tuple
-        ``(id, contours, parts, oy, ox)`` per object (:func:`trace`'s
-        output, and the edge of its mask's origin).
-    properties : callable
+        ``(id, contours, parts, oy, ox)`` per object (:func:`trace_objects`'s
+        output).
+    properties : Callable[[int], bytes]
         ``properties(id)`` returns the feature's ``properties`` JSON text as bytes.
 
     Returns
