@@ -39,6 +39,7 @@ from .common import as_label_image, check_file_target, check_not_empty
 from .geojson_scan import iter_block_objects, shared_ids
 from .geojson_text import (
     CoordinateText,
+    Traced,
     coordinate_number,
     feature_properties,
     features_text,
@@ -94,11 +95,10 @@ def _properties_text(
     instance_classes: Mapping[int, int] | None,
     properties: Mapping[int, Mapping[str, Any]] | None,
     object_type: str,
-) -> Callable[[int], bytes]:
-    """``properties(id)``: a feature's properties as JSON bytes (a template when there are none)."""
+) -> Callable[[int], bytes] | bytes:
+    """``properties(id)``: a feature's properties as JSON bytes; a ``%d`` template when there are none."""
     if not instance_classes and not properties:
-        head = f'{{"objectType":{json.dumps(object_type)},"id":'.encode()
-        return lambda lid: head + b"%d}" % lid
+        return f'{{"objectType":{json.dumps(object_type)},"id":%d}}'.encode()
 
     def text(lid: int) -> bytes:
         cls = instance_classes.get(lid) if instance_classes else None
@@ -133,11 +133,15 @@ def _instance_features(
     n_blocks = -(-h // block) * -(-w // block)
     coords = CoordinateText(labels.shape, scale)
     props = _properties_text(classmap, instance_classes, properties, object_type)
-    for i, objects in iter_block_objects(labels, block, shared):
-        text = features_text(coords, trace_objects(objects), props)
+    for objs in iter_block_objects(labels, block, shared):
+        traced = Traced()
+        trace_objects(traced, objs.block, objs.origin, objs.ids, objs.boxes)
+        for lid, y0, x0, mask in objs.joined:
+            trace_objects(traced, mask, (y0, x0), [True], [[0, 0, *mask.shape]], [lid])
+        text = features_text(coords, traced, props)
         if text:
             yield text
-        yield Progress("geojson: polygons", i + 1, n_blocks)
+        yield Progress("geojson: polygons", objs.index + 1, n_blocks)
 
 
 def _semantic_features(

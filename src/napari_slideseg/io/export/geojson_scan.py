@@ -198,13 +198,31 @@ class _Pieces:
         return y0, x0, mask
 
 
-#: One object ready to trace: id, the top-left pixel of its mask, the mask.
+#: An object joined from its pieces: id, the top-left pixel of its mask, the mask.
 Object = tuple[int, int, int, np.ndarray]
+
+
+@dataclass
+class BlockObjects:
+    """The objects whose last block is one block: each object of the map is in one.
+
+    ``ids`` and ``boxes`` (``(y0, x0, y1, x1)`` in the block, ends
+    exclusive) are the ids found in this block only, ascending, to cut from
+    ``block`` (whose top-left pixel is ``origin``); ``joined`` are the ids
+    crossing block borders whose last piece was in this block.
+    """
+
+    index: int
+    origin: tuple[int, int]
+    block: np.ndarray
+    ids: list[int]
+    boxes: list[list[int]]
+    joined: list[Object]
 
 
 def iter_block_objects(
     labels: Any, block: int, shared: dict[str, np.ndarray]
-) -> Iterator[tuple[int, list[Object]]]:
+) -> Iterator[BlockObjects]:
     """Pass 2: for each block, the objects complete in it, each object once overall.
 
     Parameters
@@ -218,10 +236,8 @@ def iter_block_objects(
 
     Yields
     ------
-    tuple of (int, list)
-        The block's index (row by row) and ``(id, y0, x0, mask)`` of each
-        object whose last block it is, ids ascending: the ids found in this
-        block only, cut from it, and the shared ones whose pieces are all in.
+    BlockObjects
+        One per block, row by row.
     """
     sids, sblocks = shared["ids"], shared["blocks"]
     pending: dict[int, _Pieces] = {}
@@ -230,13 +246,7 @@ def iter_block_objects(
         pos = np.minimum(np.searchsorted(sids, ids), max(len(sids) - 1, 0))
         is_shared = sids[pos] == ids if len(sids) else np.zeros(len(ids), bool)
         single = ~is_shared
-        out: list[Object] = [
-            (lid, by0 + y0, bx0 + x0, b[by0:by1, bx0:bx1] == lid)
-            for lid, (by0, bx0, by1, bx1) in zip(
-                ids[single].tolist(), boxes[single].tolist(), strict=True
-            )
-        ]
-        done: list[Object] = []
+        joined: list[Object] = []
         for lid, (by0, bx0, by1, bx1), k in zip(
             ids[is_shared].tolist(), boxes[is_shared].tolist(), pos[is_shared].tolist(), strict=True
         ):
@@ -245,7 +255,5 @@ def iter_block_objects(
             p.left -= 1
             if not p.left:
                 del pending[lid]
-                done.append((lid, *p.mask()))
-        if done:
-            out = sorted(out + done, key=lambda o: o[0])
-        yield i, out
+                joined.append((lid, *p.mask()))
+        yield BlockObjects(i, (y0, x0), b, ids[single].tolist(), boxes[single].tolist(), joined)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -85,42 +86,70 @@ def feature_properties(
     return props
 
 
+@dataclass
+class Traced:
+    """Contours of a batch of objects, flat, for :func:`features_text`.
+
+    ``contours[k]`` was traced on a mask whose padded origin is edge
+    ``origins[k]`` ``(x, y)``; object ``j`` (``ids[j]``) has the next
+    ``counts[j]`` contours, grouped by ``parts[j]`` (None: one ring).
+    """
+
+    ids: list[int] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    parts: list[Parts | None] = field(default_factory=list)
+    contours: list[np.ndarray] = field(default_factory=list)
+    origins: list[tuple[int, int]] = field(default_factory=list)
+
+
 def trace_objects(
-    objects: Sequence[tuple[int, int, int, np.ndarray]],
-) -> list[tuple[int, Sequence[np.ndarray], Parts, int, int]]:
-    """OpenCV contours of each object, grouped as ``mask_polygons`` groups them.
+    traced: Traced,
+    block: np.ndarray,
+    origin: tuple[int, int],
+    ids: Sequence[int],
+    boxes: Sequence[Sequence[int]],
+    record: Sequence[int] | None = None,
+) -> None:
+    """OpenCV contours of objects cut from a block (or given whole), grouped as ``mask_polygons``.
 
     Each mask is padded by one pixel and upsampled 2x (its pixels as 2 x 2
     blocks), as :func:`~napari_slideseg.io.export.outlines.mask_polygons`
-    traces it; the loop is kept tight (one OpenCV call per object).
+    traces it, in one tight loop (one OpenCV call per object).
 
     Parameters
     ----------
-    objects : sequence of tuple
-        ``(id, y0, x0, mask)``: the object's top-left pixel and its boolean
-        mask over its box.
-
-    Returns
-    -------
-    list of tuple
-        ``(id, contours, parts, oy, ox)`` for :func:`features_text`, the
-        edge of each padded mask's origin; objects with no outline left out.
+    traced : Traced
+        Receives the contours.
+    block : numpy.ndarray
+        The labels the objects are cut from, or one object's boolean mask.
+    origin : (int, int)
+        ``block``'s top-left pixel in the label image.
+    ids : sequence of int
+        The objects' values in ``block`` (``[True]`` for a mask).
+    boxes : sequence of (int, int, int, int)
+        Their boxes ``(y0, x0, y1, x1)`` in ``block``, ends exclusive.
+    record : sequence of int, optional
+        The ids to record for them, when not ``ids`` (a mask's object's id).
     """
     import cv2
 
     find, mode, method = cv2.findContours, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE
     zeros, u8 = np.zeros, np.uint8
-    traced: list[tuple[int, Sequence[np.ndarray], Parts, int, int]] = []
-    for lid, y0, x0, mask in objects:
-        h, w = mask.shape
-        up = zeros((2 * h + 4, 2 * w + 4), u8)
-        up[2:-2, 2:-2] = mask.repeat(2, 0).repeat(2, 1)
+    t_ids, t_counts, t_parts = traced.ids.append, traced.counts.append, traced.parts.append
+    t_contours, t_origins = traced.contours, traced.origins
+    oy, ox = origin[0] - 1, origin[1] - 1
+    for lid, rid, (y0, x0, y1, x1) in zip(ids, record or ids, boxes, strict=True):
+        up = zeros((2 * (y1 - y0) + 4, 2 * (x1 - x0) + 4), u8)
+        up[2:-2, 2:-2] = (block[y0:y1, x0:x1] == lid).repeat(2, 0).repeat(2, 1)
         contours, hierarchy = find(up, mode, method)
-        if len(contours) == 1:
-            traced.append((lid, contours, [[0]], y0 - 1, x0 - 1))
-        elif hierarchy is not None:
-            traced.append((lid, contours, _parts(hierarchy[0]), y0 - 1, x0 - 1))
-    return traced
+        n = len(contours)
+        if not n:
+            continue
+        t_ids(int(rid))
+        t_counts(n)
+        t_parts(None if n == 1 else _parts(hierarchy[0]))
+        t_contours.extend(contours)
+        t_origins.extend([(x0 + ox, y0 + oy)] * n)
 
 
 def _parts(hier: np.ndarray) -> Parts:
@@ -242,9 +271,7 @@ def _ring_points(
 
 
 def features_text(
-    coords: CoordinateText,
-    objects: Sequence[tuple[int, Sequence[np.ndarray], Parts, int, int]],
-    properties: Callable[[int], bytes],
+    coords: CoordinateText, traced: Traced, properties: Callable[[int], bytes] | bytes
 ) -> bytes:
     """The feature lines of a batch of traced objects, ``,\\n``-separated.
 
@@ -252,31 +279,28 @@ def features_text(
     ----------
     coords : CoordinateText
         The export's coordinate tables.
-    objects : sequence of tuple
-        ``(id, contours, parts, oy, ox)`` per object (:func:`trace_objects`'s
-        output).
-    properties : Callable[[int], bytes]
-        ``properties(id)`` returns the feature's ``properties`` JSON text as bytes.
+    traced : Traced
+        The objects' contours.
+    properties : Callable[[int], bytes] or bytes
+        ``properties(id)`` returns the feature's ``properties`` JSON text;
+        or bytes with one ``%d`` (the id) when that is all that varies.
 
     Returns
     -------
     bytes
-        One feature per line, each object once, in the order given.
+        One feature per line, in the order traced.
     """
-    flat: list[np.ndarray] = []
-    origin: list[tuple[int, int]] = []
-    for _lid, contours, _parts, oy, ox in objects:
-        flat.extend(contours)
-        origin.extend([(ox, oy)] * len(contours))
-    if not flat:
+    if not traced.contours:
         return b""
-    text, offs = coords.rings(flat, np.asarray(origin, np.int64))
+    text, offs = coords.rings(traced.contours, np.asarray(traced.origins, np.int64))
     o = offs.tolist()
+    template, fn = (properties, None) if isinstance(properties, bytes) else (b"", properties)
+    simple = b'{"type":"Feature","id":"%d","geometry":{"type":"Polygon","coordinates":[%b]}'
     lines = []
     r = 0
-    for lid, contours, parts, _oy, _ox in objects:
-        if len(parts) == 1 and len(parts[0]) == 1:
-            geom = b'{"type":"Polygon","coordinates":[' + text[o[r] : o[r + 1]] + b"]}"
+    for lid, n, parts in zip(traced.ids, traced.counts, traced.parts, strict=True):
+        if parts is None:
+            line = simple % (lid, text[o[r] : o[r + 1]])
         else:
             polys = [
                 b"[" + b",".join(text[o[r + i] : o[r + i + 1]] for i in p) + b"]" for p in parts
@@ -286,9 +310,8 @@ def features_text(
                 if len(polys) == 1
                 else b'{"type":"MultiPolygon","coordinates":[' + b",".join(polys) + b"]}"
             )
-        r += len(contours)
-        lines.append(
-            b'{"type":"Feature","id":"%d","geometry":%b,"properties":%b}'
-            % (lid, geom, properties(lid))
-        )
+            line = b'{"type":"Feature","id":"%d","geometry":%b' % (lid, geom)
+        r += n
+        props = template % lid if fn is None else fn(lid)
+        lines.append(line + b',"properties":' + props + b"}")
     return b",\n".join(lines)
