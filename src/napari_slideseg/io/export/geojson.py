@@ -6,9 +6,10 @@ in more than one block, pass 2 emits every object once, an id of one block
 from that block, an id crossing block borders from the last of its blocks
 with its pieces joined (:mod:`.geojson_scan`); the text is written
 straight from the traced contours (:mod:`.geojson_text`), one line per
-feature, compressed in a thread. Features come block by block, ids
-ascending within a block. The semantic mode (connected
-components per class) needs the whole array and is refused above
+feature, compressed in a thread. Features come block by block: the ids of
+that block only, ascending, then those whose last piece it held. The
+semantic mode (connected components per class) needs the whole array and
+is refused above
 :data:`GEOJSON_SEMANTIC_MAX_PIXELS`.
 
 Coordinates are level-0 pixels of the slide (the labels' pixels times the
