@@ -81,7 +81,9 @@ def test_aligned_blocks_compute_no_more_tiles_than_one_grid(tmp_path, monkeypatc
 def test_the_auto_block_is_recorded_and_resumes(tmp_path, make_card):
     slide = slide_from_arrays([np.zeros((300, 300, 3), np.uint8)], name="flat", mpp=0.5)
     cfg = InferConfig(tile=64, overlap=16, device="cpu", zoom=1.0)
-    out = predict_slide(slide, [(_Red().eval(), make_card(CM, patch_size=64))], tmp_path / "p.zarr", cfg)
+    out = predict_slide(
+        slide, [(_Red().eval(), make_card(CM, patch_size=64))], tmp_path / "p.zarr", cfg
+    )
     meta = zarr.open_group(str(out), mode="r").attrs["slideseg_inference"]
     block = meta["config"]["block"]
     assert block == auto_block(TileGrid(64, 16, 8)) and block % 48 == 0
