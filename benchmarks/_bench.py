@@ -18,17 +18,17 @@ def sample_image(size: int) -> np.ndarray:
     return np.tile(base, (size // h0 + 1, size // w0 + 1, 1))[:size, :size]
 
 
-def random_unet(tile: int, seed: int = 0) -> tuple[Any, dict[str, Any]]:
-    """A seeded random-init Unet/resnet18 (2 classes, eval mode) and its card (a dict)."""
+def random_unet(tile: int, seed: int = 0) -> tuple[Any, Any]:
+    """A seeded random-init Unet/resnet18 (2 classes, eval mode) and its ModelCard."""
     import torch
 
     from napari_slideseg.models import build_model
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.card import new_card
 
     torch.manual_seed(seed)
     model = build_model("Unet", "resnet18", classes=2).eval()
     cm = {"name": "", "names": ["a", "b"], "colors": [[0, 0, 0], [255, 255, 255]], "background": 0}
-    card = make_card(
+    card = new_card(
         kind="semantic",
         arch="Unet",
         encoder="resnet18",
@@ -40,10 +40,10 @@ def random_unet(tile: int, seed: int = 0) -> tuple[Any, dict[str, Any]]:
     return model, card
 
 
-def normalised(img: np.ndarray, card: dict[str, Any]) -> Any:
+def normalised(img: np.ndarray, card: Any) -> Any:
     """``img`` as the card's normalised ``(3, H, W)`` float32 tensor."""
     import torch
 
-    mean = np.array(card["normalization"]["mean"], np.float32)
-    std = np.array(card["normalization"]["std"], np.float32)
+    mean = np.array(card.normalization.mean, np.float32)
+    std = np.array(card.normalization.std, np.float32)
     return torch.from_numpy(((img.astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1).copy())

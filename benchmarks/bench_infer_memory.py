@@ -35,7 +35,7 @@ def child(size: int, block: int, tile: int, overlap: int) -> None:
     from napari_slideseg.infer import InferConfig, predict_slide
     from napari_slideseg.io.slide import open_slide
     from napari_slideseg.io.synthetic import write_synthetic_slide
-    from napari_slideseg.models.checkpoint import make_card
+    from napari_slideseg.models.card import new_card
 
     CACHE.mkdir(exist_ok=True)
     path = CACHE / f"synthetic_{size}.tif"
@@ -45,7 +45,7 @@ def child(size: int, block: int, tile: int, overlap: int) -> None:
     torch.set_num_threads(2)
     model = torch.nn.Conv2d(3, 2, 1).eval()
     cm = {"name": "", "names": ["a", "b"], "colors": [[0, 0, 0], [255, 255, 255]], "background": 0}
-    card = make_card(
+    card = new_card(
         kind="semantic",
         arch="Unet",
         encoder="none",

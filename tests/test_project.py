@@ -52,3 +52,25 @@ def test_no_private_names_cross_modules():
                     if a.name.startswith("_") and not a.name.startswith("__")
                 ]
     assert not found, found
+
+
+def test_benchmarks_import_names_that_exist():
+    """Every ``from napari_slideseg... import name`` in benchmarks/ resolves (they run
+    rarely, so a renamed function would otherwise only show when someone measures)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    missing = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "napari_slideseg"
+            ):
+                mod = importlib.import_module(node.module)
+                missing += [
+                    f"{path.name}: {node.module}.{a.name}"
+                    for a in node.names
+                    if not hasattr(mod, a.name)
+                    and importlib.util.find_spec(f"{node.module}.{a.name}") is None
+                ]
+    assert not missing, missing

@@ -32,7 +32,7 @@ from typing import Any
 
 from .block import predict_block
 from .config import InferConfig
-from .task import Task
+from .task import Output, Task
 from .writes import fault
 
 logger = logging.getLogger(__name__)
@@ -148,8 +148,10 @@ def run_pipeline(
         reads, post, writer = _Inline(), _Inline(), _Inline()
     in_flight = max(1, workers) + 1  # blocks between the model and done
 
+    dest = Output(root, run["out"], tuple(run["factors"]))
+
     def write(i: int, res: dict[str, Any]) -> int:
-        task.write(root, run["out"], i, res, config, run["factors"])
+        task.write(dest, i, res, config)
         fault("done")
         root["done"][i] = 1  # only after all of the block's arrays and its table are written
         return i

@@ -17,7 +17,7 @@ import numpy as np
 from ..progress import Progress
 from .block import predict_block, read_block
 from .config import InferConfig, InferError
-from .task import Task
+from .task import Output, Task
 from .writes import fault
 
 Core = tuple[int, int, int, int]
@@ -138,7 +138,7 @@ def run_block_task(spec: dict[str, Any]) -> int | dict[str, Any]:
         res["index"] = i
         return res  # the driver merges nuclei (smallest id wins) in one process
     root = zarr.open_group(spec["out"], mode="r+")
-    task.write(root, Path(spec["out"]), i, res, config, list(spec["factors"]))
+    task.write(Output(root, Path(spec["out"]), tuple(spec["factors"])), i, res, config)
     return i
 
 
@@ -250,6 +250,7 @@ def run_distributed(
     from distributed import as_completed
 
     blocks, root, out = run["blocks"], run["root"], run["out"]
+    dest = Output(root, Path(out), tuple(run["factors"]))
     base = {
         "slide": os.path.abspath(slide.path),
         "models": [os.path.abspath(p) for p in paths],
@@ -277,7 +278,7 @@ def run_distributed(
             res = fut.result()  # re-raises the worker's error here
             if isinstance(res, dict):
                 i = res["index"]
-                task.write(root, Path(out), i, res, config, list(run["factors"]))
+                task.write(dest, i, res, config)
             else:
                 i = res
             fault("done")

@@ -27,7 +27,7 @@ from typing import Any
 
 from ...models.card import ModelCard
 from ..config import InferConfig, InferError
-from .base import ArraySpec, Task, unturn
+from .base import ArraySpec, Output, Task, unturn
 from .hover import HoverTask, id_stride_checked
 from .semantic import SemanticTask, block_result, write_block
 
@@ -81,6 +81,7 @@ __all__ = [
     "TASKS",
     "ArraySpec",
     "HoverTask",
+    "Output",
     "SemanticTask",
     "Task",
     "block_result",

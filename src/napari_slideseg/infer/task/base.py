@@ -23,6 +23,14 @@ class ArraySpec(NamedTuple):
     pyramid: str | None = None
 
 
+class Output(NamedTuple):
+    """Where block results are written: the zarr group, its folder, the pyramid factors."""
+
+    root: Any
+    path: Path
+    factors: tuple[int, ...] = ()
+
+
 def unturn(p: Any, k: int, flip: bool) -> Any:
     """Bring ``p`` (N, C, H, W) predicted on ``flip(rot90(x, k))`` back to x's pixel frame.
 
@@ -94,16 +102,8 @@ class Task(ABC):
         """The arrays a prediction folder of this task holds (besides ``done``)."""
 
     @abstractmethod
-    def write(
-        self,
-        root: Any,
-        out: Path,
-        index: int,
-        res: dict[str, Any],
-        config: InferConfig,
-        factors: list[int],
-    ) -> None:
-        """Write one block's ``res`` into the output group ``root`` at ``out``."""
+    def write(self, dest: Output, index: int, res: dict[str, Any], config: InferConfig) -> None:
+        """Write block ``index``'s result ``res`` into the prediction ``dest``."""
 
     def finish(self, out: Path, meta: dict[str, Any]) -> None:  # noqa: B027 (optional step)
         """After the last block: complete the output and add to its attributes ``meta``."""

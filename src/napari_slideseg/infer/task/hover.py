@@ -11,7 +11,7 @@ import numpy as np
 from ...models.card import ModelCard
 from ..config import InferConfig, InferError
 from ..writes import fault
-from .base import ArraySpec, Core, Task, unturn
+from .base import ArraySpec, Core, Output, Task, unturn
 
 
 @dataclass(frozen=True)
@@ -160,25 +160,17 @@ class HoverTask(Task):
             specs.append(ArraySpec("maps", np.float16, channels))
         return specs
 
-    def write(
-        self,
-        root: Any,
-        out: Path,
-        index: int,
-        res: dict[str, Any],
-        config: InferConfig,
-        factors: list[int],
-    ) -> None:
+    def write(self, dest: Output, index: int, res: dict[str, Any], config: InferConfig) -> None:
         """Nuclei (smallest id wins per pixel), maps if saved, then the block's table."""
         from ..hover import write_hover, write_table
 
-        write_hover(root, res, list(factors))
+        write_hover(dest.root, res, list(dest.factors))
         if config.save_probs:
             y0, x0, y1, x1 = res["core"]
             fault("maps")
-            root["maps"][:, y0:y1, x0:x1] = res["maps"].astype(np.float16)
+            dest.root["maps"][:, y0:y1, x0:x1] = res["maps"].astype(np.float16)
         fault("table")
-        write_table(out, index, res["rows"])
+        write_table(dest.path, index, res["rows"])
 
     def finish(self, out: Path, meta: dict[str, Any]) -> None:
         """Merge the block tables into ``instances.csv``; records ``n_instances``."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,7 +12,7 @@ from ...models.card import ModelCard
 from ..config import InferConfig
 from ..tiles import roi_mask
 from ..writes import fault
-from .base import ArraySpec, Core, Task
+from .base import ArraySpec, Core, Output, Task
 
 
 @dataclass(frozen=True)
@@ -46,18 +45,10 @@ class SemanticTask(Task):
             specs.append(ArraySpec("probs", np.float16, channels))
         return specs
 
-    def write(
-        self,
-        root: Any,
-        out: Path,
-        index: int,
-        res: dict[str, Any],
-        config: InferConfig,
-        factors: list[int],
-    ) -> None:
+    def write(self, dest: Output, index: int, res: dict[str, Any], config: InferConfig) -> None:
         """Labels, their pyramid and (if saved) the probabilities of the block's chunks."""
         probs = res["probs"] if config.save_probs else None
-        write_block(root, res["core"], res["labels"], probs, factors)
+        write_block(dest.root, res["core"], res["labels"], probs, list(dest.factors))
 
 
 def block_result(
