@@ -9,6 +9,9 @@ type can be recomputed from them.
 
 from __future__ import annotations
 
+import csv
+import json
+
 import numpy as np
 import pytest
 import zarr
@@ -144,3 +147,48 @@ def test_centroid_points_have_type_colours_and_tooltips_plain_values(typed):
     assert f"id: {tab['id'][r]}" in shown and f"type_name: {tab['type_name'][r]}" in shown
     assert f"area: {tab['area'][r]}" in shown
     assert f"type_prob: {round(float(tab['type_prob'][r]), 2):g}" in shown
+
+
+def test_columnar_nucleus_export_writes_the_per_object_features(typed, tmp_path):
+    """The HoVer export (table read as columns) = per-nucleus dicts through the writer, byte for byte."""
+    import dask.array as da
+
+    from napari_slideseg.infer.hover import export_instances_steps
+    from napari_slideseg.io.export import write_geojson
+    from napari_slideseg.io.palette import ClassMap
+    from napari_slideseg.io.placement import Placement
+    from napari_slideseg.progress import drain
+
+    out, tab, *_ = typed
+    new = drain(export_instances_steps(out, tmp_path / "new.geojson"))
+    root = zarr.open_group(str(out), mode="r")
+    labels = da.from_zarr(root["instances"])
+    classmap = ClassMap.from_dict(root.attrs["slideseg"]["classmap"])
+    props = {
+        int(i): {"type_probability": float(p), "area_px": int(a)}
+        for i, p, a in zip(tab["id"], tab["type_prob"], tab["area"], strict=True)
+    }
+    for i, v in zip(tab["id"], tab["area_um2"], strict=True):
+        if np.isfinite(v):
+            props[int(i)]["area_um2"] = float(v)
+    old = write_geojson(
+        tmp_path / "old.geojson",
+        labels,
+        classmap=classmap,
+        instance_classes=dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True)),
+        properties=props,
+        object_type="detection",
+        placement=Placement.from_attrs(dict(root.attrs)),
+    )
+    assert new.read_bytes() == old.read_bytes()
+    feats = json.loads(new.read_text())["features"]
+    assert len(feats) >= 30
+    p = feats[0]["properties"]
+    assert list(p)[:4] == ["objectType", "id", "classification", "class_index"]
+    assert set(tab["type_name"]) >= {f["properties"]["classification"]["name"] for f in feats}
+    # the RLE CSV's class of each nucleus is its table type (ids looked up in the columns)
+    rle = drain(export_instances_steps(out, tmp_path / "n.csv", what="rle"))
+    with open(rle, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    by_id = dict(zip(tab["id"].tolist(), tab["type"].tolist(), strict=True))
+    assert rows and all(int(r["class_index"]) == by_id[int(r["instance_id"])] for r in rows)

@@ -115,3 +115,55 @@ def test_streamed_export_without_properties_is_compact_valid_json(tmp_path):
     assert f["properties"] == {"objectType": "annotation", "id": f["properties"]["id"]}
     assert text.count("\n") == len(fc["features"]) + 2  # one feature per line
     assert all(isinstance(v, int) for p in f["geometry"]["coordinates"][0] for v in p)
+
+
+def test_columnar_properties_write_the_lines_of_the_per_object_dicts(tmp_path):
+    """ObjectColumns: same bytes as ``{id: class}`` + ``{id: {name: value}}`` dicts.
+
+    Ids in any order and repeated (the last row counts, as a dict's update),
+    ids of the map missing from the table and table ids missing from the
+    map, classes outside the class map, NaN written ``null`` or (optional
+    columns) left out, ints, floats, bools and strings.
+    """
+    from napari_slideseg.io.export import ObjectColumns
+
+    inst = _nuclei()
+    rng = np.random.default_rng(3)
+    ids = np.array([i for i in np.unique(inst)[1:] if i % 7] + [999, 5], np.int64)
+    ids = rng.permutation(ids)
+    classes = rng.integers(-1, 5, len(ids))
+    cols = {
+        "type_probability": np.where(np.arange(len(ids)) % 3 == 0, np.nan, rng.random(len(ids))),
+        "area_px": rng.integers(0, 10**6, len(ids)),
+        "area_um2": np.where(np.arange(len(ids)) % 4 == 1, np.nan, rng.random(len(ids)) * 1e5),
+        "big": rng.random(len(ids)) * 1e20,
+        "flag": rng.random(len(ids)) < 0.5,
+        "name": np.asarray([f"n\u00e9{i}" for i in range(len(ids))], object),
+    }
+    cm = ClassMap(("bg", "a", "b\u00e9"), ((0, 0, 0), (255, 0, 0), (0, 128, 255)))
+    as_dicts: dict[int, dict] = {}
+    by_id: dict[int, int] = {}
+    for k, i in enumerate(ids.tolist()):
+        by_id[i] = int(classes[k])
+        row = {n: v.tolist()[k] for n, v in cols.items()}
+        if not np.isfinite(row["area_um2"]):
+            del row["area_um2"]
+        as_dicts[i] = row
+    table = ObjectColumns.from_arrays(ids, classes, cols, optional=["area_um2"])
+    a, b = tmp_path / "dicts.geojson", tmp_path / "columns.geojson"
+    common = {"classmap": cm, "object_type": "detection", "block": 16}
+    labels = da.from_array(inst, chunks=16)
+    write_geojson(a, labels, instance_classes=by_id, properties=as_dicts, **common)
+    write_geojson(b, labels, properties=table, **common)
+    assert b.read_bytes() == a.read_bytes()
+    feats = json.loads(b.read_text())["features"]
+    rows = [f["properties"] for f in feats if "area_px" in f["properties"]]
+    assert any("area_um2" not in p for p in rows) and any("area_um2" in p for p in rows)
+    assert any(p["type_probability"] is None for p in rows)
+    assert any("classification" in p for p in rows) and any("class_index" not in p for p in rows)
+    missing = next(f["properties"] for f in feats if f["properties"]["id"] % 7 == 0)
+    assert missing == {"objectType": "detection", "id": missing["id"]}
+    with pytest.raises(ValueError, match="give the classes in the ObjectColumns"):
+        write_geojson(b, inst, instance_classes=by_id, properties=table)
+    with pytest.raises(ValueError, match="has 2 values for"):
+        ObjectColumns.from_arrays(ids, columns={"x": [1, 2]})

@@ -44,6 +44,7 @@ from .common import (
 )
 from .dispatch import export_labels
 from .geojson import GEOJSON_SEMANTIC_MAX_PIXELS, write_geojson, write_geojson_steps
+from .geojson_props import ObjectColumns
 from .omezarr import check_zarr_target, write_ome_zarr_labels, write_ome_zarr_labels_steps
 from .outlines import mask_polygons
 from .png import (
@@ -76,6 +77,7 @@ __all__ = [
     "PNG_MAX_ID",
     "PNG_PLACEMENT_KEY",
     "TIFF_TILE",
+    "ObjectColumns",
     "as_label_image",
     "check_class_range",
     "check_class_values",

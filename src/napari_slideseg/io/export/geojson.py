@@ -25,7 +25,7 @@ import json
 import os
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -37,6 +37,7 @@ from ..files import atomic_path
 from ..palette import ClassMap, MaskError
 from ..placement import Placement
 from .common import checked_output
+from .geojson_props import ObjectColumns, check_classes, properties_text
 from .geojson_scan import iter_block_objects, shared_ids
 from .geojson_text import (
     CoordinateText,
@@ -91,25 +92,6 @@ def _scale_pair(scale: float | tuple[float, float]) -> tuple[float, float]:
     return (sy, sx)
 
 
-def _properties_text(
-    classmap: ClassMap | None,
-    instance_classes: Mapping[int, int] | None,
-    properties: Mapping[int, Mapping[str, Any]] | None,
-    object_type: str,
-) -> Callable[[int], bytes] | bytes:
-    """``properties(id)``: a feature's properties as JSON bytes; a ``%d`` template when there are none."""
-    if not instance_classes and not properties:
-        return f'{{"objectType":{json.dumps(object_type)},"id":%d}}'.encode()
-
-    def text(lid: int) -> bytes:
-        cls = instance_classes.get(lid) if instance_classes else None
-        extra = properties.get(lid) if properties else None
-        props = feature_properties(lid, cls, classmap, object_type, extra)
-        return json.dumps(props, separators=(",", ":")).encode()
-
-    return text
-
-
 def _instance_features(
     labels: Any,
     *,
@@ -117,7 +99,7 @@ def _instance_features(
     scale: tuple[float, float],
     classmap: ClassMap | None,
     instance_classes: Mapping[int, int] | None,
-    properties: Mapping[int, Mapping[str, Any]] | None,
+    properties: Mapping[int, Mapping[str, Any]] | ObjectColumns | None,
     object_type: str,
 ) -> Generator[bytes | Progress, None, None]:
     """Feature lines of an instance map, a block of objects at a time.
@@ -133,7 +115,7 @@ def _instance_features(
     h, w = labels.shape
     n_blocks = -(-h // block) * -(-w // block)
     coords = CoordinateText(labels.shape, scale)
-    props = _properties_text(classmap, instance_classes, properties, object_type)
+    props = properties_text(classmap, instance_classes, properties, object_type)
     for objs in iter_block_objects(labels, block, shared):
         traced = Traced()
         trace_objects(traced, objs.block, objs.origin, objs.ids, objs.boxes)
@@ -256,7 +238,7 @@ def write_geojson_steps(
     mode: str = "instances",
     classmap: ClassMap | None = None,
     instance_classes: Mapping[int, int] | None = None,
-    properties: Mapping[int, Mapping[str, Any]] | None = None,
+    properties: Mapping[int, Mapping[str, Any]] | ObjectColumns | None = None,
     object_type: str = "annotation",
     scale: float | tuple[float, float] | None = None,
     placement: Placement | None = None,
@@ -292,13 +274,16 @@ def write_geojson_steps(
         ``path`` is a directory, the labels are empty or not 2D integers, or
         a semantic export is larger than :data:`GEOJSON_SEMANTIC_MAX_PIXELS`.
     ValueError
-        An unknown ``mode`` or ``object_type``.
+        An unknown ``mode`` or ``object_type``, or ``instance_classes`` given
+        with :class:`~napari_slideseg.io.export.geojson_props.ObjectColumns`
+        ``properties``.
     """
     path, labels = checked_output(path, labels)
     if scale is None:
         scale = placement.factors if placement is not None else (1.0, 1.0)
     scale = _scale_pair(scale)
     _check_options(path, labels, mode, object_type)
+    check_classes(instance_classes, properties)
     compress = str(path).endswith(".gz") if compress is None else compress
     with atomic_path(path) as tmp, _open(tmp, compress) as fh, _Sink(fh) as sink:
         sink.write(b'{"type": "FeatureCollection", "slideseg": ')
@@ -350,7 +335,11 @@ def write_geojson(path: str | os.PathLike, labels: Any, **kwargs: Any) -> Path:
         refused above :data:`GEOJSON_SEMANTIC_MAX_PIXELS`).
         ``classmap`` and ``instance_classes`` (``{id: class index}``) give
         each object a QuPath ``classification`` (name and colour);
-        ``properties`` adds per-id measurements; ``object_type`` is QuPath's
+        ``properties`` adds per-id measurements (``{id: {name: value}}``),
+        or is an :class:`~napari_slideseg.io.export.geojson_props.ObjectColumns`
+        holding classes and measurements as arrays over sorted ids (for
+        millions of objects: formatted a block at a time, no dict per
+        object; ``instance_classes`` is then None); ``object_type`` is QuPath's
         ``"annotation"`` or ``"detection"`` (use detections for millions of
         nuclei); ``placement`` (the labels' level, factors and mpp) writes
         level-0 pixel coordinates of the slide, QuPath's, whatever level the

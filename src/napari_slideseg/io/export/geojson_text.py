@@ -10,7 +10,8 @@ token tables made once per export (``[x,`` and ``y]`` for every pixel edge,
 the numbers written as the export always has: level-0 values rounded to
 1/1000 pixel, integers without a decimal point, else JSON's float repr).
 No per-object dicts, no Python number formatting, no ``json.dumps`` per
-object unless it has classes or properties.
+object unless its classes or properties are given as per-object mappings
+(columns are formatted per block: :mod:`.geojson_props`).
 """
 
 from __future__ import annotations
@@ -271,7 +272,9 @@ def _ring_points(
 
 
 def features_text(
-    coords: CoordinateText, traced: Traced, properties: Callable[[int], bytes] | bytes
+    coords: CoordinateText,
+    traced: Traced,
+    properties: Callable[[Sequence[int]], list[bytes]] | bytes,
 ) -> bytes:
     """The feature lines of a batch of traced objects, ``,\\n``-separated.
 
@@ -281,9 +284,10 @@ def features_text(
         The export's coordinate tables.
     traced : Traced
         The objects' contours.
-    properties : Callable[[int], bytes] or bytes
-        ``properties(id)`` returns the feature's ``properties`` JSON text;
-        or bytes with one ``%d`` (the id) when that is all that varies.
+    properties : Callable[[Sequence[int]], list[bytes]] or bytes
+        ``properties(ids)`` returns the features' ``properties`` JSON texts,
+        one per id (made for the whole batch at once); or bytes with one
+        ``%d`` (the id) when that is all that varies.
 
     Returns
     -------
@@ -294,11 +298,15 @@ def features_text(
         return b""
     text, offs = coords.rings(traced.contours, np.asarray(traced.origins, np.int64))
     o = offs.tolist()
-    template, fn = (properties, None) if isinstance(properties, bytes) else (b"", properties)
+    props = (
+        [properties % lid for lid in traced.ids]
+        if isinstance(properties, bytes)
+        else properties(traced.ids)
+    )
     simple = b'{"type":"Feature","id":"%d","geometry":{"type":"Polygon","coordinates":[%b]}'
     lines = []
     r = 0
-    for lid, n, parts in zip(traced.ids, traced.counts, traced.parts, strict=True):
+    for lid, n, parts, prop in zip(traced.ids, traced.counts, traced.parts, props, strict=True):
         if parts is None:
             line = simple % (lid, text[o[r] : o[r + 1]])
         else:
@@ -312,6 +320,5 @@ def features_text(
             )
             line = b'{"type":"Feature","id":"%d","geometry":%b' % (lid, geom)
         r += n
-        props = template % lid if fn is None else fn(lid)
-        lines.append(line + b',"properties":' + props + b"}")
+        lines.append(line + b',"properties":' + prop + b"}")
     return b",\n".join(lines)

@@ -104,7 +104,7 @@ from .kaggle import (
 )
 from .rlecsv_read import read_rle_csv
 from .rlecsv_write import write_rle_csv
-from .stream import iter_rle_text_dask, rle_encode_dask, write_rle_text
+from .stream import iter_instance_rles_dask, iter_rle_text_dask, rle_encode_dask, write_rle_text
 from .submission import read_submission_csv, write_submission_csv
 
 __all__ = [
@@ -120,6 +120,7 @@ __all__ = [
     "decode_labels",
     "encode_labels",
     "guess_order",
+    "iter_instance_rles_dask",
     "iter_rle_text_dask",
     "read_rle_csv",
     "read_rle_csv_rows",

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .checks import RLEError, check_base, check_label_dtype, check_order, is_dask
 from .columns import (
     INSTANCE_COLUMNS,
@@ -18,7 +20,7 @@ from .columns import (
 )
 from .csvfiles import atomic_text
 from .kaggle import encode_labels
-from .stream import rle_encode_dask
+from .stream import iter_instance_rles_dask, rle_encode_dask
 
 
 def write_rle_csv(
@@ -46,7 +48,12 @@ def write_rle_csv(
         Output file; replaced atomically (no partial file on error).
     labels
         2D integer or bool NumPy or dask array (dask arrays are encoded band
-        by band with :func:`rle_encode_dask`). Values must be non-negative.
+        by band with :func:`rle_encode_dask`; in the instance layout the
+        rows are written a band of finished objects at a time, with
+        :func:`~napari_slideseg.io.rle.stream.iter_instance_rles_dask`, so
+        memory does not grow with the number of objects: rows then come
+        by the band each object ends in, ids ascending within one, instead
+        of all ids ascending). Values must be non-negative.
     layout
         ``"semantic"``: one row per class (pixel values are class indices;
         0 is background and gets no row). ``"instance"``: one row per object
@@ -90,12 +97,17 @@ def write_rle_csv(
     path = Path(path)
     if layout not in ("semantic", "instance"):
         raise RLEError(f"layout must be 'semantic' or 'instance', got {layout!r}", source=path)
+    names = list(class_names) if class_names is not None else None
+    ident = image_id if image_id is not None else path.stem
     try:
         check_order(order)
         base = check_base(base)
+        if layout == "instance" and is_dask(labels):
+            h, w = _checked_shape(labels)
+            where = (ident, h, w, order, base)
+            options = (names, instance_classes, class_colors, placement)
+            return _write_instances_streamed(path, labels, where, band, options)
         h, w, rles = _encode(labels, order, base, band)
-        names = list(class_names) if class_names is not None else None
-        ident = image_id if image_id is not None else path.stem
         where = (ident, h, w, order, base)
         if layout == "semantic":
             header, rows = list(SEMANTIC_COLUMNS), _semantic_rows(rles, names, where)
@@ -117,25 +129,72 @@ def write_rle_csv(
     return path
 
 
-def _encode(
-    labels: Any, order: str, base: int, band: int | None
-) -> tuple[int, int, dict[int, str]]:
-    """``(height, width, {value: rle})`` of a 2D label image with non-negative values."""
+def _checked_shape(labels: Any) -> tuple[int, int]:
+    """``(height, width)`` of a 2D integer or bool label image."""
     if len(labels.shape) != 2:
         raise RLEError(f"labels must be a 2D array, got shape {tuple(labels.shape)}")
     check_label_dtype(labels.dtype)
     h, w = (int(v) for v in labels.shape)
+    return h, w
+
+
+def _negative(value: int) -> RLEError:
+    return RLEError(
+        f"label value {value} cannot be written: class indices and instance ids "
+        "must be non-negative"
+    )
+
+
+def _encode(
+    labels: Any, order: str, base: int, band: int | None
+) -> tuple[int, int, dict[int, str]]:
+    """``(height, width, {value: rle})`` of a 2D label image with non-negative values."""
+    h, w = _checked_shape(labels)
     if is_dask(labels):
         rles = rle_encode_dask(labels, order=order, base=base, band=band)
     else:
         rles = encode_labels(labels, order=order, base=base)
     negative = [v for v in rles if v < 0]
     if negative:
-        raise RLEError(
-            f"label value {negative[0]} cannot be written: class indices and instance ids "
-            "must be non-negative"
-        )
+        raise _negative(negative[0])
     return h, w, rles
+
+
+def _write_instances_streamed(
+    path: Path, labels: Any, where: tuple[Any, ...], band: int | None, options: tuple[Any, ...]
+) -> Path:
+    """The instance layout of a dask label image, written a band of finished objects at a time.
+
+    Rows come by the band (of ``order``) each object ends in, ascending ids
+    within one (:func:`~napari_slideseg.io.rle.stream.iter_instance_rles_dask`);
+    memory is a band and the objects crossing it, not every object's RLE.
+    ``options`` is ``(names, instance_classes, class_colors, placement)``.
+    """
+    names, instance_classes, class_colors, placement = options
+    _, h, w, order, base = where
+    if np.issubdtype(labels.dtype, np.signedinteger):
+        low = int(labels.min().compute())
+        if low < 0:
+            raise _negative(low)
+    header = list(INSTANCE_COLUMNS)
+    if class_colors is not None:
+        header, _ = _with_colors(header, [], class_colors)
+    extra = placement_fields(placement, (h, w)) if placement is not None else None
+    if extra is not None:
+        header = header[:-1] + list(PLACEMENT_COLUMNS) + header[-1:]
+    with atomic_text(path) as fh:
+        wr = csv.writer(fh, lineterminator="\n")
+        wr.writerow(header)
+        for ids, texts in iter_instance_rles_dask(labels, order=order, base=base, band=band):
+            rows = _instance_rows(
+                dict(zip(ids.tolist(), texts, strict=True)), names, instance_classes, where
+            )
+            if class_colors is not None:
+                _, rows = _with_colors(list(INSTANCE_COLUMNS), rows, class_colors)
+            if extra is not None:
+                rows = [r[:-1] + extra + r[-1:] for r in rows]
+            wr.writerows(rows)
+    return path
 
 
 def _semantic_rows(

@@ -53,10 +53,25 @@ def _iter_stream_runs(
     The last run of a band stays open and is merged with the first run of the
     next band when the values agree, so runs cross band boundaries.
     """
+    for _, s, e, v in _iter_band_runs(arr, order, band, binary):
+        yield s, e, v
+
+
+def _iter_band_runs(
+    arr: Any, order: str, band: int | None, binary: bool
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`_iter_stream_runs` with the index of the band each batch was found in.
+
+    A batch of band ``j`` holds every run that ended before band ``j``'s
+    last run (that one is pending); so once it is yielded, every run of
+    the pixels of bands ``< j`` has been yielded. The final pending run
+    comes with index = the number of bands.
+    """
     n = int(arr.shape[0]) * int(arr.shape[1])
     pend_s: int | None = None
     pend_v: Any = None
-    for off, blk in _iter_bands(arr, order, band):
+    j = -1
+    for j, (off, blk) in enumerate(_iter_bands(arr, order, band)):
         if binary and blk.dtype != np.bool_:
             blk = blk != 0
         ks = change_starts(blk, order)
@@ -73,9 +88,10 @@ def _iter_stream_runs(
         fs, fe, fv = ks[:-1], ks[1:], vals[:-1]
         sel = fv != 0
         if sel.any():
-            yield fs[sel], fe[sel], fv[sel]
+            yield j, fs[sel], fe[sel], fv[sel]
     if pend_s is not None and pend_v != 0:
         yield (
+            j + 1,
             np.array([pend_s], np.int64),
             np.array([n], np.int64),
             np.array([pend_v]),
@@ -152,6 +168,83 @@ def rle_encode_dask(
     if wanted is not None:
         return {k: out.get(k, "") for k in wanted}
     return out
+
+
+def _last_bands(arr: Any, order: str, band: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted nonzero values of ``arr`` and the last band each has a run in (pass 1)."""
+    vals, bands = [], []
+    for j, _, _, v in _iter_band_runs(arr, order, band, binary=False):
+        u = np.unique(v).astype(np.int64)
+        vals.append(u)
+        bands.append(np.full(len(u), j, np.int64))
+    if not vals:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    v, b = np.concatenate(vals), np.concatenate(bands)
+    del vals, bands
+    idx = np.argsort(v, kind="stable")  # bands ascend within a value: its last is its latest
+    v, b = v[idx], b[idx]
+    last = np.ones(len(v), bool)
+    last[:-1] = v[1:] != v[:-1]
+    return v[last], b[last]
+
+
+def iter_instance_rles_dask(
+    arr: Any, *, order: str, base: int = 1, band: int | None = None
+) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """Each value's RLE of a slide-sized label image, a band of finished values at a time.
+
+    Two reads of the bands: the first finds the last band each value has
+    pixels in, the second collects runs and hands out the values whose last
+    band is behind. Memory: one band, one int per value, and the runs of the
+    values not finished yet (those crossing the band being read); not the
+    runs or the RLE text of the whole image (:func:`rle_encode_dask`).
+
+    Parameters
+    ----------
+    arr
+        2D integer dask (or NumPy) array.
+    order
+        ``"col"`` or ``"row"``.
+    base
+        Index of the first pixel, 1 or 0.
+    band
+        Rows (``"row"``) or columns (``"col"``) per band; by default the dask
+        chunks along that axis.
+
+    Yields
+    ------
+    tuple of (numpy.ndarray, list of str)
+        Values (ascending within a batch; batches by the band they end in)
+        and their RLEs, every nonzero value once.
+
+    Raises
+    ------
+    RLEError
+        A bad ``order``, ``base`` or ``band``, or an array that is not 2D
+        integers.
+    """
+    base = _check_stream_input(arr, order, base)
+    check_label_dtype(arr.dtype)
+    values, last = _last_bands(arr, order, band)
+    held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for j, s, e, v in _iter_band_runs(arr, order, band, binary=False):
+        held.append((s, e, v.astype(np.int64)))
+        s, e, v = (np.concatenate(a) for a in zip(*held, strict=True))
+        done = last[np.searchsorted(values, v)] < j
+        held = [(s[~done], e[~done], v[~done])]
+        if done.any():
+            yield _rles(s[done], e[done], v[done], base)
+    if held and len(held[0][0]):
+        yield _rles(*held[0], base)
+
+
+def _rles(s: np.ndarray, e: np.ndarray, v: np.ndarray, base: int) -> tuple[np.ndarray, list[str]]:
+    """The values of runs ``(s, e, v)`` and each one's RLE text."""
+    ids, texts = [], []
+    for value, gs, ge in group_by_value(s, e, v):
+        ids.append(value)
+        texts.append(format_runs(gs, ge, base))
+    return np.asarray(ids, np.int64), texts
 
 
 def iter_rle_text_dask(
