@@ -253,9 +253,9 @@ def test_hover_rewriting_a_block_is_idempotent_and_order_free(tmp_path, slide, f
     captured = []
     real_write = HoverTask.write
 
-    def capture(self, root, out, index, res, config, factors):
-        captured.append((index, res, factors))
-        real_write(self, root, out, index, res, config, factors)
+    def capture(self, dest, index, res, config):
+        captured.append((index, res, dest.factors))
+        real_write(self, dest, index, res, config)
 
     out = tmp_path / "ref.zarr"
     mp = pytest.MonkeyPatch()

@@ -101,9 +101,11 @@ class InferConfig:
     workers : int or None
         Processes that post-process blocks while the model runs the next
         (HoVer models: instances from the maps). None: one per CPU core
-        beyond the first, at most 4, when there is more than one block
-        (torch then gets the other cores, unless ``threads`` is set); 0:
-        post-process in this process, one block after the other.
+        beyond the first, at most 4, when there is more than one block; 0:
+        post-process in this process. Torch's threads are left as they are
+        (``threads``): a different thread count can change the model's
+        float sums in the last bit, and the output must not depend on
+        ``workers``.
     """
 
     level: int = 0

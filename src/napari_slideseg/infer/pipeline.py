@@ -95,13 +95,6 @@ def _post_pool(workers: int) -> Executor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _torch_threads(config: InferConfig, workers: int) -> int | None:
-    """Torch threads to use while ``workers`` processes post-process (None: leave as is)."""
-    if config.threads or workers == 0:
-        return None
-    return max(1, (os.cpu_count() or 1) - workers)
-
-
 def run_pipeline(
     task: Task,
     arr: Any,
@@ -132,15 +125,10 @@ def run_pipeline(
     int
         The index of each block after it is written and marked done.
     """
-    import torch
-
     blocks, todo, root = run["blocks"], run["todo"], run["root"]
     workers = post_workers(task, config, len(todo))
-    threads = _torch_threads(config, workers)
-    before = torch.get_num_threads()
-    if threads is not None:
-        logger.info("%d post-processing processes; torch uses %d threads", workers, threads)
-        torch.set_num_threads(threads)
+    if workers:
+        logger.info("%d post-processing processes beside the model", workers)
     reads: Executor = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="slideseg-read")
     post = _post_pool(workers)
     writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="slideseg-write")
@@ -189,8 +177,6 @@ def run_pipeline(
         post.shutdown(wait=False, cancel_futures=True)
         for ex in (reads, writer):
             ex.shutdown(wait=True, cancel_futures=True)
-        if threads is not None:
-            torch.set_num_threads(before)
 
 
 def _written(entry: list[Any]) -> bool:
