@@ -97,6 +97,11 @@ BAD_OPTIONS = [
         "integer >= 0, not -10",
     ),
     (
+        ["predict", SLIDE, "--model", "glas-gland", "--out", "{out}", "--workers", "-1"],
+        "--workers",
+        "integer >= 0, not -1",
+    ),
+    (
         ["predict", SLIDE, "--model", "glas-gland", "--out", "{out}", "--level", "-1"],
         "--level",
         ">= 0",

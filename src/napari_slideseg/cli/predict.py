@@ -82,6 +82,7 @@ def infer_flags() -> dict[str, Flag]:
             note="e.g. np_threshold=0.6,min_size=8 or a JSON object",
         ),
         "zoom": Flag(type=zoom_value),
+        "workers": count("--workers", nonneg_int),
     }
 
 

@@ -129,11 +129,12 @@ def run_pipeline(
     workers = post_workers(task, config, len(todo))
     if workers:
         logger.info("%d post-processing processes beside the model", workers)
-    reads: Executor = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="slideseg-read")
-    post = _post_pool(workers)
-    writer: Executor = ThreadPoolExecutor(1, thread_name_prefix="slideseg-write")
-    if SERIAL:
-        reads, post, writer = _Inline(), _Inline(), _Inline()
+    post = _post_pool(workers)  # inline when SERIAL (post_workers gives 0)
+    reads: Executor = _Inline()
+    writer: Executor = _Inline()
+    if not SERIAL:
+        reads = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="slideseg-read")
+        writer = ThreadPoolExecutor(1, thread_name_prefix="slideseg-write")
     in_flight = max(1, workers) + 1  # blocks between the model and done
 
     dest = Output(root, run["out"], tuple(run["factors"]))
