@@ -38,6 +38,7 @@ GLAS = Path(__file__).parent / "data" / "glas"
         (o.Overwrite, "napari_slideseg.patching", "OVERWRITE"),
         (o.PatchFormat, "napari_slideseg.patching.writers", "FORMATS"),
         (o.RLEOrder, "napari_slideseg.io.rle", "ORDERS"),
+        (o.SlideBackend, "napari_slideseg.io.slide.backends", "BACKEND_CHOICES"),
     ],
     ids=lambda v: getattr(v, "__name__", v),
 )

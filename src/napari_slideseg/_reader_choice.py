@@ -25,6 +25,9 @@ from ._reader_claims import (
 from .io.sniff import (
     RASTER_SUFFIXES,
     TIFF_SUFFIXES,
+    VENDOR_SUFFIXES,
+    is_dicom_file,
+    is_vendor_folder,
     raster_header,
     sniff_kind,
     special_file_kind,
@@ -61,7 +64,9 @@ def one_path(path: Any) -> str | None:
 def slide_claim(target: str) -> Literal["slide", "prediction"] | None:
     """Whether the slide reader or the prediction reader takes ``target`` (fast; nothing decoded).
 
-    Slides (TIFF family, zarr directories) and PNG/JPEG images larger than
+    Slides (TIFF family, zarr directories, DICOM files and DICOM WSI
+    folders, MIRAX/VMS slides and their folders, other vendor formats
+    OpenSlide reads) and PNG/JPEG images larger than
     :data:`RASTER_MIN_PIXELS` are claimed; colour-mask TIFFs this plugin
     wrote, instance maps and NGFF label stores are left to the mask reader
     (npe2 tries a plugin's readers in no fixed order). Files with a slide
@@ -83,8 +88,13 @@ def slide_claim(target: str) -> Literal["slide", "prediction"] | None:
     if special_file_kind(target) is not None:
         # A FIFO/socket/device is never opened (it would block); claim slide names so
         # the slide reader reports it, leave the rest alone.
-        return "slide" if lower.endswith((*TIFF_SUFFIXES, ".zarr", *RASTER_SUFFIXES)) else None
+        names = (*TIFF_SUFFIXES, *VENDOR_SUFFIXES, ".zarr", *RASTER_SUFFIXES)
+        return "slide" if lower.endswith(names) else None
+    if lower.endswith(VENDOR_SUFFIXES) or is_dicom_file(target):
+        return "slide"  # a .mrxs is a JPEG preview: never left to the raster check
     kind = sniff_kind(target)
+    if kind is None and is_vendor_folder(target):
+        return "slide"  # a DICOM WSI series, or a MIRAX / VMS slide's folder
     if (
         kind == "tiff"
         and tiff_may_be_mask(target)

@@ -276,6 +276,17 @@ class JpegCheck(StrEnum):
     MARKERS = "markers"
 
 
+class SlideBackend(StrEnum):
+    """The reader of a slide (``open_slide(backend=...)``, ``--backend``); AUTO chooses by content."""
+
+    AUTO = "auto"
+    TIFFFILE = "tifffile"
+    OPENSLIDE = "openslide"
+    WSIDICOM = "wsidicom"
+    ZARR = "zarr"
+    RASTER = "raster"
+
+
 def values(options: type[StrEnum] | type[IntEnum]) -> list:
     """The plain values of an enum, in definition order (for ``choices=`` lists).
 

@@ -432,15 +432,20 @@ def test_real_ndpi_opens_with_the_full_jpeg_check(name):
 @pytest.mark.parametrize(
     ("rel", "words"),
     [
-        ("detection_stubs/Mirax2-Fluorescence-1.mrxs", "MIRAX slide: not supported yet"),
-        ("detection_stubs/Hamamatsu-VMS", "holds a .vms vendor slide"),
-        ("dicom/napari-wsi_CMU-1-Small-Region", "is a DICOM folder"),
+        ("detection_stubs/Mirax2-Fluorescence-1.mrxs", "is a 3DHISTECH MIRAX slide"),
+        ("detection_stubs/Hamamatsu-VMS", "is a Hamamatsu (NDPI/VMS/VMU) slide"),
     ],
 )
-def test_vendor_formats_are_named_not_misread(rel, words, capsys):
+def test_vendor_stubs_are_named_not_misread(rel, words, capsys):
+    """Detected by OpenSlide, then refused with its message (the data files are dummies)."""
     assert main(["info", str(SHARED / rel)]) == 2
     line = _error_line(capsys)
-    assert words in line and "not supported yet" in line
+    assert words in line and "OpenSlide could not open it" in line
+
+
+def test_a_dicom_folder_is_a_slide(capsys):
+    assert main(["info", str(SHARED / "dicom" / "napari-wsi_CMU-1-Small-Region")]) == 0
+    assert "backend      wsidicom (dicom)" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")

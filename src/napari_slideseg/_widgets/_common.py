@@ -36,6 +36,7 @@ def layer_to_slide(layer: Any) -> Any:
         The slide.
     """
     from ..io.slide import open_slide, slide_from_arrays
+    from ..io.slide.backends import BACKENDS
 
     meta = (layer.metadata or {}).get("slideseg") or {}
     path = meta.get("path")
@@ -46,7 +47,8 @@ def layer_to_slide(layer: Any) -> Any:
     if path and not os.path.exists(path):
         logger.info("%s: not found; using the layer's own data instead", path)
     if path and os.path.exists(path):
-        slide = open_slide(path)
+        backend = meta.get("backend")
+        slide = open_slide(path, backend=backend if backend in BACKENDS else None)
         # a resolution the user gave the layer (a JPEG tile has none in the file)
         return slide.with_mpp(mpp) if mpp and not slide.mpp else slide
     data = list(layer.data) if layer.multiscale else [layer.data]

@@ -37,7 +37,9 @@ def drive(gen: Generator[Any, None, Any], desc: str = "", quiet: bool = False) -
         close()
 
 
-def drive_open(path: str, quiet: bool = False, mpp: float | None = None) -> Any:
+def drive_open(
+    path: str, quiet: bool = False, mpp: float | None = None, backend: str | None = None
+) -> Any:
     """Open a slide with a progress bar, its level-0 µm/px replaced by ``mpp`` when given.
 
     Parameters
@@ -48,6 +50,8 @@ def drive_open(path: str, quiet: bool = False, mpp: float | None = None) -> Any:
         No progress bar.
     mpp
         ``--mpp``: microns per pixel of level 0, or ``None`` for what the file states.
+    backend
+        ``--backend``: the reader to use, or ``None`` / ``"auto"`` to choose from the content.
 
     Returns
     -------
@@ -56,7 +60,7 @@ def drive_open(path: str, quiet: bool = False, mpp: float | None = None) -> Any:
     """
     from ..io.slide import open_slide_steps
 
-    slide = drive(open_slide_steps(path), quiet=quiet)
+    slide = drive(open_slide_steps(path, backend=backend), quiet=quiet)
     return slide if mpp is None else slide.with_mpp(mpp)
 
 
@@ -252,8 +256,10 @@ def shared_options() -> dict[str, dict[str, Any]]:
         ``--mpp`` (the image's level-0 microns per pixel, stated or
         overridden), ``--min-class-share`` (colour masks read without a class
         map), ``--tolerance`` (JPEG colour masks), ``--partial`` (an
-        unfinished prediction) and ``--quiet`` (no progress bars).
+        unfinished prediction), ``--quiet`` (no progress bars) and ``--backend``
+        (the slide reader).
     """
+    from ..options import SlideBackend, values
     from ..validate import fraction, nonneg
 
     return {
@@ -278,6 +284,12 @@ def shared_options() -> dict[str, dict[str, Any]]:
             "help": "use an unfinished prediction as it is (missing blocks read as background)",
         },
         "--quiet": {"action": "store_true"},
+        "--backend": {
+            "choices": values(SlideBackend),
+            "default": "auto",
+            "help": "the reader of the slide (default auto: chosen from the file's content; "
+            "slideseg info says which and why)",
+        },
     }
 
 

@@ -20,9 +20,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p
         The command's parser.
     """
-    p.add_argument("slide", help="slide file (SVS, TIFF, OME-TIFF, NDPI, OME-Zarr, PNG, JPEG)")
+    p.add_argument(
+        "slide",
+        help="slide file or folder (SVS, TIFF, OME-TIFF, NDPI, MIRAX, VMS, BIF, DICOM file or "
+        "folder, OME-Zarr, PNG, JPEG)",
+    )
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    add_shared(p, "--mpp")
+    p.add_argument(
+        "--properties",
+        action="store_true",
+        help="print every vendor property the file states (OpenSlide's, DICOM equipment)",
+    )
+    add_shared(p, "--mpp", "--backend")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     callback, close = tqdm_callback(disable=args.json or not sys.stderr.isatty())
     try:
-        slide = open_slide(args.slide, progress=callback, mpp=args.mpp)
+        slide = open_slide(args.slide, progress=callback, mpp=args.mpp, backend=args.backend)
     finally:
         close()
     info = slide.info()
@@ -59,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{slide.path}")
     print(f"  backend      {info['backend']} ({meta.get('format', '?')})")
+    if meta.get("backend_reason"):
+        print(f"  chosen       {meta['backend_reason']}")
+    _print_vendor(meta, info["associated_images"], args.properties)
     print(f"  pixels       {info['dtype']}, {info['channels']} channel(s)")
     print(f"  tile size    {info['tile_size'][1]} x {info['tile_size'][0]} (width x height)")
     print(f"  mpp          {mpp}")
@@ -73,3 +85,22 @@ def run(args: argparse.Namespace) -> int:
     if meta.get("cache"):
         print(f"  cache        {meta['cache']}")
     return 0
+
+
+def _print_vendor(meta: dict, associated: dict, every: bool) -> None:
+    """The vendor, objective and associated images; every property with ``--properties``."""
+    if meta.get("vendor"):
+        print(f"  vendor       {meta.get('vendor_name') or meta['vendor']}")
+    if meta.get("objective_power"):
+        print(f"  objective    {meta['objective_power']:g}x")
+    if meta.get("equipment"):
+        print(f"  equipment    {', '.join(f'{k} {v}' for k, v in meta['equipment'].items())}")
+    if associated:
+        sizes = ", ".join(f"{k} {v[0]} x {v[1]}" if v else k for k, v in sorted(associated.items()))
+        print(f"  associated   {sizes} (not shown; a label may carry patient data)")
+    props = meta.get("properties") or {}
+    if every:
+        for k, v in props.items():
+            print(f"    {k} = {v}")
+    elif props:
+        print(f"  properties   {len(props)} (--properties prints them)")

@@ -85,7 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=values(RLEOrder),
         help="pixel order of an RLE mask without one recorded",
     )
-    add_shared(p, "--tolerance", "--min-class-share", "--mpp")
+    add_shared(p, "--tolerance", "--min-class-share", "--mpp", "--backend")
     add_config_options(p, PatchConfig, patch_flags())
     p.add_argument("--format", choices=values(PatchFormat), default=PatchFormat.PNG.value)
     p.add_argument("--overwrite", choices=values(Overwrite), default=Overwrite.ERROR.value)
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from ..patching import PatchConfig, PatchError, extract_patches_steps
 
     needs(args, "--instances", "--types")
-    slide = drive_open(args.slide, args.quiet, args.mpp)
+    slide = drive_open(args.slide, args.quiet, args.mpp, args.backend)
     slide.check_level(args.level, option="--level", error=PatchError)
     mask, classmap, types, mask_id = read_mask(args, slide)
     kw = config_kwargs(args, PatchConfig, patch_flags())

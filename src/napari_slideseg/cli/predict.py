@@ -104,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="checkpoint folder or bundled model name (repeat for an ensemble)",
     )
     p.add_argument("--out", required=True, help="output .zarr folder")
-    add_shared(p, "--mpp")
+    add_shared(p, "--mpp", "--backend")
     add_config_options(p, InferConfig, infer_flags())
     p.add_argument("--resume", action="store_true", help="continue an interrupted prediction")
     p.add_argument(
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from ..infer import predict_slide_steps
     from ..models import load_model, resolve_model
 
-    slide = drive_open(args.slide, args.quiet, args.mpp)
+    slide = drive_open(args.slide, args.quiet, args.mpp, args.backend)
     models = [load_model(resolve_model(m)) for m in args.model]
     cfg = infer_config(args, models[0][1].patch_size)
     out = drive(

@@ -87,18 +87,26 @@ def compute_block(
 _WORKER_CACHE: dict[str, Any] = {}
 
 
-def _worker_state(slide_path: str, model_paths: tuple[str, ...], device: str) -> tuple:
-    """Slide and models kept per process, so a worker loads each checkpoint once."""
+def _worker_state(
+    slide_path: str, model_paths: tuple[str, ...], device: str, backend: str | None = None
+) -> tuple:
+    """Slide and models kept per process, so a worker loads each checkpoint once.
+
+    The slide is reopened with the driver's backend (``backend``), so a
+    backend the user forced reads the same pixels on every worker.
+    """
     from ..io.slide import open_slide
     from ..models.checkpoint import load_model
     from ..models.device import resolve_device
 
-    key = repr((slide_path, model_paths, device))
+    key = repr((slide_path, model_paths, device, backend))
     if _WORKER_CACHE.get("key") != key:
         dev = resolve_device(device)
         models = [load_model(p, device=dev) for p in model_paths]
         _WORKER_CACHE.clear()
-        _WORKER_CACHE.update(key=key, slide=open_slide(slide_path), models=models, device=dev)
+        _WORKER_CACHE.update(
+            key=key, slide=open_slide(slide_path, backend=backend), models=models, device=dev
+        )
     return _WORKER_CACHE["slide"], _WORKER_CACHE["models"], _WORKER_CACHE["device"]
 
 
@@ -125,7 +133,9 @@ def run_block_task(spec: dict[str, Any]) -> int | dict[str, Any]:
 
     config = InferConfig.from_dict(spec["config"])
     task: Task = spec["task"]
-    slide, models, device = _worker_state(spec["slide"], tuple(spec["models"]), config.device)
+    slide, models, device = _worker_state(
+        spec["slide"], tuple(spec["models"]), config.device, spec.get("backend")
+    )
     if config.threads:
         import torch
 
@@ -249,10 +259,13 @@ def run_distributed(
     """
     from distributed import as_completed
 
+    from ..io.slide.backends import BACKENDS
+
     blocks, root, out = run["blocks"], run["root"], run["out"]
     dest = Output(root, Path(out), tuple(run["factors"]))
     base = {
         "slide": os.path.abspath(slide.path),
+        "backend": slide.backend if slide.backend in BACKENDS else None,
         "models": [os.path.abspath(p) for p in paths],
         "config": config.to_dict(),
         "out": os.path.abspath(out),

@@ -19,7 +19,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import SlideError
-from .model import Slide
+from .model import AssociatedImage, Slide
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ def make_slide(
     mpp: tuple[float, float] | None,
     backend: str,
     metadata: dict[str, Any],
+    associated: Sequence[AssociatedImage] = (),
 ) -> Slide:
     """The :class:`~.model.Slide` over ``levels`` (what every backend returns).
 
@@ -187,9 +188,12 @@ def make_slide(
     mpp : tuple of float or None
         Microns per pixel ``(y, x)`` of level 0.
     backend : str
-        ``"tifffile"``, ``"zarr"``, ``"raster"`` or ``"array"``.
+        ``"tifffile"``, ``"openslide"``, ``"wsidicom"``, ``"zarr"``, ``"raster"``
+        or ``"array"``.
     metadata : dict
         What the backend found; changed in place, then stored as JSON.
+    associated : sequence of AssociatedImage
+        Label, macro and thumbnail pictures beside the pyramid (read on demand).
 
     Returns
     -------
@@ -212,6 +216,7 @@ def make_slide(
         backend=backend,
         tile_size=tile,
         _metadata_json=json.dumps(_jsonable(metadata)),
+        _associated=tuple(associated),
     )
 
 

@@ -23,6 +23,25 @@ import numpy as np
 from ..errors import SlideError
 
 
+@dataclass(frozen=True)
+class AssociatedImage:
+    """A picture stored beside the pyramid (label, macro, thumbnail), read on demand.
+
+    Attributes
+    ----------
+    name
+        The name the file gives it (``"label"``, ``"macro"``, ``"thumbnail"``...).
+    size
+        ``(width, height)`` when the file states it without decoding, else None.
+    read
+        Returns the pixels as a ``(y, x, 3)`` uint8 array.
+    """
+
+    name: str
+    size: tuple[int, int] | None
+    read: Callable[[], np.ndarray] = field(repr=False)
+
+
 @dataclass(frozen=True, eq=False)
 class Slide:
     """A lazily read image pyramid.
@@ -43,7 +62,8 @@ class Slide:
     backend
         ``"tifffile"``, ``"zarr"`` or ``"raster"``.
     tile_size
-        Native tile ``(height, width)`` of level 0.
+        Dask chunk ``(height, width)`` of level 0: the file's tiles, or whole
+        tiles near 512 px for backends that read regions (OpenSlide, DICOM).
     """
 
     path: str
@@ -53,6 +73,7 @@ class Slide:
     backend: str
     tile_size: tuple[int, int]
     _metadata_json: str = field(default="{}", repr=False)
+    _associated: tuple[AssociatedImage, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -64,6 +85,47 @@ class Slide:
             raise ValueError(f"levels must be in decreasing size, got {shapes}")
 
     # -- descriptive properties -------------------------------------------------
+    @property
+    def associated_images(self) -> dict[str, tuple[int, int] | None]:
+        """Names of the pictures stored beside the pyramid, with ``(width, height)`` when known.
+
+        They are never shown or read unless asked for by name
+        (:meth:`associated_image`): a slide label can carry patient data.
+        """
+        return {a.name: a.size for a in self._associated}
+
+    def associated_image(self, name: str) -> np.ndarray:
+        """The pixels of the associated image ``name`` (label, macro, thumbnail...).
+
+        Parameters
+        ----------
+        name : str
+            One of :attr:`associated_images`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(y, x, 3)`` uint8.
+
+        Raises
+        ------
+        SlideError
+            If the slide has no such image, or it cannot be decoded.
+        """
+        for a in self._associated:
+            if a.name == name:
+                try:
+                    return np.asarray(a.read())
+                except SlideError:
+                    raise
+                except Exception as exc:
+                    raise SlideError(
+                        self.path,
+                        f"its {name!r} image could not be read ({type(exc).__name__}: {exc})",
+                    ) from exc
+        have = ", ".join(a.name for a in self._associated) or "none"
+        raise SlideError(self.path, f"has no associated image {name!r} (it has: {have})")
+
     @property
     def metadata(self) -> dict[str, Any]:
         """JSON-able metadata (a fresh copy on every access)."""
@@ -309,7 +371,7 @@ class Slide:
         -------
         dict
             Path, backend, levels (size, downsample, chunks), channels, dtype,
-            tile size, mpp and metadata.
+            tile size, mpp, associated image names and sizes, and metadata.
         """
         return {
             "path": self.path,
@@ -328,6 +390,9 @@ class Slide:
             "dtype": str(self.dtype),
             "tile_size": list(self.tile_size),
             "mpp": list(self.mpp) if self.mpp else None,
+            "associated_images": {
+                k: list(v) if v else None for k, v in self.associated_images.items()
+            },
             "metadata": self.metadata,
         }
 

@@ -1,18 +1,24 @@
-"""Opening a slide: :func:`open_slide`, path checks, vendor formats refused, backend dispatch."""
+"""Opening a slide: :func:`open_slide`, path checks and backend dispatch."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import warnings
 from collections.abc import Generator
-from pathlib import Path
+from typing import Any
 
 from ...progress import Progress, ProgressCallback, drain
 from ..errors import SlideError, SlideNotFoundError
-from ..sniff import sniff_kind, special_file_kind
+from ..sniff import INDEX_SUFFIXES, sniff_kind, special_file_kind
+from .backends import Choice, check_backend, choose_backend, target_for
 from .model import Slide
 from .raster import MEMORY_FRACTION, open_raster
-from .tiff import open_tiff
-from .zarr_store import open_zarr
+
+
+class BackendWarning(UserWarning):
+    """The backend chosen by content could not open a file and another one did."""
 
 
 def open_slide(
@@ -23,13 +29,19 @@ def open_slide(
     memory_fraction: float = MEMORY_FRACTION,
     mpp: float | None = None,
     jpeg_check: str = "full",
+    backend: str | None = None,
+    focal_plane: float | None = None,
+    optical_path: str | None = None,
 ) -> Slide:
     """Open a whole-slide image lazily.
 
     Parameters
     ----------
     path
-        A TIFF-family file (SVS, OME-TIFF, NDPI, BigTIFF...), a zarr / OME-Zarr
+        A TIFF-family file (SVS, OME-TIFF, NDPI, BigTIFF, Ventana BIF,
+        Philips TIFF...), a vendor slide OpenSlide reads (MIRAX ``.mrxs``,
+        Hamamatsu ``.vms``/``.vmu``, ...; or the folder holding it), a DICOM
+        WSI (a folder of instances or one file), a zarr / OME-Zarr
         directory, or a PNG/JPEG.
     cache_dir
         Where pyramids of non-pyramidal inputs are cached (default: the user
@@ -52,6 +64,16 @@ def open_slide(
         1 µs per kB). The napari reader uses ``"markers"`` so panning stays
         fast (the pixels are in front of the user); every processing path
         (predict, patch, the widgets) reopens the file with ``"full"``.
+        Only the tifffile backend checks tiles itself.
+    backend
+        ``"tifffile"``, ``"openslide"``, ``"wsidicom"``, ``"zarr"`` or
+        ``"raster"`` to force one; None or ``"auto"`` (default) chooses from
+        the content (:mod:`~napari_slideseg.io.slide.backends` says which and
+        why). The choice and its reason are in ``slide.backend`` and
+        ``slide.metadata["backend_reason"]``.
+    focal_plane, optical_path
+        Which focal plane (µm) and optical path a DICOM WSI with several is
+        read at (it is refused without them).
 
     Returns
     -------
@@ -62,52 +84,24 @@ def open_slide(
     SlideError
         With the file name and the problem, for anything that is not a
         readable slide (missing, empty, truncated, corrupt, unsupported
-        compression, not an image, too big to decode).
+        compression, not an image, too big to decode, a vendor format the
+        backend cannot open: its message is included).
+    ValueError
+        For an unknown ``backend`` or ``jpeg_check``.
     """
     slide = drain(
         open_slide_steps(
-            path, cache_dir=cache_dir, memory_fraction=memory_fraction, jpeg_check=jpeg_check
+            path,
+            cache_dir=cache_dir,
+            memory_fraction=memory_fraction,
+            jpeg_check=jpeg_check,
+            backend=backend,
+            focal_plane=focal_plane,
+            optical_path=optical_path,
         ),
         progress,
     )
     return slide if mpp is None else slide.with_mpp(mpp)
-
-
-def _unsupported_vendor(path: str) -> str | None:
-    """Why a vendor format this reader does not open is refused, or ``None``.
-
-    A MIRAX ``.mrxs`` is itself only a JPEG preview of the slide (the pixels
-    are in the sibling folder), so opening it as a JPEG would show the wrong
-    image; VMS/VMU are text indexes of JPEG tiles; a folder of DICOM files is
-    a DICOM WSI.
-    """
-    p = Path(path)
-    name = p.name.lower()
-    later = "not supported yet (an OpenSlide / wsidicom backend is planned)"
-    if name.endswith(".mrxs"):
-        return (
-            f"is a 3DHISTECH MIRAX slide: {later}; the .mrxs file itself is only a preview "
-            "image, so it is not opened as one"
-        )
-    if name.endswith((".vms", ".vmu")):
-        return f"is a Hamamatsu {name[-3:].upper()} slide index: {later}"
-    if p.is_dir() and sniff_kind(path) != "zarr":
-        for child in sorted(p.iterdir())[:50]:
-            if _is_dicom(child):
-                return f"is a DICOM folder ({child.name} is DICOM): DICOM WSI is {later}"
-            if child.suffix.lower() in (".vms", ".vmu", ".mrxs"):
-                return f"holds a {child.suffix} vendor slide ({child.name}): {later}"
-    elif _is_dicom(p):
-        return f"is a DICOM file: DICOM WSI is {later}"
-    return None
-
-
-def _is_dicom(path: Path) -> bool:
-    """Whether ``path`` is a file with the DICOM preamble (``DICM`` at byte 128)."""
-    if not path.is_file():
-        return False
-    with open(path, "rb") as fh:
-        return fh.read(132)[128:132] == b"DICM"
 
 
 def _missing_reason(path: str) -> str:
@@ -130,6 +124,9 @@ def open_slide_steps(
     cache_dir: str | os.PathLike | None = None,
     memory_fraction: float = MEMORY_FRACTION,
     jpeg_check: str = "full",
+    backend: str | None = None,
+    focal_plane: float | None = None,
+    optical_path: str | None = None,
 ) -> Generator[Progress, None, Slide]:
     """:func:`open_slide` as a generator of progress events (for widgets); returns the Slide.
 
@@ -143,6 +140,12 @@ def open_slide_steps(
         See :func:`open_slide`.
     jpeg_check : str
         ``"full"`` or ``"markers"``; see :func:`open_slide`.
+    backend : str or None
+        See :func:`open_slide`.
+    focal_plane : float or None
+        See :func:`open_slide`.
+    optical_path : str or None
+        See :func:`open_slide`.
 
     Yields
     ------
@@ -162,24 +165,135 @@ def open_slide_steps(
     SlideError
         For anything that is not a readable slide.
     ValueError
-        When ``jpeg_check`` is neither ``"full"`` nor ``"markers"``.
+        When ``jpeg_check`` is neither ``"full"`` nor ``"markers"``, or
+        ``backend`` is not a backend.
     """
+    forced = check_backend(backend)
     spath = _checked_path(path, jpeg_check)
-    kind = sniff_kind(spath)
-    if kind == "tiff":
-        return (yield from open_tiff(spath, cache_dir, jpeg_check))
-    if kind == "zarr":
-        return open_zarr(spath)
-    if kind in ("png", "jpeg"):
-        return (yield from open_raster(spath, cache_dir, memory_fraction))
-    if os.path.isdir(spath):
-        raise SlideError(
-            spath, "is a directory but not a zarr store (no zarr.json/.zgroup/.zarray)"
+    dicom = {"focal_plane": focal_plane, "optical_path": optical_path}
+    if forced is not None:
+        choice = Choice(forced, target_for(forced, spath), f"backend={forced!r} was asked for")
+    else:
+        found = choose_backend(spath)
+        if found is None:
+            raise SlideError(spath, _unreadable(spath))
+        choice = found
+    if choice.backend != "wsidicom" and (focal_plane is not None or optical_path is not None):
+        raise ValueError(
+            f"focal_plane / optical_path choose a plane of a DICOM WSI; {spath} is read "
+            f"with {choice.backend}"
         )
-    raise SlideError(
-        spath,
-        "is not a supported slide image (expected TIFF/SVS/NDPI/OME-TIFF, OME-Zarr, PNG or JPEG; "
-        "the file's first bytes match none of them)",
+    try:
+        slide = yield from _open_with(choice, spath, cache_dir, memory_fraction, jpeg_check, dicom)
+    except SlideError as exc:
+        if forced is not None or choice.backend != "wsidicom" or focal_plane or optical_path:
+            raise
+        slide = _dicom_by_openslide(spath, exc)
+        choice = Choice("openslide", slide.path, f"wsidicom failed ({exc.problem})")
+    return _recorded(slide, spath, choice)
+
+
+def _open_with(
+    choice: Choice,
+    spath: str,
+    cache_dir: Any,
+    memory_fraction: float,
+    jpeg_check: str,
+    dicom: dict[str, Any],
+) -> Generator[Progress, None, Slide]:
+    """Open ``choice.target`` with ``choice.backend``; errors name the path the user gave."""
+    target = choice.target
+    name = choice.backend
+    if name == "tifffile":
+        from .tiff import open_tiff
+
+        if sniff_kind(target) != "tiff":
+            raise SlideError(spath, "backend 'tifffile' reads TIFF files; this is not one")
+        return (yield from open_tiff(target, cache_dir, jpeg_check))
+    if name == "zarr":
+        from .zarr_store import open_zarr
+
+        if sniff_kind(target) != "zarr":
+            raise SlideError(spath, "backend 'zarr' reads zarr folders; this is not one")
+        return open_zarr(target)
+    if name == "raster":
+        if sniff_kind(target) not in ("png", "jpeg") or target.lower().endswith(INDEX_SUFFIXES):
+            raise SlideError(spath, "backend 'raster' reads PNG and JPEG files; this is not one")
+        return (yield from open_raster(target, cache_dir, memory_fraction))
+    if name == "openslide":
+        from .openslide_slide import open_openslide
+
+        slide = _named(open_openslide, target, spath)
+    else:
+        from .dicom import open_wsidicom
+
+        slide = _named(lambda t: open_wsidicom(t, **dicom), target, spath)
+    return (yield from _with_reductions(slide, cache_dir))
+
+
+def _with_reductions(slide: Slide, cache_dir: Any) -> Generator[Progress, None, Slide]:
+    """``slide``, with reduced levels from the cache when it is one large level."""
+    from .levels import make_slide
+    from .tiff import cached_reductions, needs_reductions
+
+    if not needs_reductions(list(slide.levels)):
+        return slide
+    meta = slide.metadata
+    level0 = slide.levels[0]
+    reduced = yield from cached_reductions(slide.path, level0, slide.mpp, cache_dir, meta)
+    meta["pyramid"] = "reduced levels built into the cache"
+    return make_slide(
+        slide.path, [level0, *reduced], slide.mpp, slide.backend, meta, slide._associated
+    )
+
+
+def _named(opener: Any, target: str, spath: str) -> Slide:
+    """``opener(target)``; an error about an index file inside a folder names the folder too."""
+    try:
+        return opener(target)
+    except SlideError as exc:
+        if os.path.abspath(target) == os.path.abspath(spath):
+            raise
+        raise SlideError(spath, f"{os.path.basename(target)} {exc.problem}") from exc
+
+
+def _dicom_by_openslide(spath: str, err: SlideError) -> Slide:
+    """A DICOM WSI wsidicom refused, read by OpenSlide (with a :class:`BackendWarning`)."""
+    from .openslide_slide import open_openslide
+
+    target = target_for("openslide", spath)
+    try:
+        slide = open_openslide(target)
+    except SlideError:
+        raise err from None
+    warnings.warn(
+        f"{spath}: wsidicom could not open it ({err.problem}); read with OpenSlide instead "
+        "(open_slide(..., backend='wsidicom') to get the error)",
+        BackendWarning,
+        stacklevel=5,
+    )
+    return slide
+
+
+def _recorded(slide: Slide, spath: str, choice: Choice) -> Slide:
+    """``slide`` with the path the user gave and the backend's reason in its metadata."""
+    meta = slide.metadata
+    meta["backend_reason"] = choice.reason
+    if os.path.abspath(slide.path) != os.path.abspath(spath):
+        meta["opened_file"] = slide.path
+    return dataclasses.replace(slide, path=spath, _metadata_json=json.dumps(meta, default=str))
+
+
+def _unreadable(spath: str) -> str:
+    """Why no backend takes ``spath``."""
+    if os.path.isdir(spath):
+        return (
+            "is a directory but not a zarr store (no zarr.json/.zgroup/.zarray), not a DICOM "
+            "WSI folder (no DICOM files) and not a MIRAX/VMS slide folder (no .mrxs/.vms/.vmu)"
+        )
+    return (
+        "is not a supported slide image (expected TIFF/SVS/NDPI/OME-TIFF, a vendor format "
+        "OpenSlide reads, DICOM, OME-Zarr, PNG or JPEG; the file's first bytes match none of them)"
     )
 
 
@@ -203,7 +317,4 @@ def _checked_path(path: object, jpeg_check: str) -> str:
         )
     if os.path.isfile(spath) and os.path.getsize(spath) == 0:
         raise SlideError(spath, "the file is empty (0 bytes)")
-    vendor = _unsupported_vendor(spath)
-    if vendor:
-        raise SlideError(spath, vendor)
     return spath

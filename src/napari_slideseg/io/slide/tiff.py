@@ -16,9 +16,12 @@ from .. import pyramid as _pyr
 from ..errors import SlideError
 from .jpeg_tiles import JpegTileCheck
 from .levels import display_range, file_token, lazy_array, make_slide, to_yxc
-from .model import Slide
+from .model import AssociatedImage, Slide
 from .mpp import tiff_mpp
 from .zarr_store import zarr_levels
+
+#: Most bytes of a dask chunk made of level-wide stripes.
+_STRIPE_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def _pick_series(tif: Any) -> Any:
@@ -109,17 +112,38 @@ def open_tiff(
     small = levels[-1]
     small[: min(64, small.shape[0]), : min(64, small.shape[1])].compute(scheduler="sync")
 
-    if (
-        len(levels) == 1
-        and max(levels[0].shape[:2]) > _pyr.LOWEST_LEVEL_MAX * 4
-        and _pyr.n_reduced_levels(levels[0].shape[:2]) > 0
-    ):
-        reduced = yield from _cached_reductions(path, levels[0], mpp, cache_dir, metadata)
+    if needs_reductions(levels):
+        reduced = yield from cached_reductions(path, levels[0], mpp, cache_dir, metadata)
         levels.extend(reduced)
         metadata["pyramid"] = "reduced levels built into the cache"
     else:
         metadata["pyramid"] = "from file"
-    return make_slide(path, levels, mpp, "tifffile", metadata)
+    return make_slide(path, levels, mpp, "tifffile", metadata, _associated(tif, series))
+
+
+#: Series names of vendor TIFFs that are pictures beside the pyramid (SVS, NDPI).
+_ASSOCIATED = ("label", "macro", "thumbnail")
+
+
+def _associated(tif: Any, main: Any) -> list[AssociatedImage]:
+    """The label / macro / thumbnail series of an SVS or NDPI (read on demand)."""
+    if not (tif.is_svs or tif.is_ndpi):
+        return []
+    images = []
+    for s in tif.series:
+        name = (s.name or "").lower()
+        if s is main or name not in _ASSOCIATED or len(s.shape) < 2:
+            continue
+        yx = [n for a, n in zip(s.axes, s.shape, strict=False) if a in "YX"]
+        if len(yx) != 2:
+            continue
+
+        def read(s: Any = s) -> np.ndarray:
+            arr = np.asarray(s.asarray())
+            return arr if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
+
+        images.append(AssociatedImage(name, (int(yx[1]), int(yx[0])), read))
+    return images
 
 
 def _open_series(path: str) -> tuple[Any, Any]:
@@ -202,8 +226,15 @@ def _read_level(
     chunks = list(z.chunks)
     # Strip-based TIFFs can have 1-row strips: group rows so dask chunks stay sane.
     yi = level.axes.upper().index("Y")
+    xi = level.axes.upper().index("X")
     if not page.is_tiled and chunks[yi] < 256:
         chunks[yi] = min(z.shape[yi], chunks[yi] * math.ceil(256 / chunks[yi]))
+    elif chunks[yi] < 64 and chunks[xi] >= z.shape[xi]:
+        # Level-wide stripes (NDPI's JPEG restart intervals, 8 rows): a chunk of
+        # whole stripes up to 512 rows and about 16 MB, not one dask task per stripe.
+        row_bytes = max(1, z.shape[xi] * z.dtype.itemsize * (z.size // (z.shape[xi] * z.shape[yi])))
+        rows = max(chunks[yi], min(512, _STRIPE_CHUNK_BYTES // row_bytes))
+        chunks[yi] = min(z.shape[yi], rows // chunks[yi] * chunks[yi])
     check = None
     name = f"slide-{file_token(path)}-L{i}"
     if int(page.compression) == 7 and page.is_tiled and len(level.pages) == 1:
@@ -213,10 +244,54 @@ def _read_level(
     return to_yxc(arr, level.axes, path)
 
 
-def _cached_reductions(
+def needs_reductions(levels: list[da.Array]) -> bool:
+    """Whether a slide of ``levels`` is one large level that needs reduced levels to be shown.
+
+    Parameters
+    ----------
+    levels : list of dask.array.Array
+        The levels the file has.
+
+    Returns
+    -------
+    bool
+        True for a single level over four times the lowest level's size.
+    """
+    return (
+        len(levels) == 1
+        and max(levels[0].shape[:2]) > _pyr.LOWEST_LEVEL_MAX * 4
+        and _pyr.n_reduced_levels(levels[0].shape[:2]) > 0
+    )
+
+
+def cached_reductions(
     path: str, level0: da.Array, mpp: Any, cache_dir: Any, metadata: dict
 ) -> Generator[Progress, None, list[da.Array]]:
-    """Reduced levels of a single-level slide, from the cache (built on first use)."""
+    """Reduced levels of a single-level slide, from the cache (built on first use).
+
+    Parameters
+    ----------
+    path : str
+        The slide's file or folder (the cache key).
+    level0 : dask.array.Array
+        Its only level.
+    mpp : tuple of float or None
+        Level-0 µm per pixel, recorded in the cache.
+    cache_dir : str, os.PathLike or None
+        The pyramid cache (default: the user's).
+    metadata : dict
+        Gets ``cache`` (the cached store's path).
+
+    Yields
+    ------
+    Progress
+        While the levels are built (first open only).
+
+    Returns
+    -------
+    list of dask.array.Array
+        The reduced levels, largest first.
+    """
     root = _pyr.cache_root(cache_dir)
     out = root / _pyr.cache_key(path, "reduced")
     if _pyr.read_cache_info(out) is None:
