@@ -38,6 +38,8 @@ GLAS = Path(__file__).parent / "data" / "glas"
         (o.Overwrite, "napari_slideseg.patching", "OVERWRITE"),
         (o.PatchFormat, "napari_slideseg.patching.writers", "FORMATS"),
         (o.RLEOrder, "napari_slideseg.io.rle", "ORDERS"),
+        (o.Unannotated, "napari_slideseg.patching.config", "UNANNOTATED"),
+        (o.Unannotated, "napari_slideseg.io.annotations", "UNANNOTATED"),
     ],
     ids=lambda v: getattr(v, "__name__", v),
 )
