@@ -140,10 +140,10 @@ def _paint(out: np.ndarray, rows: np.ndarray, start: np.ndarray, stop: np.ndarra
     """Set the spans ``[start, stop)`` of ``rows`` (disjoint within a row) to ``v``."""
     r0, r1 = int(rows.min()), int(rows.max()) + 1
     c0, c1 = int(start.min()), int(stop.max())
-    diff = np.zeros((r1 - r0, c1 - c0 + 1), np.int32)
+    diff = np.zeros((r1 - r0, c1 - c0 + 1), np.int8)  # disjoint spans: sums stay 0 or 1
     np.add.at(diff, (rows - r0, start - c0), 1)
     np.add.at(diff, (rows - r0, stop - c0), -1)
-    out[r0:r1, c0:c1][np.cumsum(diff, axis=1)[:, :-1] > 0] = v
+    out[r0:r1, c0:c1][np.cumsum(diff, axis=1, dtype=np.int8)[:, :-1] > 0] = v
 
 
 def rasterize_grid(

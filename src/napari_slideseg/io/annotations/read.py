@@ -193,7 +193,11 @@ def _ring_edges(ring: Any) -> np.ndarray:
     if not np.isfinite(pts[:, :2]).all():
         raise ValueError("a ring has a coordinate that is not a finite number")
     pts = pts[:, :2]
-    return np.concatenate([pts, np.roll(pts, -1, axis=0)], axis=1)
+    edges = np.empty((len(pts), 4))
+    edges[:, :2] = pts
+    edges[:-1, 2:] = pts[1:]
+    edges[-1, 2:] = pts[0]
+    return edges
 
 
 def _polygons(geom: dict[str, Any]) -> list[list[np.ndarray]] | None:
@@ -244,8 +248,11 @@ def _flat(path: Path, classmap: ClassMap, got: _Collect) -> Annotations:
     starts[1:] = np.cumsum([len(e) for e in got.edges])
     edges = np.concatenate(got.edges, axis=0) if got.edges else np.zeros((0, 4))
     boxes = np.zeros((len(got.edges), 4))
-    for i, e in enumerate(got.edges):
-        boxes[i] = (e[:, 1].min(), e[:, 0].min(), e[:, 1].max(), e[:, 0].max())
+    if got.edges:  # every part has edges: reduceat over the part offsets
+        boxes[:, 0] = np.minimum.reduceat(edges[:, 1], starts[:-1])
+        boxes[:, 1] = np.minimum.reduceat(edges[:, 0], starts[:-1])
+        boxes[:, 2] = np.maximum.reduceat(edges[:, 1], starts[:-1])
+        boxes[:, 3] = np.maximum.reduceat(edges[:, 0], starts[:-1])
     skipped = dict(got.skipped)
     if got.unknown:
         skipped["unknown_class"] = sum(got.unknown.values())
