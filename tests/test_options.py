@@ -39,6 +39,8 @@ GLAS = Path(__file__).parent / "data" / "glas"
         (o.PatchFormat, "napari_slideseg.patching.writers", "FORMATS"),
         (o.RLEOrder, "napari_slideseg.io.rle", "ORDERS"),
         (o.SlideBackend, "napari_slideseg.io.slide.backends", "BACKEND_CHOICES"),
+        (o.Unannotated, "napari_slideseg.patching.config", "UNANNOTATED"),
+        (o.Unannotated, "napari_slideseg.io.annotations", "UNANNOTATED"),
     ],
     ids=lambda v: getattr(v, "__name__", v),
 )

@@ -207,6 +207,13 @@ class PatchFormat(StrEnum):
     ZARR = "zarr"
 
 
+class Unannotated(StrEnum):
+    """What label pixels outside every GeoJSON annotation get (``PatchConfig.unannotated``)."""
+
+    BACKGROUND = "background"
+    IGNORE = "ignore"
+
+
 class RLEOrder(StrEnum):
     """Pixel order of run-length encodings: column-major (Kaggle/HuBMAP) or row-major."""
 

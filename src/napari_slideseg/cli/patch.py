@@ -22,7 +22,7 @@ def patch_flags() -> dict[str, Flag]:
     dict
         ``{field name: Flag}`` for the fields whose option is not the generic one.
     """
-    from ..options import GridMode, PadMode
+    from ..options import GridMode, PadMode, Unannotated
     from ..validate import fraction, int_in_range, nonneg_int, positive_int
     from .common import positive_float
 
@@ -56,6 +56,11 @@ def patch_flags() -> dict[str, Flag]:
         "tissue_level": Flag(type=checked(nonneg_int, "--tissue-level")),
         "keep_background": frac("--keep-background"),
         "seed": Flag(type=checked(int_in_range, "--seed", 0, 2**31 - 1)),
+        "unannotated": Flag(
+            choices=Unannotated,
+            help="with a GeoJSON --mask: pixels outside every annotation are background, or "
+            "ignore (255 in the mask patches; patches with no annotation are dropped)",
+        ),
     }
 
 
@@ -72,7 +77,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("slide")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--mask", help="colour mask, index mask, RLE CSV or zarr labels")
+    p.add_argument(
+        "--mask",
+        help="colour mask, index mask, RLE CSV, zarr labels, or QuPath GeoJSON annotations "
+        "(.geojson, .geojson.gz; with --classmap naming their classes)",
+    )
+    p.add_argument(
+        "--skip-unknown-classes",
+        action="store_true",
+        help="with a GeoJSON --mask: skip annotations whose class is not in --classmap "
+        "(and unclassified ones) instead of stopping",
+    )
     p.add_argument("--classmap", help="preset (biopsy6, wsi3, binary) or a classmap JSON")
     p.add_argument(
         "--instances",
@@ -111,8 +126,10 @@ def read_mask(args: argparse.Namespace, slide: Any) -> tuple[Any, Any, Any, str 
     Raises
     ------
     OptionError
-        ``--instances`` without ``--mask``.
+        ``--instances`` without ``--mask``; a GeoJSON ``--mask`` without
+        ``--classmap``; ``--skip-unknown-classes`` with a mask that is not GeoJSON.
     """
+    from ..io.annotations import is_annotation_file
     from ..io.masks import resolve_classmap
 
     mask = classmap = types = None
@@ -129,8 +146,16 @@ def read_mask(args: argparse.Namespace, slide: Any) -> tuple[Any, Any, Any, str 
         if args.types:
             types = read_instance_map(args.types)
         classmap = resolve_classmap(args.classmap) if args.classmap else None
+    elif args.mask and is_annotation_file(args.mask):
+        mask, classmap = read_annotation_mask(args)
+        mask_id = str(args.mask)
     elif args.mask:
         from ..io.masks import read_labels
+
+        if args.skip_unknown_classes:
+            from ..validate import OptionError
+
+            raise OptionError("--skip-unknown-classes only applies to a GeoJSON --mask")
 
         mask, classmap, _ = read_labels(
             args.mask,
@@ -144,6 +169,42 @@ def read_mask(args: argparse.Namespace, slide: Any) -> tuple[Any, Any, Any, str 
     elif args.classmap:
         classmap = resolve_classmap(args.classmap)
     return mask, classmap, types, mask_id
+
+
+def read_annotation_mask(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The GeoJSON ``--mask``'s annotations, read with ``--classmap``.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    tuple
+        ``(annotations, classmap)``; the annotations are rasterised lazily
+        at the level cut by :func:`~napari_slideseg.patching.extract_patches_steps`.
+
+    Raises
+    ------
+    OptionError
+        Without ``--classmap``.
+    SlideSegError
+        The file cannot be read, or holds a class not in the map (without
+        ``--skip-unknown-classes``).
+    """
+    from ..io.annotations import read_annotations
+    from ..io.masks import resolve_classmap
+    from ..validate import OptionError
+
+    if not args.classmap:
+        raise OptionError(
+            f"--mask {args.mask}: GeoJSON annotations need --classmap (a preset or a class map "
+            "JSON whose names are the QuPath classes)"
+        )
+    classmap = resolve_classmap(args.classmap)
+    assert classmap is not None  # resolve_classmap gives None only for None
+    return read_annotations(args.mask, classmap, skip_unknown=args.skip_unknown_classes), classmap
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
     from ..patching import PatchConfig, PatchError, extract_patches_steps
 
     needs(args, "--instances", "--types")
+    needs(args, "--mask", "--skip-unknown-classes")
     slide = drive_open(args.slide, args.quiet, args.mpp, args.backend)
     slide.check_level(args.level, option="--level", error=PatchError)
     mask, classmap, types, mask_id = read_mask(args, slide)

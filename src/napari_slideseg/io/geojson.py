@@ -17,7 +17,6 @@ QuPath files don't state it (the shapes are then in pixels).
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import os
 import warnings
@@ -27,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SlideSegError
+from .geojson_doc import (
+    GeoJSONError,
+    feature_class_name,
+    feature_color,
+    geojson_features,
+    load_geojson,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +40,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_COLOR = (255, 200, 0)
 #: Geometry types read (others, e.g. GeometryCollection, are skipped).
 _KINDS = ("Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point", "MultiPoint")
-
-
-class GeoJSONError(SlideSegError, ValueError):
-    """A GeoJSON file that cannot be read as polygons."""
 
 
 @dataclass
@@ -82,15 +83,6 @@ class GeoJSONShapes:
     coordinates: dict[str, Any] = field(default_factory=dict)
 
 
-def _open_text(path: Path) -> str:
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    if gz:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return fh.read()
-    return path.read_text(encoding="utf-8")
-
-
 def sniff_geojson(path: str | os.PathLike) -> bool:
     """Whether a ``.geojson``/``.json`` file (gzipped or not) starts like GeoJSON; never raises.
 
@@ -125,50 +117,11 @@ def sniff_geojson(path: str | os.PathLike) -> bool:
     )
 
 
-def _color(props: dict[str, Any]) -> tuple[int, int, int] | None:
-    cls = props.get("classification")
-    candidates: list[Any] = []
-    if isinstance(cls, dict):
-        candidates += [cls.get("color"), cls.get("colorRGB")]
-    candidates += [props.get("color"), props.get("colorRGB")]
-    for c in candidates:
-        if isinstance(c, list | tuple) and len(c) >= 3:
-            try:
-                r, g, b = (int(v) & 255 for v in c[:3])
-            except (TypeError, ValueError):
-                continue
-            return (r, g, b)
-        if isinstance(c, int) and not isinstance(c, bool):  # QuPath's packed (A)RGB int
-            c &= 0xFFFFFF
-            return ((c >> 16) & 255, (c >> 8) & 255, c & 255)
-        if isinstance(c, str) and c.startswith("#") and len(c) == 7:
-            try:
-                return (int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16))
-            except ValueError:
-                continue
-    stated = [c for c in candidates if c is not None]
-    if stated:
-        logger.debug("colour %r is not RGB: the default colour is used", stated[0])
-    return None
-
-
-def _class_name(props: dict[str, Any]) -> str:
-    cls = props.get("classification")
-    if isinstance(cls, dict):
-        name = cls.get("name")
-        if name is None and isinstance(cls.get("names"), list):
-            name = ": ".join(str(n) for n in cls["names"])
-        return "" if name is None else str(name)
-    if isinstance(cls, str):
-        return cls
-    return str(props.get("class_name") or props.get("classification_name") or "")
-
-
 def _record(feature: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "id": props.get("id", feature.get("id", "")),
         "object_type": str(props.get("objectType") or props.get("object_type") or ""),
-        "class_name": _class_name(props),
+        "class_name": feature_class_name(props),
     }
     skip = {"classification", "objectType", "object_type", "id", "color", "colorRGB", "isLocked"}
     for k, v in props.items():
@@ -195,24 +148,6 @@ def _ring_to_napari(ring: Any) -> np.ndarray:
     if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
         pts = pts[:-1]
     return pts[:, ::-1] - 0.5  # (x, y) on pixel edges -> (y, x) on pixel centres
-
-
-def _features(doc: Any, path: Path) -> list[dict[str, Any]]:
-    if isinstance(doc, list):
-        return [f for f in doc if isinstance(f, dict)]
-    if not isinstance(doc, dict):
-        raise GeoJSONError(f"{path}: not GeoJSON (top level is {type(doc).__name__})")
-    kind = doc.get("type")
-    if kind == "FeatureCollection":
-        feats = doc.get("features")
-        if not isinstance(feats, list):
-            raise GeoJSONError(f"{path}: FeatureCollection without a features list")
-        return [f for f in feats if isinstance(f, dict)]
-    if kind == "Feature":
-        return [doc]
-    if kind in ("Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point", "MultiPoint"):
-        return [{"type": "Feature", "geometry": doc, "properties": {}}]
-    raise GeoJSONError(f"{path}: not GeoJSON (type {kind!r})")
 
 
 def _read_coordinates(doc: Any, p: Path, out: GeoJSONShapes) -> None:
@@ -302,16 +237,11 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
         When the file's µm per pixel are not numbers (the shapes stay in pixels).
     """
     p = Path(path)
-    try:
-        doc = json.loads(_open_text(p))
-    except FileNotFoundError:
-        raise GeoJSONError(f"{p}: no such file") from None
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GeoJSONError(f"{p}: not readable as JSON ({type(exc).__name__}: {exc})") from exc
+    doc = load_geojson(p)
     out = GeoJSONShapes()
     _read_coordinates(doc, p, out)
     skipped = 0
-    for i, feat in enumerate(_features(doc, p)):
+    for i, feat in enumerate(geojson_features(doc, p)):
         geom = feat.get("geometry")
         if not isinstance(geom, dict):
             skipped += 1
@@ -319,7 +249,7 @@ def read_geojson(path: str | os.PathLike) -> GeoJSONShapes:
         props = feat.get("properties") or {}
         props = props if isinstance(props, dict) else {}
         rec = _record(feat, props)
-        color = _color(props) or DEFAULT_COLOR
+        color = feature_color(props) or DEFAULT_COLOR
         kind = geom.get("type")
         if kind not in _KINDS:
             skipped += 1

@@ -27,7 +27,9 @@ Filters, applied in this order and counted in the summary:
    artefacts, pen, out-of-scan areas) over ``max_black``.
 4. ``white``: fraction of near-white pixels (all channels > 220, glass) over
    ``max_white``.
-5. ``background_only``: no foreground class in the mask; with
+5. ``unannotated``: with ``unannotated="ignore"``, the mask holds only
+   the ignore value (255: no annotation there, nothing to learn).
+6. ``background_only``: no foreground class in the mask; with
    ``keep_background`` in [0, 1] that fraction of them is kept (random,
    seeded), for class balancing.
 
@@ -38,12 +40,13 @@ Modules
 ``window``    reading padded and resampled windows of images and masks.
 ``tissue``    the low-resolution tissue mask (Otsu on saturation).
 ``plan``      which windows to take: region, polygons, tissue (:func:`plan_patches`).
-``masks``     masks aligned to a level; instance-map patches.
+``masks``     masks aligned to a level; GeoJSON annotation masks; instance-map patches.
 ``iterate``   cutting the plan block by block with the pixel filters (:func:`iter_patches`).
 ``writers``   :class:`PatchWriter` with PNG and zarr implementations.
 ``png_encode`` :func:`encode_png`: fast lossless PNG bytes of a patch.
 ``manifest``  ``manifest.csv``: classes, columns, :func:`read_manifest`.
 ``folder``    reusing, checking and clearing a run's folder.
+``inputs``    checking the slide, the mask (instances, annotations) and the choices.
 ``extract``   :func:`extract_patches` and :func:`extract_patches_steps`.
 """
 
@@ -62,7 +65,7 @@ from .extract import PatchSetResult, extract_patches, extract_patches_steps
 from .grid import grid_starts, patch_grid
 from .iterate import Patch, iter_patches
 from .manifest import read_manifest
-from .masks import align_mask, check_mask_shape
+from .masks import align_mask, annotation_mask, check_mask_shape
 from .plan import PatchPlan, choose_level, patch_resolution, plan_patches, points_in_polygon
 from .png_encode import encode_png
 from .tissue import otsu_threshold, slide_tissue_mask, tissue_mask
@@ -84,6 +87,7 @@ __all__: Sequence[str] = [
     "PngPatchWriter",
     "ZarrPatchWriter",
     "align_mask",
+    "annotation_mask",
     "check_mask_shape",
     "choose_level",
     "encode_png",

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 
 from ..io.errors import SlideSegError
-from ..options import GridMode, Overwrite, PadMode, values
+from ..options import GridMode, Overwrite, PadMode, Unannotated, values
 
 GRID_MODES = tuple(values(GridMode))
 PAD_MODES = tuple(values(PadMode))
 OVERWRITE = tuple(values(Overwrite))
+UNANNOTATED = tuple(values(Unannotated))
 BLACK_LEVEL = 30
 WHITE_LEVEL = 220
 
@@ -59,6 +60,12 @@ class PatchConfig:
         them anyway (1.0 keeps all, 0.0 drops all).
     seed
         Seeds the background-keeping draw.
+    unannotated
+        With a GeoJSON annotation mask: what pixels outside every annotation
+        (and in holes) are: ``"background"`` (the class map's background) or
+        ``"ignore"`` (:data:`~napari_slideseg.io.annotations.IGNORE_INDEX`,
+        255, written in the mask patches; patches holding only it are
+        dropped and counted as ``unannotated``; padding is 255 too).
     """
 
     size: int = 512
@@ -78,6 +85,7 @@ class PatchConfig:
     drop_background: bool = False
     keep_background: float = 0.0
     seed: int = 0
+    unannotated: str = "background"
 
     def __post_init__(self) -> None:
         from .. import validate as v
@@ -95,6 +103,7 @@ class PatchConfig:
         put("zoom", v.positive("zoom", self.zoom, error=err))
         v.choice("grid", self.grid, GRID_MODES, error=err)
         v.choice("pad_mode", self.pad_mode, PAD_MODES, error=err)
+        v.choice("unannotated", self.unannotated, UNANNOTATED, error=err)
         put("pad_value", v.int_in_range("pad_value", self.pad_value, 0, 65535, error=err))
         for name in ("min_tissue", "max_black", "max_white", "keep_background"):
             put(name, v.fraction(name, getattr(self, name), error=err))
@@ -128,9 +137,13 @@ class PatchConfig:
         Returns
         -------
         dict
-            One entry per field.
+            One entry per field (``unannotated`` only when it is not
+            ``"background"``).
         """
         d = asdict(self)
+        if d["unannotated"] == Unannotated.BACKGROUND:
+            # left out at its default so runs from before the option keep their config hash
+            del d["unannotated"]
         if d["polygons"] is not None:
             d["polygons"] = [[list(pt) for pt in p] for p in d["polygons"]]
         if d["region"] is not None:

@@ -14,24 +14,26 @@ import csv
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 
+from ..io.annotations import IGNORE_INDEX
 from ..io.files import atomic_path, write_text_atomic
 from ..io.slide import Slide
 from ..progress import Progress, drain
-from .config import OVERWRITE, PatchConfig, PatchError
+from .config import PatchConfig, PatchError
 from .folder import clear_failed, has_patches, reuse_folder
+from .inputs import as_slide, check_choices, instance_mask, is_annotations
 from .iterate import Patch, iter_patches
 from .manifest import MANIFEST, ManifestLayout, manifest_classes
-from .masks import check_mask_shape, instance_patch
+from .masks import annotation_mask, check_mask_shape, instance_patch
 from .plan import PatchPlan, patch_resolution, plan_patches
-from .writers import FORMATS, PatchWriter, patch_writer
+from .writers import PatchWriter, patch_writer
 
 _DEFAULT_CONFIG = PatchConfig()  # frozen: one shared default is safe
 
@@ -72,51 +74,6 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 # -----------------------------------------------------------------------------
-# checking the inputs
-# -----------------------------------------------------------------------------
-def _as_slide(slide: Any) -> Slide:
-    """``slide`` opened if it is a path; refused if it is not a Slide."""
-    if isinstance(slide, str | os.PathLike):
-        from ..io.slide import open_slide
-
-        return open_slide(slide)
-    if not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
-        raise PatchError(
-            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
-            f"not {type(slide).__name__}"
-        )
-    return slide
-
-
-def _instance_mask(mask: Any, types: Any, instances: bool, fmt: str) -> Any:
-    """The mask to cut: with ``instances`` and a type map, both stacked on a last axis."""
-    if not instances:
-        if types is not None:
-            raise PatchError("a type map goes with instances=True")
-        return mask
-    if fmt != "png":
-        raise PatchError("instance patches are written as PNG (fmt='png')")
-    if mask is None:
-        raise PatchError("instances=True needs an instance map as mask")
-    if types is None:
-        return mask
-    if tuple(types.shape[:2]) != tuple(mask.shape[:2]):
-        raise PatchError(
-            f"type map shape {tuple(types.shape)} differs from the instance map's {tuple(mask.shape)}"
-        )
-    lazy = isinstance(mask, da.Array) or isinstance(types, da.Array)
-    stack = da.stack if lazy else np.stack
-    return stack([mask.astype(np.int64), types.astype(np.int64)], -1)
-
-
-def _check_choices(overwrite: str, fmt: str) -> None:
-    if overwrite not in OVERWRITE:
-        raise PatchError(f"overwrite must be one of {OVERWRITE}, not {overwrite!r}")
-    if fmt not in FORMATS:
-        raise PatchError(f"fmt must be 'png' or 'zarr', not {fmt!r}")
-
-
-# -----------------------------------------------------------------------------
 # the run
 # -----------------------------------------------------------------------------
 def extract_patches_steps(
@@ -145,7 +102,13 @@ def extract_patches_steps(
     config : PatchConfig
         The patch settings.
     mask, classmap, mask_id, fmt, overwrite, workers, block
-        See :func:`extract_patches`.
+        See :func:`extract_patches`. ``mask`` may be a ``.geojson`` /
+        ``.geojson.gz`` file of annotations (QuPath's export; read with
+        ``classmap``, which is then required) or
+        :class:`~napari_slideseg.io.annotations.Annotations`: it is
+        rasterised lazily at the level cut, ``config.unannotated`` deciding
+        what pixels outside the annotations are, and ``run.json`` records
+        the file and the option under ``annotations``.
     instances : bool
         ``mask`` is an instance map: mask patches are uint16 ids 1..N per
         patch (PNG only), with an ``n_instances`` manifest column.
@@ -167,16 +130,39 @@ def extract_patches_steps(
     ------
     PatchError
         Invalid settings or inputs, a mask of the wrong shape, or a folder
-        that ``overwrite`` does not allow to reuse.
+        that ``overwrite`` does not allow to reuse; GeoJSON annotations
+        without a class map.
+    SlideSegError
+        Annotations that cannot be read or whose classes are not in the map
+        (:class:`~napari_slideseg.io.annotations.AnnotationError`).
+
+    Warns
+    -----
+    UserWarning
+        ``config.unannotated == "ignore"`` without a mask (it has no effect).
     """
-    slide = _as_slide(slide)
+    slide = as_slide(slide)
     if not isinstance(config, PatchConfig):
         raise PatchError(f"config must be a PatchConfig, not {type(config).__name__}")
-    mask = _instance_mask(mask, types, instances, fmt)
-    _check_choices(overwrite, fmt)
+    annotated = is_annotations(mask)
+    if annotated and (instances or types is not None):
+        raise PatchError("instance patches need an instance map, not GeoJSON annotations")
+    mask = instance_mask(mask, types, instances, fmt)
+    check_choices(overwrite, fmt)
     out = Path(out)
+    if annotated and mask_id is None:
+        mask_id = str(getattr(mask, "path", mask))
     digest = _config_hash(config, slide, mask_id)
     plan = plan_patches(slide, config)  # refuses impossible settings before anything is made
+    record = None
+    if annotated:
+        mask, classmap, record = annotation_mask(
+            mask, slide, plan.level, classmap, config.unannotated
+        )
+    elif mask is None and config.unannotated == "ignore":
+        warnings.warn(
+            "unannotated='ignore' has no effect without a mask", UserWarning, stacklevel=2
+        )
     if mask is not None:
         check_mask_shape(mask, slide, plan.level, mask_id or "mask")
     fresh = not out.exists() or not any(out.iterdir())
@@ -184,7 +170,7 @@ def extract_patches_steps(
         reuse_folder(out, overwrite, digest)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    run = _Run(slide, out, config, plan, mask, overwrite, workers, block, instances, types)
+    run = _Run(slide, out, config, plan, mask, overwrite, workers, block, instances, types, record)
     try:
         result = yield from run.extract(digest, classmap, mask_id, fmt)
     except BaseException:
@@ -209,6 +195,7 @@ class _Run:
     block: int
     instances: bool
     types: Any
+    annotations: dict[str, Any] | None = None
 
     def extract(
         self, digest: str, classmap: Any, mask_id: str | None, fmt: str
@@ -224,6 +211,8 @@ class _Run:
             "instances": bool(self.instances),
             "complete": False,
         }
+        if self.annotations is not None:
+            meta["annotations"] = self.annotations
         _write_json(run_file, meta)
         if classmap is not None:
             classmap.save_json(self.out / "classmap.json")
@@ -264,6 +253,9 @@ class _Run:
             names=names,
             instances=self.instances,
             has_types=self.instances and self.types is not None,
+            ignore=IGNORE_INDEX
+            if self.mask is not None and self.config.unannotated == "ignore"
+            else None,
         )
 
     def writer(self, fmt: str, layout: ManifestLayout) -> PatchWriter:
@@ -346,7 +338,8 @@ def extract_patches(
         A :class:`PatchConfig`.
     **kwargs
         ``mask`` (label array at level 0 or at the chosen level; numpy or
-        dask), ``classmap``, ``mask_id`` (a name recorded for the mask),
+        dask; or a ``.geojson`` / ``.geojson.gz`` file of annotations, see
+        :func:`extract_patches_steps`), ``classmap``, ``mask_id`` (a name recorded for the mask),
         ``fmt``, ``overwrite`` (``error``: refuse a non-empty folder; ``skip``:
         resume the same run, skipping files already written; ``overwrite``:
         replace the previous run), ``workers`` (reader and writer threads),

@@ -1,8 +1,8 @@
 """Cutting the plan's patches block by block, with the pixel filters.
 
 Each block region is read once (one dask compute over native tiles) while
-the next is read on a thread; black, white and background-only windows are
-dropped and counted.
+the next is read on a thread; black, white, unannotated and
+background-only windows are dropped and counted.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.annotations import IGNORE_INDEX
 from ..io.slide import Slide
 from ..progress import Progress
 from .config import BLACK_LEVEL, WHITE_LEVEL, PatchConfig
@@ -73,6 +74,55 @@ def _all_channels(im: np.ndarray, op: Any, level: int) -> np.ndarray:
     return out
 
 
+def _window_filters(
+    config: PatchConfig,
+    im: np.ndarray,
+    mk: np.ndarray | None,
+    where: tuple[np.ndarray, np.ndarray],
+    background: int,
+    ignore: int | None,
+) -> list[tuple[str, np.ndarray]]:
+    """Each pixel filter's per-window test on one block, in the order they apply.
+
+    Returns ``(summary key, fraction)`` pairs; a window is dropped by the
+    first whose fraction is over its limit (``black``, ``white``) or zero
+    (``unannotated``, ``background_only``).
+    """
+    ry, rx = where
+    size, stride = config.size, config.stride
+    out: list[tuple[str, np.ndarray]] = []
+    if config.max_black < 1.0 and im.ndim == 3:
+        flags = _all_channels(im, np.less, BLACK_LEVEL)
+        out.append(("black", _window_fraction(flags, ry, rx, size, stride)))
+    if config.max_white < 1.0 and im.ndim == 3:
+        flags = _all_channels(im, np.greater, WHITE_LEVEL)
+        out.append(("white", _window_fraction(flags, ry, rx, size, stride)))
+    if mk is not None and ignore is not None:
+        out.append(("unannotated", _window_fraction(mk != ignore, ry, rx, size, stride)))
+    if config.drop_background and mk is not None:
+        fg = mk != background
+        if ignore is not None:
+            fg &= mk != ignore
+        out.append(("background_only", _window_fraction(fg, ry, rx, size, stride)))
+    return out
+
+
+def _dropped(
+    config: PatchConfig, tests: list[tuple[str, np.ndarray]], i: int, rng: np.random.Generator
+) -> str | None:
+    """The summary key of the filter that drops window ``i``, or None to keep it."""
+    limits = {"black": config.max_black, "white": config.max_white}
+    for key, frac in tests:
+        if key in limits:
+            if frac[i] > limits[key]:
+                return key
+        elif frac[i] == 0 and not (
+            key == "background_only" and rng.random() < config.keep_background
+        ):
+            return key
+    return None
+
+
 def iter_patches(
     slide: Slide,
     config: PatchConfig,
@@ -88,7 +138,7 @@ def iter_patches(
 
     The next block is read on a thread while the current one is filtered, so
     reading overlaps the consumer's work. Pixel filters (black, white,
-    background-only) are applied here and counted into ``summary``.
+    unannotated, background-only) are applied here and counted into ``summary``.
 
     Parameters
     ----------
@@ -104,10 +154,15 @@ def iter_patches(
         Block edge in pixels (at least ``config.size``).
     background : int
         The mask's background label (padding and ``drop_background``).
+        With ``config.unannotated == "ignore"`` the mask's
+        :data:`~napari_slideseg.io.annotations.IGNORE_INDEX` pixels are
+        unannotated: constant padding is that value, a window holding only
+        it is dropped (``unannotated``) and it is no foreground.
     workers : int
         Reader threads.
     summary : dict or None
         Updated in place with the plan's counts and ``black``, ``white``,
+        (``unannotated`` with ``config.unannotated == "ignore"`` and a mask),
         ``background_only`` and ``kept``.
 
     Yields
@@ -119,15 +174,18 @@ def iter_patches(
     level = plan.level
     img = slide.levels[level]
     msk = align_mask(mask, slide, level) if mask is not None else None
+    ignore = IGNORE_INDEX if msk is not None and config.unannotated == "ignore" else None
+    fill = background if ignore is None else ignore  # padding is unannotated too
     if summary is None:
         summary = {}
     summary.update(plan.summary)
-    for k in ("black", "white", "background_only"):
+    keys = ("black", "white", "background_only")
+    for k in keys if ignore is None else ("black", "white", "unannotated", "background_only"):
         summary.setdefault(k, 0)
     summary.setdefault("kept", 0)
     rng = np.random.default_rng(config.seed)
     blocks = position_blocks(plan.positions, config.size, max(block, config.size))
-    size, stride = config.size, config.stride
+    size = config.size
 
     def load(pos: np.ndarray) -> tuple:
         org, im = read_patch_window(img, pos, size, config.pad_mode, config.pad_value, config.zoom)
@@ -138,7 +196,7 @@ def iter_patches(
                 pos,
                 size,
                 "reflect" if config.pad_mode == "reflect" else "constant",
-                background,
+                fill,
                 config.zoom,
                 labels=True,
             )
@@ -155,26 +213,11 @@ def iter_patches(
             rx = pos[:, 1] - ox
             # Per-window fractions from summed-area tables: one pass per block,
             # O(1) per window, instead of a scan of every (overlapping) window.
-            black = white = fg = None
-            if config.max_black < 1.0 and im.ndim == 3:
-                black = _window_fraction(
-                    _all_channels(im, np.less, BLACK_LEVEL), ry, rx, size, stride
-                )
-            if config.max_white < 1.0 and im.ndim == 3:
-                white = _window_fraction(
-                    _all_channels(im, np.greater, WHITE_LEVEL), ry, rx, size, stride
-                )
-            if config.drop_background and mk is not None:
-                fg = _window_fraction(mk != background, ry, rx, size, stride)
+            tests = _window_filters(config, im, mk, (ry, rx), background, ignore)
             for i in range(len(pos)):
-                if black is not None and black[i] > config.max_black:
-                    summary["black"] += 1
-                    continue
-                if white is not None and white[i] > config.max_white:
-                    summary["white"] += 1
-                    continue
-                if fg is not None and fg[i] == 0 and not rng.random() < config.keep_background:
-                    summary["background_only"] += 1
+                why = _dropped(config, tests, i, rng)
+                if why is not None:
+                    summary[why] += 1
                     continue
                 y0, x0 = int(ry[i]), int(rx[i])
                 patch = im[y0 : y0 + size, x0 : x0 + size]

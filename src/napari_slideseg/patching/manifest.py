@@ -115,6 +115,9 @@ class ManifestLayout:
         Class names.
     instances, has_types : bool
         Instance patches, with a type map.
+    ignore : int or None
+        The mask value of unannotated pixels (``unannotated="ignore"``):
+        neither a class in ``frac_*`` nor foreground.
     """
 
     stem: str
@@ -128,6 +131,7 @@ class ManifestLayout:
     names: list[str]
     instances: bool
     has_types: bool
+    ignore: int | None = None
 
     def patch_name(self, item: Patch) -> str:
         """The PNG name of a patch: ``<stem>_L<level>[z<zoom>]_y<y>_x<x>.png``.
@@ -172,7 +176,10 @@ class ManifestLayout:
             (mask > 0 if self.instances else mask).ravel().astype(np.int64), minlength=n or 1
         )
         fracs = (counts[: n or len(counts)] / mask.size).round(6).tolist()
-        return fracs, int(bool(np.any(mask != self.background)))
+        fg = mask != self.background
+        if self.ignore is not None:
+            fg &= mask != self.ignore
+        return fracs, int(bool(np.any(fg)))
 
     def row(self, item: Patch, refs: tuple[str, str], labels: Any, extra: list[Any]) -> list:
         """A manifest row, in the order of :meth:`header`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dask.array as da
@@ -112,3 +113,78 @@ def instance_patch(m: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         raise PatchError(f"a patch holds {inst.max()} instances; PNG masks hold at most 65535")
     types = np.asarray(m[..., 1]).astype(np.uint8) if m.ndim == 3 else None
     return inst.astype(np.uint16), types
+
+
+def annotation_mask(
+    source: Any,
+    slide: Slide,
+    level: int,
+    classmap: Any,
+    unannotated: str = "background",
+) -> tuple[Any, Any, dict[str, Any]]:
+    """A lazy class mask of GeoJSON annotations at the resolution of ``level``.
+
+    The mask has the level's shape and is rasterised chunk by chunk
+    (:func:`~napari_slideseg.io.annotations.annotation_labels`, pixel
+    centres on the level's grid in level-0 coordinates), so no level-0
+    array is made for a coarser level.
+
+    Parameters
+    ----------
+    source : str or os.PathLike or Annotations
+        A ``.geojson`` / ``.geojson.gz`` file (read with ``classmap``), or
+        annotations already read (e.g. with ``skip_unknown=True``).
+    slide : Slide
+        The slide the annotations were drawn on (level-0 pixel coordinates).
+    level : int
+        The level cut.
+    classmap : ClassMap or str or os.PathLike or None
+        The classes (a map, a preset name or a JSON file); needed for a file.
+    unannotated : str
+        ``"background"`` or ``"ignore"`` outside every annotation.
+
+    Returns
+    -------
+    tuple
+        ``(mask, classmap, record)``: the uint8 dask mask, the annotations'
+        class map, and what to record of them
+        (:meth:`~napari_slideseg.io.annotations.Annotations.summary` with
+        the absolute ``path``, ``unannotated`` and ``ignore_index``).
+
+    Raises
+    ------
+    PatchError
+        A file without a class map, or annotations read with another class
+        map than ``classmap``.
+    SlideSegError
+        The file cannot be read, a class is not in the map
+        (:class:`~napari_slideseg.io.annotations.AnnotationError`).
+    """
+    from ..io.annotations import IGNORE_INDEX, Annotations, annotation_labels, read_annotations
+    from ..io.masks import resolve_classmap
+
+    cm = resolve_classmap(classmap)
+    if isinstance(source, Annotations):
+        ann = source
+        if cm is not None and cm != ann.classmap:
+            raise PatchError(
+                f"{ann.path}: the annotations were read with class map {ann.classmap.names} "
+                f"but classmap is {cm.names}"
+            )
+    else:
+        if cm is None:
+            raise PatchError(
+                f"{source}: a GeoJSON annotation mask needs a class map (classmap=..., "
+                "--classmap) naming its classes"
+            )
+        ann = read_annotations(source, cm)
+    lh, lw = slide.levels[level].shape[:2]
+    h0, w0 = slide.levels[0].shape[:2]
+    mask = annotation_labels(ann, (lh, lw), downsample=(h0 / lh, w0 / lw), unannotated=unannotated)
+    record = {
+        **ann.summary(),
+        "path": os.path.abspath(ann.path),
+        "unannotated": unannotated,
+        "ignore_index": IGNORE_INDEX if unannotated == "ignore" else None,
+    }
+    return mask, ann.classmap, record
