@@ -81,3 +81,48 @@ def test_sample_with_demo_predictions(make_napari_viewer, demo_dir, monkeypatch)
     assert {"type_name", "type_prob", "area"} <= set(nuclei.features.columns)
     assert len(viewer.layers[3].data) == len(nuclei.features) > 50
     assert viewer.layers[1].scale[0] == pytest.approx(viewer.layers[0].scale[0])
+
+
+def test_drag_and_drop_a_dicom_folder_opens_it_in_micrometres(
+    make_napari_viewer, data_dir, monkeypatch
+):
+    """What a user does: drop the folder of a DICOM WSI on the canvas (napari's dropEvent).
+
+    napari lists every reader that takes folders and asks which one; the
+    user picks SlideSeg in that dialog (its ``exec_`` is stood in for).
+    """
+    from napari._qt.dialogs.qt_reader_dialog import QtReaderDialog
+    from qtpy.QtCore import QMimeData, QPointF, Qt, QUrl
+    from qtpy.QtGui import QDropEvent
+
+    folder = data_dir / "wsi_formats" / "dicom" / "napari-wsi_CMU-1-Small-Region"
+    offered = []
+
+    def pick_slideseg(dialog):
+        buttons = dialog.reader_btn_group.buttons()
+        offered.append(sorted(b.text() for b in buttons))
+        next(b for b in buttons if b.text() == "SlideSeg").setChecked(True)
+        return 1
+
+    monkeypatch.setattr(QtReaderDialog, "exec_", pick_slideseg)
+    viewer = make_napari_viewer()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    viewer.window._qt_viewer.dropEvent(event)
+    assert len(viewer.layers) == 1, offered
+    layer = viewer.layers[0]
+    assert layer.source.reader_plugin == "napari-slideseg"
+    assert type(layer).__name__ == "Image" and layer.multiscale and layer.rgb
+    assert tuple(layer.scale) == pytest.approx((0.499, 0.499))
+    assert tuple(str(u) for u in layer.units) == ("micrometer", "micrometer")
+    assert layer.metadata["slideseg"]["backend"] == "wsidicom"
+    assert tuple(layer.level_shapes[0][:2]) == (2967, 2220)
+    assert offered == [["SlideSeg", "napari builtins"]]  # napari asked, the user chose
+    assert not any("label" in lyr.name.lower() for lyr in viewer.layers)  # never shown
