@@ -13,6 +13,12 @@ Backends
     pyramids), NDPI, SCN and anything else tifffile reads as a tiled series.
     A single-level TIFF larger than ``LOWEST_LEVEL_MAX`` keeps its level 0 in
     the TIFF and gets reduced levels built once into the pyramid cache.
+``openslide``
+    NDPI (faster than tifffile's strips), Ventana, Philips, Leica, MIRAX,
+    VMS/VMU and whatever else OpenSlide 4 detects: regions per chunk on a
+    pool of handles.
+``wsidicom``
+    DICOM WSI folders and files.
 ``zarr``
     OME-Zarr (NGFF 0.4 and 0.5 multiscales) and plain zarr arrays or groups.
 ``raster``
@@ -32,15 +38,20 @@ Modules
 -------
 :mod:`.model` (the :class:`Slide`), :mod:`.levels` (lazy level arrays,
 axis order, building the Slide), :mod:`.mpp` (resolution metadata),
-:mod:`.tiff`, :mod:`.zarr_store` and :mod:`.raster` (the backends, with
-:mod:`.jpeg_tiles` checking TIFF JPEG tiles) and :mod:`.opening`
-(:func:`open_slide`: path checks and format dispatch).
+:mod:`.tiff`, :mod:`.openslide_slide`, :mod:`.dicom`, :mod:`.zarr_store`
+and :mod:`.raster` (the backends, with :mod:`.jpeg_tiles` checking TIFF JPEG
+tiles and :mod:`.regions` reading regions on a handle pool),
+:mod:`.backends` (which backend reads a path, and why) and :mod:`.opening`
+(:func:`open_slide`: path checks and dispatch).
+
+The backend is chosen from the content (see :mod:`.backends`) or forced with
+``open_slide(path, backend=...)``.
 """
 
 from __future__ import annotations
 
 from .levels import slide_from_arrays
-from .model import Slide
+from .model import AssociatedImage, Slide
 from .mpp import tiff_mpp
 from .opening import open_slide, open_slide_steps
 from .raster import MEMORY_FRACTION, RASTER_IN_MEMORY_MAX_PIXELS, pil_pixel_limit
@@ -48,6 +59,7 @@ from .raster import MEMORY_FRACTION, RASTER_IN_MEMORY_MAX_PIXELS, pil_pixel_limi
 __all__ = [
     "MEMORY_FRACTION",
     "RASTER_IN_MEMORY_MAX_PIXELS",
+    "AssociatedImage",
     "Slide",
     "open_slide",
     "open_slide_steps",

@@ -60,7 +60,8 @@ class Slide:
         Microns per pixel of level 0 as ``(y, x)``, or ``None`` when the file
         does not say.
     backend
-        ``"tifffile"``, ``"zarr"`` or ``"raster"``.
+        ``"tifffile"``, ``"openslide"``, ``"wsidicom"``, ``"zarr"``, ``"raster"``
+        or ``"array"`` (:func:`~.levels.slide_from_arrays`).
     tile_size
         Dask chunk ``(height, width)`` of level 0: the file's tiles, or whole
         tiles near 512 px for backends that read regions (OpenSlide, DICOM).
