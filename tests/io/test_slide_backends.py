@@ -368,3 +368,25 @@ def test_the_stub_folders_notify_in_napari_instead_of_raising(monkeypatch):
     monkeypatch.setattr(_reader, "_notify_error", seen.append)
     assert _reader.read_slide(str(STUBS / "Mirax2-Fluorescence-1")) == [(None,)]
     assert "OpenSlide could not open it" in seen[0] and "Mirax2-Fluorescence-1" in seen[0]
+
+
+def test_workers_and_widgets_reopen_a_slide_with_the_backend_it_was_opened_with():
+    """A forced backend is not lost when a cluster worker or a dock widget reopens by path."""
+    from types import SimpleNamespace
+
+    from napari_slideseg._widgets._common import layer_to_slide
+    from napari_slideseg.infer.runners import _worker_state
+    from napari_slideseg.layers import slide_layer
+
+    slide, models, _ = _worker_state(str(NDPI), (), "cpu", "tifffile")
+    assert slide.backend == "tifffile" and models == []
+    _, kwargs, _ = slide_layer(open_slide(NDPI, backend="tifffile"))
+    layer = SimpleNamespace(
+        metadata=kwargs["metadata"], units=kwargs["units"], scale=kwargs["scale"]
+    )
+    assert layer_to_slide(layer).backend == "tifffile"
+    _, kwargs, _ = slide_layer(open_slide(NDPI))
+    layer = SimpleNamespace(
+        metadata=kwargs["metadata"], units=kwargs["units"], scale=kwargs["scale"]
+    )
+    assert layer_to_slide(layer).backend == "openslide"
