@@ -75,6 +75,19 @@ def _check_paths(cfg: Any) -> None:
             raise TrainError(f"{name} must be a list of folder or manifest paths, not {value!r}")
         setattr(cfg, name, [os.fspath(m) for m in value])
     cfg.out = os.fspath(cfg.out)
+    if cfg.init_from is not None:
+        if not isinstance(cfg.init_from, str | os.PathLike) or not os.fspath(cfg.init_from):
+            raise TrainError(
+                f"init_from must be a checkpoint folder or a bundled model name, "
+                f"not {cfg.init_from!r}"
+            )
+        from ..models.bundled import resolve_model
+        from ..models.checkpoint import CheckpointError
+
+        try:
+            cfg.init_from = os.fspath(resolve_model(os.fspath(cfg.init_from)))
+        except CheckpointError as exc:
+            raise TrainError(f"init_from: {exc}") from None
 
 
 def _check_choices(cfg: Any) -> None:

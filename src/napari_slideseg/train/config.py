@@ -121,6 +121,12 @@ class TrainConfig:
         HoVer loss term weights (np_ce, np_dice, hv_mse, hv_msge, nc_ce, nc_dice).
     mixed_mpp : bool
         Accept patch folders whose µm/px differ by more than 10 %.
+    init_from : str or None
+        Fine-tuning: a checkpoint folder or bundled model name whose weights
+        start the run (it must have this config's kind, architecture,
+        encoder and norm layers, and the patches' classes). ``input_norm``
+        ``auto`` then means the parent's normalisation, and the cards record
+        the parent's name and digest. None: a fresh model.
 
     Raises
     ------
@@ -169,6 +175,7 @@ class TrainConfig:
     encoder_depth: int | None = None
     hover_weights: dict[str, float] | None = None
     mixed_mpp: bool = False
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         check_config(self)

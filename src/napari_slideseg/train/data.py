@@ -81,7 +81,7 @@ def input_norm(
     Parameters
     ----------
     cfg : TrainConfig
-        Its ``input_norm`` and ``encoder_weights``.
+        Its ``input_norm``, ``encoder_weights`` and ``init_from``.
     stacklevel : int
         Of the warning given when ``auto`` finds no sidecar beside the weights.
 
@@ -95,6 +95,12 @@ def input_norm(
     if cfg.input_norm != "auto":
         mean, std = INPUT_NORMS[cfg.input_norm]  # type: ignore[misc]
         return mean, std, f"input_norm={cfg.input_norm}"
+    if cfg.init_from:
+        from ..models.card import read_card
+
+        parent = read_card(cfg.init_from).normalization
+        name = Path(cfg.init_from).name
+        return tuple(parent.mean), tuple(parent.std), f"{name} (the model fine-tuned)"
     if cfg.encoder_weights:
         found = weights_normalization(cfg.encoder_weights)
         if found is not None:

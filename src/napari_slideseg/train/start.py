@@ -245,6 +245,7 @@ class Run:
     scheduler: Any
     scaler: Any
     card_base: dict[str, Any]
+    parent: dict[str, Any] | None = None
 
     @property
     def out(self) -> Path:
@@ -287,6 +288,7 @@ def start_run(cfg: TrainConfig, data: TrainData, device: Any, use_amp: bool) -> 
     import torch
 
     model, loss_fn, pretrained = build_model(cfg, data, device)
+    parent = load_parent(cfg, data, model) if cfg.init_from else None
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -305,4 +307,57 @@ def start_run(cfg: TrainConfig, data: TrainData, device: Any, use_amp: bool) -> 
         scheduler=sched,
         scaler=scaler,
         card_base=card_base(cfg, data),
+        parent=parent,
     )
+
+
+def load_parent(cfg: TrainConfig, data: TrainData, model: Any) -> dict[str, Any]:
+    """Load the weights of ``cfg.init_from`` into ``model`` (fine-tuning); describe the parent.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Its ``init_from`` (a checkpoint folder, resolved by the config).
+    data : TrainData
+        The patches' classes, which the parent must have.
+    model : torch.nn.Module
+        The model the config builds.
+
+    Returns
+    -------
+    dict
+        ``path``, ``name`` and ``digest`` of the parent (for the cards).
+
+    Raises
+    ------
+    TrainError
+        When the parent is another kind, architecture, encoder or class
+        count, or its weights do not fit the model.
+    """
+    from ..models.checkpoint import CheckpointError, load_model
+
+    try:
+        parent, card = load_model(cfg.init_from, device="cpu")
+    except CheckpointError as exc:
+        raise TrainError(f"init_from: {exc}") from None
+    mine = {"kind": cfg.kind, "arch": cfg.arch, "encoder": cfg.encoder}
+    for key, value in mine.items():
+        if getattr(card, key) != value:
+            raise TrainError(
+                f"init_from {cfg.init_from}: the model is {key} {getattr(card, key)!r}, this "
+                f"run's config says {value!r} (fine-tuning keeps the model's own)"
+            )
+    if card.kind == "semantic" and card.classmap.n_classes != data.classmap.n_classes:
+        raise TrainError(
+            f"init_from {cfg.init_from}: the model has {card.classmap.n_classes} classes, the "
+            f"patches {data.classmap.n_classes}"
+        )
+    try:
+        model.load_state_dict(parent.state_dict())
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise TrainError(
+            f"init_from {cfg.init_from}: its weights do not fit the model this config builds "
+            f"(norm {cfg.norm!r}, decoder_channels {cfg.decoder_channels}): {first}"
+        ) from None
+    return {"path": os.fspath(cfg.init_from), "name": card.name, "digest": card.digest()}

@@ -221,6 +221,7 @@ def epoch_card(run: Run, epoch: int, row: dict[str, Any]) -> Any:
             "slides": sorted({r["slide"] for _, r in data.rows}),
             "patch_mpp": data.folder_mpp,
             "encoder_weights": run.pretrained,
+            "parent": run.parent,
             "normalization_source": data.norm_source,
         },
         metrics={k: v for k, v in row.items() if k != "seconds"},
