@@ -11,6 +11,7 @@ import pytest
 
 from napari_slideseg.io.annotations import IGNORE_INDEX
 from napari_slideseg.models.losses import build_loss
+from napari_slideseg.train.report import confusion_stats
 
 torch = pytest.importorskip("torch")
 
@@ -60,3 +61,14 @@ def test_a_batch_with_no_label_gives_zero_loss(name, classes):
     loss = build_loss(name, classes=classes)(logits, torch.full((2, 4, 4), IGNORE_INDEX))
     loss.backward()
     assert float(loss) == 0.0 and torch.count_nonzero(logits.grad) == 0
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_confusion_counts_leave_out_ignored_pixels(binary):
+    classes = 1 if binary else 3
+    logits, target = _batch(classes, seed=2)
+    n = 2 if binary else 3
+    full = confusion_stats(logits, target, n, binary)
+    cropped = confusion_stats(logits[:, :, :4], target[:, :4], n, binary)
+    assert torch.equal(full, cropped)
+    assert int(full.sum(0)[0]) == 2 * 4 * 6  # every labelled pixel once per class, no more
