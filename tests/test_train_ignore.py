@@ -7,11 +7,15 @@ counted in no score.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from napari_slideseg.io.annotations import IGNORE_INDEX
 from napari_slideseg.models.losses import build_loss
+from napari_slideseg.train import TrainError
 from napari_slideseg.train.report import confusion_stats
+from napari_slideseg.train.rows import rows_dataset, top_class_value
 
 torch = pytest.importorskip("torch")
 
@@ -72,3 +76,31 @@ def test_confusion_counts_leave_out_ignored_pixels(binary):
     cropped = confusion_stats(logits[:, :, :4], target[:, :4], n, binary)
     assert torch.equal(full, cropped)
     assert int(full.sum(0)[0]) == 2 * 4 * 6  # every labelled pixel once per class, no more
+
+
+def _row(tmp_path, mask):
+    (tmp_path / "images").mkdir(exist_ok=True)
+    (tmp_path / "masks").mkdir(exist_ok=True)
+    Image.fromarray(np.zeros((*mask.shape, 3), np.uint8)).save(tmp_path / "images" / "p.png")
+    Image.fromarray(mask).save(tmp_path / "masks" / "p.png")
+    return (tmp_path, {"image": "images/p.png", "mask": "masks/p.png"})
+
+
+def test_rows_accept_the_ignore_value_but_not_other_values_past_the_classes(tmp_path):
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4] = IGNORE_INDEX
+    mask[4:, :2] = 1
+    ds = rows_dataset([_row(tmp_path, mask)], None, 0, n_classes=2)
+    _image, target = ds[0]
+    assert set(np.unique(target.numpy())) == {0, 1, IGNORE_INDEX}
+    mask[0, 0] = 7
+    ds = rows_dataset([_row(tmp_path, mask)], None, 0, n_classes=2)
+    with pytest.raises(TrainError, match="mask value 7 is not a class"):
+        ds[0]
+
+
+def test_top_class_value_skips_the_ignore_value():
+    assert top_class_value(np.array([[0, 2], [IGNORE_INDEX, 1]], np.uint8)) == 2
+    assert top_class_value(np.full((2, 2), IGNORE_INDEX, np.uint8)) == -1
+    assert top_class_value(np.zeros((0, 0), np.uint8)) == -1
+    assert top_class_value(np.array([3, 0], np.uint8)) == 3
