@@ -13,7 +13,8 @@ from PIL import Image
 
 from napari_slideseg.io.annotations import IGNORE_INDEX
 from napari_slideseg.models.losses import build_loss
-from napari_slideseg.train import TrainError
+from napari_slideseg.train import TrainConfig, TrainError
+from napari_slideseg.train.data import class_weights
 from napari_slideseg.train.report import confusion_stats
 from napari_slideseg.train.rows import rows_dataset, top_class_value
 
@@ -78,6 +79,21 @@ def test_confusion_counts_leave_out_ignored_pixels(binary):
     assert int(full.sum(0)[0]) == 2 * 4 * 6  # every labelled pixel once per class, no more
 
 
+def test_auto_class_weights_count_only_labelled_pixels(tmp_path):
+    from napari_slideseg.models.losses import class_weights_from_fractions
+
+    names = ["background", "gland"]
+    # two patches: one fully labelled (1/2, 1/2); one half unannotated (1/2 background)
+    rows = [
+        (tmp_path, {"frac_background": "0.5", "frac_gland": "0.5"}),
+        (tmp_path, {"frac_background": "0.5", "frac_gland": "0"}),
+    ]
+    cfg = TrainConfig(manifests=[str(tmp_path)], out=str(tmp_path / "run"), class_weights="auto")
+    got = class_weights(cfg, rows, names, 2, False)
+    # 3 labelled quarters: 2 background, 1 gland (the unannotated quarter counts in neither)
+    assert got == pytest.approx(class_weights_from_fractions([2 / 3, 1 / 3]))
+
+
 def _row(tmp_path, mask):
     (tmp_path / "images").mkdir(exist_ok=True)
     (tmp_path / "masks").mkdir(exist_ok=True)
@@ -104,3 +120,17 @@ def test_top_class_value_skips_the_ignore_value():
     assert top_class_value(np.full((2, 2), IGNORE_INDEX, np.uint8)) == -1
     assert top_class_value(np.zeros((0, 0), np.uint8)) == -1
     assert top_class_value(np.array([3, 0], np.uint8)) == 3
+
+
+@pytest.mark.parametrize("preset", ["flips", "standard", "strong"])
+def test_augmentation_never_fills_masks_with_a_constant(preset):
+    # reflected borders: an ignored or labelled edge stays what it was, no 0 appears
+    from napari_slideseg.augment import build_augmentation
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    mask = np.ones((48, 48), np.uint8)
+    mask[:, :24] = IGNORE_INDEX
+    for seed in range(8):
+        out = build_augmentation(preset, seed, scale=(0.5, 2.0))(image=image, mask=mask)
+        assert set(np.unique(out["mask"])) <= {1, IGNORE_INDEX}
