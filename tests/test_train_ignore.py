@@ -7,13 +7,19 @@ counted in no score.
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from napari_slideseg import open_slide
 from napari_slideseg.io.annotations import IGNORE_INDEX
+from napari_slideseg.io.palette import ClassMap
 from napari_slideseg.models.losses import build_loss
-from napari_slideseg.train import TrainConfig, TrainError
+from napari_slideseg.patching import PatchConfig, extract_patches, read_manifest
+from napari_slideseg.train import TrainConfig, TrainError, train
 from napari_slideseg.train.data import class_weights
 from napari_slideseg.train.report import confusion_stats
 from napari_slideseg.train.rows import rows_dataset, top_class_value
@@ -134,3 +140,58 @@ def test_augmentation_never_fills_masks_with_a_constant(preset):
     for seed in range(8):
         out = build_augmentation(preset, seed, scale=(0.5, 2.0))(image=image, mask=mask)
         assert set(np.unique(out["mask"])) <= {1, IGNORE_INDEX}
+
+
+CLASSES = ClassMap(("background", "Tumor", "Stroma"), ((0, 0, 0), (200, 0, 0), (0, 160, 0)))
+
+
+def _geojson(path):
+    """Tumour and stroma rectangles over the top of a GlaS image; the rest unannotated."""
+
+    def feature(x0, y0, x1, y1, name):
+        ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+        return {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {"objectType": "annotation", "classification": {"name": name}},
+        }
+
+    feats = [feature(10, 10, 200, 180, "Tumor"), feature(220, 20, 400, 170, "Stroma")]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:the patch manifests state no")
+def test_train_on_patches_with_unannotated_pixels(tmp_path, data_dir):
+    manifests = []
+    for n in ("train_1", "train_2", "testA_1"):
+        slide = open_slide(data_dir / "glas" / f"{n}.png")
+        cfg = PatchConfig(size=64, stride=64, unannotated="ignore")
+        geo = _geojson(tmp_path / f"{n}.geojson")
+        res = extract_patches(slide, tmp_path / n, cfg, mask=geo, classmap=CLASSES)
+        masks = [np.asarray(Image.open(res.out / r["mask"])) for r in read_manifest(res.out)]
+        assert any((m == IGNORE_INDEX).any() for m in masks)
+        manifests.append(str(res.out))
+    res = train(
+        TrainConfig(
+            manifests=manifests,
+            out=str(tmp_path / "run"),
+            epochs=1,
+            batch_size=4,
+            max_steps=2,
+            encoder="resnet18",
+            encoder_depth=3,
+            decoder_channels=[16, 8, 8],
+            bn_recalibrate=0,
+            device="cpu",
+            threads=1,
+            loss="ce+dice",
+            class_weights="auto",
+            augment="standard",
+        )
+    )
+    row = res.history[-1]
+    assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])
+    # the annotated classes score; the unannotated pixels are no background to them
+    assert not math.isnan(row["dice_Tumor"]) and not math.isnan(row["dice_Stroma"])
+    assert not math.isnan(row["mean_dice"])
