@@ -2,7 +2,9 @@
 
 Multiclass models output ``C`` channels and are trained with softmax losses
 against integer masks; binary models output 1 channel (sigmoid) and are
-trained against 0/1 masks. Names may be summed with ``+``: ``"ce+dice"``,
+trained against 0/1 masks. Every loss leaves out the pixels whose target is
+:data:`~napari_slideseg.io.annotations.IGNORE_INDEX` (255: unannotated, no
+label). Names may be summed with ``+``: ``"ce+dice"``,
 ``"bce+dice"``, ``"focal+dice"``.
 
 ==============  ===============================================  ====================
@@ -24,6 +26,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from ..io.annotations import IGNORE_INDEX
 from ..options import Loss, values
 from .factory import ModelError
 
@@ -86,11 +89,7 @@ def build_loss(name: str, *, classes: int, class_weights: Sequence[float] | None
     UserWarning
         When ``class_weights`` are given but no part of the loss uses them.
     """
-    import torch
-    from segmentation_models_pytorch import losses as L
-
     binary = classes == 1
-    mode = "binary" if binary else "multiclass"
     parts = [p.strip().lower() for p in name.split("+") if p.strip()]
     if not parts:
         raise ModelError("empty loss name")
@@ -101,34 +100,36 @@ def build_loss(name: str, *, classes: int, class_weights: Sequence[float] | None
             raise ModelError(
                 f"unknown loss {part!r}; choose from {', '.join(LOSS_NAMES)} (join with '+')"
             )
-        if part == "ce":
-            if binary:
-                pos = None
-                if class_weights is not None and len(class_weights) == 2:
-                    pos = torch.tensor([class_weights[1] / class_weights[0]])
-                fns.append(_Binary(torch.nn.BCEWithLogitsLoss(pos_weight=pos)))
-            else:
-                w = (
-                    torch.tensor(class_weights, dtype=torch.float32)
-                    if class_weights is not None
-                    else None
-                )
-                fns.append(_Weighted(w))
-        elif part == "bce":
-            if not binary:
-                raise ModelError("'bce' is for binary (1-channel) models; use 'ce' for multiclass")
-            fns.append(_Binary(L.SoftBCEWithLogitsLoss()))
-        elif part == "dice":
-            fns.append(L.DiceLoss(mode, from_logits=True))
-        elif part == "focal":
-            fns.append(L.FocalLoss(mode))
-        elif part == "jaccard":
-            fns.append(L.JaccardLoss(mode, from_logits=True))
-        elif part == "lovasz":
-            fns.append(L.LovaszLoss(mode))
-        elif part == "tversky":
-            fns.append(L.TverskyLoss(mode, from_logits=True))
+        fns.append(_loss_part(part, binary, class_weights))
     return _Sum(fns, parts)
+
+
+def _loss_part(part: str, binary: bool, class_weights: Sequence[float] | None) -> Any:
+    """One named part of a loss, ignoring :data:`IGNORE_INDEX` target pixels."""
+    import torch
+    from segmentation_models_pytorch import losses as L
+
+    if part == "ce":
+        if binary:
+            pos = None
+            if class_weights is not None and len(class_weights) == 2:
+                pos = torch.tensor([class_weights[1] / class_weights[0]])
+            return _Binary(torch.nn.BCEWithLogitsLoss(pos_weight=pos))
+        w = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        return _Weighted(w)
+    if part == "bce":
+        if not binary:
+            raise ModelError("'bce' is for binary (1-channel) models; use 'ce' for multiclass")
+        return _Binary(L.SoftBCEWithLogitsLoss())
+    smp_losses: dict[str, tuple[Any, dict[str, Any]]] = {
+        "dice": (L.DiceLoss, {"from_logits": True}),
+        "focal": (L.FocalLoss, {}),
+        "jaccard": (L.JaccardLoss, {"from_logits": True}),
+        "lovasz": (L.LovaszLoss, {}),
+        "tversky": (L.TverskyLoss, {"from_logits": True}),
+    }
+    cls, kw = smp_losses[part]
+    return cls("binary" if binary else "multiclass", ignore_index=IGNORE_INDEX, **kw)
 
 
 def _warn_unused_weights(
@@ -147,13 +148,18 @@ def _warn_unused_weights(
 
 
 class _Binary:
-    """Adapt a (N, 1, H, W) logits / (N, H, W) int target pair for BCE losses."""
+    """Adapt a (N, 1, H, W) logits / (N, H, W) int target pair for BCE losses.
+
+    Pixels whose target is :data:`IGNORE_INDEX` are left out (the mean runs
+    over the labelled pixels only).
+    """
 
     def __init__(self, fn: Any) -> None:
         self.fn = fn
 
     def __call__(self, logits: Any, target: Any) -> Any:
-        return self.fn(logits[:, 0], target.float())
+        valid = target != IGNORE_INDEX
+        return self.fn(logits[:, 0][valid], target[valid].float())
 
     def to(self, device: Any) -> _Binary:
         self.fn = self.fn.to(device)
@@ -168,7 +174,7 @@ class _Weighted:
         import torch.nn.functional as F
 
         w = self.weight.to(logits.device) if self.weight is not None else None
-        return F.cross_entropy(logits, target.long(), weight=w)
+        return F.cross_entropy(logits, target.long(), weight=w, ignore_index=IGNORE_INDEX)
 
 
 class _Sum:
@@ -176,6 +182,8 @@ class _Sum:
         self.fns, self.names = fns, names
 
     def __call__(self, logits: Any, target: Any) -> Any:
+        if not bool((target != IGNORE_INDEX).any()):
+            return logits.sum() * 0.0  # nothing labelled: no loss, no gradient (not NaN)
         total = None
         for fn in self.fns:
             v = fn(logits, target)

@@ -203,7 +203,8 @@ def class_weights(
     cfg : TrainConfig
         Its ``class_weights`` and ``kind``.
     train_rows : list of (Path, dict)
-        The training rows (their ``frac_<class>`` columns for ``"auto"``).
+        The training rows (their ``frac_<class>`` columns for ``"auto"``:
+        the fractions of the labelled pixels, unannotated ones left out).
     names : sequence of str
         The class names.
     out_ch : int
@@ -228,7 +229,8 @@ def class_weights(
         fr = np.array(
             [[float(r.get(f"frac_{n}") or 0) for n in names] for _, r in train_rows]
         ).mean(0)
-        weights = class_weights_from_fractions(fr)
+        # frac_ columns count unannotated (ignore) pixels in no class: share out the labelled ones
+        weights = class_weights_from_fractions(fr / fr.sum() if fr.sum() > 0 else fr)
     elif weights is not None and train_task(cfg).weights_per_channel and len(weights) != out_ch:
         raise TrainError(
             f"class_weights must have {out_ch} values (one per "

@@ -4,6 +4,8 @@ Validation scores pool the confusion counts of every validation batch and
 follow :func:`napari_slideseg.metrics.dice_iou`'s convention: a class absent
 from both the truth and the prediction of the whole validation set scores
 NaN (not a perfect 1.0) and is left out of ``mean_dice`` / ``mean_iou``.
+Unannotated pixels (:data:`~napari_slideseg.io.annotations.IGNORE_INDEX`)
+are counted nowhere.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.annotations import IGNORE_INDEX
 from ..io.files import atomic_path
 
 
@@ -57,7 +60,9 @@ def confusion_stats(logits: Any, target: Any, n_classes: int, binary: bool) -> A
     logits : torch.Tensor
         ``(N, C, H, W)`` model output (``C == 1`` when ``binary``).
     target : torch.Tensor
-        ``(N, H, W)`` class indices.
+        ``(N, H, W)`` class indices;
+        :data:`~napari_slideseg.io.annotations.IGNORE_INDEX` pixels (no
+        label) count in none of the four.
     n_classes : int
         The number of classes.
     binary : bool
@@ -73,7 +78,7 @@ def confusion_stats(logits: Any, target: Any, n_classes: int, binary: bool) -> A
 
     pred = (logits[:, 0] > 0).long() if binary else logits.argmax(1)
     tp, fp, fn, tn = smp.metrics.get_stats(
-        pred, target.long(), mode="multiclass", num_classes=n_classes
+        pred, target.long(), mode="multiclass", ignore_index=IGNORE_INDEX, num_classes=n_classes
     )
     return torch.stack([tp.sum(0), fp.sum(0), fn.sum(0), tn.sum(0)])
 

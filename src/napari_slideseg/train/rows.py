@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.annotations import IGNORE_INDEX
 from ..io.palette import ClassMap
 from ..models.card import NUCLEUS_CLASSMAP
 from .checks import INPUT_NORMS, TrainError
@@ -210,6 +211,30 @@ def training_mpp(
     return float(np.median(values)), per
 
 
+def top_class_value(mask: np.ndarray) -> int:
+    """The largest value of a class mask other than the ignore value.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        A class mask; :data:`~napari_slideseg.io.annotations.IGNORE_INDEX`
+        marks unannotated pixels (no label).
+
+    Returns
+    -------
+    int
+        The largest labelled value, or -1 when the mask is empty or holds
+        only the ignore value.
+    """
+    if not mask.size:
+        return -1
+    top = int(mask.max())
+    if top != IGNORE_INDEX:
+        return top
+    labelled = mask[mask != IGNORE_INDEX]
+    return int(labelled.max()) if labelled.size else -1
+
+
 def rows_dataset(
     rows: list[Row],
     transform: Any,
@@ -231,7 +256,9 @@ def rows_dataset(
     hover : bool
         Instance patches: the targets are HoVer-Net maps of (ids, types).
     n_classes : int or None
-        Masks holding a value ``>= n_classes`` are refused when loaded.
+        Masks holding a value ``>= n_classes`` are refused when loaded, except
+        :data:`~napari_slideseg.io.annotations.IGNORE_INDEX` (unannotated
+        pixels: no label, left out of the losses and the scores).
     norm : tuple of (mean, std) or None
         The input normalisation (ImageNet's when ``None``).
 
@@ -250,8 +277,8 @@ def rows_dataset(
         base, row = item
         img = load_ref(base, row["image"], zcache)
         mask = load_ref(base, row["mask"], zcache) if row.get("mask") else None
-        if n_classes is not None and mask is not None and mask.size:
-            top = int(mask.max())
+        if n_classes is not None and mask is not None:
+            top = top_class_value(mask)
             if top >= n_classes:
                 raise TrainError(
                     f"{base / row['mask']}: mask value {top} is not a class (the patch set "
