@@ -54,7 +54,7 @@ def grown_regions(
         inside the level.
     """
     out = []
-    side = int(math.ceil(fov))
+    side = math.ceil(fov)
     for r in regions:
         try:
             y0, x0, y1, x1 = (int(v) for v in r)
@@ -178,7 +178,7 @@ def cut_patches_steps(
     shape = tuple(int(s) for s in slide.levels[level].shape[:2])
     size = int(card.patch_size)
     fov = size / zoom
-    margin = config.margin if config.margin is not None else int(round(fov / 2))
+    margin = config.margin if config.margin is not None else round(fov / 2)
     boxes = grown_regions(regions, fov, margin, shape)
     factors = slide.level_factors(level)
     hover = card.kind == "hover"
@@ -199,7 +199,7 @@ def cut_patches_steps(
         raise FinetuneError("no patch could be cut around the corrected regions")
     manifests = [str(corrected.out)]
     n_replay = 0
-    want = int(math.ceil(config.replay * corrected.n_patches))
+    want = math.ceil(config.replay * corrected.n_patches)
     cells = replay_cells(shape, fov, boxes, want, config.seed)
     if cells:
         replay_cfg = PatchConfig(

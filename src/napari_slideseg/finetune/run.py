@@ -192,9 +192,7 @@ def finetune_steps(
     return result
 
 
-def _stamp_card(
-    best: Path, parent: dict, patches: dict, provenance: dict[str, Any] | None
-) -> None:
+def _stamp_card(best: Path, parent: dict, patches: dict, provenance: dict[str, Any] | None) -> None:
     """Record the parent and the corrections on the new model's card (its digest is unchanged)."""
     import dataclasses
 
