@@ -17,6 +17,7 @@ from .lazy import (
     merge_boxes,
 )
 from .store import Corrections, open_corrections, prediction_identity
+from .view import layer_array, region_shapes, regions_layer, with_corrections
 
 __all__ = [
     "ATTRS",
@@ -29,7 +30,11 @@ __all__ = [
     "corrected_levels",
     "corrected_window",
     "edited_regions",
+    "layer_array",
     "merge_boxes",
     "open_corrections",
     "prediction_identity",
+    "region_shapes",
+    "regions_layer",
+    "with_corrections",
 ]
