@@ -96,3 +96,27 @@ def test_painted_corrections_are_saved_and_shown_after_reopening(make_napari_vie
     tracker = track_corrections(again, back, debounce_ms=0)
     tracker.layer.paint((1000, 800), 1)
     assert tracker.save()["version"] == 2
+
+
+def test_strokes_save_after_a_pause_and_replaced_data_is_saved_whole(
+    make_napari_viewer, prediction, qtbot
+):
+    from napari_slideseg._widgets.corrections import track_corrections
+
+    out, labels = prediction
+    viewer = make_napari_viewer()
+    (opened,) = viewer.open(str(out), plugin="napari-slideseg")
+    tracker = track_corrections(viewer, opened, debounce_ms=50)
+    tracker.layer.paint((300, 300), 2)
+    assert tracker.store.version == 0  # not while painting
+    qtbot.waitUntil(lambda: tracker.store.version == 1, timeout=5000)
+    assert tracker.store.versions[-1]["chunks"] == [[0, 0]]
+
+    replaced = np.asarray(tracker.layer.data).copy()
+    replaced[1400:, 1000:] = 1  # e.g. a script sets layer.data
+    tracker.layer.data = replaced
+    qtbot.waitUntil(lambda: tracker.store.version == 2, timeout=5000)
+    np.testing.assert_array_equal(tracker.store.corrected().compute(), replaced)
+    assert tracker.store.versions[-1]["chunks"] == [[2, 1], [2, 2]]  # only the changed ones
+
+    viewer.layers.remove(tracker.layer)  # pending edits are saved on removal

@@ -216,10 +216,7 @@ def _chunk_list(
     """The ``(y0, x0, y1, x1)`` windows of the chunks ``keys``."""
     ch, cw = chunks[0], chunks[1]
     H, W = shape[0], shape[1]
-    return [
-        (cy * ch, cx * cw, min(H, (cy + 1) * ch), min(W, (cx + 1) * cw))
-        for cy, cx in keys
-    ]
+    return [(cy * ch, cx * cw, min(H, (cy + 1) * ch), min(W, (cx + 1) * cw)) for cy, cx in keys]
 
 
 def editable_layer(viewer: Any, layer: Any, store: Any, array: str) -> Any:
