@@ -103,7 +103,7 @@ def test_strokes_save_after_a_pause_and_replaced_data_is_saved_whole(
 ):
     from napari_slideseg._widgets.corrections import track_corrections
 
-    out, labels = prediction
+    out, _labels = prediction
     viewer = make_napari_viewer()
     (opened,) = viewer.open(str(out), plugin="napari-slideseg")
     tracker = track_corrections(viewer, opened, debounce_ms=50)
