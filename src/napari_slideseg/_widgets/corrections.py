@@ -124,14 +124,26 @@ class CorrectionTracker:
             self.timer.start()
 
     def on_paint(self, event: Any) -> None:
-        """``layer.events.paint``: ``event.value`` is the list of history atoms of one edit."""
+        """Mark the chunks one edit changed (``layer.events.paint``).
+
+        Parameters
+        ----------
+        event : napari.utils.events.Event
+            ``event.value``: the edit's history atoms (:func:`atom_box`).
+        """
         for atom in event.value:
             box = atom_box(atom)
             if box is not None:
                 self.mark(box)
 
     def on_data(self, event: Any) -> None:
-        """``layer.events.data``: the whole data was replaced, so every chunk may differ."""
+        """Mark every chunk: the layer's data was replaced (``layer.events.data``).
+
+        Parameters
+        ----------
+        event : napari.utils.events.Event
+            The data event (its value is not needed).
+        """
         if tuple(np.shape(self.layer.data)) != self.shape:
             notify_error(
                 f"{self.layer.name}: its data no longer has the prediction's shape "
@@ -142,7 +154,13 @@ class CorrectionTracker:
         self.mark((0, 0, *self.shape))
 
     def on_removed(self, event: Any) -> None:
-        """The layer left the viewer: save what is pending, then stop tracking."""
+        """Save what is pending and stop tracking when the layer leaves the viewer.
+
+        Parameters
+        ----------
+        event : napari.utils.events.Event
+            ``viewer.layers.events.removed``; ``event.value`` is the layer removed.
+        """
         if event.value is self.layer:
             self.save()
             self.stop()
