@@ -181,7 +181,9 @@ def prediction_layers(
     -------
     list of tuple
         ``(data, kwargs, "labels")``: the class (HoVer: nucleus type) labels,
-        then for a HoVer prediction the nuclei of :func:`instance_layer`.
+        then for a HoVer prediction the nuclei of :func:`instance_layer`;
+        where corrections were saved (:mod:`napari_slideseg.corrections`)
+        the layer shows them and a ``"shapes"`` outline of them follows it.
     """
     import zarr
 
@@ -220,7 +222,9 @@ def prediction_layers(
     if "instances" in root:  # a task that writes nuclei (HoVer) wrote them beside the labels
         kwargs["name"] = name or f"nucleus types ({Path(str(out)).stem})"
         layers.append(instance_layer(out, base_scale=_base))
-    return layers
+    from .corrections.view import with_corrections
+
+    return with_corrections(out, layers)  # saved corrections shown, and outlined
 
 
 def instance_layer(
