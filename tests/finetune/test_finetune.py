@@ -38,7 +38,7 @@ def _crop(a, box):
 
 @pytest.fixture(scope="module")
 def corrected(tmp_path_factory):
-    """``(slide, prediction labels, corrected labels, truth)`` of the mosaic."""
+    """``(slide, prediction labels, corrected labels, truth, prediction folder)`` of the mosaic."""
     import zarr
 
     from napari_slideseg.infer import InferConfig, predict_slide
@@ -59,7 +59,7 @@ def corrected(tmp_path_factory):
     fixed = labels.copy()
     y0, x0, y1, x1 = REGION
     fixed[y0:y1, x0:x1] = truth[y0:y1, x0:x1]
-    return slide, labels, fixed, truth
+    return slide, labels, fixed, truth, d / "pred.zarr"
 
 
 def _tree_hash(folder: Path) -> str:
@@ -76,7 +76,7 @@ def test_finetuning_on_a_correction_improves_it_and_forgets_little(corrected, tm
     from napari_slideseg.models.bundled import resolve_model
     from napari_slideseg.models.card import read_card
 
-    slide, labels, fixed, truth = corrected
+    slide, labels, fixed, truth, _ = corrected
     parent = resolve_model("glas-gland")
     before_parent = _tree_hash(parent)
     cfg = FinetuneConfig(epochs=2, max_steps=4, device="cpu", threads=2)
@@ -110,7 +110,7 @@ def test_finetuning_on_a_correction_improves_it_and_forgets_little(corrected, tm
 def test_cancelling_a_finetune_leaves_the_parent_and_no_finished_run(corrected, tmp_path):
     from napari_slideseg.models.bundled import resolve_model
 
-    slide, _, fixed, _ = corrected
+    slide, _, fixed, _, _ = corrected
     parent = resolve_model("glas-gland")
     before = _tree_hash(parent)
     kept = fixed.copy()
@@ -164,6 +164,45 @@ def test_regions_are_grown_to_a_patch_and_clipped(corrected):
 
 
 def test_no_region_is_refused(corrected, tmp_path):
-    slide, _, fixed, _ = corrected
+    slide, _, fixed, _, _ = corrected
     with pytest.raises(FinetuneError, match="no corrected regions"):
         drain(finetune_steps(slide, fixed, [], "glas-gland", tmp_path / "ft"))
+
+
+def test_slideseg_finetune_on_corrections_saved_in_the_prediction(corrected, tmp_path, capsys):
+    """The CLI on a prediction whose corrections were saved as napari saves them."""
+    import shutil
+
+    import zarr
+
+    from napari_slideseg.cli import main
+    from napari_slideseg.corrections import open_corrections
+    from napari_slideseg.models.card import read_card
+
+    _, labels, _, truth, pred = corrected
+    mine = tmp_path / "pred.zarr"
+    shutil.copytree(pred, mine)
+    y0, x0, y1, x1 = REGION
+    store = open_corrections(mine)
+    assert store.record("labels", y0, x0, truth[y0:y1, x0:x1].astype(labels.dtype)) is not None
+    version = open_corrections(mine, writable=False).version
+    out = tmp_path / "ft"
+    argv = ["finetune", str(mine), "--out", str(out), "--epochs", "1", "--max-steps", "2"]
+    assert main([*argv, "--device", "cpu", "--threads", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "fine-tuned glas-gland on" in printed and "corrected regions predicted again" in printed
+    card = read_card(out / "model" / "best")
+    corr = card.training["finetune"]["corrections"]
+    assert corr["prediction"] == str(mine.resolve()) and corr["version"] == version
+    assert corr["regions"] and corr["array"] == "labels"
+    # the prediction and its corrections are as they were
+    reopened = open_corrections(mine, writable=False)
+    assert reopened.version == version
+    np.testing.assert_array_equal(zarr.open_group(str(mine), mode="r")["labels"][:], labels)
+    # wrong values name the option; a prediction without corrections says so
+    with pytest.raises(SystemExit) as code:
+        main(["finetune", str(mine), "--out", str(tmp_path / "x"), "--replay", "-1"])
+    assert code.value.code == 2
+    assert "argument --replay: must be a number in [0, 100], not -1" in capsys.readouterr().err
+    assert main(["finetune", str(pred), "--out", str(tmp_path / "y")]) == 2
+    assert "has no saved corrections" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 Every subcommand is a thin driver over one core function, in a module of its
 own (:mod:`.info`, :mod:`.patch`, :mod:`.train`, :mod:`.tune_hover`,
-:mod:`.pack`, :mod:`.predict`, :mod:`.export`, :mod:`.evaluate`,
+:mod:`.pack`, :mod:`.predict`, :mod:`.finetune`, :mod:`.export`, :mod:`.evaluate`,
 :mod:`.demo`); progress generators are shown with a terminal progress bar.
 Errors print one line (``slideseg: error: <file>: <problem>``), without a
 traceback: status 2 for bad input (an option out of range, a file that cannot
@@ -21,7 +21,7 @@ from types import ModuleType
 
 from .. import __version__
 from ..io.errors import SlideSegError
-from . import demo, evaluate, export, info, pack, patch, predict, train, tune_hover
+from . import demo, evaluate, export, finetune, info, pack, patch, predict, train, tune_hover
 from .messages import one_line, os_error, show_warning
 
 #: The subcommands in pipeline order (the order ``slideseg --help`` lists them).
@@ -32,6 +32,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     tune_hover,
     pack,
     predict,
+    finetune,
     export,
     evaluate,
     demo,

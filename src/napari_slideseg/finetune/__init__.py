@@ -9,13 +9,15 @@ regions with it.
 
 - :mod:`.config`: :class:`FinetuneConfig` and :class:`FinetuneError`;
 - :mod:`.patches`: the corrected and replay patch sets;
-- :mod:`.run`: :func:`finetune_steps`, :class:`FinetuneResult`.
+- :mod:`.run`: :func:`finetune_steps`, :class:`FinetuneResult`;
+- :mod:`.prediction`: :func:`finetune_prediction_steps` (a prediction and its saved corrections).
 """
 
 from __future__ import annotations
 
 from .config import FinetuneConfig, FinetuneError
 from .patches import cut_patches_steps, grown_regions, replay_cells
+from .prediction import finetune_prediction_steps, parent_model
 from .run import RECORD, FinetuneResult, finetune_steps, train_config
 
 __all__ = [
@@ -24,8 +26,10 @@ __all__ = [
     "FinetuneError",
     "FinetuneResult",
     "cut_patches_steps",
+    "finetune_prediction_steps",
     "finetune_steps",
     "grown_regions",
+    "parent_model",
     "replay_cells",
     "train_config",
 ]

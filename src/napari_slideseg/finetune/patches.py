@@ -175,14 +175,14 @@ def cut_patches_steps(
 
     if not regions:
         raise FinetuneError("there are no corrected regions to fine-tune on")
-    shape = tuple(int(s) for s in slide.levels[level].shape[:2])
+    shape = (int(slide.levels[level].shape[0]), int(slide.levels[level].shape[1]))
     size = int(card.patch_size)
     fov = size / zoom
     margin = config.margin if config.margin is not None else round(fov / 2)
     boxes = grown_regions(regions, fov, margin, shape)
     factors = slide.level_factors(level)
     hover = card.kind == "hover"
-    common = {"size": size, "level": level, "zoom": zoom, "seed": config.seed}
+    common: dict[str, Any] = {"size": size, "level": level, "zoom": zoom, "seed": config.seed}
     kw: dict[str, Any] = {"classmap": None if hover else card.classmap, "workers": 1}
     if hover:
         kw.update(instances=True, types=types)

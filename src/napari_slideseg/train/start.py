@@ -336,6 +336,7 @@ def load_parent(cfg: TrainConfig, data: TrainData, model: Any) -> dict[str, Any]
     """
     from ..models.checkpoint import CheckpointError, load_model
 
+    assert cfg.init_from is not None
     try:
         parent, card = load_model(cfg.init_from, device="cpu")
     except CheckpointError as exc:
