@@ -206,3 +206,42 @@ def test_slideseg_finetune_on_corrections_saved_in_the_prediction(corrected, tmp
     assert "argument --replay: must be a number in [0, 100], not -1" in capsys.readouterr().err
     assert main(["finetune", str(pred), "--out", str(tmp_path / "y")]) == 2
     assert "has no saved corrections" in capsys.readouterr().err
+
+
+def test_a_hover_model_finetunes_on_corrected_nuclei(tmp_path):
+    """Corrected nucleus instances (MoNuSeg's annotation pasted in) become HV targets."""
+    import zarr
+
+    from napari_slideseg.infer import InferConfig, predict_slide
+    from napari_slideseg.io.slide import open_slide
+    from napari_slideseg.models.card import read_card
+
+    monuseg = GLAS.parent / "monuseg"
+    name = "TCGA-A7-A13E-01Z-00-DX1"
+    img = np.asarray(Image.open(monuseg / "images" / f"{name}.png").convert("RGB"))[:512, :512]
+    truth = np.asarray(Image.open(monuseg / "inst_maps" / f"{name}_inst.png"))[:512, :512]
+    Image.fromarray(img).save(tmp_path / "tile.png")
+    slide = open_slide(tmp_path / "tile.png", mpp=0.25)
+    pred = tmp_path / "pred.zarr"
+    predict_slide(slide, "hover-nuclei", pred, InferConfig(device="cpu", threads=2))
+    group = zarr.open_group(str(pred), mode="r")
+    ids = group["instances"][:]
+    fixed = ids.copy()
+    gt = truth[:200, :200].astype(np.int64)
+    fixed[:200, :200] = np.where(gt > 0, gt + int(ids.max()) + 1, 0)
+    cfg = FinetuneConfig(epochs=1, max_steps=2, device="cpu", threads=2)
+    res = drain(
+        finetune_steps(
+            slide,
+            fixed,
+            [(0, 0, 200, 200)],
+            "hover-nuclei",
+            tmp_path / "ft",
+            cfg,
+            types=group["labels"],
+        )
+    )
+    assert res.patches["corrected"] > 0
+    card = read_card(res.checkpoint)
+    assert card.kind == "hover" and card.training["finetune"]["parent"]["name"] == "hover-nuclei"
+    assert zarr.open_group(str(res.repredicted), mode="r")["instances"][:200, :200].max() > 0

@@ -111,6 +111,15 @@ def replay_cells(
     return [cells[k] for k in sorted(pick)]
 
 
+def _lazy(arr: Any) -> Any:
+    """``arr`` as numpy or dask (a zarr array is wrapped lazily, on its own chunks)."""
+    if arr is None or isinstance(arr, np.ndarray) or hasattr(arr, "dask"):
+        return arr
+    import dask.array as da
+
+    return da.from_array(arr, chunks=getattr(arr, "chunks", "auto"))
+
+
 def _polygons(boxes: Sequence[Box], factors: tuple[float, float]) -> tuple:
     """Level boxes as level-0 rectangles (what ``PatchConfig.polygons`` takes)."""
     fy, fx = factors
@@ -185,7 +194,7 @@ def cut_patches_steps(
     common: dict[str, Any] = {"size": size, "level": level, "zoom": zoom, "seed": config.seed}
     kw: dict[str, Any] = {"classmap": None if hover else card.classmap, "workers": 1}
     if hover:
-        kw.update(instances=True, types=types)
+        kw.update(instances=True, types=_lazy(types))
     corrected_cfg = PatchConfig(
         **common,
         stride=max(1, round(size * config.stride)),
@@ -193,7 +202,7 @@ def cut_patches_steps(
         polygons=_polygons(boxes, factors),
     )
     corrected = yield from extract_patches_steps(
-        slide, out / "corrected", corrected_cfg, mask=labels, mask_id="corrections", **kw
+        slide, out / "corrected", corrected_cfg, mask=_lazy(labels), mask_id="corrections", **kw
     )
     if corrected.n_patches == 0:
         raise FinetuneError("no patch could be cut around the corrected regions")
@@ -206,7 +215,7 @@ def cut_patches_steps(
             **common, stride=size, min_tissue=config.min_tissue, polygons=_polygons(cells, factors)
         )
         replay = yield from extract_patches_steps(
-            slide, out / "replay", replay_cfg, mask=labels, mask_id="confirmed", **kw
+            slide, out / "replay", replay_cfg, mask=_lazy(labels), mask_id="confirmed", **kw
         )
         n_replay = replay.n_patches
         if n_replay:

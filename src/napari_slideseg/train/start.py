@@ -341,7 +341,9 @@ def load_parent(cfg: TrainConfig, data: TrainData, model: Any) -> dict[str, Any]
         parent, card = load_model(cfg.init_from, device="cpu")
     except CheckpointError as exc:
         raise TrainError(f"init_from: {exc}") from None
-    mine = {"kind": cfg.kind, "arch": cfg.arch, "encoder": cfg.encoder}
+    mine = {"kind": cfg.kind, "encoder": cfg.encoder}
+    if cfg.kind == "semantic":  # a HoVer model's architecture is its kind
+        mine["arch"] = cfg.arch
     for key, value in mine.items():
         if getattr(card, key) != value:
             raise TrainError(
