@@ -15,6 +15,7 @@ from magicgui.widgets import (
     FloatSpinBox,
     Label,
     LineEdit,
+    PushButton,
     SpinBox,
 )
 
@@ -36,6 +37,9 @@ from ._common import (
     layer_to_slide,
 )
 from .runner import JobWidget
+
+#: What the widget trains on: patch folders, the open slide and a mask, or corrections.
+SOURCES = ("patch folders", "slide + mask layers", "corrections of a prediction layer")
 
 
 def _optional_path(value: Any) -> str | None:
@@ -75,6 +79,10 @@ class TrainWidget(JobWidget):
 
     With *source* = layers, patches are first cut from the chosen layers into
     ``<run>/patches`` (same core as the Patch widget), then training starts.
+    With *source* = corrections, the model a prediction layer came from is
+    fine-tuned on what was painted on it (*track corrections* first, then
+    paint; :mod:`napari_slideseg.finetune`) into ``<run>/finetune-N``, and
+    the re-predicted regions are added as ``... (fine-tuned)`` layers.
     The plot shows train/validation loss and validation mean Dice per epoch.
     Cancel stops within one batch and keeps the ``last`` checkpoint.
 
@@ -87,9 +95,10 @@ class TrainWidget(JobWidget):
     def __init__(self, napari_viewer: Any) -> None:
         viewer = napari_viewer  # napari passes the viewer by this parameter name
         super().__init__(viewer, guard_torch=True)
-        self.source = ComboBox(
-            choices=["patch folders", "slide + mask layers"], value="patch folders", label="source"
-        )
+        self.source = ComboBox(choices=list(SOURCES), value=SOURCES[0], label="source")
+        self.prediction_layer = LayerChoice(viewer, "labels", "prediction")
+        self.track = PushButton(text="track corrections on this layer")
+        self.finetune_epochs = SpinBox(value=3, min=1, max=100, label="fine-tune epochs")
         self.folders = LineEdit(value="", label="patch folders (;)")
         self.add_folder = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, label="add folder")
         self.slide_layer = LayerChoice(viewer, "image", "slide")
@@ -141,6 +150,9 @@ class TrainWidget(JobWidget):
         self.lay_out(
             [
                 self.source,
+                self.prediction_layer,
+                self.track,
+                self.finetune_epochs,
                 self.folders,
                 self.add_folder,
                 self.slide_layer,
@@ -173,6 +185,8 @@ class TrainWidget(JobWidget):
         self._figure, self._canvas = self._make_plot()
         self._epoch = 0
         self.add_folder.changed.connect(self._append_folder)
+        self.track.changed.connect(self._track)
+        self._run_epochs = self.epochs.value
 
     # -- config -------------------------------------------------------------------------
     def config(self) -> TrainConfig:
@@ -230,8 +244,20 @@ class TrainWidget(JobWidget):
         """
         from ..train import train_steps
 
-        cfg = self.config()
         self.history = []
+        if self.source.value == SOURCES[2]:
+            from ..finetune import FinetuneConfig
+            from .finetune_job import finetune_job
+
+            self._run_epochs = self.finetune_epochs.value
+            config = FinetuneConfig(
+                epochs=self.finetune_epochs.value,
+                device=self.device.value,
+                threads=max(1, (os.cpu_count() or 2) - 1),
+            )
+            return finetune_job(self.prediction_layer.layer, edit_path(self.out), config)
+        cfg = self.config()
+        self._run_epochs = self.epochs.value
         resume = self.resume.value
         if self.source.value == "patch folders":
             return train_steps(cfg, resume=resume)
@@ -274,7 +300,7 @@ class TrainWidget(JobWidget):
 
         Patch extraction before training shows its own progress (``None``).
         """
-        epochs = max(1, self.epochs.value)
+        epochs = max(1, self._run_epochs)
         if event.stage in ("train", "resume"):
             self._epoch = int(event.info.get("epoch", event.done if event.stage == "resume" else 0))
         if event.stage == "train":
@@ -311,8 +337,29 @@ class TrainWidget(JobWidget):
         fig.tight_layout()
         self._canvas.draw_idle()
 
+    def _track(self, *_: Any) -> None:
+        from ._common import notify_error
+        from .finetune_job import start_tracking
+
+        try:
+            tracker = start_tracking(self.viewer, self.prediction_layer.layer)
+        except Exception as exc:  # not a prediction layer, too large, another prediction's
+            notify_error(str(exc))
+            return
+        self.status.value = f"tracking corrections on {tracker.layer.name!r}: paint, then Run"
+
     def _done(self, result: Any) -> None:
         if result is None:
+            return
+        if hasattr(result, "checkpoint"):  # a fine-tuning run
+            from .finetune_job import add_repredicted
+
+            add_repredicted(self.viewer, result, self.prediction_layer.layer)
+            n = result.patches
+            self.status.value = (
+                f"fine-tuned on {n['corrected']} corrected + {n['replay']} replay patches: "
+                f"new model in {result.checkpoint}"
+            )
             return
         last = result.history[-1] if result.history else {}
         self.status.value = (
