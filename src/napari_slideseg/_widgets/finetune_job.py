@@ -116,7 +116,8 @@ def add_repredicted(viewer: Any, result: Any, like: Any) -> list[Any]:
 
     if result is None or result.repredicted is None:
         return []
-    scale = tuple(float(s) for s in getattr(like, "scale", (1.0, 1.0))[-2:])
+    sy, sx = (float(s) for s in getattr(like, "scale", (1.0, 1.0))[-2:])
+    scale = (sy, sx)
     added = []
     for data, kwargs, kind in prediction_layers(result.repredicted, base_scale=scale):
         kwargs = {**kwargs, "name": f"{kwargs.get('name', 'prediction')} (fine-tuned)"}
