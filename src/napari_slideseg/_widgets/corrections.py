@@ -1,7 +1,7 @@
 """Tracking a pathologist's corrections of a prediction layer in napari.
 
-:func:`track_corrections` (also ``napari_slideseg.track_corrections``)
-listens to a prediction Labels layer's ``paint`` event, which napari emits
+:func:`track_corrections` (the Training widget's *track corrections*
+button calls it) listens to a prediction Labels layer's ``paint`` event, which napari emits
 for every brush stroke, erase, fill and polygon with the edit's history
 atoms, and saves the chunks they touched into the prediction's
 corrections store (:mod:`napari_slideseg.corrections`) a moment after the
@@ -306,8 +306,8 @@ def track_corrections(
 
     In napari's console, after opening a prediction folder with the plugin::
 
-        import napari_slideseg
-        tracker = napari_slideseg.track_corrections(viewer, viewer.layers["prediction (x)"])
+        from napari_slideseg._widgets.corrections import track_corrections
+        tracker = track_corrections(viewer, viewer.layers["prediction (x)"])
 
     Then paint, erase or fill on the layer; the chunks each edit touched are
     saved a moment after the last stroke (``tracker.save()`` saves at once)
