@@ -152,9 +152,13 @@ def test_slideseg_finetune_on_corrections_saved_in_the_prediction(corrected, tmp
     version = open_corrections(mine, writable=False).version
     out = tmp_path / "ft"
     argv = ["finetune", str(mine), "--out", str(out), "--epochs", "1", "--max-steps", "2"]
+    argv += ["--view", "0", "0", "300", "400"]  # what napari showed: predicted too
     assert main([*argv, "--device", "cpu", "--threads", "2", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "fine-tuned glas-gland on" in printed and "corrected regions predicted again" in printed
+    view = zarr.open_group(str(out / "view.zarr"), mode="r")
+    assert view.attrs["slideseg_inference"]["config"]["region"] == [0, 0, 300, 400]
+    assert json.loads((out / "finetune.json").read_text())["view"] == str(out / "view.zarr")
     card = read_card(out / "model" / "best")
     corr = card.training["finetune"]["corrections"]
     assert corr["prediction"] == str(mine.resolve()) and corr["version"] == version

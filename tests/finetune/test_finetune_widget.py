@@ -66,6 +66,9 @@ def test_paint_corrections_then_finetune_from_the_training_widget(
     assert card.training["finetune"]["corrections"]["version"] == store.version
     new = [lyr for lyr in viewer.layers if lyr.name.endswith("(fine-tuned)")]
     assert new and tuple(new[0].scale[-2:]) == tuple(layer.scale[-2:])
+    # and what the layer showed when Run was pressed, predicted with the new model
+    assert any(lyr.name.endswith("(fine-tuned, view)") for lyr in viewer.layers)
+    assert (run / "view.zarr").is_dir()
     again = zarr.open_group(str(run / "repredicted.zarr"), mode="r")["labels"][:]
     assert dice(crop_to(again, REGION), crop_to(truth, REGION)) > dice(
         crop_to(labels, REGION), crop_to(truth, REGION)

@@ -4,7 +4,8 @@ Thin glue over :func:`napari_slideseg.finetune.finetune_prediction_steps`:
 the chosen prediction layer's pending corrections are saved first (its
 tracker, if the user painted on it), the run goes into a new numbered
 folder under the widget's run folder, and when it ends the re-predicted
-regions are added to the viewer as layers named ``... (fine-tuned)``.
+regions are added to the viewer as layers named ``... (fine-tuned)``, and
+what the layer showed when Run was pressed as ``... (fine-tuned, view)``.
 """
 
 from __future__ import annotations
@@ -95,7 +96,30 @@ def finetune_job(layer: Any, root: Path, config: FinetuneConfig) -> Generator[An
     tracker = TRACKERS.get(id(layer))
     if tracker is not None:
         tracker.save()
-    return finetune_prediction_steps(pred, next_run_folder(Path(root)), config=config)
+    view = visible_box(layer)
+    return finetune_prediction_steps(pred, next_run_folder(Path(root)), config=config, view=view)
+
+
+def visible_box(layer: Any) -> tuple[int, int, int, int] | None:
+    """The ``(y0, x0, y1, x1)`` of ``layer``'s level 0 napari shows now, or None.
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels
+        A single-scale layer (a tracked one is).
+
+    Returns
+    -------
+    tuple of int or None
+        None for a multiscale layer (its corners are in the shown level's pixels).
+    """
+    if getattr(layer, "multiscale", False):
+        return None
+    corners = getattr(layer, "corner_pixels", None)
+    if corners is None:
+        return None
+    (y0, x0), (y1, x1) = ([int(v) for v in row[-2:]] for row in corners)
+    return (y0, x0, y1 + 1, x1 + 1) if y1 >= y0 and x1 >= x0 else None
 
 
 def add_repredicted(viewer: Any, result: Any, like: Any) -> list[Any]:
@@ -114,12 +138,15 @@ def add_repredicted(viewer: Any, result: Any, like: Any) -> list[Any]:
     """
     from ..layers import prediction_layers
 
-    if result is None or result.repredicted is None:
+    if result is None:
         return []
     sy, sx = (float(s) for s in getattr(like, "scale", (1.0, 1.0))[-2:])
     scale = (sy, sx)
     added = []
-    for data, kwargs, kind in prediction_layers(result.repredicted, base_scale=scale):
-        kwargs = {**kwargs, "name": f"{kwargs.get('name', 'prediction')} (fine-tuned)"}
-        added.append(getattr(viewer, f"add_{kind}")(data, **kwargs))
+    for out, tag in ((result.repredicted, "fine-tuned"), (result.view, "fine-tuned, view")):
+        if out is None:
+            continue
+        for data, kwargs, kind in prediction_layers(out, base_scale=scale):
+            kwargs = {**kwargs, "name": f"{kwargs.get('name', 'prediction')} ({tag})"}
+            added.append(getattr(viewer, f"add_{kind}")(data, **kwargs))
     return added

@@ -82,7 +82,8 @@ class TrainWidget(JobWidget):
     With *source* = corrections, the model a prediction layer came from is
     fine-tuned on what was painted on it (*track corrections* first, then
     paint; :mod:`napari_slideseg.finetune`) into ``<run>/finetune-N``, and
-    the re-predicted regions are added as ``... (fine-tuned)`` layers.
+    the re-predicted regions (and the view shown when Run was pressed) are
+    added as ``... (fine-tuned)`` layers.
     The plot shows train/validation loss and validation mean Dice per epoch.
     Cancel stops within one batch and keeps the ``last`` checkpoint.
 

@@ -58,6 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=checked(positive_int, "--threads"), help="torch CPU threads")
     p.add_argument("--seed", type=checked(nonneg_int, "--seed"), default=0)
     p.add_argument(
+        "--view",
+        nargs=4,
+        type=checked(nonneg_int, "--view"),
+        metavar=("Y0", "X0", "Y1", "X1"),
+        help="also predict this region (pixels of the prediction's level) with the new model",
+    )
+    p.add_argument(
         "--no-repredict",
         action="store_true",
         help="do not predict the corrected regions with the new model",
@@ -94,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         repredict=not args.no_repredict,
     )
     res = drive(
-        finetune_prediction_steps(args.prediction, args.out, model=args.model, config=config),
+        finetune_prediction_steps(
+            args.prediction, args.out, model=args.model, config=config, view=args.view
+        ),
         desc="finetune",
         quiet=args.quiet,
     )
@@ -105,4 +114,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if res.repredicted:
         print(f"corrected regions predicted again: {res.repredicted}")
+    if res.view:
+        print(f"--view predicted: {res.view}")
     return 0

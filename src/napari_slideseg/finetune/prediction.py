@@ -87,6 +87,7 @@ def finetune_prediction_steps(
     *,
     model: str | os.PathLike | None = None,
     config: FinetuneConfig | None = None,
+    view: Any = None,
 ) -> Generator[Progress, None, FinetuneResult]:
     """Fine-tune on the corrections saved in the prediction ``pred`` (a generator of progress).
 
@@ -106,6 +107,9 @@ def finetune_prediction_steps(
     model : str, os.PathLike or None
         The checkpoint; None: the one the prediction was made with.
     config : FinetuneConfig, optional
+    view : (y0, x0, y1, x1), optional
+        A region of the prediction's level (the current view) also
+        predicted with the new model.
 
     Yields
     ------
@@ -163,5 +167,6 @@ def finetune_prediction_steps(
             types=types,
             provenance=provenance,
             infer_config=infer_config,
+            view=view,
         )
     )

@@ -42,6 +42,8 @@ class FinetuneResult:
         The training run's metrics per epoch.
     repredicted : Path or None
         The new model's prediction of the corrected regions' bounding box.
+    view : Path or None
+        Its prediction of the view the user asked for (``view=``).
     """
 
     out: Path
@@ -50,6 +52,7 @@ class FinetuneResult:
     patches: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     repredicted: Path | None = None
+    view: Path | None = None
 
 
 def _check_out(out: str | os.PathLike) -> Path:
@@ -125,6 +128,7 @@ def finetune_steps(
     types: Any = None,
     provenance: dict[str, Any] | None = None,
     infer_config: Any = None,
+    view: Sequence[int] | None = None,
 ) -> Generator[Progress, None, FinetuneResult]:
     """Fine-tune ``model`` on ``labels`` around ``regions``; a generator of progress events.
 
@@ -150,6 +154,9 @@ def finetune_steps(
         What the corrections were (prediction, versions): kept on the new card.
     infer_config : InferConfig, optional
         The prediction's settings, for the re-prediction (region replaced).
+    view : (y0, x0, y1, x1), optional
+        A region of ``level`` (what napari shows) also predicted with the new
+        model, into ``out/view.zarr`` (clipped to the level).
 
     Yields
     ------
@@ -184,10 +191,21 @@ def finetune_steps(
         best = root / "model" / "last"
     parent = {"path": str(parent_dir), "name": card.name, "digest": card.digest()}
     _stamp_card(best, parent, patches, provenance)
-    repredicted = None
+    repredicted = seen = None
     if config.repredict:
-        repredicted = yield from _repredict(slide, best, root, patches, level, infer_config, config)
-    result = FinetuneResult(root, best, parent, patches, trained.history, repredicted)
+        boxes = patches["regions"]
+        union = (
+            min(b[0] for b in boxes),
+            min(b[1] for b in boxes),
+            max(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        )
+        args = (slide, best, level, infer_config, config)
+        repredicted = yield from _repredict(*args, union, root / "repredicted.zarr")
+        box = _clipped(view, slide.levels[level].shape[:2]) if view is not None else None
+        if box is not None:
+            seen = yield from _repredict(*args, box, root / "view.zarr")
+    result = FinetuneResult(root, best, parent, patches, trained.history, repredicted, seen)
     _write_record(root, result, config, provenance)
     return result
 
@@ -204,32 +222,35 @@ def _stamp_card(best: Path, parent: dict, patches: dict, provenance: dict[str, A
     write_card(best, dataclasses.replace(card, training=training))
 
 
+def _clipped(view: Sequence[int], shape: Sequence[int]) -> tuple[int, int, int, int] | None:
+    """``view`` as integers inside a level of ``shape``; None when nothing of it is inside."""
+    try:
+        y0, x0, y1, x1 = (round(float(v)) for v in view)
+    except (TypeError, ValueError):
+        raise FinetuneError(f"view is (y0, x0, y1, x1), not {view!r}") from None
+    y0, x0 = max(0, y0), max(0, x0)
+    y1, x1 = min(int(shape[0]), y1), min(int(shape[1]), x1)
+    return (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else None
+
+
 def _repredict(
     slide: Any,
     model: Path,
-    root: Path,
-    patches: dict,
     level: int,
     infer_config: Any,
     config: FinetuneConfig,
+    region: tuple[int, int, int, int],
+    out: Path,
 ) -> Generator[Progress, None, Path]:
-    """The new model's prediction of the bounding box of every grown corrected region."""
+    """The new model's prediction of ``region`` (level pixels) into ``out``."""
     import dataclasses
 
     from ..infer import InferConfig, predict_slide_steps
 
-    boxes = patches["regions"]
-    region = (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
     base = infer_config if infer_config is not None else InferConfig(level=level)
     cfg = dataclasses.replace(
-        base, region=region, roi=None, device=config.device, threads=config.threads
+        base, region=tuple(region), roi=None, device=config.device, threads=config.threads
     )
-    out = root / "repredicted.zarr"
     yield from predict_slide_steps(slide, str(model), out, cfg)
     return out
 
@@ -247,6 +268,7 @@ def _write_record(
         "config": config.to_dict(),
         "corrections": provenance,
         "repredicted": str(result.repredicted) if result.repredicted else None,
+        "view": str(result.view) if result.view else None,
         "history": result.history,
     }
     write_text_atomic(root / RECORD, json.dumps(record, indent=2, default=str))
