@@ -13,7 +13,7 @@ pytestmark = pytest.mark.viewer
 
 
 def test_paint_corrections_then_finetune_from_the_training_widget(
-    make_napari_viewer, qtbot, corrected, tmp_path
+    make_napari_viewer, qtbot, corrected, tmp_path, monkeypatch
 ):
     import zarr
 
@@ -56,7 +56,17 @@ def test_paint_corrections_then_finetune_from_the_training_widget(
     assert read_card(resolve_model("glas-gland")).digest() == parent_digest
     assert not (tmp_path / "runs" / "finetune-1" / "finetune.json").exists()
 
-    # run again to the end: a new model, the regions predicted again beside the prediction
+    # run again to the end: a new model, the regions predicted again beside the prediction,
+    # shown while they are predicted (live), then replaced by the finished layers
+    from napari_slideseg._widgets import finetune_job
+
+    live, real = [], finetune_job.live_layers
+
+    def spy(viewer, run, like, shown):
+        real(viewer, run, like, shown)
+        live.append({k: v.name for k, v in shown.items()})
+
+    monkeypatch.setattr(finetune_job, "live_layers", spy)
     w.run_button.changed.emit(True)
     qtbot.waitUntil(lambda: not w.runner.running, timeout=300000)
     assert "fine-tuned on" in w.status.value, w.status.value
@@ -69,6 +79,7 @@ def test_paint_corrections_then_finetune_from_the_training_widget(
     # and what the layer showed when Run was pressed, predicted with the new model
     assert any(lyr.name.endswith("(fine-tuned, view)") for lyr in viewer.layers)
     assert (run / "view.zarr").is_dir()
+    assert live and live[0].get("repredicted.zarr", "").endswith("(fine-tuned)"), live
     again = zarr.open_group(str(run / "repredicted.zarr"), mode="r")["labels"][:]
     assert dice(crop_to(again, REGION), crop_to(truth, REGION)) > dice(
         crop_to(labels, REGION), crop_to(truth, REGION)

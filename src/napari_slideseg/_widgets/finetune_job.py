@@ -76,15 +76,15 @@ def start_tracking(viewer: Any, layer: Any) -> Any:
     return track_corrections(viewer, layer)
 
 
-def finetune_job(layer: Any, root: Path, config: FinetuneConfig) -> Generator[Any, None, Any]:
-    """Save the layer's pending corrections, then fine-tune in a new folder under ``root``.
+def finetune_job(layer: Any, run: Path, config: FinetuneConfig) -> Generator[Any, None, Any]:
+    """Save the layer's pending corrections, then fine-tune into ``run``.
 
     Parameters
     ----------
     layer : napari.layers.Labels
         The prediction layer (tracked or not).
-    root : Path
-        The widget's run folder.
+    run : Path
+        A new folder (:func:`next_run_folder`).
     config : FinetuneConfig
 
     Returns
@@ -97,7 +97,7 @@ def finetune_job(layer: Any, root: Path, config: FinetuneConfig) -> Generator[An
     if tracker is not None:
         tracker.save()
     view = visible_box(layer)
-    return finetune_prediction_steps(pred, next_run_folder(Path(root)), config=config, view=view)
+    return finetune_prediction_steps(pred, run, config=config, view=view)
 
 
 def visible_box(layer: Any) -> tuple[int, int, int, int] | None:
@@ -122,8 +122,56 @@ def visible_box(layer: Any) -> tuple[int, int, int, int] | None:
     return (y0, x0, y1 + 1, x1 + 1) if y1 >= y0 and x1 >= x0 else None
 
 
+#: The re-predictions a fine-tuning run writes, and the tag of their layers.
+OUTPUTS = (("repredicted.zarr", "fine-tuned"), ("view.zarr", "fine-tuned, view"))
+
+
+def _scale(like: Any) -> tuple[float, float]:
+    sy, sx = (float(s) for s in getattr(like, "scale", (1.0, 1.0))[-2:])
+    return (sy, sx)
+
+
+def _add(viewer: Any, out: Path, like: Any, tag: str, first_only: bool) -> list[Any]:
+    """Add (replacing same-named ones) the layers of the prediction ``out``, named ``... (tag)``."""
+    from ..layers import prediction_layers
+    from ._common import drop_layer
+
+    tuples = prediction_layers(out, base_scale=_scale(like))
+    added = []
+    for data, kwargs, kind in tuples[:1] if first_only else tuples:
+        kwargs = {**kwargs, "name": f"{kwargs.get('name', 'prediction')} ({tag})"}
+        drop_layer(viewer, kwargs["name"])
+        added.append(getattr(viewer, f"add_{kind}")(data, **kwargs))
+    return added
+
+
+def live_layers(viewer: Any, run: Path, like: Any, shown: dict[str, Any]) -> None:
+    """While a run re-predicts: show each re-prediction as it is written, refreshed.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    run : Path
+        The fine-tuning run's folder.
+    like : napari.layers.Labels
+        The prediction layer (its scale places the new layers).
+    shown : dict
+        Output name -> the live layer; updated in place.
+    """
+    for name, tag in OUTPUTS:
+        out = run / name
+        layer = shown.get(name)
+        if layer is not None and layer in viewer.layers:
+            layer.refresh()
+        elif (out / "zarr.json").exists() or (out / ".zattrs").exists():
+            try:
+                shown[name] = _add(viewer, out, like, tag, first_only=True)[0]
+            except Exception:  # not written far enough yet: the next event tries again
+                continue
+
+
 def add_repredicted(viewer: Any, result: Any, like: Any) -> list[Any]:
-    """Add the re-predicted regions to ``viewer`` beside the layer ``like``; the new layers.
+    """Add the finished re-predictions to ``viewer`` beside ``like`` (replacing the live ones).
 
     Parameters
     ----------
@@ -136,17 +184,10 @@ def add_repredicted(viewer: Any, result: Any, like: Any) -> list[Any]:
     -------
     list of napari.layers.Layer
     """
-    from ..layers import prediction_layers
-
     if result is None:
         return []
-    sy, sx = (float(s) for s in getattr(like, "scale", (1.0, 1.0))[-2:])
-    scale = (sy, sx)
     added = []
-    for out, tag in ((result.repredicted, "fine-tuned"), (result.view, "fine-tuned, view")):
-        if out is None:
-            continue
-        for data, kwargs, kind in prediction_layers(out, base_scale=scale):
-            kwargs = {**kwargs, "name": f"{kwargs.get('name', 'prediction')} ({tag})"}
-            added.append(getattr(viewer, f"add_{kind}")(data, **kwargs))
+    for out, (_, tag) in zip((result.repredicted, result.view), OUTPUTS, strict=True):
+        if out is not None:
+            added += _add(viewer, Path(out), like, tag, first_only=False)
     return added

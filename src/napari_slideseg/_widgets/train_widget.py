@@ -188,6 +188,9 @@ class TrainWidget(JobWidget):
         self.add_folder.changed.connect(self._append_folder)
         self.track.changed.connect(self._track)
         self._run_epochs = self.epochs.value
+        self._ft_run: Path | None = None
+        self._ft_live: dict[str, Any] = {}
+        self._ft_refresh = 0.0
 
     # -- config -------------------------------------------------------------------------
     def config(self) -> TrainConfig:
@@ -248,17 +251,19 @@ class TrainWidget(JobWidget):
         self.history = []
         if self.source.value == SOURCES[2]:
             from ..finetune import FinetuneConfig
-            from .finetune_job import finetune_job
+            from .finetune_job import finetune_job, next_run_folder
 
             self._run_epochs = self.finetune_epochs.value
+            self._ft_run, self._ft_live = next_run_folder(edit_path(self.out)), {}
             config = FinetuneConfig(
                 epochs=self.finetune_epochs.value,
                 device=self.device.value,
                 threads=max(1, (os.cpu_count() or 2) - 1),
             )
-            return finetune_job(self.prediction_layer.layer, edit_path(self.out), config)
+            return finetune_job(self.prediction_layer.layer, self._ft_run, config)
         cfg = self.config()
         self._run_epochs = self.epochs.value
+        self._ft_run = None
         resume = self.resume.value
         if self.source.value == "patch folders":
             return train_steps(cfg, resume=resume)
@@ -315,6 +320,15 @@ class TrainWidget(JobWidget):
         return (self._epoch + within) / epochs
 
     def _on_progress(self, event: Any) -> None:
+        if event.stage == "predict" and self._ft_run is not None:
+            import time
+
+            from .finetune_job import live_layers
+
+            now = time.monotonic()
+            if now - self._ft_refresh >= 0.5:  # the re-prediction, live, as blocks land
+                self._ft_refresh = now
+                live_layers(self.viewer, self._ft_run, self.prediction_layer.layer, self._ft_live)
         if event.stage != "epoch":
             return
         self.history.append(event.info["row"])
