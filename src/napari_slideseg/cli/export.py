@@ -83,6 +83,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--table", action="store_true", help="a HoVer prediction: copy its instance table CSV"
     )
     p.add_argument("--image-id", help="image id written in RLE CSV rows")
+    p.add_argument(
+        "--original",
+        action="store_true",
+        help="a prediction with corrections painted in napari: export it as predicted "
+        "(default: with the corrections)",
+    )
     add_shared(p, "--quiet")
 
 
@@ -274,6 +280,57 @@ def export_classes(
     return 0
 
 
+def corrected_labels(args: argparse.Namespace, src: Path, labels: Any) -> Any:
+    """A prediction's class labels with the corrections saved beside it (unless ``--original``).
+
+    Says so on stderr either way, so an export never silently differs from
+    what napari shows (napari shows the corrections). A HoVer prediction's
+    nuclei are exported as predicted: their table does not follow corrections.
+
+    Parameters
+    ----------
+    args
+        The parsed command line (``--original``, ``--instances``, ``--quiet``).
+    src : Path
+        What is exported.
+    labels
+        Its labels as read.
+
+    Returns
+    -------
+    array-like
+        ``labels``, or the corrected labels.
+    """
+    import sys
+
+    if not (src / "corrections").is_dir():
+        return labels
+    from ..corrections import open_corrections
+
+    store = open_corrections(src, writable=False)
+    if args.instances and "instances" in store.arrays():
+        print(
+            f"{src}: its nucleus corrections are not exported (the nucleus table does not "
+            "follow them); exporting the nuclei as predicted",
+            file=sys.stderr,
+        )
+        return labels
+    if "labels" not in store.arrays() or not store.version:
+        return labels
+    if args.original:
+        print(
+            f"{src}: exporting as predicted (--original), without its corrections", file=sys.stderr
+        )
+        return labels
+    if not args.quiet:
+        print(
+            f"{src}: exporting with the corrections painted on it (version {store.version}, "
+            f"{len(store.regions('labels'))} regions); --original exports it as predicted",
+            file=sys.stderr,
+        )
+    return store.corrected("labels")
+
+
 def run(args: argparse.Namespace) -> int:
     """Export ``LABELS`` to ``--to`` (classes, instance ids or a HoVer prediction's nuclei).
 
@@ -303,6 +360,7 @@ def run(args: argparse.Namespace) -> int:
         partial=args.partial,
         min_share=args.min_class_share,
     )
+    labels = corrected_labels(args, src, labels)
     # a prediction's level and level-0 mpp (or what the mask file records): GeoJSON in
     # level-0 pixels, rasters with their resolution, RLE rows with level and slide size
     where = Placement.from_dict(info.get("placement"))
