@@ -316,6 +316,12 @@ def corrected_labels(args: argparse.Namespace, src: Path, labels: Any) -> Any:
         )
         return labels
     if "labels" not in store.arrays() or not store.version:
+        if store.arrays():
+            print(
+                f"{src}: its corrections are of {', '.join(store.arrays())}, not of the class "
+                "labels exported here; exporting them as predicted",
+                file=sys.stderr,
+            )
         return labels
     if args.original:
         print(
