@@ -195,3 +195,19 @@ def test_train_on_patches_with_unannotated_pixels(tmp_path, data_dir):
     # the annotated classes score; the unannotated pixels are no background to them
     assert not math.isnan(row["dice_Tumor"]) and not math.isnan(row["dice_Stroma"])
     assert not math.isnan(row["mean_dice"])
+
+
+def test_evaluation_does_not_score_unannotated_truth_pixels():
+    """Truth masks cut with unannotated="ignore" hold 255 there: not scored, not an error."""
+    from napari_slideseg.metrics.pixel import confusion_counts
+
+    truth = np.zeros((64, 64), np.uint8)
+    truth[:32] = 1
+    pred = truth.copy()
+    scored = confusion_counts(pred, truth, 2)
+    truth[:, 48:] = 255  # unannotated; the prediction there is anything
+    pred[:, 48:] = 1 - pred[:, 48:]
+    got = confusion_counts(pred, truth, 2, block=20)
+    expect = confusion_counts(pred[:, :48], truth[:, :48], 2)
+    np.testing.assert_array_equal(got, expect)
+    assert got[:, 1:].sum() == 0 and got[:, 0].sum() < scored[:, 0].sum()

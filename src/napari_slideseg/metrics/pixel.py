@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.annotations import IGNORE_INDEX
 from .errors import MetricsError
 
 
@@ -42,7 +43,10 @@ def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -
 
     A value outside ``0 .. n_classes - 1`` in either map is an error
     (:class:`MetricsError`): left out, its pixels would count as neither
-    right nor wrong.
+    right nor wrong. The one exception: truth pixels holding the ignore value
+    255 (:data:`~napari_slideseg.io.annotations.IGNORE_INDEX`: unannotated
+    areas of a QuPath annotation mask) are not scored, whatever is predicted
+    there.
 
     Parameters
     ----------
@@ -76,6 +80,9 @@ def confusion_counts(pred: Any, truth: Any, n_classes: int, block: int = 4096) -
             p = _as_classes("prediction", np.asarray(p.compute() if hasattr(p, "compute") else p))
             t = _as_classes("truth", np.asarray(t.compute() if hasattr(t, "compute") else t))
             p, t = p.ravel(), t.ravel()
+            if n_classes <= IGNORE_INDEX and (t == IGNORE_INDEX).any():
+                keep = t != IGNORE_INDEX
+                p, t = p[keep], t[keep]
             _check_values("prediction", p, n_classes)
             _check_values("truth", t, n_classes)
             cm = np.bincount(t * n_classes + p, minlength=n_classes * n_classes)[
