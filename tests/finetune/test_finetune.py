@@ -213,3 +213,25 @@ def test_a_hover_model_finetunes_on_corrected_nuclei(tmp_path):
     card = read_card(res.checkpoint)
     assert card.kind == "hover" and card.training["finetune"]["parent"]["name"] == "hover-nuclei"
     assert zarr.open_group(str(res.repredicted), mode="r")["instances"][:200, :200].max() > 0
+
+
+def test_every_finetune_option_comes_from_the_config_and_reaches_it():
+    """``slideseg finetune``'s options are generated from FinetuneConfig (each with help)."""
+    import argparse
+    import dataclasses
+
+    from napari_slideseg.cli import finetune as command
+    from napari_slideseg.cli.fields import config_kwargs
+
+    p = argparse.ArgumentParser(prog="slideseg finetune")
+    command.add_arguments(p)
+    actions = {a.dest: a for a in p._actions}
+    for field in dataclasses.fields(FinetuneConfig):
+        action = actions.get(field.name)
+        assert action is not None and action.help, field.name
+    args = p.parse_args(
+        ["pred.zarr", "--out", "o", "--stride", "0.25", "--augment", "strong", "--no-repredict"]
+    )
+    cfg = FinetuneConfig(**config_kwargs(args, FinetuneConfig, command.finetune_flags()))
+    assert (cfg.stride, cfg.augment, cfg.repredict, cfg.epochs) == (0.25, "strong", False, 3)
+    assert cfg == FinetuneConfig(stride=0.25, augment="strong", repredict=False)

@@ -5,9 +5,43 @@ from __future__ import annotations
 import argparse
 
 from .common import add_shared, checked, drive
+from .fields import Flag, add_config_options, config_kwargs
 
 NAME = "finetune"
 HELP = "fine-tune the model of a prediction on the corrections painted on it in napari"
+
+
+def finetune_flags() -> dict[str, Flag]:
+    """How the fields of :class:`~napari_slideseg.finetune.FinetuneConfig` are given.
+
+    The help of each is ``FinetuneConfig``'s docstring; numbers are checked
+    as the option is read, so a wrong value names its flag.
+
+    Returns
+    -------
+    dict
+        ``{field name: Flag}`` for the fields whose option is not the generic one.
+    """
+    from ..options import AugmentPreset
+    from ..validate import fraction, in_range, nonneg_int, positive_int
+
+    def count(flag: str, validator=positive_int) -> Flag:
+        return Flag(type=checked(validator, flag))
+
+    return {
+        "epochs": count("--epochs"),
+        "lr_factor": Flag(type=checked(in_range, "--lr-factor", 1e-6, 10.0)),
+        "batch_size": count("--batch-size"),
+        "replay": Flag(type=checked(in_range, "--replay", 0.0, 100.0)),
+        "margin": count("--margin", nonneg_int),
+        "stride": Flag(type=checked(in_range, "--stride", 0.05, 1.0)),
+        "min_tissue": Flag(type=checked(fraction, "--min-tissue")),
+        "max_steps": count("--max-steps"),
+        "val_fraction": Flag(type=checked(fraction, "--val-fraction", hi_open=True)),
+        "augment": Flag(choices=AugmentPreset),
+        "threads": count("--threads"),
+        "seed": count("--seed", nonneg_int),
+    }
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p
         The command's parser.
     """
-    from ..validate import fraction, in_range, nonneg_int, positive_int
+    from ..finetune import FinetuneConfig
+    from ..validate import nonneg_int
 
     p.add_argument("prediction", help="prediction .zarr folder with saved corrections")
     p.add_argument("--out", required=True, help="new folder for the fine-tuned model and its run")
@@ -26,48 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model",
         help="checkpoint to fine-tune (default: the one the prediction was made with)",
     )
-    p.add_argument(
-        "--epochs", type=checked(positive_int, "--epochs"), default=3, help="epochs (default 3)"
-    )
-    p.add_argument(
-        "--lr-factor",
-        type=checked(in_range, "--lr-factor", 1e-6, 10.0),
-        default=0.1,
-        help="learning rate as a share of the model's own training rate (default 0.1)",
-    )
-    p.add_argument(
-        "--replay",
-        type=checked(in_range, "--replay", 0.0, 100.0),
-        default=1.0,
-        help="replay patches of uncorrected areas per corrected patch (default 1)",
-    )
-    p.add_argument(
-        "--margin",
-        type=checked(nonneg_int, "--margin"),
-        help="pixels around each corrected region (default: half a patch)",
-    )
-    p.add_argument(
-        "--val-fraction",
-        type=checked(fraction, "--val-fraction", hi_open=True),
-        default=0.25,
-        help="patches held out to pick the best epoch (default 0.25)",
-    )
-    p.add_argument("--batch-size", type=checked(positive_int, "--batch-size"))
-    p.add_argument("--max-steps", type=checked(positive_int, "--max-steps"))
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=checked(positive_int, "--threads"), help="torch CPU threads")
-    p.add_argument("--seed", type=checked(nonneg_int, "--seed"), default=0)
+    add_config_options(p, FinetuneConfig, finetune_flags())
     p.add_argument(
         "--view",
         nargs=4,
         type=checked(nonneg_int, "--view"),
         metavar=("Y0", "X0", "Y1", "X1"),
         help="also predict this region (pixels of the prediction's level) with the new model",
-    )
-    p.add_argument(
-        "--no-repredict",
-        action="store_true",
-        help="do not predict the corrected regions with the new model",
     )
     add_shared(p, "--quiet")
 
@@ -87,19 +87,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..finetune import FinetuneConfig, finetune_prediction_steps
 
-    config = FinetuneConfig(
-        epochs=args.epochs,
-        lr_factor=args.lr_factor,
-        replay=args.replay,
-        margin=args.margin,
-        val_fraction=args.val_fraction,
-        batch_size=args.batch_size,
-        max_steps=args.max_steps,
-        device=args.device,
-        threads=args.threads,
-        seed=args.seed,
-        repredict=not args.no_repredict,
-    )
+    config = FinetuneConfig(**config_kwargs(args, FinetuneConfig, finetune_flags()))
     res = drive(
         finetune_prediction_steps(
             args.prediction, args.out, model=args.model, config=config, view=args.view

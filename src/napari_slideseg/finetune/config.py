@@ -20,26 +20,26 @@ class FinetuneConfig:
     Parameters
     ----------
     epochs : int
-        Epochs over the corrected and replay patches (default 3: a few).
+        Epochs over the corrected and replay patches (a few).
     lr_factor : float
-        The learning rate is the parent's training rate times this (0.1).
+        The learning rate is the parent's training rate times this.
     batch_size : int or None
-        None: the parent's batch size (capped at the number of patches).
+        Patches per batch; None: the parent's batch size.
     replay : float
         Replay patches from uncorrected areas (the prediction there taken as
-        confirmed) per corrected patch, so the model does not forget (1.0).
+        confirmed) per corrected patch, so the model does not forget.
     margin : int or None
         Pixels of the prediction's level added around each corrected region
         before patches are cut; None: half a patch's field of view.
     stride : float
-        Patch stride over a corrected region as a fraction of the patch (0.5).
+        Patch stride over a corrected region as a fraction of the patch.
     min_tissue : float
-        Smallest tissue fraction of a replay patch (0.3).
+        Smallest tissue fraction of a replay patch.
     max_steps : int or None
         At most this many optimiser steps per epoch; None: no limit.
     val_fraction : float
-        Patches held out (drawn by patch) to choose the best epoch (0.25; no
-        validation below 4 patches).
+        Patches held out (drawn by patch) to choose the best epoch; 0: no
+        validation (the best epoch is then the lowest training loss).
     augment : str or None
         Augmentation preset; None: the parent's.
     device : str

@@ -91,11 +91,10 @@ def train_config(card: Any, manifests: list[str], out: Path, config: FinetuneCon
     if not base:
         base = {"arch": card.arch, "encoder": card.encoder, "kind": card.kind}
     n = int(config.batch_size or base.get("batch_size") or 8)
-    val = config.val_fraction if config.val_fraction > 0 else 0.0
     base.update(
         manifests=manifests,
         out=str(out),
-        val_fraction=val,
+        val_fraction=config.val_fraction,
         split_by="patch",
         encoder_weights=None,
         init_from=str(card.source),
