@@ -123,20 +123,6 @@ def check_models(models: Sequence[tuple[Any, Any]]) -> list[tuple[Any, ModelCard
     return checked
 
 
-def _as_slide(slide: Any) -> Any:
-    """A Slide from a Slide or a path (opened lazily); anything else is refused by name."""
-    if isinstance(slide, str | os.PathLike):
-        from ..io.slide import open_slide
-
-        return open_slide(slide)
-    if not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
-        raise InferError(
-            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
-            f"not {type(slide).__name__}"
-        )
-    return slide
-
-
 def _load_models(models: Any) -> list[tuple[Any, ModelCard]]:
     from ..models import resolve_model
     from ..models.checkpoint import load_model
@@ -185,7 +171,9 @@ def predict_slide_steps(
     """
     if not isinstance(config, InferConfig):
         raise InferError(f"config must be an InferConfig, not {type(config).__name__}")
-    slide = _as_slide(slide)
+    from ..io.slide import as_slide
+
+    slide = as_slide(slide, error=InferError)
     checked = _load_models(models)
     owned = isinstance(client, str) and client not in ("current",)
     client = get_client(client)

@@ -24,11 +24,11 @@ import numpy as np
 
 from ..io.annotations import IGNORE_INDEX
 from ..io.files import atomic_path, write_text_atomic
-from ..io.slide import Slide
+from ..io.slide import Slide, as_slide
 from ..progress import Progress, drain
 from .config import PatchConfig, PatchError
 from .folder import clear_failed, has_patches, reuse_folder
-from .inputs import as_slide, check_choices, instance_mask, is_annotations
+from .inputs import check_choices, instance_mask, is_annotations
 from .iterate import Patch, iter_patches
 from .manifest import MANIFEST, ManifestLayout, manifest_classes
 from .masks import annotation_mask, check_mask_shape, instance_patch
@@ -141,7 +141,7 @@ def extract_patches_steps(
     UserWarning
         ``config.unannotated == "ignore"`` without a mask (it has no effect).
     """
-    slide = as_slide(slide)
+    slide = as_slide(slide, error=PatchError)
     if not isinstance(config, PatchConfig):
         raise PatchError(f"config must be a PatchConfig, not {type(config).__name__}")
     annotated = is_annotations(mask)

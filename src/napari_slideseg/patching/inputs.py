@@ -2,47 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
-from ..io.slide import Slide
 from .config import OVERWRITE, PatchError
 from .writers import FORMATS
-
-
-def as_slide(slide: Any) -> Slide:
-    """``slide`` opened if it is a path; refused if it is not a Slide.
-
-    Parameters
-    ----------
-    slide : Slide or str or os.PathLike
-        The slide or its path.
-
-    Returns
-    -------
-    Slide
-        The opened slide.
-
-    Raises
-    ------
-    PatchError
-        ``slide`` is neither.
-    SlideError
-        The path does not open as a slide.
-    """
-    if isinstance(slide, str | os.PathLike):
-        from ..io.slide import open_slide
-
-        return open_slide(slide)
-    if not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
-        raise PatchError(
-            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
-            f"not {type(slide).__name__}"
-        )
-    return slide
 
 
 def instance_mask(mask: Any, types: Any, instances: bool, fmt: str) -> Any:

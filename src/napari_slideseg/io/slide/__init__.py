@@ -53,7 +53,7 @@ from __future__ import annotations
 from .levels import slide_from_arrays
 from .model import AssociatedImage, Slide
 from .mpp import tiff_mpp
-from .opening import open_slide, open_slide_steps
+from .opening import as_slide, open_slide, open_slide_steps
 from .raster import MEMORY_FRACTION, RASTER_IN_MEMORY_MAX_PIXELS, pil_pixel_limit
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "RASTER_IN_MEMORY_MAX_PIXELS",
     "AssociatedImage",
     "Slide",
+    "as_slide",
     "open_slide",
     "open_slide_steps",
     "pil_pixel_limit",

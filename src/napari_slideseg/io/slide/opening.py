@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ...progress import Progress, ProgressCallback, drain
@@ -102,6 +102,38 @@ def open_slide(
         progress,
     )
     return slide if mpp is None else slide.with_mpp(mpp)
+
+
+def as_slide(slide: Any, *, error: Callable[[str], Exception]) -> Slide:
+    """``slide`` itself, or the slide a path names (opened); anything else refused by name.
+
+    What every core entry point that takes "a Slide or a path" calls.
+
+    Parameters
+    ----------
+    slide : Slide, str or os.PathLike
+        The slide, or its path.
+    error : callable
+        The caller's exception class (one message), raised for anything else.
+
+    Returns
+    -------
+    Slide
+
+    Raises
+    ------
+    Exception
+        ``error``, when ``slide`` is neither; :class:`SlideError` when the
+        path does not open as a slide.
+    """
+    if isinstance(slide, str | os.PathLike):
+        return open_slide(slide)
+    if not hasattr(slide, "levels") or not hasattr(slide, "check_level"):
+        raise error(
+            f"slide must be a Slide (napari_slideseg.open_slide(path)) or a path, "
+            f"not {type(slide).__name__}"
+        )
+    return slide
 
 
 def _missing_reason(path: str) -> str:
