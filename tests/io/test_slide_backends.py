@@ -214,6 +214,8 @@ def test_a_dicom_wsidicom_refuses_falls_back_to_openslide_with_a_warning():
     assert slide.backend == "openslide" and slide.shape[:2] == (16, 16)
     with pytest.raises(SlideError, match="wsidicom can open"):
         open_slide(BOXES / "boxes_1.dcm", backend="wsidicom")  # forced: the error itself
+    with pytest.raises(SlideError, match="wsidicom can open"):
+        open_slide(BOXES / "boxes_1.dcm", focal_plane=0.0)  # a plane OpenSlide cannot honour
 
 
 def test_associated_images_are_listed_not_read_and_unknown_names_are_refused():

@@ -218,7 +218,8 @@ def open_slide_steps(
     try:
         slide = yield from _open_with(choice, spath, cache_dir, memory_fraction, jpeg_check, dicom)
     except SlideError as exc:
-        if forced is not None or choice.backend != "wsidicom" or focal_plane or optical_path:
+        chosen_plane = focal_plane is not None or optical_path is not None
+        if forced is not None or choice.backend != "wsidicom" or chosen_plane:
             raise
         slide = _dicom_by_openslide(spath, exc)
         choice = Choice("openslide", slide.path, f"wsidicom failed ({exc.problem})")
