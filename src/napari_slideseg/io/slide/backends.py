@@ -58,14 +58,11 @@ class Choice:
         folder (the ``.mrxs`` of a MIRAX folder, a DICOM file for OpenSlide).
     reason
         Why this backend (recorded in the slide's metadata).
-    vendor
-        OpenSlide's vendor name when it was asked, else None.
     """
 
     backend: str
     target: str
     reason: str
-    vendor: str | None = None
 
 
 def check_backend(backend: object) -> str | None:
@@ -111,8 +108,7 @@ def choose_backend(path: str) -> Choice | None:
     lower = p.name.lower()
     if lower.endswith(INDEX_SUFFIXES):
         # A .mrxs is itself a JPEG preview; its pixels are in the sibling folder.
-        vendor = detect_vendor(path)
-        return Choice("openslide", path, f"{p.suffix} slide index: OpenSlide reads it", vendor)
+        return Choice("openslide", path, f"{p.suffix} slide index: OpenSlide reads it")
     if is_dicom_file(p):
         return Choice("wsidicom", path, "DICOM file: wsidicom reads DICOM WSI")
     kind = sniff_kind(path)
@@ -123,14 +119,13 @@ def choose_backend(path: str) -> Choice | None:
                 "openslide",
                 path,
                 f"{vendor} TIFF: OpenSlide reads its tiling (faster and exact for NDPI)",
-                vendor,
             )
-        return Choice("tifffile", path, "TIFF: tifffile reads its native tiles", vendor)
+        return Choice("tifffile", path, "TIFF: tifffile reads its native tiles")
     if kind in ("png", "jpeg"):
         return Choice("raster", path, f"{kind.upper()} image")
     vendor = detect_vendor(path)
     if vendor:
-        return Choice("openslide", path, f"OpenSlide recognises it as {vendor!r}", vendor)
+        return Choice("openslide", path, f"OpenSlide recognises it as {vendor!r}")
     return None
 
 
@@ -145,7 +140,6 @@ def _choose_folder(p: Path) -> Choice | None:
             "openslide",
             str(index),
             f"folder of a {index.suffix} slide: OpenSlide reads {index.name}",
-            detect_vendor(str(index)),
         )
     return None
 

@@ -151,9 +151,9 @@ def open_wsidicom(
     Raises
     ------
     SlideError
-        When wsidicom cannot open it (with its message), the base level
-        has no pixel spacing, or several focal planes / optical paths exist
-        and none was chosen.
+        When wsidicom cannot open it (with its message) or several focal
+        planes / optical paths exist and none was chosen. A series without
+        pixel spacing opens with ``mpp`` None (``mpp_source`` None).
     """
     wsi = _first_handle(path)
     pyramid = wsi.levels
@@ -162,25 +162,25 @@ def open_wsidicom(
     optical = _choose(path, "optical path", list(base.optical_paths), optical_path, "optical_path")
     pool = HandlePool(functools.partial(open_wsi, path), POOL_SIZE, first=wsi)
     token = path_token(path)
+    # one pixel of the smallest level: the series' samples and dtype (every level has
+    # the same), and a decode at open time rather than at the first pan
+    smallest = list(pyramid)[-1]
+    probe = np.asarray(_LevelReader(pool, smallest.level, z, optical)(0, 0, 1, 1))
+    colour = (3,) if probe.ndim == 3 else ()
     levels = []
     for lvl in pyramid:
         w, h = int(lvl.size.width), int(lvl.size.height)
-        probe = np.asarray(
-            wsi.read_region((0, 0), lvl.level, (1, 1), z=z, path=optical, as_array=True)
-        )
-        channels = 3 if probe.ndim == 3 else 1
-        shape = (h, w, 3) if channels == 3 else (h, w)
         chunks = (
             chunk_side(int(lvl.tile_size.height), h),
             chunk_side(int(lvl.tile_size.width), w),
-        ) + ((3,) if channels == 3 else ())
-        arr = RegionArray(_LevelReader(pool, lvl.level, z, optical), shape, probe.dtype)
+            *colour,
+        )
+        arr = RegionArray(_LevelReader(pool, lvl.level, z, optical), (h, w, *colour), probe.dtype)
         levels.append(lazy_array(arr, path, chunks, name=f"slide-{token}-dicom-L{lvl.level}"))
-    mpp = None
     try:
         spacing = base.mpp  # µm per pixel (width, height)
-        mpp = (float(spacing.height), float(spacing.width))
-    except Exception:
+        mpp: tuple[float, float] | None = (float(spacing.height), float(spacing.width))
+    except Exception:  # no pixel spacing: a slide without mpp, as a PNG tile is
         mpp = None
     metadata: dict[str, Any] = {
         "format": "dicom",

@@ -103,10 +103,10 @@ def _first_handle(path: str) -> Any:
         import openslide
     except ImportError as exc:  # pragma: no cover - a base dependency
         raise SlideError(path, f"the OpenSlide backend is not installed ({exc})") from exc
-    vendor = detect_vendor(path)
     try:
         return openslide.OpenSlide(path)
     except Exception as exc:
+        vendor = detect_vendor(path)  # only to name the format in the error
         what = (
             f"is a {vendor_name(vendor)} slide (OpenSlide detected {vendor!r}) but"
             if vendor
@@ -202,6 +202,7 @@ def open_openslide(path: str) -> Slide:
         arr = RegionArray(_LevelReader(pool, i, float(ds), background), (h, w, 3), np.uint8)
         levels.append(lazy_array(arr, path, chunks, name=f"slide-{token}-openslide-L{i}"))
     vendor = props.get("openslide.vendor")
+    mpp = _mpp(props)
     metadata: dict[str, Any] = {
         "format": vendor or "openslide",
         "vendor": vendor,
@@ -209,7 +210,7 @@ def open_openslide(path: str) -> Slide:
         "objective_power": _float(props.get("openslide.objective-power")),
         "background": list(background),
         "display_range": display_range(np.dtype(np.uint8), None),
-        "mpp_source": "openslide.mpp-x/y" if _mpp(props) else None,
+        "mpp_source": "openslide.mpp-x/y" if mpp else None,
         "properties": {k: v[:_PROPERTY_MAX] for k, v in sorted(props.items())},
         "pyramid": "from file",
     }
@@ -221,7 +222,7 @@ def open_openslide(path: str) -> Slide:
             path, f"OpenSlide opened it but cannot decode its pixels: {exc.problem}"
         ) from exc
     return make_slide(
-        path, levels, _mpp(props), "openslide", metadata, _associated(pool, first, background)
+        path, levels, mpp, "openslide", metadata, _associated(pool, first, background)
     )
 
 
