@@ -10,12 +10,16 @@ what the layer showed when Run was pressed as ``... (fine-tuned, view)``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 from ..finetune import FinetuneConfig, finetune_prediction_steps
+from ..io.sniff import is_zarr_path
 from .corrections import TRACKERS, track_corrections
+
+logger = logging.getLogger(__name__)
 
 
 def prediction_path(layer: Any) -> str:
@@ -76,11 +80,17 @@ def start_tracking(viewer: Any, layer: Any) -> Any:
     return track_corrections(viewer, layer)
 
 
-def finetune_job(layer: Any, run: Path, config: FinetuneConfig) -> Generator[Any, None, Any]:
+def finetune_job(
+    viewer: Any, layer: Any, run: Path, config: FinetuneConfig
+) -> Generator[Any, None, Any]:
     """Save the layer's pending corrections, then fine-tune into ``run``.
+
+    What the canvas shows now is predicted with the new model too (the
+    Inference widget's *current view*, in the layer's pixels).
 
     Parameters
     ----------
+    viewer : napari.Viewer
     layer : napari.layers.Labels
         The prediction layer (tracked or not).
     run : Path
@@ -92,34 +102,17 @@ def finetune_job(layer: Any, run: Path, config: FinetuneConfig) -> Generator[Any
     generator
         :func:`~napari_slideseg.finetune.finetune_prediction_steps`'s.
     """
+    import numpy as np
+
+    from .regions import region_args, view_box
+
     pred = prediction_path(layer)
     tracker = TRACKERS.get(id(layer))
     if tracker is not None:
         tracker.save()
-    view = visible_box(layer)
+    to_px = np.asarray(layer.scale[-2:], float)  # world units per pixel of the prediction
+    view = region_args("current view", "", lambda: view_box(viewer), None, to_px)["region"]
     return finetune_prediction_steps(pred, run, config=config, view=view)
-
-
-def visible_box(layer: Any) -> tuple[int, int, int, int] | None:
-    """The ``(y0, x0, y1, x1)`` of ``layer``'s level 0 napari shows now, or None.
-
-    Parameters
-    ----------
-    layer : napari.layers.Labels
-        A single-scale layer (a tracked one is).
-
-    Returns
-    -------
-    tuple of int or None
-        None for a multiscale layer (its corners are in the shown level's pixels).
-    """
-    if getattr(layer, "multiscale", False):
-        return None
-    corners = getattr(layer, "corner_pixels", None)
-    if corners is None:
-        return None
-    (y0, x0), (y1, x1) = ([int(v) for v in row[-2:]] for row in corners)
-    return (y0, x0, y1 + 1, x1 + 1) if y1 >= y0 and x1 >= x0 else None
 
 
 #: The re-predictions a fine-tuning run writes, and the tag of their layers.
@@ -163,11 +156,11 @@ def live_layers(viewer: Any, run: Path, like: Any, shown: dict[str, Any]) -> Non
         layer = shown.get(name)
         if layer is not None and layer in viewer.layers:
             layer.refresh()
-        elif (out / "zarr.json").exists() or (out / ".zattrs").exists():
+        elif is_zarr_path(str(out)):
             try:
                 shown[name] = _add(viewer, out, like, tag, first_only=True)[0]
-            except Exception:  # not written far enough yet: the next event tries again
-                continue
+            except Exception as exc:  # not written far enough yet: the next event tries again
+                logger.debug("%s: not shown yet (%s)", out, exc)
 
 
 def add_repredicted(viewer: Any, result: Any, like: Any) -> list[Any]:

@@ -37,10 +37,7 @@ from .infer_output import (
     zoom_line,
 )
 from .regions import REGIONS, region_args, view_box
-from .runner import JobWidget
-
-#: Refresh the live layer at most this often (seconds).
-REFRESH_EVERY = 0.5
+from .runner import REFRESH_EVERY, JobWidget
 
 
 class InferWidget(JobWidget):

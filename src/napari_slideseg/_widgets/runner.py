@@ -36,6 +36,21 @@ class _Failed:
 
 
 _CANCELLED = object()
+#: Refresh a live result layer at most this often (seconds).
+REFRESH_EVERY = 0.5
+
+
+def gui_threads() -> int:
+    """Torch CPU threads for a job run from a dock widget: every core but one, for the GUI.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    import os
+
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class GeneratorRunner:

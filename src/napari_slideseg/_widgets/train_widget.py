@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from ._common import (
     labels_level0,
     layer_to_slide,
 )
-from .runner import JobWidget
+from .runner import REFRESH_EVERY, JobWidget, gui_threads
 
 #: What the widget trains on: patch folders, the open slide and a mask, or corrections.
 SOURCES = ("patch folders", "slide + mask layers", "corrections of a prediction layer")
@@ -204,7 +203,7 @@ class TrainWidget(JobWidget):
         manifests = [f.strip() for f in self.folders.value.split(";") if f.strip()]
         if self.source.value != "patch folders":
             manifests = [str(edit_path(self.out) / "patches")]
-        threads = max(1, (os.cpu_count() or 2) - 1)  # leave the GUI thread a core
+        threads = gui_threads()
         return TrainConfig(
             manifests=manifests,
             out=str(self.out.value),
@@ -258,9 +257,9 @@ class TrainWidget(JobWidget):
             config = FinetuneConfig(
                 epochs=self.finetune_epochs.value,
                 device=self.device.value,
-                threads=max(1, (os.cpu_count() or 2) - 1),
+                threads=gui_threads(),
             )
-            return finetune_job(self.prediction_layer.layer, self._ft_run, config)
+            return finetune_job(self.viewer, self.prediction_layer.layer, self._ft_run, config)
         cfg = self.config()
         self._run_epochs = self.epochs.value
         self._ft_run = None
@@ -326,7 +325,7 @@ class TrainWidget(JobWidget):
             from .finetune_job import live_layers
 
             now = time.monotonic()
-            if now - self._ft_refresh >= 0.5:  # the re-prediction, live, as blocks land
+            if now - self._ft_refresh >= REFRESH_EVERY:  # the re-prediction, as blocks land
                 self._ft_refresh = now
                 live_layers(self.viewer, self._ft_run, self.prediction_layer.layer, self._ft_live)
         if event.stage != "epoch":
