@@ -30,6 +30,7 @@ from .geojson_doc import (
     GeoJSONError,
     feature_class_name,
     feature_color,
+    feature_object_type,
     geojson_features,
     load_geojson,
 )
@@ -120,7 +121,7 @@ def sniff_geojson(path: str | os.PathLike) -> bool:
 def _record(feature: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "id": props.get("id", feature.get("id", "")),
-        "object_type": str(props.get("objectType") or props.get("object_type") or ""),
+        "object_type": feature_object_type(props),
         "class_name": feature_class_name(props),
     }
     skip = {"classification", "objectType", "object_type", "id", "color", "colorRGB", "isLocked"}

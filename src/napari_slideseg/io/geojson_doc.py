@@ -160,6 +160,22 @@ def feature_color(props: dict[str, Any]) -> tuple[int, int, int] | None:
     return None
 
 
+def feature_object_type(props: dict[str, Any]) -> str:
+    """The QuPath object type a feature states (``objectType``, or ``object_type``), or ``""``.
+
+    Parameters
+    ----------
+    props : dict
+        The feature's ``properties``.
+
+    Returns
+    -------
+    str
+        As written (``"annotation"``, ``"detection"``, ``"cell"``...); ``""`` when absent.
+    """
+    return str(props.get("objectType") or props.get("object_type") or "")
+
+
 def feature_class_name(props: dict[str, Any]) -> str:
     """The class name of a feature: QuPath's ``classification`` (dict or string).
 

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ..geojson_doc import GeoJSONError, feature_class_name, geojson_features, load_geojson
+from ..geojson_doc import (
+    GeoJSONError,
+    feature_class_name,
+    feature_object_type,
+    geojson_features,
+    load_geojson,
+)
 from ..palette import ClassMap
 
 logger = logging.getLogger(__name__)
@@ -181,8 +187,8 @@ def class_ids_by_name(classmap: ClassMap) -> dict[str, int]:
 
 
 def _object_type(props: dict[str, Any]) -> str:
-    kind = props.get("objectType") or props.get("object_type") or "annotation"
-    return str(kind).strip().lower()
+    """The feature's object type, lower case; a feature that states none is an annotation."""
+    return (feature_object_type(props) or "annotation").strip().lower()
 
 
 def _ring_edges(ring: Any) -> np.ndarray:

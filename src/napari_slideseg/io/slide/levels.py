@@ -160,6 +160,24 @@ def _drop_opaque_alpha(levels: list[da.Array], path: str) -> tuple[list[da.Array
     return levels, False
 
 
+def check_decodes(levels: Sequence[da.Array]) -> None:
+    """Decode one corner (at most 64 x 64) of the smallest level, so a broken codec or
+    corrupt data is an error when the slide is opened, not at the first pan.
+
+    Parameters
+    ----------
+    levels : sequence of dask.array.Array
+        The slide's levels, largest first.
+
+    Raises
+    ------
+    SlideError
+        From the level's reads (they name the file).
+    """
+    small = levels[-1]
+    small[: min(64, small.shape[0]), : min(64, small.shape[1])].compute(scheduler="sync")
+
+
 def _downsamples(levels: Sequence[da.Array]) -> tuple[float, ...]:
     h0, w0 = levels[0].shape[:2]
     return tuple(float((h0 / lv.shape[0] + w0 / lv.shape[1]) / 2) for lv in levels)

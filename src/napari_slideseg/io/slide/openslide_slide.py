@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SlideError
-from .levels import display_range, lazy_array, make_slide
+from .levels import check_decodes, display_range, lazy_array, make_slide
 from .model import AssociatedImage, Slide
 from .regions import HandlePool, RegionArray, chunk_side, composite_rgba, parse_colour, path_token
 
@@ -214,9 +214,8 @@ def open_openslide(path: str) -> Slide:
         "properties": {k: v[:_PROPERTY_MAX] for k, v in sorted(props.items())},
         "pyramid": "from file",
     }
-    small = levels[-1]
     try:
-        small[: min(64, small.shape[0]), : min(64, small.shape[1])].compute(scheduler="sync")
+        check_decodes(levels)
     except SlideError as exc:
         raise SlideError(
             path, f"OpenSlide opened it but cannot decode its pixels: {exc.problem}"

@@ -15,7 +15,7 @@ from ...progress import Progress
 from .. import pyramid as _pyr
 from ..errors import SlideError
 from .jpeg_tiles import JpegTileCheck
-from .levels import display_range, file_token, lazy_array, make_slide, to_yxc
+from .levels import check_decodes, display_range, file_token, lazy_array, make_slide, to_yxc
 from .model import AssociatedImage, Slide
 from .mpp import tiff_mpp
 from .zarr_store import zarr_levels
@@ -107,10 +107,7 @@ def open_tiff(
         "description": (page0.description or "")[:2000],
     }
 
-    # Check one tile of the smallest level decodes: catches broken codecs and
-    # corrupt data at open time rather than at the first pan.
-    small = levels[-1]
-    small[: min(64, small.shape[0]), : min(64, small.shape[1])].compute(scheduler="sync")
+    check_decodes(levels)
 
     if needs_reductions(levels):
         reduced = yield from cached_reductions(path, levels[0], mpp, cache_dir, metadata)
