@@ -238,6 +238,33 @@ def test_property_coco_round_trip(mask):
     assert rle_to_coco_counts(kaggle, mask.shape) == counts
 
 
+@pytest.mark.parametrize("counts", [[2**31 - 1], [2**25], [2**25, 2**25], [1 << 24] * 3])
+def test_counts_longer_than_pycocotools_buffer_never_reach_it(counts, monkeypatch):
+    """rleToString allots 6 characters a count plus a NUL: longer ones overran its heap buffer.
+
+    The overrun corrupted the heap silently and aborted the process later (seen
+    once in the suite, inside an unrelated call). Such counts are compressed in
+    NumPy, byte-identical to pycocotools' format, and decompress back.
+    """
+    from napari_slideseg.io.rle import coco
+
+    def refuse(c):
+        raise AssertionError(f"pycocotools' rleToString would overrun for {list(c)}")
+
+    monkeypatch.setattr(coco, "_coco_compress", refuse)
+    assert coco_decompress(coco_compress(counts)) == counts
+
+
+def test_short_counts_are_still_compressed_by_pycocotools(monkeypatch):
+    from napari_slideseg.io.rle import coco
+
+    seen = []
+    real = coco._coco_compress
+    monkeypatch.setattr(coco, "_coco_compress", lambda c: seen.append(1) or real(c))
+    assert coco_compress([3, 2**20, 7]) == coco._np_compress(np.array([3, 2**20, 7]))
+    assert seen == [1]
+
+
 @_settings
 @given(counts=st.lists(st.integers(0, 2**31 - 1), max_size=30))
 def test_property_coco_compress_round_trip(counts):

@@ -94,14 +94,21 @@ def coco_encode(mask: Any) -> dict[str, Any]:
     return {"size": [h, w], "counts": _counts_from_runs(s, e, h * w).tolist()}
 
 
-def _np_compress(c: np.ndarray) -> str:
-    """pycocotools' ``rleToString`` in NumPy, for counts pycocotools cannot hold."""
+def _groups(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The numbers ``rleToString`` writes (a count, or its difference to the one two
+    places earlier) and how many 6-bit characters each takes."""
     x = c.copy()
     x[3:] -= c[1:-2]
     v = np.where(x < 0, ~x, x)
     k = np.ones(x.size, np.int64)
     for j in range(1, 13):
         k += v >= (1 << (5 * j - 1))
+    return x, k
+
+
+def _np_compress(c: np.ndarray) -> str:
+    """pycocotools' ``rleToString`` in NumPy, for counts pycocotools cannot hold."""
+    x, k = _groups(c)
     kmax = int(k.max())
     pos = np.arange(kmax)
     chars = (x[:, None] >> (5 * pos)) & 0x1F
@@ -139,6 +146,12 @@ def coco_compress(counts: Sequence[int] | np.ndarray) -> str:
         return ""
     if c.min() < 0 or c.max() > _COCO_MAX or int(c.sum()) > _COCO_MAX:
         logger.debug("COCO counts beyond pycocotools' 32-bit range: compressed in NumPy")
+        return _np_compress(c)
+    # rleToString writes into a buffer of 6 characters per count and a NUL after the last:
+    # counts that need more (a few near 2**31, or all of them above 2**24) would write past
+    # it and corrupt the heap (a later, unrelated abort), so NumPy writes those, byte-identical.
+    if int(_groups(c)[1].sum()) + 1 > 6 * c.size:
+        logger.debug("COCO counts longer than pycocotools' buffer: compressed in NumPy")
         return _np_compress(c)
     return _coco_compress(c).decode("ascii")
 
