@@ -251,16 +251,30 @@ def test_counts_longer_than_pycocotools_buffer_never_reach_it(counts, monkeypatc
     def refuse(c):
         raise AssertionError(f"pycocotools' rleToString would overrun for {list(c)}")
 
-    monkeypatch.setattr(coco, "_coco_compress", refuse)
+    monkeypatch.setattr(coco, "_pycocotools_compress", refuse)
     assert coco_decompress(coco_compress(counts)) == counts
+    # decoding recompresses the counts for pycocotools: the same guard applies
+    mask = coco_decode({"size": [sum(counts), 1], "counts": counts})
+    assert mask.shape == (sum(counts), 1) and int(mask.sum()) == sum(counts[1::2])
+
+
+def test_a_large_blank_mask_is_compressed_without_overrunning_pycocotools(monkeypatch):
+    """4096 x 4096 px of background is one count of 2**24: 6 characters and the NUL."""
+    from napari_slideseg.io.rle import coco
+
+    monkeypatch.setattr(coco.cocomask, "encode", lambda m: pytest.fail("pycocotools.encode"))
+    blank = np.zeros((4096, 4096), bool)
+    rle = coco_encode_compressed(blank)
+    assert coco_decompress(rle["counts"]) == [4096 * 4096]
+    assert rle["counts"] == coco._np_compress(np.array([4096 * 4096]))
 
 
 def test_short_counts_are_still_compressed_by_pycocotools(monkeypatch):
     from napari_slideseg.io.rle import coco
 
     seen = []
-    real = coco._coco_compress
-    monkeypatch.setattr(coco, "_coco_compress", lambda c: seen.append(1) or real(c))
+    real = coco._pycocotools_compress
+    monkeypatch.setattr(coco, "_pycocotools_compress", lambda c: seen.append(1) or real(c))
     assert coco_compress([3, 2**20, 7]) == coco._np_compress(np.array([3, 2**20, 7]))
     assert seen == [1]
 

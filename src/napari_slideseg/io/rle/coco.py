@@ -117,8 +117,26 @@ def _np_compress(c: np.ndarray) -> str:
     return chars[pos < k[:, None]].astype(np.uint8).tobytes().decode("ascii")
 
 
+#: Masks of fewer pixels than this have no count long enough to overrun rleToString.
+_SHORT_COUNTS_PIXELS = 1 << 24
+
+
 def _coco_compress(c: np.ndarray) -> bytes:
-    """Validated counts (non-negative, total at most ``_COCO_MAX``) compressed by pycocotools."""
+    """Validated counts (non-negative, total at most ``_COCO_MAX``) in pycocotools' string form.
+
+    pycocotools' ``rleToString`` writes into a buffer of 6 characters per
+    count plus a NUL; counts that need more (one near 2**31, or every one of
+    a few at 2**24 or more) would write past it and corrupt the heap (a
+    later, unrelated abort). Those are compressed in NumPy, byte-identical.
+    """
+    if int(_groups(c)[1].sum()) + 1 > 6 * c.size:
+        logger.debug("COCO counts longer than pycocotools' buffer: compressed in NumPy")
+        return _np_compress(c).encode("ascii")
+    return _pycocotools_compress(c)
+
+
+def _pycocotools_compress(c: np.ndarray) -> bytes:
+    """``rleToString`` by pycocotools, for counts :func:`_coco_compress` found short enough."""
     rle: dict[str, Any] = {"size": [int(c.sum()), 1], "counts": c.astype(np.uint32)}
     return cocomask.frPyObjects(rle, rle["size"][0], 1)["counts"]
 
@@ -146,12 +164,6 @@ def coco_compress(counts: Sequence[int] | np.ndarray) -> str:
         return ""
     if c.min() < 0 or c.max() > _COCO_MAX or int(c.sum()) > _COCO_MAX:
         logger.debug("COCO counts beyond pycocotools' 32-bit range: compressed in NumPy")
-        return _np_compress(c)
-    # rleToString writes into a buffer of 6 characters per count and a NUL after the last:
-    # counts that need more (a few near 2**31, or all of them above 2**24) would write past
-    # it and corrupt the heap (a later, unrelated abort), so NumPy writes those, byte-identical.
-    if int(_groups(c)[1].sum()) + 1 > 6 * c.size:
-        logger.debug("COCO counts longer than pycocotools' buffer: compressed in NumPy")
         return _np_compress(c)
     return _coco_compress(c).decode("ascii")
 
@@ -243,6 +255,10 @@ def coco_encode_compressed(mask: Any) -> dict[str, Any]:
     h, w = a.shape
     if h * w > _COCO_MAX:
         logger.debug("a %d x %d mask is beyond pycocotools' 32-bit counts: encoded in NumPy", h, w)
+        return {"size": [h, w], "counts": coco_compress(coco_encode(a)["counts"])}
+    if h * w >= _SHORT_COUNTS_PIXELS:
+        # a run this long may overrun pycocotools' string buffer (see _coco_compress):
+        # the counts are made in NumPy and compressed where it is safe
         return {"size": [h, w], "counts": coco_compress(coco_encode(a)["counts"])}
     if a.dtype == np.bool_ and a.flags.f_contiguous:
         fg = a.view(np.uint8)
